@@ -1,0 +1,74 @@
+"""The interface every attention kind implements: [B, L, D] -> [B, L, D]."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from protein_performer.attention.config import AttentionConfig
+
+Rotary = Callable[[Tensor], Tensor]  # [B, H, L, Dh] -> [B, H, L, Dh]
+
+
+class Attention(nn.Module):
+    """Multi-head attention layer base: q/k/v/output projections and head reshapes.
+
+    Subclasses implement :meth:`attend` (the mechanism on per-head tensors) and
+    :meth:`attend_matrix` (the [B, H, L, L] matrix it implies, for analysis only).
+
+    ``mask``: BoolTensor [B, L], True on real tokens, False on padding. Padded keys
+    contribute nothing; outputs at padded queries are unspecified but finite.
+    """
+
+    def __init__(self, cfg: "AttentionConfig", d_model: int, n_heads: int) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"model.d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.cfg = cfg
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.causal = cfg.causal
+        self.to_q = nn.Linear(d_model, d_model)
+        self.to_k = nn.Linear(d_model, d_model)
+        self.to_v = nn.Linear(d_model, d_model)
+        self.to_out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def project(self, x: Tensor, rotary: Rotary | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, L, D] -> q, k, v each [B, H, L, Dh] (rotary applied to q and k)."""
+        q, k, v = (self._split(p(x)) for p in (self.to_q, self.to_k, self.to_v))
+        if rotary is not None:
+            q, k = rotary(q), rotary(k)
+        return q, k, v
+
+    def _split(self, t: Tensor) -> Tensor:
+        b, l, _ = t.shape
+        return t.view(b, l, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, L, Dh]
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, rotary: Rotary | None = None) -> Tensor:
+        q, k, v = self.project(x, rotary)
+        out = self.attend(q, k, v, mask)  # [B, H, L, Dh]
+        out = out.transpose(1, 2).reshape(x.shape)  # [B, L, D]
+        return self.dropout(self.to_out(out))
+
+    @torch.no_grad()
+    def attention_matrix(
+        self, x: Tensor, mask: Tensor | None = None, rotary: Rotary | None = None
+    ) -> Tensor:
+        """The [B, H, L, L] attention matrix this layer implies on x (rows sum to 1)."""
+        q, k, v = self.project(x, rotary)
+        return self.attend_matrix(q, k, mask)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def attend_matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def maybe_redraw(self, step: int) -> bool:
+        """Called once per training step; returns True when random features were redrawn."""
+        return False

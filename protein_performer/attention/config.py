@@ -1,0 +1,69 @@
+"""Typed configuration of one attention layer; validated once, at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FEATURE_TYPES = ("orthogonal", "iid")
+
+
+@dataclass
+class AttentionConfig:
+    """Options of every attention kind; each kind reads the fields it needs.
+
+    ``kind`` is resolved through :data:`protein_performer.attention.registry.ATTENTION_REGISTRY`.
+    """
+
+    kind: str = "favor_softmax"
+    causal: bool = False
+    dropout: float = 0.0
+    # FAVOR+ (paper defaults: 256 orthogonal features, chi norms, softmax stabiliser 1e-6,
+    # ReLU kernel epsilon 1e-3)
+    nb_features: int = 256
+    ortho_scaling: int = 0  # 0: rows scaled by chi-distributed norms; 1: by sqrt(dim)
+    feature_type: str = "orthogonal"  # orthogonal | iid
+    redraw_interval: int = 1000  # training steps between feature redraws; 0 = never
+    kernel_eps: float | None = None  # None: the kernel's paper default
+    chunk_size: int = 128  # causal FAVOR+: tokens per chunk of the prefix-sum scan
+    seed: int = 0  # base seed of feature draws: draw = f(seed, layer, step)
+    # AFT (Zhai et al. 2021)
+    aft_window: int = 32  # AFT-local: bias window s
+    aft_factor_dim: int = 64  # AFT-full: rank of factorised bias u_t . v_t'
+    aft_full_bias: bool = False  # AFT-full: a full learned L x L bias (short lengths only)
+    aft_conv_kernel: int = 31  # AFT-conv: depthwise kernel size
+    max_length: int = 1024  # longest sequence the layer must accept (set by the model)
+
+    def __post_init__(self) -> None:
+        from protein_performer.attention.registry import ATTENTION_REGISTRY
+
+        if self.kind not in ATTENTION_REGISTRY:
+            raise ValueError(
+                f"attention.kind must be one of {sorted(ATTENTION_REGISTRY)}, got {self.kind!r}"
+            )
+        _positive(self, "nb_features", "chunk_size", "max_length", "aft_factor_dim",
+                  "aft_conv_kernel")
+        _non_negative(self, "redraw_interval", "aft_window")
+        if self.ortho_scaling not in (0, 1):
+            raise ValueError(f"attention.ortho_scaling must be 0 or 1, got {self.ortho_scaling}")
+        if self.feature_type not in FEATURE_TYPES:
+            raise ValueError(
+                f"attention.feature_type must be one of {FEATURE_TYPES}, got {self.feature_type!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"attention.dropout must be in [0, 1), got {self.dropout}")
+        if self.kernel_eps is not None and self.kernel_eps < 0:
+            raise ValueError(f"attention.kernel_eps must be >= 0, got {self.kernel_eps}")
+
+
+def _positive(cfg: AttentionConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value <= 0:
+            raise ValueError(f"attention.{name} must be > 0, got {value}")
+
+
+def _non_negative(cfg: AttentionConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value < 0:
+            raise ValueError(f"attention.{name} must be >= 0, got {value}")
