@@ -32,7 +32,9 @@ class ExactAttention(Attention):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
 
     def attend_matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
-        scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
+        # float32 at least (the matrix is for analysis), float64 kept for tests.
+        dt = torch.float64 if q.dtype == torch.float64 else torch.float32
+        scores = (q.to(dt) @ k.to(dt).transpose(-1, -2)) * q.shape[-1] ** -0.5
         allowed = sdpa_mask(mask, self.causal, q.shape[-2], q.device)
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))

@@ -1,0 +1,398 @@
+"""``protein-performer-bench attention``: time and peak memory of every attention kind vs L.
+
+Each case (kind, bidirectional/causal, fwd or fwd+bwd, L) runs in a fresh subprocess so that
+its peak memory can be read cleanly: on CPU the increase of the process's peak resident set
+(``ru_maxrss``) over the baseline after the inputs are allocated (tracemalloc does not see
+torch's allocations); on CUDA ``torch.cuda.max_memory_allocated`` above the inputs. Time is
+the best of a few runs after one warm-up run (the warm-up is the memory-measured one).
+
+GFLOP/s counts 8 L m d FLOPs per head for a FAVOR+ forward pass (4 L m d for the two
+feature maps, 2 L m d for phi(K)^T V, 2 L m d for phi(Q) (.)) and 3x that for forward +
+backward; exact attention counts 4 L^2 d per head (2 L^2 d causal), also 3x for fwd+bwd.
+They are printed next to a measured 2048 x 2048 float32 matmul rate.
+Writes ``attention.csv`` and ``attention.png`` (log-log time and peak memory vs L) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PEER = "performer_pytorch"  # the widely used port, benchmarked when importable
+DEFAULT_LENGTHS = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _peer_available() -> bool:
+    try:
+        import performer_pytorch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _build(spec: dict):
+    """Return fn(q, k, v) -> out [B, H, L, Dh] for the case's kind."""
+    import torch
+
+    from protein_performer.attention import AttentionConfig, build_attention
+
+    device, dtype = torch.device(spec["device"]), _dtype(spec["dtype"])
+    if spec["kind"] == PEER:
+        from performer_pytorch import FastAttention
+
+        layer = FastAttention(dim_heads=spec["head_dim"], nb_features=spec["features"],
+                              causal=spec["causal"]).to(device)
+        return lambda q, k, v: layer(q, k, v)
+    cfg = AttentionConfig(kind=spec["kind"], causal=spec["causal"], nb_features=spec["features"],
+                          chunk_size=spec["chunk_size"], redraw_interval=0,
+                          max_length=max(spec["length"], 1024))
+    layer = build_attention(cfg, d_model=spec["heads"] * spec["head_dim"], n_heads=spec["heads"])
+    layer = layer.to(device=device, dtype=dtype).eval()
+    return lambda q, k, v: layer.attend(q, k, v, None)
+
+
+def run_case(spec: dict) -> dict:
+    """Measure one case in this process (called in a fresh subprocess)."""
+    import torch
+
+    device, dtype = torch.device(spec["device"]), _dtype(spec["dtype"])
+    backward = spec["pass"] == "fwd+bwd"
+    fn = _build(spec)
+    shape = (spec["batch"], spec["heads"], spec["length"], spec["head_dim"])
+    q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=backward)
+               for _ in range(3))
+    grad = torch.randn(shape, device=device, dtype=dtype)
+    cuda = device.type == "cuda"
+
+    def once() -> None:
+        for t in (q, k, v):
+            t.grad = None
+        if backward:
+            fn(q, k, v).backward(grad)
+        else:
+            with torch.no_grad():
+                fn(q, k, v)
+        if cuda:
+            torch.cuda.synchronize()
+
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_reset_peak()
+    t0 = time.perf_counter()
+    once()
+    first = time.perf_counter() - t0
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = _rss_peak() - base
+    times = []
+    deadline = time.perf_counter() + spec["budget_s"]
+    while len(times) < spec["repeats"] and (not times or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    times = times or [first]
+    return {"time_s": min(times), "median_s": sorted(times)[len(times) // 2],
+            "runs": len(times), "peak_bytes": max(peak, 0)}
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _rss_reset_peak() -> int:
+    """Current resident bytes; resets the kernel's peak-RSS mark (VmHWM) where Linux allows,
+    so that the peak seen next is the case's own, not the import's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        rss = _status_kib("VmRSS")
+        if rss is not None:
+            return rss * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _rss_peak() -> int:
+    hwm = _status_kib("VmHWM")
+    if hwm is not None:
+        return hwm * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def matmul_peak_gflops(device: str, n: int = 2048, repeats: int = 10) -> float:
+    import torch
+
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = math.inf
+    for _ in range(repeats + 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def flops(kind: str, causal: bool, backward: bool, spec: dict) -> float | None:
+    b, h, length, d, m = (spec[x] for x in ("batch", "heads", "length", "head_dim", "features"))
+    if kind.startswith("favor") or kind == PEER:
+        fwd = 8 * length * m * d
+    elif kind == "exact":
+        fwd = (2 if causal else 4) * length * length * d
+    else:
+        return None
+    return fwd * b * h * (3 if backward else 1)
+
+
+# glibc returns every freed block above 32 MiB to the OS, so each new [L, m] tensor costs a
+# page fault per 4 KiB (more than the arithmetic on it at large L). These settings keep freed
+# memory in the heap for reuse, as jemalloc/tcmalloc would.
+MALLOC_CACHE_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(2**34),
+    "MALLOC_TRIM_THRESHOLD_": str(2**34),
+    "MALLOC_TOP_PAD_": str(2**30),
+}
+
+
+def _subprocess_case(spec: dict, timeout: float, malloc_cache: bool = False) -> dict:
+    cmd = [sys.executable, "-m", "protein_performer.cli.bench", "_case", json.dumps(spec)]
+    env = {**os.environ, **MALLOC_CACHE_ENV} if malloc_cache else None
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": f"exit {proc.returncode}: {tail[:200]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_attention(args: argparse.Namespace) -> "object":
+    import pandas as pd
+    import torch
+
+    from protein_performer.attention import ATTENTION_REGISTRY
+
+    kinds = args.kinds or sorted(ATTENTION_REGISTRY)
+    for kind in kinds:
+        if kind not in ATTENTION_REGISTRY and kind != PEER:
+            raise SystemExit(f"--kinds: unknown kind {kind!r}; registered: {sorted(ATTENTION_REGISTRY)}")
+    if args.peer and PEER not in kinds:
+        if _peer_available():
+            kinds.append(PEER)
+        else:
+            print(f"peer {PEER} not importable: skipped (pip install performer-pytorch==1.1.4 "
+                  "local-attention==1.4.4 einops --no-deps)")
+    device = args.device
+    peak = matmul_peak_gflops(device)
+    print(f"device {device}, dtype {args.dtype}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; 2048x2048 fp32 matmul: {peak:.0f} GFLOP/s; "
+          f"glibc malloc cache {'on' if args.malloc_cache else 'off'}")
+    rows = []
+    for causal in args.causal:
+        for pas in args.passes:
+            for kind in kinds:
+                stop = None
+                for length in args.lengths:
+                    spec = {"kind": kind, "causal": causal, "pass": pas, "length": length,
+                            "batch": args.batch, "heads": args.heads, "head_dim": args.head_dim,
+                            "features": args.features, "chunk_size": args.chunk_size,
+                            "device": device, "dtype": args.dtype, "repeats": args.repeats,
+                            "budget_s": args.max_case_seconds}
+                    row = {"kind": kind, "mode": "causal" if causal else "bidirectional",
+                           "pass": pas, "L": length}
+                    if stop:
+                        row["note"] = stop
+                        rows.append(row)
+                        continue
+                    res = _subprocess_case(spec, timeout=args.timeout, malloc_cache=args.malloc_cache)
+                    if "error" in res:
+                        row["note"] = res["error"]
+                        stop = f"skipped (L={length}: {res['error'][:40]})"
+                    else:
+                        fl = flops(kind, causal, pas == "fwd+bwd", spec)
+                        row.update(time_ms=1e3 * res["time_s"], median_ms=1e3 * res["median_s"],
+                                   runs=res["runs"], peak_mib=res["peak_bytes"] / 2**20)
+                        if fl:
+                            row["gflops"] = fl / res["time_s"] / 1e9
+                            row["pct_matmul_peak"] = 100 * row["gflops"] / peak
+                        if res["time_s"] > args.max_case_seconds:
+                            stop = f"skipped (L={length} took {res['time_s']:.0f} s)"
+                    rows.append(row)
+                    print(_line(row), flush=True)
+    df = pd.DataFrame(rows)
+    if "time_ms" in df:
+        exact = {(r["mode"], r["pass"], int(r["L"])): r["time_ms"]
+                 for _, r in df[df.kind == "exact"].iterrows()}
+        df["speedup_vs_exact"] = [
+            exact.get((r["mode"], r["pass"], int(r["L"])), math.nan) / r["time_ms"]
+            for _, r in df.iterrows()
+        ]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "attention.csv", index=False)
+    _plot(df, out / "attention.png")
+    print()
+    print(df.to_markdown(index=False, floatfmt=".1f"))
+    print()
+    for line in check_targets(df):
+        print(line)
+    print(f"\nwrote {out / 'attention.csv'} and {out / 'attention.png'}")
+    return df
+
+
+def _line(row: dict) -> str:
+    if "time_ms" not in row:
+        return f"{row['kind']:>18} {row['mode']:>13} {row['pass']:>7} L={row['L']:>6}  {row.get('note', '')}"
+    g = f"{row['gflops']:7.1f} GFLOP/s ({row['pct_matmul_peak']:4.1f}%)" if "gflops" in row else ""
+    return (f"{row['kind']:>18} {row['mode']:>13} {row['pass']:>7} L={row['L']:>6} "
+            f"{row['time_ms']:10.1f} ms {row['peak_mib']:9.1f} MiB {g}")
+
+
+def check_targets(df) -> list[str]:
+    """The issue's targets, evaluated on this run's numbers (n/a where not measured)."""
+    def t(kind, mode, pas, length, col="time_ms"):
+        sel = df[(df.kind == kind) & (df["mode"] == mode) & (df["pass"] == pas) & (df.L == length)]
+        if col not in sel or sel.empty or sel[col].isna().all():
+            return math.nan
+        return float(sel[col].iloc[0])
+
+    def verdict(ok):
+        return "n/a " if ok is None else ("PASS" if ok else "FAIL")
+
+    out = ["targets (float32, this run):"]
+    fb = "fwd+bwd"
+    r = t("exact", "bidirectional", fb, 8192) / t("favor_softmax", "bidirectional", fb, 8192)
+    out.append(f"  {verdict(None if r != r else r >= 6)} bidirectional favor_softmax fwd+bwd at L=8192 "
+               f">= 6x faster than exact: {r:.1f}x")
+    ls = sorted(set(df.L[df.L >= 1024]))
+    sp = [t("exact", "bidirectional", fb, x) / t("favor_softmax", "bidirectional", fb, x) for x in ls]
+    sp = [s for s in sp if s == s]
+    out.append(f"  {verdict(None if not sp else min(sp) > 1)} bidirectional favor faster than exact from "
+               f"L=1024: min speedup {min(sp) if sp else math.nan:.2f}x")
+    ls = sorted(set(df.L[df.L >= 4096]))
+    sp = [t("exact", "causal", fb, x) / t("favor_softmax", "causal", fb, x) for x in ls]
+    sp = [s for s in sp if s == s]
+    out.append(f"  {verdict(None if not sp else min(sp) > 1)} causal favor faster than causal exact from "
+               f"L=4096: min speedup {min(sp) if sp else math.nan:.2f}x")
+    r = t("favor_softmax", "causal", fb, 8192) / t("favor_softmax", "bidirectional", fb, 8192)
+    out.append(f"  {verdict(None if r != r else r <= 2)} causal within 2x of bidirectional favor at "
+               f"L=8192: {r:.2f}x")
+    m32 = t("favor_softmax", "causal", fb, 32768, "peak_mib")
+    m8 = t("favor_softmax", "causal", fb, 8192, "peak_mib")
+    out.append(f"  {verdict(None if m32 != m32 or m8 != m8 else m32 <= 4.5 * m8)} causal memory linear: "
+               f"peak(32768)/peak(8192) = {m32 / m8:.2f} (<= 4.5)")
+    out.append(f"  {verdict(None if m32 != m32 else m32 < 2048)} causal fwd+bwd peak at L=32768 "
+               f"< 2 GiB: {m32:.0f} MiB")
+    if "pct_matmul_peak" in df:
+        sel = df[df.kind.str.startswith("favor") & (df.L >= 4096)]["pct_matmul_peak"].dropna()
+        out.append(f"  {verdict(None if sel.empty else sel.min() >= 40)} FAVOR+ >= 40% of matmul peak at "
+                   f"L>=4096: min {sel.min() if not sel.empty else math.nan:.1f}%")
+    return out
+
+
+def _plot(df, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "time_ms" not in df:
+        return
+    modes = [m for m in ("bidirectional", "causal") if m in set(df["mode"])]
+    fig, axes = plt.subplots(2, len(modes), figsize=(6 * len(modes), 9), squeeze=False)
+    for j, mode in enumerate(modes):
+        for (kind, pas), g in df[df["mode"] == mode].dropna(subset=["time_ms"]).groupby(["kind", "pass"]):
+            style = "-" if pas == "fwd+bwd" else "--"
+            axes[0, j].loglog(g.L, g.time_ms / 1e3, style, marker="o", label=f"{kind} {pas}")
+            axes[1, j].loglog(g.L, g.peak_mib.clip(lower=1e-1), style, marker="o", label=f"{kind} {pas}")
+        axes[0, j].set_title(f"{mode}: time")
+        axes[1, j].set_title(f"{mode}: peak memory above inputs")
+        axes[0, j].set_ylabel("seconds")
+        axes[1, j].set_ylabel("MiB")
+        for ax in axes[:, j]:
+            ax.set_xlabel("sequence length L")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="protein-performer-bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("attention", help="time and peak memory of attention kinds vs length")
+    a.add_argument("--kinds", nargs="+", default=None,
+                   help="attention kinds (default: all registered), plus 'performer_pytorch' for the peer")
+    a.add_argument("--lengths", nargs="+", type=int, default=DEFAULT_LENGTHS)
+    a.add_argument("--causal", nargs="+", type=lambda s: s.lower() in ("1", "true", "causal"),
+                   default=[False, True], help="false/true (default: both)")
+    a.add_argument("--passes", nargs="+", choices=["fwd", "fwd+bwd"], default=["fwd", "fwd+bwd"])
+    a.add_argument("--batch", type=int, default=1)
+    a.add_argument("--heads", type=int, default=8)
+    a.add_argument("--head-dim", type=int, default=64)
+    a.add_argument("--features", type=int, default=256)
+    a.add_argument("--chunk-size", type=int, default=128, help="causal FAVOR+ chunk size")
+    a.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    a.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    a.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
+    a.add_argument("--max-case-seconds", type=float, default=30.0,
+                   help="stop timing a case after this long; longer L of that series are skipped")
+    a.add_argument("--timeout", type=float, default=900.0, help="per-case subprocess timeout")
+    a.add_argument("--no-peer", dest="peer", action="store_false",
+                   help=f"do not add the {PEER} peer even when importable")
+    a.add_argument("--malloc-cache", action="store_true",
+                   help="run each case with glibc keeping freed memory (MALLOC_MMAP_THRESHOLD_ etc.), "
+                        "as jemalloc/tcmalloc would; applies to every kind alike")
+    a.add_argument("--out", default="bench_results")
+    return p
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_case":  # internal: one measurement in a fresh process
+        print(json.dumps(run_case(json.loads(argv[1]))))
+        return
+    args = _parser().parse_args(argv)
+    if args.command == "attention":
+        bench_attention(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The attention benchmark runs a case and evaluates targets (tiny sizes, no subprocess)."""
+
+import pandas as pd
+
+from protein_performer.cli.bench import check_targets, flops, run_case
+
+
+def _spec(kind, causal, pas):
+    return {"kind": kind, "causal": causal, "pass": pas, "length": 64, "batch": 1, "heads": 2,
+            "head_dim": 8, "features": 16, "chunk_size": 16, "device": "cpu",
+            "dtype": "float32", "repeats": 1, "budget_s": 1.0}
+
+
+def test_run_case_measures_time_and_memory():
+    for kind in ("exact", "favor_softmax", "favor_relu"):
+        for causal in (False, True):
+            for pas in ("fwd", "fwd+bwd"):
+                res = run_case(_spec(kind, causal, pas))
+                assert res["time_s"] > 0 and res["peak_bytes"] >= 0 and res["runs"] == 1
+    spec = _spec("favor_softmax", False, "fwd")
+    assert flops("favor_softmax", False, False, spec) == 8 * 64 * 16 * 8 * 2
+    assert flops("exact", True, True, spec) == 3 * 2 * 64 * 64 * 8 * 2
+
+
+def test_check_targets_reads_the_table():
+    rows = []
+    for mode in ("bidirectional", "causal"):
+        for L in (1024, 4096, 8192, 32768):
+            rows.append({"kind": "exact", "mode": mode, "pass": "fwd+bwd", "L": L,
+                         "time_ms": L * L / 1e4, "peak_mib": 10.0})
+            rows.append({"kind": "favor_softmax", "mode": mode, "pass": "fwd+bwd", "L": L,
+                         "time_ms": L / 100, "peak_mib": L / 100, "pct_matmul_peak": 50.0})
+    lines = check_targets(pd.DataFrame(rows))
+    assert len(lines) == 8 and all("PASS" in line for line in lines[1:])

@@ -1,0 +1,200 @@
+"""FAVOR+ fast paths against the naive float64 references (fresh random inputs each run)."""
+
+import math
+
+import pytest
+import torch
+
+from protein_performer.attention import (
+    favor_attention,
+    favor_attention_matrix,
+    gaussian_orthogonal_random_matrix,
+)
+from protein_performer.attention.reference import (
+    exact_attention_reference,
+    favor_attention_matrix_reference,
+    favor_attention_reference,
+)
+
+KERNELS = ["softmax", "relu"]
+
+
+def _qkv(b=2, h=2, length=19, d=8, dv=None, dtype=torch.float64, scale=1.0):
+    dv = d if dv is None else dv
+    q = torch.randn(b, h, length, d, dtype=dtype) * scale
+    k = torch.randn(b, h, length, d, dtype=dtype) * scale
+    v = torch.randn(b, h, length, dv, dtype=dtype)
+    return q, k, v
+
+
+def _padding_mask(b, length):
+    mask = torch.ones(b, length, dtype=torch.bool)
+    mask[-1, length - length // 3 :] = False  # right padding in the last sequence
+    return mask
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("chunk", [1, 4, 7, 19, 64])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fast_path_equals_reference(kernel, causal, chunk, masked):
+    q, k, v = _qkv(length=19, dv=5)
+    w = gaussian_orthogonal_random_matrix(12, 8, dtype=torch.float64)
+    mask = _padding_mask(2, 19) if masked else None
+    out = favor_attention(q, k, v, w, kernel=kernel, causal=causal, mask=mask, chunk_size=chunk)
+    ref = favor_attention_reference(q, k, v, w, kernel=kernel, causal=causal, mask=mask)
+    assert out.shape == v.shape and out.dtype == torch.float64
+    assert torch.allclose(out, ref, atol=1e-12, rtol=1e-10)
+
+
+def test_pluggable_kernel_function():
+    q, k, v = _qkv(length=10)
+    w = gaussian_orthogonal_random_matrix(16, 8, dtype=torch.float64)
+    fn = lambda x: torch.nn.functional.elu(x) + 1  # noqa: E731
+    for causal in (False, True):
+        out = favor_attention(q, k, v, w, kernel=fn, causal=causal, chunk_size=3, eps=1e-4)
+        ref = favor_attention_reference(q, k, v, w, kernel=fn, causal=causal, eps=1e-4)
+        assert torch.allclose(out, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_error_falls_as_features_grow(causal):
+    # Averaged over draws so that the trend is robust; inputs of moderate norm.
+    q, k, v = _qkv(b=2, h=2, length=32, d=16, scale=0.5)
+    exact = exact_attention_reference(q, k, v, causal=causal)
+
+    def rel_err(m):
+        errs = []
+        for _ in range(4):
+            w = gaussian_orthogonal_random_matrix(m, 16, dtype=torch.float64)
+            out = favor_attention(q, k, v, w, causal=causal, chunk_size=8)
+            errs.append((out - exact).norm() / exact.norm())
+        return torch.stack(errs).mean().item()
+
+    e16, e256, e1024 = rel_err(16), rel_err(256), rel_err(1024)
+    assert e16 > e256 > e1024, (e16, e256, e1024)
+    assert e1024 < 0.1
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("chunk", [4, 16])
+def test_causal_has_no_future_leak(kernel, chunk):
+    length, t = 24, 9
+    q, k, v = _qkv(b=1, h=2, length=length)
+    w = gaussian_orthogonal_random_matrix(16, 8, dtype=torch.float64)
+    out = favor_attention(q, k, v, w, kernel=kernel, causal=True, chunk_size=chunk)
+    # Large future keys move the global key maximum: a whole-sequence stabiliser would leak
+    # it into the past through the eps term.
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, t + 1 :] = 5 * torch.randn_like(k2[:, :, t + 1 :])
+    v2[:, :, t + 1 :] = torch.randn_like(v2[:, :, t + 1 :])
+    out2 = favor_attention(q, k2, v2, w, kernel=kernel, causal=True, chunk_size=chunk)
+    assert (out[:, :, : t + 1] - out2[:, :, : t + 1]).abs().max() < 1e-10
+    assert (out[:, :, t + 1 :] - out2[:, :, t + 1 :]).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("eps", [None, 0.3])
+def test_gradcheck(kernel, causal, eps):
+    # eps = 0.3 makes the output depend strongly on the stabilisers, so that their
+    # (hand-written) gradients are checked too.
+    q, k, v = (t.requires_grad_() for t in _qkv(b=1, h=2, length=7, d=3, dv=2))
+    w = gaussian_orthogonal_random_matrix(5, 3, dtype=torch.float64)
+    mask = torch.tensor([[True] * 6 + [False]])
+
+    def fn(q, k, v):
+        return favor_attention(q, k, v, w, kernel=kernel, causal=causal, mask=mask,
+                               chunk_size=3, eps=eps)
+
+    assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_backward_matches_reference_gradients(kernel, causal):
+    q, k, v = _qkv(b=1, h=2, length=13, d=4)
+    w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
+    grads = []
+    for f in (favor_attention, favor_attention_reference):
+        qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
+        kwargs = {"chunk_size": 5} if f is favor_attention else {}
+        out = f(qq, kk, vv, w, kernel=kernel, causal=causal, **kwargs) if f is favor_attention \
+            else _ref_with_grad(qq, kk, vv, w, kernel, causal)
+        out.pow(2).sum().backward()
+        grads.append([t.grad for t in (qq, kk, vv)])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def _ref_with_grad(q, k, v, w, kernel, causal):
+    # The reference detaches its inputs; this differentiable float64 twin builds the same
+    # per-query-stabilised matrix without the loop (all keys seen by query i), for small L.
+    length, d, m = q.shape[2], q.shape[3], w.shape[0]
+    allowed = torch.ones(length, length, dtype=torch.bool)
+    if causal:
+        allowed = allowed.tril()
+    if kernel == "softmax":
+        eps = 1e-6
+
+        def logits(x):
+            xs = x * d**-0.25
+            return xs @ w.T - (xs * xs).sum(-1, keepdim=True) / 2
+
+        lq, lk = logits(q), logits(k)
+        phi_q = (torch.exp(lq - lq.amax(-1, keepdim=True)) + eps) / math.sqrt(m)
+        kmax = lk.amax(-1)  # [B, H, L]
+        stab = kmax[..., None, :].masked_fill(~allowed, float("-inf")).amax(-1)  # M_i [B, H, L]
+        phi_k = (torch.exp(lk[:, :, None] - stab[..., None, None]) + eps) / math.sqrt(m)  # [B,H,i,j,m]
+        mat = (phi_q[:, :, :, None] * phi_k).sum(-1)
+    else:
+        f = lambda x: torch.relu(x @ w.T / math.sqrt(m)) + 1e-3  # noqa: E731
+        mat = f(q) @ f(k).transpose(-1, -2)
+    mat = mat * allowed
+    return (mat / mat.sum(-1, keepdim=True)) @ v
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_matrix_equals_reference_and_one_hot_run(kernel, causal):
+    q, k, v = _qkv(length=11)
+    w = gaussian_orthogonal_random_matrix(16, 8, dtype=torch.float64)
+    mask = _padding_mask(2, 11)
+    mat = favor_attention_matrix(q, k, w, kernel=kernel, causal=causal, mask=mask, chunk_size=4)
+    ref = favor_attention_matrix_reference(q, k, w, kernel=kernel, causal=causal, mask=mask)
+    assert torch.allclose(mat, ref, atol=1e-12)
+    assert torch.allclose(mat.sum(-1), torch.ones_like(mat.sum(-1)))
+    if causal:
+        assert (mat.triu(1) == 0).all()
+    out = favor_attention(q, k, v, w, kernel=kernel, causal=causal, mask=mask, chunk_size=4)
+    assert torch.allclose(mat @ v, out, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_float32_and_bf16_autocast(causal):
+    q, k, v = _qkv(b=1, h=2, length=40, d=16, dtype=torch.float32)
+    w = gaussian_orthogonal_random_matrix(32, 16)
+    ref = favor_attention_reference(q, k, v, w, causal=causal)
+    out32 = favor_attention(q, k, v, w, causal=causal, chunk_size=16)
+    assert torch.allclose(out32.double(), ref, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out16 = favor_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), w, causal=causal,
+                                chunk_size=16)
+    assert out16.dtype == torch.bfloat16
+    # bf16 inputs (8-bit mantissa) with float32 accumulation inside.
+    assert (out16.double() - ref).abs().max() < 0.05
+
+
+def test_large_inputs_stay_finite():
+    q, k, v = _qkv(b=1, h=1, length=50, d=8, dtype=torch.float32, scale=20.0)
+    w = gaussian_orthogonal_random_matrix(16, 8)
+    for causal in (False, True):
+        assert torch.isfinite(favor_attention(q, k, v, w, causal=causal, chunk_size=8)).all()
+
+
+def test_bad_shapes_are_named():
+    q, k, v = _qkv()
+    with pytest.raises(ValueError, match="projection"):
+        favor_attention(q, k, v, torch.randn(4, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="kernel"):
+        favor_attention(q, k, v, torch.randn(4, 8, dtype=torch.float64), kernel="tanh")
