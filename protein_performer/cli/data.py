@@ -1,0 +1,178 @@
+"""``protein-performer-data``: prepare a token store, corpus statistics, splits, downloads.
+
+    protein-performer-data prepare INPUT.fasta.gz [...] --out DIR [--min-length N]
+        [--max-length N] [--dedupe] [--on-invalid {error,skip}] [--remove-gaps] [--overwrite]
+    protein-performer-data stats INPUT [...] [--out DIR]
+    protein-performer-data split INPUT [...] --out DIR [--fractions train=0.9,valid=0.05,test=0.05]
+        [--clusters TSV] [--seed N]
+    protein-performer-data download {swissprot,trembl,uniref50,uniref90} --out DIR
+        [--base-url URL] [--md5 HEX | --sha256 HEX | --checksum-url URL | --no-verify]
+
+Bad input (a malformed FASTA file, a missing store, a checksum mismatch) ends with one line
+on stderr and exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+PROG = "protein-performer-data"
+
+
+def _read_options(p: argparse.ArgumentParser, *, filters: bool = True) -> None:
+    if filters:
+        p.add_argument("--min-length", type=int, default=1, help="drop shorter proteins")
+        p.add_argument("--max-length", type=int, default=None, help="drop longer proteins")
+        p.add_argument("--dedupe", action="store_true", help="drop exact duplicate sequences")
+    p.add_argument("--on-invalid", choices=["error", "skip"], default="error",
+                   help="malformed records: stop with an error (default) or skip and count them")
+    p.add_argument("--remove-gaps", action="store_true",
+                   help="delete '-' and '.' (aligned input) instead of rejecting them")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="FASTA -> memory-mapped token store")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files, plain or gzip")
+    p.add_argument("--out", required=True, help="store directory to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    _read_options(p)
+
+    p = sub.add_parser("stats", help="counts, length histogram, residue frequencies")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files or one store directory")
+    p.add_argument("--out", default=None, help="directory for stats.json, CSV tables, stats.png")
+    _read_options(p)
+
+    p = sub.add_parser("split", help="random or cluster-based train/valid/test FASTA files")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files")
+    p.add_argument("--out", required=True, help="directory for <split>.fasta.gz")
+    p.add_argument("--fractions", default="train=0.9,valid=0.05,test=0.05",
+                   help="name=fraction,... summing to 1 (default %(default)s)")
+    p.add_argument("--clusters", default=None, metavar="TSV",
+                   help="representative<TAB>member TSV: keep whole clusters in one split")
+    p.add_argument("--seed", type=int, default=0)
+    _read_options(p, filters=False)
+
+    from protein_performer.data.download import DATASETS, UNIPROT_BASE
+
+    p = sub.add_parser("download", help="fetch a UniProt release file (resumable, verified)")
+    p.add_argument("name", choices=sorted(DATASETS))
+    p.add_argument("--out", required=True, help="directory to download into")
+    p.add_argument("--base-url", default=UNIPROT_BASE, help="UniProt mirror (default %(default)s)")
+    p.add_argument("--url", default=None, help="download this URL instead")
+    check = p.add_mutually_exclusive_group()
+    check.add_argument("--md5", default=None, help="expected MD5 hex digest")
+    check.add_argument("--sha256", default=None, help="expected SHA-256 hex digest")
+    check.add_argument("--checksum-url", default="auto",
+                       help="md5sum-style or metalink file (URL or path); default: "
+                            "RELEASE.metalink beside the file")
+    check.add_argument("--no-verify", action="store_true", help="skip the checksum")
+    p.add_argument("--retries", type=int, default=5)
+    return parser
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from protein_performer.data.store import prepare_store
+
+    report = prepare_store(
+        args.inputs, args.out, min_length=args.min_length, max_length=args.max_length,
+        dedupe=args.dedupe, on_invalid=args.on_invalid, remove_gaps=args.remove_gaps,
+        progress=not args.quiet, overwrite=args.overwrite,
+    )
+    print(report.summary())
+    for example in report.read.examples:
+        print(f"  skipped: {example}")
+
+
+def _stats(args: argparse.Namespace) -> None:
+    from protein_performer.data.stats import corpus_stats
+
+    if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
+        stats = corpus_stats(args.inputs[0])  # a store: filtered when it was prepared
+    else:
+        stats = corpus_stats(args.inputs, min_length=args.min_length, max_length=args.max_length,
+                             dedupe=args.dedupe, on_invalid=args.on_invalid,
+                             remove_gaps=args.remove_gaps)
+    print(stats.to_text())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "stats.json").write_text(json.dumps(stats.summary, indent=1) + "\n")
+        stats.residues.to_csv(out / "residues.csv", index=False)
+        stats.length_histogram.to_csv(out / "length_histogram.csv", index=False)
+        png = stats.plot(out / "stats.png")
+        print(f"\nwrote {out / 'stats.json'}, residues.csv, length_histogram.csv, {png}")
+
+
+def _split(args: argparse.Namespace) -> None:
+    from protein_performer.data.split import cluster_split, random_split
+
+    kw = dict(on_invalid=args.on_invalid, remove_gaps=args.remove_gaps)
+    if args.clusters:
+        report = cluster_split(args.inputs, args.clusters, args.out, args.fractions, args.seed, **kw)
+    else:
+        report = random_split(args.inputs, args.out, args.fractions, args.seed, **kw)
+    print(report.summary())
+
+
+def _download(args: argparse.Namespace) -> None:
+    from protein_performer.data.download import download
+
+    result = download(
+        args.name, args.out, base_url=args.base_url, url=args.url, md5=args.md5,
+        sha256=args.sha256, checksum_url=None if args.no_verify else args.checksum_url,
+        verify=not args.no_verify, retries=args.retries, progress=not args.quiet,
+    )
+    print(result.summary())
+
+
+COMMANDS = {"prepare": _prepare, "stats": _stats, "split": _split, "download": _download}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the inputs: reported in one line, no traceback."""
+    from protein_performer.data.alphabet import InvalidResidueError
+    from protein_performer.data.download import ChecksumError, DownloadError
+    from protein_performer.data.fasta import FastaFormatError
+    from protein_performer.data.split import SplitError
+    from protein_performer.data.store import StoreError
+
+    return (FastaFormatError, StoreError, SplitError, ChecksumError, DownloadError,
+            InvalidResidueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, PermissionError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("min_length", "max_length"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    lo, hi = getattr(args, "min_length", None), getattr(args, "max_length", None)
+    if lo is not None and hi is not None and hi < lo:
+        parser.error(f"--max-length ({hi}) must be >= --min-length ({lo})")
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
+    try:
+        COMMANDS[args.command](args)
+    except _user_errors() as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

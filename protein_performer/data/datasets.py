@@ -1,0 +1,249 @@
+"""Map-style datasets over a ProteinSource: per-protein examples and concatenated windows.
+
+Every item is a dict ``{"tokens": LongTensor [L], "index": int}`` (``index`` is the item's
+own index, so batches can say which examples they hold); :class:`~.collate.Collate` pads
+them into a batch.
+
+* :class:`ProteinDataset` -- one protein per example: ``[<cls>] + residues + [<eos>]``,
+  residues cropped to ``max_length - 2``. Training crops a random window whose start is a
+  pure function of ``(seed, epoch, index)``, so any worker on any rank crops an example the
+  same way. Evaluation keeps the *start* of the protein (the first ``max_length - 2``
+  residues): deterministic, and the N-terminus is where <cls> really is the beginning.
+* :class:`ConcatenatedDataset` -- the paper's long-sequence mode: every protein followed by
+  ``<sep>`` (``p0 <sep> p1 <sep> ... pN-1 <sep>``) forms one stream, cut into consecutive
+  windows of exactly ``max_length`` tokens. Windows are located by binary search over the
+  cumulative stream offsets; the stream is never materialised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.source import ProteinSource
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*values: int) -> int:
+    """A 64-bit hash of integers (splitmix64 chain): cheap per-example randomness.
+
+    Used for crop offsets so they depend only on (seed, epoch, index), never on which
+    worker or rank loads the example, nor on any global RNG state.
+    """
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (int(v) & _MASK64)) & _MASK64
+        h = (h + 0x9E3779B97F4A7C15) & _MASK64
+        z = h
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        h = z ^ (z >> 31)
+    return h
+
+
+class ChainedSources:
+    """Several ProteinSources read as one (the files of one split), in the order given."""
+
+    def __init__(self, sources: list[ProteinSource]) -> None:
+        if not sources:
+            raise ValueError("ChainedSources needs at least one source")
+        self.sources = list(sources)
+        sizes = np.array([len(s) for s in self.sources], dtype=np.int64)
+        self._starts = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self._starts[1:])
+        self._lengths = np.concatenate([np.asarray(s.lengths, dtype=np.int64) for s in self.sources])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._lengths
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, i: int) -> tuple[ProteinSource, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"protein index {i} out of range [0, {len(self)})")
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self.sources[k], i - int(self._starts[k])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        src, j = self._locate(int(i))
+        return src[j]
+
+    def accession(self, i: int) -> str:
+        src, j = self._locate(int(i))
+        return src.accession(j)
+
+
+class SubsetSource:
+    """The proteins ``indices`` of a source (e.g. after a length filter on a store)."""
+
+    def __init__(self, source: ProteinSource, indices: np.ndarray) -> None:
+        self.source = source
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self._lengths = np.asarray(source.lengths, dtype=np.int64)[self.indices]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._lengths
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.source[int(self.indices[i])]
+
+    def accession(self, i: int) -> str:
+        return self.source.accession(int(self.indices[i]))
+
+
+def filter_lengths(
+    source: ProteinSource, min_length: int = 1, max_length: int | None = None
+) -> tuple[ProteinSource, int]:
+    """Keep proteins with ``min_length <= length <= max_length``; returns (source, n_removed)."""
+    lengths = np.asarray(source.lengths)
+    keep = lengths >= min_length
+    if max_length is not None:
+        keep &= lengths <= max_length
+    n_removed = int(len(lengths) - keep.sum())
+    if n_removed == 0:
+        return source, 0
+    return SubsetSource(source, np.flatnonzero(keep)), n_removed
+
+
+class ProteinDataset(Dataset):
+    """One example per protein: ``[<cls>] + residues + [<eos>]``, at most ``max_length`` tokens.
+
+    Proteins longer than ``max_length - 2`` residues are cropped: a random window in
+    training (start drawn from ``mix_seed(seed, epoch, index)``; call :meth:`set_epoch`
+    each epoch), the first ``max_length - 2`` residues in evaluation.
+    """
+
+    def __init__(self, source: ProteinSource, max_length: int, *, train: bool, seed: int = 0) -> None:
+        if max_length <= 2:
+            raise ValueError(f"max_length must be > 2 (room for <cls>, <eos>), got {max_length}")
+        self.source = source
+        self.max_length = int(max_length)
+        self.train = bool(train)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._protein_lengths = np.asarray(source.lengths, dtype=np.int64)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 [N]: tokens of each example after cropping (incl. <cls>, <eos>)."""
+        return np.minimum(self._protein_lengths + 2, self.max_length)
+
+    @property
+    def n_cropped(self) -> int:
+        """How many proteins are longer than an example can hold."""
+        return int((self._protein_lengths > self.max_length - 2).sum())
+
+    def crop_start(self, i: int) -> int:
+        """First residue kept of protein i (0 unless it is cropped)."""
+        excess = int(self._protein_lengths[i]) - (self.max_length - 2)
+        if excess <= 0 or not self.train:
+            return 0
+        return mix_seed(self.seed, self.epoch, i) % (excess + 1)
+
+    def __getitem__(self, i: int) -> dict:
+        i = int(i)
+        residues = self.source[i]
+        keep = self.max_length - 2
+        start = self.crop_start(i)
+        residues = residues[start : start + keep]
+        out = torch.empty(len(residues) + 2, dtype=torch.long)
+        out[0] = ALPHABET.cls_idx
+        out[1:-1] = torch.from_numpy(np.asarray(residues, dtype=np.int64))
+        out[-1] = ALPHABET.eos_idx
+        return {"tokens": out, "index": i}
+
+
+class ConcatenatedDataset(Dataset):
+    """Proteins joined into one stream (each followed by ``<sep>``), cut into fixed windows.
+
+    Window ``w`` is stream tokens ``[w * max_length, (w + 1) * max_length)``. The last
+    partial window (the stream's tail, ``n_tail_tokens`` tokens) is kept as a shorter
+    window when ``keep_tail`` (the default: no token is lost; collate pads that one
+    window), or dropped and counted in ``dropped_tokens`` when not. ``train``/``seed`` are
+    accepted for symmetry with :class:`ProteinDataset`: windows are fixed, their order is
+    the sampler's business.
+    """
+
+    def __init__(
+        self,
+        source: ProteinSource,
+        max_length: int,
+        *,
+        train: bool = False,
+        seed: int = 0,
+        keep_tail: bool = True,
+    ) -> None:
+        if max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        self.source = source
+        self.max_length = int(max_length)
+        self.train = bool(train)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.keep_tail = bool(keep_tail)
+        self._protein_lengths = np.asarray(source.lengths, dtype=np.int64)
+        # _starts[j]: stream position of protein j's first residue; _starts[-1]: stream length.
+        self._starts = np.zeros(len(self._protein_lengths) + 1, dtype=np.int64)
+        np.cumsum(self._protein_lengths + 1, out=self._starts[1:])
+        self.stream_length = int(self._starts[-1])
+        self.n_full_windows = self.stream_length // self.max_length
+        self.n_tail_tokens = self.stream_length - self.n_full_windows * self.max_length
+        has_tail = self.keep_tail and self.n_tail_tokens > 0
+        self.n_windows = self.n_full_windows + int(has_tail)
+        self.dropped_tokens = 0 if self.keep_tail else self.n_tail_tokens
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n_windows
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 [W]: tokens per window (max_length, the kept tail shorter)."""
+        out = np.full(self.n_windows, self.max_length, dtype=np.int64)
+        if self.n_windows > self.n_full_windows:
+            out[-1] = self.n_tail_tokens
+        return out
+
+    def window(self, w: int) -> np.ndarray:
+        """uint8 tokens of window w."""
+        if not 0 <= w < self.n_windows:
+            raise IndexError(f"window {w} out of range [0, {self.n_windows})")
+        start = w * self.max_length
+        end = min(start + self.max_length, self.stream_length)
+        out = np.empty(end - start, dtype=np.uint8)
+        j = int(np.searchsorted(self._starts, start, side="right")) - 1
+        pos = start
+        while pos < end:
+            p0 = int(self._starts[j])
+            n = int(self._protein_lengths[j])
+            # residues of protein j occupy [p0, p0 + n), its <sep> sits at p0 + n
+            if pos < p0 + n:
+                take = min(p0 + n, end) - pos
+                out[pos - start : pos - start + take] = self.source[j][pos - p0 : pos - p0 + take]
+                pos += take
+            if pos < end and pos == p0 + n:
+                out[pos - start] = ALPHABET.sep_idx
+                pos += 1
+            j += 1
+        return out
+
+    def __getitem__(self, w: int) -> dict:
+        w = int(w)
+        return {"tokens": torch.from_numpy(self.window(w).astype(np.int64)), "index": w}

@@ -1,0 +1,443 @@
+"""Batch samplers that shard an epoch across DDP ranks, resumable mid-epoch.
+
+How work is split (all samplers here):
+
+1. Every rank computes the same *global plan* for an epoch: a list of batches (lists of
+   example indices), a pure function of ``(seed, epoch)``. No communication is needed.
+2. Rank ``r`` of ``world_size`` takes batches ``r, r + W, r + 2W, ...``. When the number of
+   batches is not a multiple of ``W`` and ``pad_ranks`` (training), the plan is padded by
+   repeating its first batches so every rank runs the same number of steps (DDP needs
+   that); ``n_padded_batches`` counts them. Evaluation uses ``pad_ranks=False``: no example
+   is seen twice and ranks may differ by one batch (accumulate metrics with torchmetrics,
+   synced at epoch end, not per-step ``sync_dist``).
+3. DataLoader workers: the sampler runs in the main process and the DataLoader hands each
+   batch to exactly one worker, so the per-worker split is exact by construction.
+
+Resume: ``state_dict()`` holds the epoch and the number of batches this rank has consumed
+in it; after ``load_state_dict`` the next ``__iter__`` starts at that batch (then later
+epochs run whole). The count the sampler keeps itself is the number of batches it handed
+out, which runs ahead of what the training loop consumed when workers prefetch; callers
+that know better (the DataModule reads Lightning's progress) pass ``consumed=``.
+
+Lightning calls ``set_epoch`` only on ``dataloader.sampler`` or ``dataloader.batch_sampler
+.sampler``: these batch samplers expose themselves as ``.sampler`` so that happens, and
+forward ``set_epoch`` to objects registered with :meth:`link_epoch` (the dataset, for crops).
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from protein_performer.data.datasets import mix_seed
+
+# Salts keep the random streams of different purposes apart.
+_SALT_SHUFFLE = 1
+_SALT_BATCH_ORDER = 2
+_SALT_CLUSTER = 3
+_SALT_MEMBER = 4
+
+
+def _rng(seed: int, epoch: int, salt: int) -> np.random.Generator:
+    return np.random.default_rng(mix_seed(seed, epoch, salt))
+
+
+@dataclass
+class BatchPlan:
+    """The batches of one epoch, without a Python list per batch (scales to 10^8 examples).
+
+    Batch ``k`` is ``order[starts[k]:ends[k]]``.
+    """
+
+    order: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def batch(self, k: int) -> np.ndarray:
+        return self.order[self.starts[k] : self.ends[k]]
+
+
+def _fixed_size_plan(order: np.ndarray, batch_size: int) -> BatchPlan:
+    # The last batch may be smaller: no example is dropped.
+    starts = np.arange(0, len(order), batch_size, dtype=np.int64)
+    return BatchPlan(order, starts, np.minimum(starts + batch_size, len(order)))
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Base class: a global per-epoch plan of batches, sharded by batch across ranks."""
+
+    def __init__(self, *, seed: int = 0, rank: int = 0, world_size: int = 1, pad_ranks: bool = True):
+        if world_size < 1:
+            raise ValueError(f"world_size must be >= 1, got {world_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.pad_ranks = bool(pad_ranks)
+        self.epoch = 0
+        self._start = 0  # batches to skip at the next __iter__ (resume)
+        self._handed_out = 0  # batches of this epoch handed out so far
+        self._linked: list[Any] = []
+        self._plan_cache: tuple[int, BatchPlan] | None = None
+
+    # -- to implement -------------------------------------------------------------------
+    def plan(self, epoch: int) -> BatchPlan:
+        """All batches of an epoch (every rank computes the same plan)."""
+        raise NotImplementedError
+
+    # -- sharding -----------------------------------------------------------------------
+    def _plan(self, epoch: int) -> BatchPlan:
+        if self._plan_cache is None or self._plan_cache[0] != epoch:
+            self._plan_cache = (epoch, self.plan(epoch))
+        return self._plan_cache[1]
+
+    def global_batches(self, epoch: int) -> list[np.ndarray]:
+        """All batches of an epoch as arrays (for inspection and tests)."""
+        p = self._plan(epoch)
+        return [p.batch(k) for k in range(len(p))]
+
+    def n_padded_batches(self, epoch: int | None = None) -> int:
+        """Batches repeated (from the start of the epoch) to give every rank equal steps."""
+        n = len(self._plan(self.epoch if epoch is None else epoch))
+        if not self.pad_ranks or n % self.world_size == 0:
+            return 0
+        return self.world_size - n % self.world_size
+
+    def rank_batch_ids(self, epoch: int | None = None) -> np.ndarray:
+        """Indices into the epoch's plan of this rank's batches, in order."""
+        epoch = self.epoch if epoch is None else epoch
+        n = len(self._plan(epoch))
+        extra = self.n_padded_batches(epoch)
+        if extra and n == 0:
+            raise ValueError("cannot pad an empty epoch across ranks")
+        ids = np.arange(self.rank, n + extra, self.world_size, dtype=np.int64)
+        return ids % n if n else ids
+
+    def rank_batches(self, epoch: int | None = None) -> list[list[int]]:
+        """This rank's batches of an epoch, in order."""
+        epoch = self.epoch if epoch is None else epoch
+        p = self._plan(epoch)
+        return [p.batch(k).tolist() for k in self.rank_batch_ids(epoch)]
+
+    def __len__(self) -> int:
+        return self._rank_len(self.epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        p = self._plan(self.epoch)
+        ids = self.rank_batch_ids(self.epoch)
+        skip, self._start = self._start, 0
+        self._handed_out = skip
+        for k in ids[skip:]:
+            self._handed_out += 1
+            yield p.batch(k).tolist()
+
+    # -- epochs and state ---------------------------------------------------------------
+    @property
+    def sampler(self) -> "EpochBatchSampler":
+        # Lightning's _set_sampler_epoch looks at batch_sampler.sampler.set_epoch.
+        return self
+
+    def link_epoch(self, *objects: Any) -> None:
+        """Also call ``obj.set_epoch(epoch)`` whenever this sampler's epoch is set."""
+        self._linked.extend(objects)
+        for obj in objects:
+            obj.set_epoch(self.epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        epoch = int(epoch)
+        # The same epoch again (Lightning does this right after a resume) keeps the position.
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._start = 0
+            self._handed_out = 0
+        for obj in self._linked:
+            obj.set_epoch(epoch)
+
+    def _normalise(self, epoch: int, consumed: int) -> tuple[int, int]:
+        # A finished epoch is the start of the next one: Lightning creates the iterator of a
+        # resumed run before it calls set_epoch, so the position must already be right.
+        if consumed > 0 and consumed >= self._rank_len(epoch):
+            return epoch + 1, 0
+        return epoch, consumed
+
+    def _rank_len(self, epoch: int) -> int:
+        n = len(self._plan(epoch))
+        if self.pad_ranks:
+            return -(-n // self.world_size)
+        return len(range(self.rank, n, self.world_size))
+
+    def state_dict(self, consumed: int | None = None) -> dict:
+        """Epoch and batches of it consumed by this rank (default: batches handed out).
+
+        A finished epoch is saved as (epoch + 1, 0).
+        """
+        epoch, consumed = self._normalise(
+            self.epoch, int(self._handed_out if consumed is None else consumed)
+        )
+        return {
+            "epoch": epoch,
+            "batches_consumed": consumed,
+            "seed": self.seed,
+            "world_size": self.world_size,
+            "rank": self.rank,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        consumed = int(state["batches_consumed"])
+        if state.get("world_size", self.world_size) != self.world_size and consumed > 0:
+            raise ValueError(
+                f"cannot resume mid-epoch with world_size {self.world_size}: the checkpoint was "
+                f"written with world_size {state['world_size']} (resume from an end-of-epoch "
+                "checkpoint, or with the same number of devices)"
+            )
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(
+                f"cannot resume: sampler seed {self.seed} differs from the checkpoint's "
+                f"{state['seed']} (data.seed must match the run being resumed)"
+            )
+        self.epoch, consumed = self._normalise(int(state["epoch"]), consumed)
+        self._start = consumed
+        self._handed_out = consumed
+        for obj in self._linked:
+            obj.set_epoch(self.epoch)
+
+
+class ShardedBatchSampler(EpochBatchSampler):
+    """Fixed-size batches over ``n_examples`` (shuffled by seed + epoch when ``shuffle``).
+
+    The last batch of an epoch may be smaller (nothing dropped).
+    """
+
+    def __init__(
+        self,
+        n_examples: int,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad_ranks: bool = True,
+    ) -> None:
+        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n_examples = int(n_examples)
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+
+    def plan(self, epoch: int) -> BatchPlan:
+        if self.shuffle:
+            order = _rng(self.seed, epoch, _SALT_SHUFFLE).permutation(self.n_examples)
+        else:
+            order = np.arange(self.n_examples)
+        return _fixed_size_plan(order, self.batch_size)
+
+
+# The name used in the design notes.
+ShardedSampler = ShardedBatchSampler
+
+
+def _pack_sorted(sorted_lengths: np.ndarray, max_tokens: int, max_batch_size: int | None) -> np.ndarray:
+    """Batch boundaries over ascending lengths: each batch the longest run with max_len * n <= max_tokens."""
+    n = len(sorted_lengths)
+    bounds = [0]
+    s = 0
+    cap = n if max_batch_size is None else max_batch_size
+    while s < n:
+        # f(e) = sorted_lengths[e - 1] * (e - s) grows with e: binary search the largest e.
+        lo, hi = s + 1, min(n, s + cap)
+        if sorted_lengths[s] > max_tokens:
+            raise ValueError(
+                f"an example has {int(sorted_lengths[s])} tokens, more than max_tokens={max_tokens}"
+            )
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if sorted_lengths[mid - 1] * (mid - s) <= max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        bounds.append(lo)
+        s = lo
+    return np.asarray(bounds, dtype=np.int64)
+
+
+class TokenBudgetBatchSampler(EpochBatchSampler):
+    """Batches of similar-length examples whose padded size ``max_len * n <= max_tokens``.
+
+    Examples are sorted by length and packed greedily; ties (equal lengths, e.g. all
+    examples cropped to ``max_length``) are broken by a seeded shuffle each epoch, and the
+    batch order is shuffled each epoch. Unlike ESM's/fairseq's chunked variant, sorting is
+    global, so the batch *boundaries* (and hence the number of batches) are the same every
+    epoch: Lightning reads ``len()`` once per fit and would cut or end early an epoch whose
+    batch count changed. ``shuffle=False`` (evaluation): ascending length, fixed order.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int] | np.ndarray,
+        max_tokens: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad_ranks: bool = True,
+        max_batch_size: int | None = None,
+    ) -> None:
+        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.max_tokens = int(max_tokens)
+        self.shuffle = bool(shuffle)
+        if len(self.lengths) and int(self.lengths.max()) > self.max_tokens:
+            raise ValueError(
+                f"max_tokens={self.max_tokens} is smaller than the longest example "
+                f"({int(self.lengths.max())} tokens): raise max_tokens to at least max_length"
+            )
+        self._sorted_order = np.argsort(self.lengths, kind="stable")
+        self._bounds = _pack_sorted(self.lengths[self._sorted_order], self.max_tokens, max_batch_size)
+
+    @property
+    def n_batches(self) -> int:
+        return len(self._bounds) - 1
+
+    def plan(self, epoch: int) -> BatchPlan:
+        starts, ends = self._bounds[:-1], self._bounds[1:]
+        if not self.shuffle:
+            return BatchPlan(self._sorted_order, starts, ends)
+        perm = _rng(self.seed, epoch, _SALT_SHUFFLE).permutation(len(self.lengths))
+        # stable sort of a random permutation: same sorted lengths, random tie order
+        order = perm[np.argsort(self.lengths[perm], kind="stable")]
+        batch_order = _rng(self.seed, epoch, _SALT_BATCH_ORDER).permutation(len(starts))
+        return BatchPlan(order, starts[batch_order], ends[batch_order])
+
+
+@dataclass
+class ClusterReport:
+    """What reading a cluster TSV against a corpus found (all counted, none silent)."""
+
+    path: str
+    n_lines: int = 0
+    n_clusters: int = 0  # clusters with >= 1 corpus member, incl. singletons below
+    n_members_missing: int = 0  # TSV members not in the corpus
+    n_unclustered: int = 0  # corpus proteins in no cluster: each becomes a singleton cluster
+    n_duplicate_members: int = 0  # members listed again (first cluster kept)
+
+    def summary(self) -> str:
+        return (
+            f"{self.path}: {self.n_clusters} clusters over the corpus ({self.n_lines} TSV lines); "
+            f"{self.n_members_missing} members not in the corpus, {self.n_unclustered} corpus "
+            f"proteins without a cluster (singletons), {self.n_duplicate_members} duplicate members"
+        )
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8", newline=None)
+    return open(path, "rt", encoding="utf-8", newline=None)
+
+
+def read_cluster_tsv(path: str | Path, accessions: Sequence[str]) -> tuple[np.ndarray, ClusterReport]:
+    """Map a ``representative<TAB>member`` TSV (plain or gzip) onto a corpus.
+
+    ``accessions[i]`` is the accession of corpus protein i; members written as full UniProt
+    ids (``sp|P69905|HBA_HUMAN``) match by their accession. Returns ``cluster_ids`` (int64
+    [N], dense from 0) and a report. Members absent from the corpus are counted; corpus
+    proteins in no cluster become singleton clusters (counted).
+    """
+    path = Path(path)
+    index = {acc: i for i, acc in enumerate(accessions)}
+    cluster_of = np.full(len(accessions), -1, dtype=np.int64)
+    rep_ids: dict[str, int] = {}
+    report = ClusterReport(path=str(path))
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) < 2:
+                raise ValueError(
+                    f"{path}, line {lineno}: expected 'representative<TAB>member', got {line[:80]!r}"
+                )
+            report.n_lines += 1
+            rep, member = parts[0].strip(), parts[1].strip()
+            i = index.get(member)
+            if i is None and "|" in member:
+                # a full UniProt id (sp|P69905|HBA_HUMAN): the reader keys proteins by accession
+                i = index.get(member.split("|")[1])
+            if i is None:
+                report.n_members_missing += 1
+                continue
+            if cluster_of[i] >= 0:
+                report.n_duplicate_members += 1
+                continue
+            cluster_of[i] = rep_ids.setdefault(rep, len(rep_ids))
+    if report.n_lines == 0:
+        raise ValueError(f"{path}: no 'representative<TAB>member' lines")
+    unclustered = np.flatnonzero(cluster_of < 0)
+    report.n_unclustered = int(len(unclustered))
+    cluster_of[unclustered] = len(rep_ids) + np.arange(len(unclustered))
+    # dense ids over clusters that have corpus members
+    _, dense = np.unique(cluster_of, return_inverse=True)
+    report.n_clusters = int(dense.max()) + 1 if len(dense) else 0
+    return dense.astype(np.int64), report
+
+
+class ClusterSampler(EpochBatchSampler):
+    """Cluster-balanced sampling (UniRef50-style): draw a cluster uniformly, then a member.
+
+    An epoch has ``num_samples`` draws (default: the number of clusters). Clusters are
+    drawn as shuffled passes over all clusters (each cluster exactly once per pass, so
+    the balance is exact, not just in expectation), each draw taking a uniformly random
+    member. Draws are cut into batches of ``batch_size`` and sharded like the others.
+    """
+
+    def __init__(
+        self,
+        cluster_ids: Sequence[int] | np.ndarray,
+        batch_size: int,
+        *,
+        num_samples: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad_ranks: bool = True,
+    ) -> None:
+        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        ids = np.asarray(cluster_ids, dtype=np.int64)
+        _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+        self.batch_size = int(batch_size)
+        self._members = np.argsort(inverse, kind="stable")  # example indices grouped by cluster
+        self._sizes = counts.astype(np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.n_clusters = int(len(counts))
+        self.num_samples = self.n_clusters if num_samples is None else int(num_samples)
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+
+    def draws(self, epoch: int) -> np.ndarray:
+        """int64 [num_samples]: the example indices drawn in an epoch."""
+        rng = _rng(self.seed, epoch, _SALT_CLUSTER)
+        passes = -(-self.num_samples // self.n_clusters)
+        clusters = np.concatenate([rng.permutation(self.n_clusters) for _ in range(passes)])
+        clusters = clusters[: self.num_samples]
+        u = _rng(self.seed, epoch, _SALT_MEMBER).random(self.num_samples)
+        offset = np.minimum((u * self._sizes[clusters]).astype(np.int64), self._sizes[clusters] - 1)
+        return self._members[self._starts[clusters] + offset]
+
+    def plan(self, epoch: int) -> BatchPlan:
+        return _fixed_size_plan(self.draws(epoch), self.batch_size)
