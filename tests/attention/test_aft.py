@@ -1,0 +1,236 @@
+"""AFT variants against direct float64 implementations of the paper's formula."""
+
+import pytest
+import torch
+
+from protein_performer.attention import AttentionConfig, build_attention
+from protein_performer.attention.aft import causal_prefix_softmax
+from protein_performer.attention.aft_reference import (
+    aft_reference,
+    aft_weights_reference,
+    causal_simple_quadratic,
+    conv_bias,
+    factorised_bias,
+    local_bias,
+)
+
+L, DH, H = 11, 4, 2
+VARIANTS = ["aft_simple", "aft_full", "aft_full_bias", "aft_local", "aft_conv", "aft_conv_even"]
+
+
+def _layer(variant, causal, max_length=16, randomise=True, **kw):
+    kind = {"aft_full_bias": "aft_full", "aft_conv_even": "aft_conv"}.get(variant, variant)
+    opts = dict(aft_window=3, aft_factor_dim=3, aft_conv_kernel=5, max_length=max_length)
+    opts["aft_full_bias"] = variant == "aft_full_bias"
+    if variant == "aft_conv_even":
+        opts["aft_conv_kernel"] = 4
+    opts.update(kw)
+    layer = build_attention(AttentionConfig(kind=kind, causal=causal, **opts), H * DH, H)
+    layer = layer.double().eval()
+    if randomise:
+        torch.manual_seed(123)
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.normal_()
+    return layer
+
+
+def _dense_w(layer, n):
+    """The variant's bias built independently from its parameters (reference loops)."""
+    kind = layer.cfg.kind
+    if kind == "aft_simple":
+        return torch.zeros(n, n, dtype=torch.float64)
+    if kind == "aft_full":
+        return layer.w[:n, :n].double() if layer.w is not None else factorised_bias(layer.u, layer.v, n)
+    if kind == "aft_local":
+        return local_bias(layer.w, layer.window, n)
+    return conv_bias(layer.kernel, n, layer.causal)
+
+
+def _qkv(b=2, n=L, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(b, H, n, DH, generator=g, dtype=torch.float64) * scale for _ in range(3)]
+
+
+MASK = torch.tensor([[True] * L, [True] * 7 + [False] * (L - 7)])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_matches_float64_formula(variant, causal):
+    layer = _layer(variant, causal)
+    q, k, v = _qkv(scale=2.0)
+    w = _dense_w(layer, L)
+    for mask in (None, MASK):
+        out = layer.attend(q, k, v, mask)
+        ref = aft_reference(q, k, v, w, causal=causal, mask=mask)
+        assert torch.allclose(out[0], ref[0], atol=1e-12, rtol=1e-10)
+        n1 = L if mask is None else 7
+        assert torch.allclose(out[1, :, :n1], ref[1, :, :n1], atol=1e-12, rtol=1e-10)
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_causal_does_not_see_the_future(variant):
+    layer = _layer(variant, causal=True)
+    q, k, v = _qkv()
+    out = layer.attend(q, k, v, MASK)
+    for t in (0, 4, 8):
+        k2, v2 = k.clone(), v.clone()
+        k2[:, :, t + 1 :] += 5 * torch.randn_like(k2[:, :, t + 1 :])
+        v2[:, :, t + 1 :] += 5 * torch.randn_like(v2[:, :, t + 1 :])
+        out2 = layer.attend(q, k2, v2, MASK)
+        assert (out2[:, :, : t + 1] - out[:, :, : t + 1]).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_padded_batch_equals_unpadded_sequences(variant, causal):
+    layer = _layer(variant, causal)
+    lengths = [L, 8, 3]
+    x = torch.randn(3, L, H * DH, dtype=torch.float64)
+    mask = torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]
+    x = x.masked_fill(~mask[..., None], 1e3)  # garbage in padding must not matter
+    out = layer(x, mask)
+    assert torch.isfinite(out).all()
+    for i, n in enumerate(lengths):
+        assert torch.allclose(out[i, :n], layer(x[i : i + 1, :n])[0], atol=1e-10)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_local_with_window_covering_sequence_equals_full_bias(causal):
+    n = 9
+    full = _layer("aft_full_bias", causal, max_length=n)
+    local = _layer("aft_local", causal, max_length=n, aft_window=n)
+    with torch.no_grad():
+        local.w.zero_()
+        for t in range(n):
+            for s in range(n):
+                local.w[t, s - t + n - 1] = full.w[t, s]
+    q, k, v = _qkv(n=n)
+    for mask in (None, MASK[:, :n]):
+        assert torch.allclose(local.attend(q, k, v, mask), full.attend(q, k, v, mask), atol=1e-12)
+
+
+def test_simple_causal_equals_quadratic_form_even_with_huge_key_ranges():
+    q, k, v = _qkv(b=2, n=70)
+    # Keys spanning hundreds of nats, growing along the sequence: the running maximum jumps
+    # from chunk to chunk, so a single global shift would underflow early rows.
+    k = k * 30 + torch.linspace(0, 400, 70, dtype=torch.float64)[:, None]
+    mask = torch.arange(70)[None, :] < torch.tensor([70, 50])[:, None]
+    ref = causal_simple_quadratic(q, k, v, mask)
+    for chunk in (None, 4, 16, 128):
+        out = torch.sigmoid(q) * causal_prefix_softmax(k, v, mask, chunk=chunk)
+        assert torch.allclose(out[0], ref[0], atol=1e-12)
+        assert torch.allclose(out[1, :, :50], ref[1, :, :50], atol=1e-12)
+    # float32: a 200-nat trend (one global shift would underflow the early rows) is exact;
+    # only jumps of > ~80 nats inside one chunk (~sqrt(L) tokens) would lose early rows.
+    k = k / 10 + torch.linspace(0, 200, 70, dtype=torch.float64)[:, None]
+    ref = causal_simple_quadratic(q, k, v, mask)
+    out32 = causal_prefix_softmax(k.float(), v.float(), mask)
+    assert torch.isfinite(out32).all()
+    assert torch.allclose(torch.sigmoid(q[0]) * out32[0].double(), ref[0], atol=1e-4)
+
+
+def test_full_row_chunks_and_checkpointing_match_reference():
+    for causal in (False, True):
+        layer = _layer("aft_full", causal)
+        layer.row_chunk = 4  # several chunks at L = 11 -> checkpointed path when training
+        q, k, v = (t.requires_grad_() for t in _qkv())
+        out = layer.attend(q, k, v, MASK)
+        ref = aft_reference(q, k, v, factorised_bias(layer.u, layer.v, L), causal, MASK)
+        assert torch.allclose(out[0], ref[0], atol=1e-12)
+        g = torch.autograd.grad(out[0].sum(), (q, k, v, layer.u, layer.v))
+        gr = torch.autograd.grad(ref[0].sum(), (q, k, v, layer.u, layer.v))
+        for a, b in zip(g, gr):
+            assert torch.allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("variant", ["aft_simple", "aft_full", "aft_local", "aft_conv"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradcheck(variant, causal):
+    layer = _layer(variant, causal, max_length=5)
+    q, k, v = (t[..., :1].requires_grad_() for t in _qkv(b=1, n=5))  # tiny: 10 inputs each
+    mask = torch.tensor([[True] * 4 + [False]])
+    assert torch.autograd.gradcheck(lambda a, b, c: layer.attend(a, b, c, mask), (q, k, v))
+    # The bias parameters' gradients equal those of the reference formula.
+    params = [p for p in layer.parameters() if p.dim() == 2 and p.shape[0] != H * DH]
+    if not params:
+        return
+    out = layer.attend(q, k, v, mask)[..., :4, :].sum()
+    ref = aft_reference(q, k, v, _dense_w(layer, 5), causal, mask)[..., :4, :].sum()
+    for a, b in zip(torch.autograd.grad(out, params), torch.autograd.grad(ref, params)):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_matrix(variant, causal):
+    layer = _layer(variant, causal)
+    x = torch.randn(2, L, H * DH, dtype=torch.float64)
+    mat = layer.attention_matrix(x, MASK)
+    assert mat.shape == (2, H, L, L)
+    assert torch.allclose(mat.sum(-1), torch.ones(2, H, L, dtype=torch.float64))
+    assert (mat[1, :, :, 7:] == 0).all()
+    if causal:
+        assert (mat.triu(1) == 0).all()
+    q, k, v = layer.project(x)
+    per = layer.attend_matrix_per_channel(q, k, MASK)  # [B, H, Dh, L, L]
+    assert torch.allclose(per, aft_weights_reference(k, _dense_w(layer, L), causal, MASK))
+    assert torch.allclose(per.mean(2), mat)
+    # Applied per channel to V, the matrices give the output before the sigmoid gate.
+    avg = (per @ v.transpose(-1, -2)[..., None]).squeeze(-1).transpose(-1, -2)
+    assert torch.allclose(torch.sigmoid(q) * avg, layer.attend(q, k, v, MASK), atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["aft_full", "aft_full_bias", "aft_local"])
+def test_length_limit_of_learned_tables(variant):
+    layer = _layer(variant, causal=False, max_length=8)
+    q, k, v = _qkv(b=1, n=9)
+    with pytest.raises(ValueError, match=r"attention\.max_length=8.*model\.max_length"):
+        layer.attend(q, k, v, None)
+
+
+@pytest.mark.parametrize("variant", ["aft_simple", "aft_conv"])
+def test_no_length_limit_without_tables(variant):
+    layer = _layer(variant, causal=True, max_length=8)
+    q, k, v = _qkv(b=1, n=20)
+    assert torch.isfinite(layer.attend(q, k, v, None)).all()
+
+
+@pytest.mark.parametrize("variant", ["aft_full", "aft_full_bias", "aft_local", "aft_conv"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_initialisation_starts_as_aft_simple(variant, causal):
+    layer = _layer(variant, causal, randomise=False)
+    simple = _layer("aft_simple", causal, randomise=False)
+    q, k, v = _qkv()
+    assert torch.allclose(layer.attend(q, k, v, MASK), simple.attend(q, k, v, MASK), atol=1e-12)
+    if variant == "aft_full":  # both factors must be trainable from the start
+        out = layer.attend(q, k, v, MASK).sum()
+        _, gv = torch.autograd.grad(out, (layer.u, layer.v))
+        assert gv.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["aft_simple", "aft_full", "aft_local", "aft_conv"])
+def test_autocast_computes_in_float32(variant):
+    layer = _layer(variant, causal=True).float()
+    q, k, v = (t.float() for t in _qkv())
+    ref = layer.attend(q, k, v, MASK)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer.attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), MASK)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    assert torch.allclose(out.float(), ref, atol=0.05)
+
+
+@pytest.mark.parametrize("variant", ["aft_simple", "aft_local", "aft_conv"])
+def test_large_positive_biases_do_not_overflow(variant):
+    layer = _layer(variant, causal=False).float()
+    with torch.no_grad():
+        for p in layer.parameters():
+            if p.dim() == 2 and p.shape[0] != H * DH:
+                p.abs_().mul_(10.0).add_(90.0)  # exp(w) overflows float32 unshifted
+    q, k, v = (t.float() * 3 for t in _qkv())
+    out = layer.attend(q, k, v, MASK)
+    assert torch.isfinite(out).all()
+    ref = aft_reference(q, k, v, _dense_w(layer, L), mask=MASK)
+    assert torch.allclose(out[0].double(), ref[0], atol=1e-4, rtol=1e-4)
