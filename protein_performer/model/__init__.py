@@ -1,0 +1,18 @@
+"""The protein language model: config, embeddings, blocks, PerformerLM, checkpoint loading."""
+
+from protein_performer.model.block import Block, FeedForward
+from protein_performer.model.checkpoint import LoadedLM, load_lm
+from protein_performer.model.config import ModelConfig
+from protein_performer.model.embeddings import LearnedPositions, RotaryEmbedding
+from protein_performer.model.lm import PerformerLM
+
+__all__ = [
+    "Block",
+    "FeedForward",
+    "LearnedPositions",
+    "LoadedLM",
+    "ModelConfig",
+    "PerformerLM",
+    "RotaryEmbedding",
+    "load_lm",
+]

@@ -1,0 +1,87 @@
+"""Load a trained LM from a Lightning checkpoint without importing Lightning.
+
+A checkpoint written by :class:`protein_performer.training.module.ProteinLMModule` holds
+``hyper_parameters`` (plain types: ``model`` dict, ``objective``, ``residue_frequencies``)
+and a ``state_dict`` whose model weights carry the ``model.`` prefix.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protein_performer.model.config import ModelConfig
+from protein_performer.model.lm import PerformerLM
+
+PREFIX = "model."
+
+
+class CheckpointError(ValueError):
+    """The file is not a protein-performer checkpoint (or is damaged)."""
+
+
+@dataclass
+class LoadedLM:
+    """A trained model in eval mode, with what is needed to evaluate it."""
+
+    model: PerformerLM
+    model_cfg: ModelConfig
+    objective: str  # "mlm" | "clm"
+    residue_frequencies: np.ndarray | None  # [V] train-corpus token frequencies, if recorded
+
+
+def _torch_load(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # Lightning may pickle objects outside the weights-only allow-list (loop or callback
+        # state); checkpoints are trusted input here, as for Lightning's own ckpt_path.
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedLM:
+    """Rebuild the :class:`PerformerLM` of a training checkpoint, in eval mode."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {p} (give a .ckpt written by protein-performer-train, e.g. "
+            "ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt)"
+        )
+    try:
+        ckpt = _torch_load(p)
+    except Exception as err:  # noqa: BLE001 -- any unreadable file gets the same message
+        raise CheckpointError(f"{p} is not a readable torch checkpoint: {err}") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise CheckpointError(
+            f"{p} is not a protein-performer checkpoint (expected a Lightning checkpoint with "
+            "'hyper_parameters' and 'state_dict', as written by protein-performer-train)"
+        )
+    hp = ckpt["hyper_parameters"]
+    if not isinstance(hp.get("model"), dict) or "objective" not in hp:
+        raise CheckpointError(
+            f"{p} is not a protein-performer checkpoint: its hyper_parameters lack 'model' "
+            f"and 'objective' (found {sorted(hp)})"
+        )
+    cfg = ModelConfig.from_dict(dict(hp["model"]))
+    model = PerformerLM(cfg)
+    state = {k[len(PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
+    if not state:
+        raise CheckpointError(f"{p}: the state_dict holds no 'model.*' weights")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{p}: weights do not match the model its hyper-parameters describe "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    model.to(map_location).eval()
+    freqs = hp.get("residue_frequencies")
+    return LoadedLM(
+        model=model,
+        model_cfg=cfg,
+        objective=str(hp["objective"]),
+        residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
+    )

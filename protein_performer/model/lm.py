@@ -1,0 +1,159 @@
+"""PerformerLM: a plain nn.Module protein language model (masked or causal)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from protein_performer.model.block import Block
+from protein_performer.model.config import ModelConfig
+from protein_performer.model.embeddings import LearnedPositions, RotaryEmbedding
+
+INIT_STD = 0.02
+
+
+class PerformerLM(nn.Module):
+    """Token embedding + positions -> pre-LN blocks -> final LayerNorm -> tied output head.
+
+    ``forward(tokens [B, L] long, mask [B, L] bool | None) -> logits [B, L, V]``; ``mask`` is
+    True on real tokens; padded keys are ignored by every attention kind, logits at padded
+    positions are finite but meaningless. Causal when ``cfg.causal`` (position t sees <= t).
+
+    Initialisation (GPT-2): weights ~ N(0, 0.02), the residual output projections (attention
+    ``to_out`` and the FFN's second layer) ~ N(0, 0.02 / sqrt(2 n_layers)) so the residual
+    stream's variance does not grow with depth, zero biases, unit LayerNorms.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if isinstance(cfg, dict):
+            cfg = ModelConfig.from_dict(cfg)
+        self.cfg = cfg
+        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.positions = (
+            LearnedPositions(cfg.max_length, cfg.d_model) if cfg.position == "learned" else None
+        )
+        self.rotary = (
+            RotaryEmbedding(cfg.head_dim, cfg.max_length) if cfg.position == "rotary" else None
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        if cfg.tie_embeddings:
+            self.head = None
+            self.head_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        else:
+            self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+            self.head_bias = None
+        self.reset_parameters()
+        self._number_feature_layers()
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0.0, INIT_STD)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, 0.0, INIT_STD)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        scaled = INIT_STD / math.sqrt(2 * self.cfg.n_layers)
+        for block in self.blocks:
+            for linear in block.residual_projections():
+                nn.init.normal_(linear.weight, 0.0, scaled)
+        if self.head_bias is not None:
+            nn.init.zeros_(self.head_bias)
+
+    def _number_feature_layers(self) -> None:
+        # Layers with seeded random features (FAVOR+) take their draw seed from a layer id.
+        # Use the block index, so two identically configured models draw identical features
+        # whatever else was built before in the process (reruns, resume, tests).
+        for index, block in enumerate(self.blocks):
+            attn = block.attn
+            layer_id = getattr(attn, "layer_id", None)
+            if isinstance(layer_id, Tensor) and hasattr(attn, "redraw"):
+                if int(layer_id) != index:
+                    layer_id.fill_(index)
+                    attn.redraw(0)
+
+    # ----------------------------------------------------------------------------------------
+
+    def _check(self, tokens: Tensor, mask: Tensor | None) -> None:
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must be [B, L], got shape {tuple(tokens.shape)}")
+        length = tokens.shape[1]
+        if length > self.cfg.max_length:
+            raise ValueError(
+                f"sequence length {length} exceeds model.max_length {self.cfg.max_length}; "
+                "crop the data (data.max_length) or use a model with longer positions"
+            )
+        if mask is not None and mask.shape != tokens.shape:
+            raise ValueError(
+                f"mask shape {tuple(mask.shape)} must equal tokens shape {tuple(tokens.shape)}"
+            )
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """tokens [B, L] -> input of the first block [B, L, D]."""
+        x = self.token_embedding(tokens)
+        if self.positions is not None:
+            x = x + self.positions(tokens.shape[1])
+        return self.drop(x)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Final hidden states [B, L, D] -> logits [B, L, V]."""
+        x = self.norm(x)
+        if self.head is not None:
+            return self.head(x)
+        return F.linear(x, self.token_embedding.weight, self.head_bias)
+
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+        self._check(tokens, mask)
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, mask, self.rotary)
+        return self.logits(x)
+
+    @torch.no_grad()
+    def attention_maps(
+        self, tokens: Tensor, mask: Tensor | None = None, layers: Sequence[int] | None = None
+    ) -> list[Tensor]:
+        """Each requested layer's attention matrix ``[B, H, L, L]`` on its own input.
+
+        ``layers``: block indices (negative counts from the end), default all, returned in
+        the order given. Runs in eval mode (dropout off; the mode is restored afterwards);
+        no gradients. Rows sum to 1 over real keys; O(L^2) memory: short sequences only.
+        """
+        self._check(tokens, mask)
+        n = len(self.blocks)
+        wanted = list(range(n)) if layers is None else [int(i) for i in layers]
+        for i in wanted:
+            if not -n <= i < n:
+                raise ValueError(f"layer {i} out of range for a model with {n} layers")
+        wanted = [i % n for i in wanted]
+        was_training = self.training
+        self.eval()
+        try:
+            maps: dict[int, Tensor] = {}
+            x = self.embed(tokens)
+            for index, block in enumerate(self.blocks):
+                if index in wanted:
+                    maps[index] = block.attn.attention_matrix(block.norm1(x), mask, self.rotary)
+                if index >= max(wanted, default=-1):
+                    break
+                x = block(x, mask, self.rotary)
+            return [maps[i] for i in wanted]
+        finally:
+            self.train(was_training)
+
+    def redraw_features(self, step: int) -> int:
+        """Offer a feature redraw at training step ``step`` to every layer; how many redrew."""
+        return sum(bool(block.attn.maybe_redraw(step)) for block in self.blocks)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

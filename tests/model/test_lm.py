@@ -1,0 +1,199 @@
+"""PerformerLM: shapes, config validation, causality, padding invariance, init, precision."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from protein_performer.attention import ATTENTION_REGISTRY, AttentionConfig
+from protein_performer.data.alphabet import ALPHABET
+from protein_performer.model import ModelConfig, PerformerLM
+
+KINDS = [k for k in ("exact", "favor_softmax", "favor_relu") if k in ATTENTION_REGISTRY]
+V = len(ALPHABET)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny models: thread hand-offs cost more than they save on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(kind: str = "exact", **kw) -> PerformerLM:
+    values = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, dropout=0.0, max_length=48,
+                  attention={"kind": kind, "nb_features": 16, "chunk_size": 4})
+    values.update(kw)
+    torch.manual_seed(0)
+    return PerformerLM(ModelConfig(**values)).eval()
+
+
+def proteins(batch: int, length: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(int(ALPHABET.standard_idx[0]), int(ALPHABET.standard_idx[-1]) + 1,
+                      (batch, length), generator=g)
+    t[:, 0] = ALPHABET.cls_idx
+    t[:, -1] = ALPHABET.eos_idx
+    return t
+
+
+@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_shapes(kind, position):
+    model = tiny(kind, position=position)
+    t = proteins(3, 17)
+    mask = torch.ones_like(t, dtype=torch.bool)
+    assert model(t, mask).shape == (3, 17, V)
+    assert model(t).shape == (3, 17, V)
+    maps = model.attention_maps(t, mask)
+    assert len(maps) == 2 and all(m.shape == (3, 2, 17, 17) for m in maps)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(3, 2, 17), atol=1e-4, rtol=0)
+    last = model.attention_maps(t, mask, layers=[-1])
+    torch.testing.assert_close(last[0], maps[1])
+
+
+def test_attention_maps_match_a_manual_pass():
+    model = tiny("exact")
+    t = proteins(2, 9)
+    mask = torch.ones_like(t, dtype=torch.bool)
+    x = model.embed(t)
+    x = model.blocks[0](x, mask)
+    h = model.blocks[1].norm1(x)
+    q, k, _ = model.blocks[1].attn.project(h)
+    ref = torch.softmax(q.double() @ k.double().transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)
+    got = model.attention_maps(t, mask, layers=[1])[0]
+    torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=1e-5)
+    assert not model.training
+
+
+def test_max_length_error():
+    model = tiny()
+    with pytest.raises(ValueError, match=r"sequence length 49 exceeds model.max_length 48; crop"):
+        model(proteins(1, 49))
+
+
+def test_config_validation_and_attention_copy():
+    with pytest.raises(ValueError, match=r"model.d_model \(100\) must be divisible by model.n_heads \(3\)"):
+        ModelConfig(d_model=100, n_heads=3, attention={"kind": "exact"})
+    with pytest.raises(ValueError, match="model.position must be one of"):
+        ModelConfig(position="sinusoidal", attention={"kind": "exact"})
+    with pytest.raises(ValueError, match="attention.kind must be one of"):
+        ModelConfig(attention={"kind": "nope"})
+    with pytest.raises(ValueError, match="model.n_layers must be a positive integer"):
+        ModelConfig(n_layers=0, attention={"kind": "exact"})
+    with pytest.raises(ValueError, match="attention: unknown field"):
+        ModelConfig(attention={"kind": "exact", "bogus": 1})
+    given = AttentionConfig(kind="exact")
+    cfg = ModelConfig(causal=True, max_length=77, attention=given)
+    assert cfg.attention.causal and cfg.attention.max_length == 77
+    assert not given.causal  # the caller's object is not mutated
+    again = ModelConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+
+
+@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_causal_model_does_not_see_the_future(kind, position):
+    model = tiny(kind, causal=True, position=position).double()
+    t = proteins(2, 20)
+    mask = torch.ones_like(t, dtype=torch.bool)
+    base = model(t, mask)
+    for cut in (1, 7, 18):
+        changed = t.clone()
+        # every later token becomes another one
+        changed[:, cut + 1:] = (t[:, cut + 1:] - 5) % 20 + 6
+        out = model(changed, mask)
+        torch.testing.assert_close(out[:, : cut + 1], base[:, : cut + 1], atol=1e-10, rtol=1e-10)
+        assert not torch.allclose(out[:, cut + 1:], base[:, cut + 1:])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_invariance(causal):
+    model = tiny("exact", causal=causal).double()
+    t = proteins(2, 12)
+    mask = torch.ones_like(t, dtype=torch.bool)
+    ref = model(t, mask)
+    padded = torch.full((2, 20), ALPHABET.pad_idx, dtype=torch.long)
+    padded[:, :12] = t
+    pmask = torch.zeros(2, 20, dtype=torch.bool)
+    pmask[:, :12] = True
+    out = model(padded, pmask)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[:, :12], ref, atol=1e-10, rtol=1e-10)
+
+
+def test_tied_head_and_init():
+    model = PerformerLM(ModelConfig(d_model=64, n_layers=8, n_heads=4, d_ff=128,
+                                    attention={"kind": "exact"}))
+    assert model.head is None
+    assert sum(p.data_ptr() == model.token_embedding.weight.data_ptr()
+               for p in model.parameters()) == 1
+    scaled = 0.02 / math.sqrt(16)
+    for block in model.blocks:
+        assert block.ff.fc2.weight.std().item() == pytest.approx(scaled, rel=0.15)
+        assert block.attn.to_out.weight.std().item() == pytest.approx(scaled, rel=0.15)
+        assert block.ff.fc1.weight.std().item() == pytest.approx(0.02, rel=0.1)
+        assert torch.all(block.ff.fc1.bias == 0)
+    untied = PerformerLM(ModelConfig(d_model=32, n_heads=2, tie_embeddings=False,
+                                     attention={"kind": "exact"}))
+    assert untied.head is not None and untied(proteins(1, 5)).shape == (1, 5, V)
+
+
+def test_identical_configs_draw_identical_features():
+    if "favor_relu" not in ATTENTION_REGISTRY:
+        pytest.skip("favor not registered")
+    a, b = tiny("favor_relu"), tiny("favor_relu")
+    t = proteins(2, 10)
+    torch.testing.assert_close(a(t), b(t))
+
+
+def test_redraw_features_counts_layers():
+    if "favor_relu" not in ATTENTION_REGISTRY:
+        pytest.skip("favor not registered")
+    model = tiny("favor_relu").train()
+    interval = model.blocks[0].attn.cfg.redraw_interval
+    assert model.redraw_features(interval) == 2
+    assert model.redraw_features(interval) == 0  # once per step (gradient accumulation)
+    assert model.redraw_features(interval + 1) == 0
+    assert tiny("exact").train().redraw_features(interval) == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_autocast_matches_float32(kind, dtype):
+    model = tiny(kind)
+    t = proteins(2, 24)
+    mask = torch.ones_like(t, dtype=torch.bool)
+    ref = torch.log_softmax(model(t, mask), -1)
+    with torch.autocast("cpu", dtype=dtype):
+        out = model(t, mask)
+    assert torch.isfinite(out).all()
+    got = torch.log_softmax(out.float(), -1)
+    assert (got - ref).abs().max().item() < 0.1
+
+
+def test_rotary_matches_complex_rotation_and_is_relative():
+    from protein_performer.model import RotaryEmbedding
+
+    rope = RotaryEmbedding(8, 64).double()
+    x = torch.randn(2, 3, 10, 8, dtype=torch.float64)
+    got = rope(x)
+    # reference: pairs (x_i, x_{i+4}) rotated by angle pos * base^(-2i/8), as complex numbers
+    pos = torch.arange(10, dtype=torch.float64)[:, None]
+    theta = pos * 10000.0 ** (-torch.arange(4, dtype=torch.float64) * 2 / 8)
+    z = torch.complex(x[..., :4], x[..., 4:]) * torch.polar(torch.ones_like(theta), theta)
+    torch.testing.assert_close(got, torch.cat([z.real, z.imag], -1))
+    # scores depend on the offset only: <R_i q, R_j k> == <R_{i+s} q, R_{j+s} k>
+    q, k = torch.randn(8, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+    seq = torch.zeros(1, 1, 10, 8, dtype=torch.float64)
+    seq[..., 2, :], seq[..., 5, :] = q, k
+    r = rope(seq)
+    shifted = torch.zeros_like(seq)
+    shifted[..., 6, :], shifted[..., 9, :] = q, k
+    rs = rope(shifted)
+    assert torch.dot(r[0, 0, 2], r[0, 0, 5]).item() == pytest.approx(
+        torch.dot(rs[0, 0, 6], rs[0, 0, 9]).item())

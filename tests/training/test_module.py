@@ -1,0 +1,202 @@
+"""ProteinLMModule: overfitting a tiny batch, token-weighted perplexity, hyper-parameters."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from protein_performer.attention import ATTENTION_REGISTRY
+from protein_performer.data.alphabet import ALPHABET
+from protein_performer.model import ModelConfig
+from protein_performer.training import ProteinLMModule
+from protein_performer.training.masking import IGNORE, causal_targets
+
+KINDS = [k for k in ("exact", "favor_softmax", "favor_relu") if k in ATTENTION_REGISTRY]
+TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_length=32)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny models: thread hand-offs cost more than they save on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_model(kind: str = "exact") -> dict:
+    return {**TINY, "attention": {"kind": kind, "nb_features": 32, "chunk_size": 8,
+                                  "redraw_interval": 0}}
+
+
+def make_batch(rows: list[list[int]]) -> dict[str, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    tokens = torch.full((len(rows), width), ALPHABET.pad_idx, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(r)
+    return {"tokens": tokens, "mask": tokens != ALPHABET.pad_idx}
+
+
+def protein(seed: int, n: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed)
+    res = torch.as_tensor(ALPHABET.standard_idx)[torch.randint(0, 20, (n,), generator=g)]
+    return [ALPHABET.cls_idx, *res.tolist(), ALPHABET.eos_idx]
+
+
+@pytest.mark.parametrize("objective", ["mlm", "clm"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_overfits_a_tiny_batch(kind, objective):
+    torch.manual_seed(0)
+    module = ProteinLMModule(tiny_model(kind), objective=objective,
+                             optim={"lr": 1e-2, "weight_decay": 0.0, "warmup_steps": 0})
+    # clm: one protein (two different proteins share the prefix <cls>, so their first residue
+    # would be unpredictable); mlm: two proteins, one fixed masking (memorisation)
+    rows = [protein(1, 14)] if objective == "clm" else [protein(1, 14), protein(2, 10)]
+    batch = make_batch(rows)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        out = module.compute_loss(batch, torch.Generator().manual_seed(0))
+        first = out["loss"].item() if first is None else first
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        if out["loss"].item() < 0.05:
+            break
+    assert first > 2.0
+    assert out["loss"].item() < 0.05, (kind, objective, first, out["loss"].item())
+
+
+def test_objective_decides_causality_and_hparams_are_plain():
+    cfg = ModelConfig(**TINY, attention={"kind": "exact"})
+    clm = ProteinLMModule(cfg, objective="clm")
+    assert clm.model.cfg.causal and clm.model.blocks[0].attn.causal
+    mlm = ProteinLMModule(ModelConfig(**TINY, causal=True, attention={"kind": "exact"}))
+    assert not mlm.model.cfg.causal and not mlm.model.blocks[0].attn.causal
+    hp = dict(clm.hparams)
+    assert isinstance(hp["model"], dict) and isinstance(hp["model"]["attention"], dict)
+    assert isinstance(hp["optim"], dict) and hp["objective"] == "clm"
+    rebuilt = ProteinLMModule(**hp)
+    assert rebuilt.model_cfg == clm.model_cfg and rebuilt.optim_cfg == clm.optim_cfg
+    with pytest.raises(ValueError, match="objective must be one of"):
+        ProteinLMModule(cfg, objective="bert")
+    with pytest.raises(ValueError, match="optim: unknown field"):
+        ProteinLMModule(cfg, optim={"learning_rate": 1.0})
+
+
+class _Batches(torch.utils.data.Dataset):
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return self.batches[i]
+
+
+def _loader(batches):
+    return torch.utils.data.DataLoader(_Batches(batches), batch_size=None)
+
+
+def _trainer(tmp_path, **kw):
+    import pytorch_lightning as pl
+
+    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False,
+                default_root_dir=tmp_path)
+    args.update(kw)
+    return pl.Trainer(**args)
+
+
+def test_valid_perplexity_is_token_weighted(tmp_path):
+    torch.manual_seed(0)
+    module = ProteinLMModule(tiny_model("exact"), objective="clm")
+    # two batches with very different token counts: a mean of batch perplexities differs
+    batches = [make_batch([protein(3, 25), protein(4, 5)]), make_batch([protein(5, 2)])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = _trainer(tmp_path).validate(module, dataloaders=_loader(batches), verbose=False)[0]
+    nll, count, correct, batch_ppl = 0.0, 0, 0, []
+    module.eval()
+    with torch.no_grad():
+        for b in batches:
+            logp = torch.log_softmax(module.model(b["tokens"], b["mask"]).double(), -1)
+            t = causal_targets(b["tokens"], b["mask"])
+            scored = t != IGNORE
+            token_nll = -logp.gather(-1, t.clamp(min=0)[..., None])[..., 0][scored]
+            nll += token_nll.sum().item()
+            count += int(scored.sum())
+            correct += int((logp.argmax(-1) == t)[scored].sum())
+            batch_ppl.append(math.exp(token_nll.mean().item()))
+    assert metrics["valid/perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
+    assert metrics["valid/loss"] == pytest.approx(nll / count, rel=1e-5)
+    assert metrics["valid/accuracy"] == pytest.approx(correct / count)
+    assert abs(sum(batch_ppl) / 2 - metrics["valid/perplexity"]) > 1e-3
+
+
+def test_validation_masking_is_fixed(tmp_path):
+    torch.manual_seed(0)
+    module = ProteinLMModule(tiny_model("exact"), objective="mlm")
+    batches = [make_batch([protein(i, 20), protein(i + 10, 12)]) for i in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = [_trainer(tmp_path).validate(module, dataloaders=_loader(batches),
+                                            verbose=False)[0]["valid/perplexity"]
+                for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_fit_logs_training_metrics(tmp_path):
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+
+    torch.manual_seed(0)
+    module = ProteinLMModule(tiny_model(KINDS[-1]) | {"attention": {
+        "kind": KINDS[-1], "nb_features": 16, "redraw_interval": 2}}, objective="mlm",
+        optim={"warmup_steps": 2})
+    batches = [make_batch([protein(i, 12), protein(i + 7, 9)]) for i in range(4)]
+    trainer = _trainer(tmp_path, max_steps=4, log_every_n_steps=1,
+                       logger=CSVLogger(tmp_path, name="csv"), num_sanity_val_steps=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, train_dataloaders=_loader(batches), val_dataloaders=_loader(batches[:2]))
+    import pandas as pd
+
+    frame = pd.read_csv(next(tmp_path.glob("csv/*/metrics.csv")))
+    for col in ("train/loss", "train/accuracy", "train/lr", "train/tokens_per_s",
+                "train/feature_redraws", "valid/perplexity", "valid/loss", "valid/accuracy"):
+        assert col in frame.columns, col
+    assert (frame["train/tokens_per_s"].dropna() > 0).all()
+    # warm-up: lr rises over the first two steps
+    lr = frame["train/lr"].dropna().tolist()
+    assert lr[0] < lr[1]
+    if KINDS[-1].startswith("favor"):
+        assert frame["train/feature_redraws"].dropna().max() == 1  # one layer, step 2
+    assert isinstance(trainer, pl.Trainer)
+
+
+def _fit_final_loss(tmp_path, precision: str) -> tuple[float, ProteinLMModule]:
+    torch.manual_seed(0)
+    module = ProteinLMModule(tiny_model(KINDS[-1]), objective="clm",
+                             optim={"lr": 1e-2, "warmup_steps": 2, "weight_decay": 0.0})
+    batches = [make_batch([protein(1, 20)])] * 30
+    trainer = _trainer(tmp_path, max_steps=30, precision=precision, num_sanity_val_steps=0,
+                       gradient_clip_val=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, train_dataloaders=_loader(batches))
+    with torch.no_grad():
+        return module.compute_loss(batches[0])["loss"].item(), module
+
+
+def test_bf16_mixed_training_is_stable(tmp_path):
+    ref, _ = _fit_final_loss(tmp_path, "32-true")
+    got, module = _fit_final_loss(tmp_path, "bf16-mixed")
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert module.model.token_embedding.weight.dtype == torch.float32  # master weights
+    assert ref < 1.0 and got < 1.0, (ref, got)  # from ~3.4 (uniform over 31 tokens)
+    assert abs(got - ref) < 0.25, (ref, got)
