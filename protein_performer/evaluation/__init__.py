@@ -1,0 +1,39 @@
+"""Evaluation of trained protein LMs: token-weighted perplexity and accuracy, sliding
+windows for long proteins, the unigram (empirical) baseline, and the paper's table."""
+
+from protein_performer.evaluation.perplexity import (
+    CheckpointEvaluation,
+    EvalOptions,
+    EvaluationInputError,
+    PerplexityAccumulator,
+    evaluate_checkpoint,
+    evaluate_source,
+    load_checkpoint,
+    metrics_table,
+    open_input,
+)
+from protein_performer.evaluation.unigram import (
+    baseline_log_probs,
+    token_counts,
+    unigram_log_probs,
+    unigram_residue_metrics,
+)
+from protein_performer.evaluation.windows import centered_windows, sliding_windows
+
+__all__ = [
+    "CheckpointEvaluation",
+    "EvalOptions",
+    "EvaluationInputError",
+    "PerplexityAccumulator",
+    "baseline_log_probs",
+    "centered_windows",
+    "evaluate_checkpoint",
+    "evaluate_source",
+    "load_checkpoint",
+    "metrics_table",
+    "open_input",
+    "sliding_windows",
+    "token_counts",
+    "unigram_log_probs",
+    "unigram_residue_metrics",
+]

@@ -1,0 +1,242 @@
+"""``protein-performer-analyze``: attention of a trained model vs substitution matrices.
+
+    protein-performer-analyze ckpt_path=run/checkpoints/last.ckpt
+    protein-performer-analyze 'ckpts=[a/last.ckpt,b/last.ckpt]'        # sweep comparison
+    protein-performer-analyze 'runs=[outputs/analyze/x,outputs/analyze/y]'  # from earlier runs
+
+Thin: :func:`analyze` turns conf/analyze.yaml into typed options and calls
+:func:`protein_performer.analysis.run.analyze_model` (one model) or, for a sweep, that per
+model and then :mod:`protein_performer.analysis.compare`. Bad inputs (missing checkpoint or
+file, unknown matrix name, malformed FASTA) end with a one-line error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+PROG = "protein-performer-analyze"
+# An absolute path: Hydra resolves a relative one as a Python package, which conf/ is not.
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def _abs(path: str | Path) -> Path:
+    """A path as the user typed it: relative to the directory the command started in."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import to_absolute_path
+
+    if HydraConfig.initialized():
+        return Path(to_absolute_path(str(path)))
+    return Path(path).expanduser().resolve()
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _list(cfg: DictConfig, key: str) -> list | None:
+    value = _plain(cfg.get(key))
+    if value is None:
+        return None
+    return [value] if isinstance(value, (str, Path)) else list(value)
+
+
+def analysis_options(cfg: DictConfig):
+    """conf/analyze.yaml -> :class:`AnalysisOptions` (validated: names the bad field)."""
+    from protein_performer.analysis.run import AnalysisOptions
+
+    matrices = _list(cfg, "matrices") or []
+    return AnalysisOptions(
+        n_proteins=None if cfg.n_proteins is None else int(cfg.n_proteins),
+        threshold=float(cfg.threshold),
+        min_total_weight=float(cfg.min_total_weight),
+        direct_log=bool(cfg.direct_log),
+        direct_pseudocount=float(cfg.direct_pseudocount),
+        reference=str(cfg.reference),
+        matrices=[str(m) for m in matrices],
+        n_permutations=int(cfg.n_permutations),
+        seed=int(cfg.seed),
+        max_length=None if cfg.max_length is None else int(cfg.max_length),
+        attention_budget=int(cfg.attention_budget),
+        device=str(cfg.device),
+        progress=bool(cfg.progress),
+    )
+
+
+def _source(cfg: DictConfig):
+    from protein_performer.analysis.run import EMBEDDED_VALID, open_proteins
+
+    fasta = _plain(cfg.get("fasta"))
+    if isinstance(fasta, list):
+        if len(fasta) != 1:
+            raise ValueError(f"fasta: give one file (got {len(fasta)}); concatenate files first")
+        fasta = fasta[0]
+    path = EMBEDDED_VALID if fasta is None else _abs(fasta)
+    return path, open_proteins(path)
+
+
+def _checkpoint(value: Any):
+    from protein_performer.analysis.run import AnalysisInputError
+
+    if not value:
+        raise AnalysisInputError(
+            f"ckpt_path is required: {PROG} ckpt_path=path/to/last.ckpt (or ckpts=[...] / "
+            f"runs=[...] for a sweep comparison)"
+        )
+    path = _abs(value)
+    if not path.is_file():
+        raise AnalysisInputError(
+            f"checkpoint not found: {path} (set ckpt_path= to a .ckpt written by "
+            f"protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt; relative paths "
+            f"are read from the directory the command started in)"
+        )
+    return path
+
+
+def _analyze_one(cfg: DictConfig, ckpt: Path, source_path: Path, source, options,
+                 out_dir: Path) -> dict[str, Any]:
+    from protein_performer.analysis.run import analyze_model, load_model
+
+    model = load_model(ckpt)
+    result, files = analyze_model(
+        model, source, out_dir, options, figures=bool(cfg.figures),
+        map_protein=_plain(cfg.map_protein), map_layer=cfg.map_layer, map_head=cfg.map_head,
+        extra={"checkpoint": str(ckpt), "input": str(source_path)},
+    )
+    for warning in result.warnings():
+        log.warning(warning)
+        print(f"warning: {warning}")
+    ref = options.reference
+    stats = result.overall["vig"][ref]
+    print(f"{ckpt}: attention (Vig similarity) vs {ref}: Pearson r = {stats['pearson']:.3f}, "
+          f"Spearman = {stats['spearman']:.3f}, permutation p = {stats['permutation_p']:.3g} "
+          f"({int(result.kept.sum())}/{result.kept.size} heads kept, "
+          f"{result.counts['n_proteins']} proteins); direct mode r = "
+          f"{result.overall['direct'][ref]['pearson']:.3f}")
+    if result.best_head:
+        b = result.best_head
+        print(f"best head (direct mode): layer {b['layer']} head {b['head']}, "
+              f"r = {b['direct_pearson']:.3f}")
+    print(f"wrote {files['blosum_comparison']}")
+    return json.loads(Path(files["blosum_comparison"]).read_text())
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        n = seen.get(label, 0)
+        seen[label] = n + 1
+        out.append(label if n == 0 else f"{label}#{n}")
+    return out
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", label)[:100] or "model"
+
+
+def _sweep(cfg: DictConfig, out_dir: Path, options) -> dict[str, Any]:
+    from protein_performer.analysis.compare import (
+        load_runs,
+        metrics_beside,
+        read_metrics,
+        run_label,
+        summary_row,
+        sweep_table,
+        write_sweep,
+    )
+
+    ckpts, runs = _list(cfg, "ckpts"), _list(cfg, "runs")
+    if ckpts and runs:
+        raise ValueError("give either ckpts=[...] or runs=[...], not both")
+    items = ckpts or runs or []
+    if not items:
+        raise ValueError("ckpts / runs must list at least one checkpoint / run directory")
+    labels = _list(cfg, "labels")
+    metrics = _list(cfg, "metrics")
+    for name, values in (("labels", labels), ("metrics", metrics)):
+        if values is not None and len(values) != len(items):
+            raise ValueError(f"{name} has {len(values)} entries but {len(items)} "
+                             f"{'ckpts' if ckpts else 'runs'} were given: one per model")
+    metrics_paths = [(_abs(m) if m else None) for m in metrics] if metrics else None
+    if runs:
+        table = load_runs([_abs(r) for r in runs], labels, metrics_paths)
+    else:
+        paths = [_checkpoint(c) for c in ckpts]
+        labels = _unique(labels or [run_label(p) for p in paths])
+        source_path, source = _source(cfg)
+        rows = []
+        for i, (ckpt, label) in enumerate(zip(paths, labels)):
+            comp = _analyze_one(cfg, ckpt, source_path, source, options, out_dir / _safe(label))
+            m = metrics_paths[i] if metrics_paths else metrics_beside(ckpt)
+            rows.append(summary_row(comp, label, read_metrics(m) if m else None))
+        table = sweep_table(rows)
+    files = write_sweep(table, out_dir)
+    print(table.drop(columns=["checkpoint"]).dropna(axis=1, how="all")
+          .to_markdown(index=False, floatfmt=".3g"))
+    print(f"wrote {files['comparison_csv']}")
+    return {"comparison": json.loads(table.to_json(orient="records")), "files": files,
+            "output_dir": str(out_dir)}
+
+
+def analyze(cfg: DictConfig) -> dict[str, Any]:
+    """Analyse ``cfg.ckpt_path`` (or compare ``cfg.ckpts`` / ``cfg.runs``); returns a dict
+    (for one model: what ``blosum_comparison.json`` holds)."""
+    options = analysis_options(cfg)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("ckpts") is not None or cfg.get("runs") is not None:
+        if cfg.get("ckpt_path"):
+            raise ValueError("give ckpt_path (one model) or ckpts/runs (a comparison), not both")
+        return _sweep(cfg, out_dir, options)
+    ckpt = _checkpoint(cfg.get("ckpt_path"))
+    source_path, source = _source(cfg)  # a bad input file fails before the model loads
+    return _analyze_one(cfg, ckpt, source_path, source, options, out_dir)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the inputs: reported in one line, no traceback."""
+    from protein_performer.data.alphabet import InvalidResidueError
+
+    errors: list[type[BaseException]] = [ValueError, InvalidResidueError, FileNotFoundError,
+                                         KeyError]
+    try:
+        from protein_performer.data import fasta as _fasta
+
+        errors += [v for v in vars(_fasta).values() if isinstance(v, type)
+                   and issubclass(v, Exception) and v.__module__ == _fasta.__name__]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="analyze")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        analyze(cfg)
+    except _user_errors() as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console entry point; a leading ``compare`` word is accepted (sweep comparison)."""
+    if len(sys.argv) > 1 and sys.argv[1] == "compare":
+        del sys.argv[1]
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Hydra config -> validated typed objects for training (the only place that reads DictConfig).
+
+    cfg = compose_train(["model=tiny", "attention=exact"], output_dir=tmp)   # tests, notebooks
+    setup = build_setup(cfg)    # TrainSetup(model=ModelConfig, optim=OptimConfig, data=DataConfig, ...)
+
+Validation errors are :class:`ConfigError` with the field, the bad value and the fix, e.g.
+``attention.kind must be one of [...]``, ``attention.nb_features must be > 0, got 0``,
+``data.max_length (512) must be <= model.max_length (256)``, ``data.train: no such file``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+import protein_performer
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+DATA_PATH_FIELDS = ("train", "valid", "test", "test_ood")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the fix."""
+
+
+def repo_root() -> Path:
+    """The repository holding the package (where conf/ and data/sample/ live)."""
+    return Path(protein_performer.__file__).resolve().parents[1]
+
+
+def register_resolvers() -> None:
+    """``${pp_root:}`` -> the repository root (conf/paths/default.yaml)."""
+    OmegaConf.register_new_resolver("pp_root", lambda: str(repo_root()), replace=True)
+
+
+register_resolvers()
+
+
+def user_path(path: str | Path) -> Path:
+    """A path as the user typed it: relative to the directory the command started in."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import to_absolute_path
+
+    if HydraConfig.initialized():
+        return Path(to_absolute_path(str(path)))
+    return Path(path).expanduser().resolve()
+
+
+def compose_train(overrides: Sequence[str] = (), output_dir: str | Path | None = None,
+                  config_name: str = "train") -> DictConfig:
+    """Compose conf/train.yaml as the CLI would, without running a job (tests, notebooks).
+
+    Sets the Hydra runtime (output dir, cwd) so ``${paths.output_dir}`` resolves, and
+    registers the config with :class:`HydraConfig` so relative paths resolve as in a run.
+    """
+    import os
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(config_name=config_name, overrides=list(overrides),
+                      return_hydra_config=True)
+    out = Path(output_dir) if output_dir is not None else Path.cwd() / "outputs" / "compose"
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out.resolve())
+        cfg.hydra.runtime.cwd = os.getcwd()
+        cfg.hydra.job.num = 0
+        cfg.hydra.job.id = "compose"
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def _section(cfg: DictConfig, key: str) -> dict[str, Any]:
+    try:
+        node = cfg[key]
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)  # type: ignore
+    except MissingMandatoryValue as err:
+        field = f"{key}.{err.key}" if getattr(err, "key", None) else key
+        hint = " e.g. 'data.train=[path/to/train.fasta.gz]'" if key == "data" else ""
+        raise ConfigError(f"{field} is required (it is ??? in the config);{hint}") from None
+
+
+def make(cls: type, section: str, values: dict[str, Any], **extra: Any) -> Any:
+    """``cls(**values, **extra)`` with errors that name the config section and its fields."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{section}: unknown field(s) {unknown}; allowed: {sorted(allowed - set(extra))}"
+        )
+    try:
+        return cls(**values, **extra)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        msg = str(err)
+        # the dataclasses already name their fields ("attention.nb_features must be > 0")
+        if not msg.startswith(f"{section}."):
+            msg = f"{section}: {msg}"
+        raise ConfigError(msg) from None
+
+
+@dataclass
+class TrainSetup:
+    """Everything the training run needs, typed and validated."""
+
+    model: Any  # protein_performer.model.ModelConfig
+    objective: str  # "mlm" | "clm"
+    mask_prob: float
+    optim: Any  # protein_performer.training.optim.OptimConfig
+    data: Any  # protein_performer.data.config.DataConfig
+    seed: int
+    ckpt_path: Path | None
+
+
+def _check_paths(data: dict[str, Any]) -> None:
+    """Make data paths absolute (relative to the start directory) and check they exist."""
+    for key in DATA_PATH_FIELDS:
+        value = data.get(key)
+        if value is None:
+            continue
+        single = isinstance(value, (str, Path))
+        paths = [value] if single else list(value)
+        resolved = []
+        for p in paths:
+            path = user_path(p)
+            if not path.exists():
+                raise ConfigError(
+                    f"data.{key}: no such file or directory: {path} (relative paths are read "
+                    f"from the directory the command started in; give an existing FASTA file "
+                    f"or prepared store, e.g. 'data.{key}=[path/to/{key}.fasta.gz]')"
+                )
+            resolved.append(str(path))
+        data[key] = resolved[0] if single else resolved
+    for key in ("train", "valid"):
+        if not data.get(key):
+            raise ConfigError(
+                f"data.{key} must name at least one FASTA file (plain or .gz) or prepared store, "
+                f"e.g. 'data.{key}=[path/to/{key}.fasta.gz]'"
+            )
+    tsv = data.get("cluster_tsv")
+    if tsv:
+        path = user_path(tsv)
+        if not path.exists():
+            raise ConfigError(f"data.cluster_tsv: no such file: {path}")
+        data["cluster_tsv"] = str(path)
+
+
+def build_setup(cfg: DictConfig) -> TrainSetup:
+    """Validate ``cfg`` and turn it into typed objects (nothing is built or loaded yet)."""
+    import protein_performer.attention  # noqa: F401  (registers the attention kinds)
+    from protein_performer.attention import AttentionConfig
+    from protein_performer.data.config import DataConfig
+    from protein_performer.model import ModelConfig
+    from protein_performer.training.optim import OptimConfig
+
+    objective = _section(cfg, "objective")
+    name = objective.get("name")
+    if name not in ("mlm", "clm"):
+        raise ConfigError(f"objective.name must be one of ['clm', 'mlm'], got {name!r}")
+    causal = bool(objective.get("causal", name == "clm"))
+    if causal != (name == "clm"):
+        raise ConfigError(f"objective.causal must be {name == 'clm'} for objective {name}")
+    mask_prob = float(objective.get("mask_prob", 0.15))
+    if name == "mlm" and not 0.0 < mask_prob < 1.0:
+        raise ConfigError(f"objective.mask_prob must be in (0, 1), got {mask_prob}")
+
+    model_values = _section(cfg, "model")
+    # model.attention only carries size-dependent defaults that conf/attention/*.yaml read
+    # (e.g. nb_features); the attention group is the one source of the attention fields
+    model_values.pop("attention", None)
+    attention_values = _section(cfg, "attention")
+    attention_values.setdefault("causal", causal)
+    attention_values.setdefault("max_length", model_values.get("max_length", 1024))
+    attention = make(AttentionConfig, "attention", attention_values)
+    model_values["causal"] = causal
+    model = make(ModelConfig, "model", model_values, attention=attention)
+
+    data_values = _section(cfg, "data")
+    if data_values.get("max_length") is not None and model.max_length is not None:
+        if data_values["max_length"] > model.max_length:
+            raise ConfigError(
+                f"data.max_length ({data_values['max_length']}) must be <= model.max_length "
+                f"({model.max_length}), the size of the positional table: lower "
+                f"data.max_length or raise model.max_length"
+            )
+    _check_paths(data_values)
+    data = make(DataConfig, "data", data_values)
+
+    optim_values = _section(cfg, "optim")
+    if optim_values.get("total_steps") is None:
+        max_steps = cfg.trainer.get("max_steps", -1)
+        optim_values["total_steps"] = max_steps if max_steps and max_steps > 0 else None
+    if "betas" in optim_values:
+        optim_values["betas"] = tuple(optim_values["betas"])
+    optim = make(OptimConfig, "optim", optim_values)
+
+    ckpt = cfg.get("ckpt_path")
+    ckpt_path = None
+    if ckpt:
+        ckpt_path = user_path(ckpt)
+        if not ckpt_path.is_file():
+            raise ConfigError(
+                f"ckpt_path: no such checkpoint: {ckpt_path} (give the last.ckpt or best-*.ckpt "
+                f"of an earlier run, e.g. ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt)"
+            )
+    return TrainSetup(model=model, objective=name, mask_prob=mask_prob, optim=optim, data=data,
+                      seed=int(cfg.get("seed", 0)), ckpt_path=ckpt_path)
+
+
+def fsdp_block_policy() -> set[type]:
+    """FSDP auto-wrap policy: one FSDP unit per transformer block (conf/trainer/fsdp.yaml)."""
+    from protein_performer import model as model_pkg
+
+    block = getattr(model_pkg, "Block", None)
+    if block is None:
+        from protein_performer.model.block import Block as block  # type: ignore
+    return {block}

@@ -1,0 +1,708 @@
+"""Perplexity and accuracy of a protein LM on a set of proteins, token-weighted and streamed.
+
+Definitions (per input file):
+
+* ``nll_per_token`` = (sum of the negative log-likelihood, in nats, of every scored token) /
+  (number of scored tokens), summed over the whole file; ``perplexity`` = exp(nll_per_token).
+  Never a mean of per-batch or per-protein perplexities.
+* ``accuracy`` = share of scored tokens whose arg-max prediction is the true token.
+* Causal (``clm``) models: exact next-token perplexity: every residue and the closing
+  ``<eos>`` of each protein is scored given everything before it (``<cls>`` + residues).
+* Masked (``mlm``) models: the masked-token perplexity of the Performer paper: 15% of the
+  residues are selected (and corrupted 80/10/10) exactly as in training
+  (:func:`protein_performer.training.masking.mask_tokens`), from a generator seeded by
+  ``(seed, masking, protein index)`` so the result does not depend on batching; only the
+  selected tokens are scored. Repeated over ``n_maskings`` maskings: the reported value pools
+  the tokens of all maskings, ``*_std`` is the standard deviation across maskings.
+* Pseudo-perplexity (masked models, optional; as ESM reports it): every residue is masked in
+  turn (one copy of the protein per residue, batched) and scored given all the others.
+* Unigram baseline: the same scored tokens under the training corpus's token frequencies
+  (:mod:`protein_performer.evaluation.unigram`).
+* Proteins longer than the model's window are scored through overlapping windows
+  (:mod:`protein_performer.evaluation.windows`): every token is scored exactly once, with at
+  least ``window - stride`` tokens of left context (causal) or half that on each side (masked).
+
+Proteins are processed in chunks (``chunk_proteins``), sorted by length within a chunk and
+batched by a token budget (``batch_tokens`` = batch size x padded length), and per-protein
+results are written to CSV chunk by chunk, so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.source import ProteinSource
+from protein_performer.evaluation.windows import centered_windows, default_stride, sliding_windows
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+OBJECTIVES = ("mlm", "clm")
+PER_PROTEIN_COLUMNS = ("accession", "length", "n_tokens", "nll", "perplexity", "accuracy")
+PSEUDO_COLUMNS = ("pseudo_n_tokens", "pseudo_nll", "pseudo_perplexity", "pseudo_accuracy")
+
+
+@dataclass
+class PerplexityAccumulator:
+    """Token-weighted sums from which perplexity and accuracy are derived at the end.
+
+    Add the summed NLL (nats), the number of correct arg-max predictions and the number of
+    scored tokens of each batch; :attr:`perplexity` is ``exp(nll_sum / n_tokens)``.
+    """
+
+    nll_sum: float = 0.0
+    n_correct: int = 0
+    n_tokens: int = 0
+    n_sequences: int = 0
+
+    def update(self, nll_sum: float, n_correct: int, n_tokens: int, n_sequences: int = 0) -> None:
+        self.nll_sum += float(nll_sum)
+        self.n_correct += int(n_correct)
+        self.n_tokens += int(n_tokens)
+        self.n_sequences += int(n_sequences)
+
+    def merge(self, other: "PerplexityAccumulator") -> "PerplexityAccumulator":
+        return PerplexityAccumulator(
+            self.nll_sum + other.nll_sum,
+            self.n_correct + other.n_correct,
+            self.n_tokens + other.n_tokens,
+            self.n_sequences + other.n_sequences,
+        )
+
+    @property
+    def nll_per_token(self) -> float:
+        return self.nll_sum / self.n_tokens if self.n_tokens else math.nan
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nll_per_token) if self.n_tokens else math.nan
+
+    @property
+    def accuracy(self) -> float:
+        return self.n_correct / self.n_tokens if self.n_tokens else math.nan
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "perplexity": self.perplexity,
+            "accuracy": self.accuracy,
+            "nll_per_token": self.nll_per_token,
+            "n_tokens": self.n_tokens,
+            "n_sequences": self.n_sequences,
+        }
+
+
+@dataclass
+class EvalOptions:
+    """How to score a file (see the module docstring for the definitions).
+
+    ``window``: tokens per model call, default the model's ``max_length``; ``stride``: tokens
+    between window starts, default ``window // 2``; ``batch_tokens``: budget of padded tokens
+    per batch; ``chunk_proteins``: proteins held at once; ``device``: ``auto`` | ``cpu`` |
+    ``cuda`` | ``cuda:N``.
+    """
+
+    batch_tokens: int = 16384
+    window: int | None = None
+    stride: int | None = None
+    n_maskings: int = 3
+    mask_prob: float = 0.15
+    seed: int = 0
+    pseudo_perplexity: bool = False
+    chunk_proteins: int = 4096
+    device: str = "auto"
+    progress: bool = True
+    max_proteins: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_tokens", "n_maskings", "chunk_proteins"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.window is not None and self.window < 2:
+            raise ValueError(f"window must be >= 2, got {self.window}")
+        if self.stride is not None and self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.max_proteins is not None and self.max_proteins < 1:
+            raise ValueError(f"max_proteins must be >= 1 or null, got {self.max_proteins}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> the first CUDA device if there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use device=cpu or auto")
+    return dev
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces: the (window of a) protein rows one model call scores.
+
+
+@dataclass
+class _Pieces:
+    """Model inputs of one chunk; each row scores into (slot, protein row)."""
+
+    rows: list[int] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)
+    inputs: list[np.ndarray] = field(default_factory=list)  # int [Lw] token ids
+    targets: list[np.ndarray] = field(default_factory=list)  # int [Lw], IGNORE = unscored
+    weights: list[float] = field(default_factory=list)  # share of its protein (progress)
+    n_tokens: int = 0
+
+    def add(self, row: int, slot: int, inputs: np.ndarray, targets: np.ndarray, w: float) -> None:
+        self.rows.append(row)
+        self.slots.append(slot)
+        self.inputs.append(inputs)
+        self.targets.append(targets)
+        self.weights.append(w)
+        self.n_tokens += len(inputs)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def with_specials(residues: np.ndarray) -> np.ndarray:
+    """int64 [n + 2]: ``<cls>`` + residues + ``<eos>`` (the per-protein example layout)."""
+    out = np.empty(len(residues) + 2, dtype=np.int64)
+    out[0] = ALPHABET.cls_idx
+    out[1:-1] = residues
+    out[-1] = ALPHABET.eos_idx
+    return out
+
+
+def causal_pieces(tokens: np.ndarray, window: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(inputs, targets) per causal window: targets[t] = tokens[start + t + 1] if scored.
+
+    The logits at position t predict the next token; each target in the window's scored span
+    appears exactly once over all windows; ``<cls>`` (position 0) is never a target.
+    """
+    out = []
+    for start, end, score_from in sliding_windows(len(tokens), window, stride):
+        inputs = tokens[start:end]
+        targets = np.full(end - start, IGNORE, dtype=np.int64)
+        lo = max(score_from - start - 1, 0)  # first logit whose target is >= score_from
+        targets[lo : end - start - 1] = tokens[start + lo + 1 : end]
+        out.append((inputs, targets))
+    return out
+
+
+def masked_pieces(
+    inputs: np.ndarray, targets: np.ndarray, window: int, stride: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(inputs, targets) per centered window of an already masked protein."""
+    out = []
+    for start, end, lo, hi in centered_windows(len(inputs), window, stride):
+        t = np.full(end - start, IGNORE, dtype=np.int64)
+        t[lo - start : hi - start] = targets[lo:hi]
+        out.append((inputs[start:end], t))
+    return out
+
+
+def pseudo_pieces(
+    tokens: np.ndarray, window: int, stride: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One (inputs, targets) per residue: that residue masked and scored, the rest intact."""
+    out = []
+    is_residue = tokens >= ALPHABET.first_residue_idx
+    for start, end, lo, hi in centered_windows(len(tokens), window, stride):
+        positions = np.flatnonzero(is_residue[lo:hi]) + lo
+        if positions.size == 0:
+            continue
+        k = np.arange(positions.size)
+        block = np.tile(tokens[start:end], (positions.size, 1))  # [k, Lw]
+        block[k, positions - start] = ALPHABET.mask_idx
+        tgt = np.full(block.shape, IGNORE, dtype=np.int64)
+        tgt[k, positions - start] = tokens[positions]
+        out.extend(zip(block, tgt))
+    return out
+
+
+def _protein_seed(seed: int, masking: int, index: int) -> int:
+    # Distinct generator per (seed, masking, protein): scores do not depend on batch/chunk sizes.
+    return (seed * 0x9E3779B1 + masking * 0x85EBCA77 + index) % (2**63 - 1)
+
+
+def mask_protein(
+    tokens: np.ndarray, *, prob: float, seed: int, masking: int, index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mask one protein as training does, reproducibly: (inputs, targets with -100) int64."""
+    from protein_performer.training.masking import mask_tokens
+
+    gen = torch.Generator().manual_seed(_protein_seed(seed, masking, index))
+    t = torch.from_numpy(tokens).unsqueeze(0)
+    inputs, targets = mask_tokens(t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen)
+    return inputs[0].numpy().astype(np.int64), targets[0].numpy().astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Batched scoring of pieces.
+
+
+@dataclass
+class _Sums:
+    """Per (slot, protein row) sums of one chunk, for the model and the unigram baseline."""
+
+    nll: np.ndarray
+    correct: np.ndarray
+    count: np.ndarray
+    uni_nll: np.ndarray
+    uni_correct: np.ndarray
+
+    @classmethod
+    def zeros(cls, n_slots: int, n_rows: int) -> "_Sums":
+        f = lambda dt: np.zeros((n_slots, n_rows), dtype=dt)  # noqa: E731
+        return cls(f(np.float64), f(np.int64), f(np.int64), f(np.float64), f(np.int64))
+
+
+def _batches(lengths: np.ndarray, batch_tokens: int) -> Iterator[np.ndarray]:
+    """Indices of pieces per batch: longest first, B * L_max <= batch_tokens (>= 1 piece)."""
+    order = np.argsort(-lengths, kind="stable")
+    i = 0
+    while i < len(order):
+        longest = int(lengths[order[i]])
+        size = max(1, batch_tokens // max(longest, 1))
+        yield order[i : i + size]
+        i += size
+
+
+@torch.inference_mode()
+def _score_pieces(
+    model: Callable[[Tensor, Tensor], Tensor],
+    pieces: _Pieces,
+    sums: _Sums,
+    *,
+    unigram: Tensor,
+    batch_tokens: int,
+    device: torch.device,
+    on_batch: Callable[[float], None],
+) -> None:
+    """Run the model over all pieces and add their token sums into ``sums``."""
+    lengths = np.fromiter((len(x) for x in pieces.inputs), dtype=np.int64, count=len(pieces))
+    uni_best = int(torch.argmax(unigram))
+    rows_all = np.asarray(pieces.rows)
+    slots_all = np.asarray(pieces.slots)
+    for idx in _batches(lengths, batch_tokens):
+        width = int(lengths[idx].max())
+        tok = np.full((len(idx), width), ALPHABET.pad_idx, dtype=np.int64)
+        tgt = np.full((len(idx), width), IGNORE, dtype=np.int64)
+        for b, j in enumerate(idx):
+            tok[b, : lengths[j]] = pieces.inputs[j]
+            tgt[b, : lengths[j]] = pieces.targets[j]
+        tokens = torch.from_numpy(tok).to(device, non_blocking=True)
+        targets = torch.from_numpy(tgt).to(device, non_blocking=True)
+        mask = torch.arange(width, device=device)[None, :] < torch.from_numpy(lengths[idx]).to(
+            device
+        )[:, None]
+        logits = model(tokens, mask)  # [B, L, V]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        valid = targets != IGNORE
+        safe = targets.clamp_min(0)
+        nll = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1).double()  # [B, L]
+        nll = torch.where(valid, nll, torch.zeros_like(nll))
+        correct = (logp.argmax(-1) == targets) & valid
+        uni_nll = torch.where(valid, -unigram[safe], torch.zeros_like(nll))
+        uni_correct = (targets == uni_best) & valid
+        per = torch.stack(
+            [nll.sum(1), correct.sum(1).double(), valid.sum(1).double(), uni_nll.sum(1),
+             uni_correct.sum(1).double()]
+        ).cpu().numpy()  # [5, B]
+        if not np.isfinite(per[0]).all():
+            raise FloatingPointError("the model produced non-finite log-probabilities")
+        r, s = rows_all[idx], slots_all[idx]
+        np.add.at(sums.nll, (s, r), per[0])
+        np.add.at(sums.correct, (s, r), per[1].round().astype(np.int64))
+        np.add.at(sums.count, (s, r), per[2].round().astype(np.int64))
+        np.add.at(sums.uni_nll, (s, r), per[3])
+        np.add.at(sums.uni_correct, (s, r), per[4].round().astype(np.int64))
+        on_batch(float(sum(pieces.weights[j] for j in idx)))
+
+
+# --------------------------------------------------------------------------------------------
+# Progress: a bar on a terminal, periodic log lines otherwise (CI logs).
+
+
+class _Progress:
+    def __init__(self, total: int, desc: str, enabled: bool, every_s: float = 30.0) -> None:
+        self.total, self.desc, self.done = total, desc, 0.0
+        self.bar = None
+        self.enabled = enabled
+        self.every_s = every_s
+        self.t0 = self.last = time.monotonic()
+        if enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="protein", dynamic_ncols=True)
+
+    def update(self, n: float) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if self.enabled and now - self.last >= self.every_s:
+            self.last = now
+            log.info(
+                "%s: %d/%d proteins (%.0f%%), %.0f s", self.desc, round(self.done), self.total,
+                100.0 * self.done / max(self.total, 1), now - self.t0,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            log.info("%s: %d proteins in %.1f s", self.desc, self.total, time.monotonic() - self.t0)
+
+
+# --------------------------------------------------------------------------------------------
+# One file.
+
+
+def _std(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _acc(nll: np.ndarray, correct: np.ndarray, count: np.ndarray) -> PerplexityAccumulator:
+    return PerplexityAccumulator(float(nll.sum()), int(correct.sum()), int(count.sum()))
+
+
+def evaluate_source(
+    model: nn.Module | Callable[[Tensor, Tensor], Tensor],
+    source: ProteinSource,
+    *,
+    objective: str,
+    max_length: int,
+    unigram_log_probs: np.ndarray,
+    options: EvalOptions | None = None,
+    per_protein_csv: str | Path | None = None,
+    desc: str = "eval",
+) -> dict[str, float | int]:
+    """Score every protein of ``source``; returns the file's metrics (module docstring).
+
+    ``model(tokens [B, L] long, mask [B, L] bool) -> logits [B, L, V]`` (a
+    :class:`~protein_performer.model.PerformerLM` in eval mode, or any callable);
+    ``objective``: ``clm`` (causal) or ``mlm`` (masked); ``max_length``: the longest input
+    the model accepts; ``unigram_log_probs`` [V]: the baseline's log-probabilities over the
+    scored vocabulary (:func:`~protein_performer.evaluation.unigram.unigram_log_probs`).
+    ``per_protein_csv``: where to stream one row per protein (columns
+    :data:`PER_PROTEIN_COLUMNS`, plus :data:`PSEUDO_COLUMNS` with pseudo-perplexity).
+    """
+    opt = options or EvalOptions()
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if opt.pseudo_perplexity and objective != "mlm":
+        raise ValueError("pseudo_perplexity applies to masked (mlm) models only")
+    window = min(opt.window or max_length, max_length)
+    if window < 2:
+        raise ValueError(f"window must be >= 2 tokens, got {window}")
+    stride = opt.stride or default_stride(window)
+    if stride > window:
+        raise ValueError(f"stride must be <= window ({window}), got {stride}")
+    device = resolve_device(opt.device)
+    if isinstance(model, nn.Module):
+        model.eval()
+    unigram = torch.as_tensor(unigram_log_probs, dtype=torch.float64, device=device)
+
+    n_total = len(source) if opt.max_proteins is None else min(len(source), opt.max_proteins)
+    n_slots = (opt.n_maskings if objective == "mlm" else 1) + int(opt.pseudo_perplexity)
+    pseudo_slot = n_slots - 1 if opt.pseudo_perplexity else None
+    model_slots = list(range(n_slots - int(opt.pseudo_perplexity)))
+    totals = _Sums.zeros(n_slots, 1)
+    n_windowed = 0
+    lengths = np.asarray(source.lengths[:n_total], dtype=np.int64)
+
+    writer = handle = None
+    if per_protein_csv is not None:
+        Path(per_protein_csv).parent.mkdir(parents=True, exist_ok=True)
+        handle = open(per_protein_csv, "w", newline="")
+        writer = csv.writer(handle)
+        writer.writerow(PER_PROTEIN_COLUMNS + (PSEUDO_COLUMNS if opt.pseudo_perplexity else ()))
+    progress = _Progress(n_total, desc, opt.progress)
+    # Bound the pieces held at once (pseudo-perplexity makes n copies of an n-residue protein).
+    chunk_token_budget = max(opt.batch_tokens * 64, 1 << 22)
+    try:
+        lo = 0
+        while lo < n_total:
+            pieces = _Pieces()
+            hi = lo
+            while hi < n_total and hi - lo < opt.chunk_proteins and (
+                hi == lo or pieces.n_tokens < chunk_token_budget
+            ):
+                row = hi - lo
+                tokens = with_specials(np.asarray(source[hi]))
+                n_windowed += len(tokens) > window
+                per_protein: list[tuple[int, np.ndarray, np.ndarray]] = []
+                if objective == "clm":
+                    per_protein += [(0, x, t) for x, t in causal_pieces(tokens, window, stride)]
+                else:
+                    for m in model_slots:
+                        x, t = mask_protein(
+                            tokens, prob=opt.mask_prob, seed=opt.seed, masking=m, index=hi
+                        )
+                        per_protein += [(m, a, b) for a, b in masked_pieces(x, t, window, stride)]
+                    if pseudo_slot is not None:
+                        per_protein += [
+                            (pseudo_slot, a, b) for a, b in pseudo_pieces(tokens, window, stride)
+                        ]
+                w = 1.0 / max(len(per_protein), 1)
+                for slot, x, t in per_protein:
+                    pieces.add(row, slot, x, t, w)
+                if not per_protein:
+                    progress.update(1.0)
+                hi += 1
+            sums = _Sums.zeros(n_slots, hi - lo)
+            _score_pieces(
+                model, pieces, sums, unigram=unigram, batch_tokens=opt.batch_tokens,
+                device=device, on_batch=progress.update,
+            )
+            for name in ("nll", "correct", "count", "uni_nll", "uni_correct"):
+                getattr(totals, name)[:, 0] += getattr(sums, name).sum(1)
+            if writer is not None:
+                _write_rows(writer, source, lo, hi, lengths, sums, model_slots, pseudo_slot)
+                handle.flush()
+            lo = hi
+    finally:
+        progress.close()
+        if handle is not None:
+            handle.close()
+
+    per_slot = [_acc(totals.nll[s], totals.correct[s], totals.count[s]) for s in model_slots]
+    pooled = _acc(*(getattr(totals, n)[model_slots] for n in ("nll", "correct", "count")))
+    pooled.n_sequences = n_total
+    uni = _acc(*(getattr(totals, n)[model_slots] for n in ("uni_nll", "uni_correct", "count")))
+    out: dict[str, float | int] = {
+        **pooled.as_dict(),
+        "unigram_perplexity": uni.perplexity,
+        "unigram_accuracy": uni.accuracy,
+        "unigram_nll_per_token": uni.nll_per_token,
+        "objective": objective,
+        "window": window,
+        "stride": stride,
+        "n_windowed_sequences": n_windowed,
+        "n_residues": int(lengths.sum()),
+    }
+    if objective == "mlm":
+        out.update(
+            perplexity_std=_std([a.perplexity for a in per_slot]),
+            accuracy_std=_std([a.accuracy for a in per_slot]),
+            nll_per_token_std=_std([a.nll_per_token for a in per_slot]),
+            n_maskings=opt.n_maskings,
+            mask_prob=opt.mask_prob,
+            seed=opt.seed,
+        )
+    if pseudo_slot is not None:
+        ps = _acc(totals.nll[pseudo_slot], totals.correct[pseudo_slot], totals.count[pseudo_slot])
+        out.update(
+            pseudo_perplexity=ps.perplexity,
+            pseudo_accuracy=ps.accuracy,
+            pseudo_nll_per_token=ps.nll_per_token,
+            pseudo_n_tokens=ps.n_tokens,
+        )
+    return out
+
+
+def _write_rows(
+    writer: "csv._writer",
+    source: ProteinSource,
+    lo: int,
+    hi: int,
+    lengths: np.ndarray,
+    sums: _Sums,
+    model_slots: list[int],
+    pseudo_slot: int | None,
+) -> None:
+    nll = sums.nll[model_slots].sum(0)
+    correct = sums.correct[model_slots].sum(0)
+    count = sums.count[model_slots].sum(0)
+    for r in range(hi - lo):
+        row = [source.accession(lo + r), int(lengths[lo + r]), *_protein_cells(
+            nll[r], correct[r], count[r])]
+        if pseudo_slot is not None:
+            row += _protein_cells(
+                sums.nll[pseudo_slot, r], sums.correct[pseudo_slot, r], sums.count[pseudo_slot, r]
+            )
+        writer.writerow(row)
+
+
+def _protein_cells(nll: float, correct: int, count: int) -> list:
+    """n_tokens, mean NLL per scored token, perplexity, accuracy (empty when nothing scored)."""
+    if count == 0:
+        return [0, "", "", ""]
+    mean = nll / count
+    return [int(count), f"{mean:.6f}", f"{math.exp(mean):.6f}", f"{correct / count:.6f}"]
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints and input files.
+
+
+class EvaluationInputError(ValueError):
+    """A user input cannot be evaluated: missing checkpoint or file, no proteins in a file."""
+
+
+def load_checkpoint(path: str | Path):
+    """Load a trained LM (:func:`protein_performer.model.checkpoint.load_lm`) in eval mode."""
+    p = Path(path)
+    if not p.is_file():
+        raise EvaluationInputError(
+            f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
+            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
+        )
+    from protein_performer.model.checkpoint import load_lm
+
+    loaded = load_lm(p)
+    loaded.model.eval()
+    return loaded
+
+
+def open_input(path: str | Path) -> ProteinSource:
+    """A FASTA file (plain or gzip) or a prepared store, as a ProteinSource with >= 1 protein.
+
+    Malformed FASTA raises the reader's error (it names the file, record and line).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise EvaluationInputError(f"input not found: {p} (give FASTA files or prepared stores)")
+    from protein_performer.data.store import open_source
+
+    source = open_source(p)
+    if len(source) == 0:
+        raise EvaluationInputError(f"{p} holds no proteins")
+    return source
+
+
+@dataclass
+class CheckpointEvaluation:
+    """Metrics of one checkpoint on several files (``files``: label -> metrics)."""
+
+    checkpoint: str
+    objective: str
+    max_length: int
+    files: dict[str, dict]
+    unigram_source: str
+    unigram_log_probs: np.ndarray  # [V] over the scored vocabulary
+    unigram_residue_log_probs: np.ndarray  # [V] over the residues only (paper baseline)
+
+    def summary(self) -> dict:
+        """JSON-ready: everything but the arrays."""
+        return {
+            "checkpoint": self.checkpoint,
+            "objective": self.objective,
+            "max_length": self.max_length,
+            "unigram_source": self.unigram_source,
+            "files": self.files,
+        }
+
+
+def file_labels(paths: Sequence[str | Path]) -> list[str]:
+    """Short unique labels for input files: the file name, or more of the path on clashes."""
+    names = [Path(p).name for p in paths]
+    return [
+        n if names.count(n) == 1 else str(Path(p)) for n, p in zip(names, paths)
+    ]
+
+
+def evaluate_checkpoint(
+    loaded,
+    files: "dict[str, str | Path] | Sequence[str | Path]",
+    *,
+    options: EvalOptions | None = None,
+    per_protein_dir: str | Path | None = None,
+    checkpoint: str = "",
+) -> CheckpointEvaluation:
+    """Evaluate a loaded LM (:class:`~protein_performer.model.checkpoint.LoadedLM`) on files.
+
+    ``files``: label -> path (or an opened ProteinSource), or paths (labelled by
+    :func:`file_labels`). Inputs are opened (and checked) before any scoring, so a bad file
+    fails fast. Per-protein CSVs go to ``per_protein_dir/<label>.csv``.
+    """
+    from protein_performer.evaluation.unigram import baseline_log_probs
+
+    if not isinstance(files, dict):
+        files = dict(zip(file_labels(files), files))
+    opt = options or EvalOptions()
+    sources = {
+        label: path if isinstance(path, ProteinSource) else open_input(path)
+        for label, path in files.items()
+    }
+    objective = loaded.objective
+    max_length = int(loaded.model_cfg.max_length)
+    lp, note = baseline_log_probs(loaded.residue_frequencies, include_eos=objective == "clm")
+    lp_res, _ = baseline_log_probs(loaded.residue_frequencies, include_eos=False)
+    device = resolve_device(opt.device)
+    model = loaded.model.to(device).eval()
+    results: dict[str, dict] = {}
+    for label, source in sources.items():
+        csv_path = None
+        if per_protein_dir is not None:
+            csv_path = Path(per_protein_dir) / f"{_safe_name(label)}.csv"
+        metrics = evaluate_source(
+            model, source, objective=objective, max_length=max_length, unigram_log_probs=lp,
+            options=opt, per_protein_csv=csv_path, desc=label,
+        )
+        metrics["path"] = str(_describe(files[label]))
+        if csv_path is not None:
+            metrics["per_protein_csv"] = str(csv_path)
+        results[label] = metrics
+    return CheckpointEvaluation(
+        checkpoint=checkpoint, objective=objective, max_length=max_length, files=results,
+        unigram_source=note, unigram_log_probs=lp, unigram_residue_log_probs=lp_res,
+    )
+
+
+def _describe(item) -> str:
+    if isinstance(item, ProteinSource):
+        return str(getattr(item, "path", type(item).__name__))
+    return str(item)
+
+
+def _safe_name(label: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
+    for suffix in (".gz", ".fasta", ".fa", ".faa"):
+        keep = keep.removesuffix(suffix)
+    return keep or "input"
+
+
+SUMMARY_COLUMNS = (
+    "perplexity", "perplexity_std", "accuracy", "accuracy_std", "unigram_perplexity",
+    "pseudo_perplexity", "nll_per_token", "n_tokens", "n_sequences",
+)
+
+
+def metrics_table(files: dict[str, dict]) -> "pd.DataFrame":
+    """One row per file with the headline metrics (columns present in any file)."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_dict(files, orient="index")
+    df.index.name = "file"
+    df = df[[c for c in SUMMARY_COLUMNS if c in df.columns]]
+    for col in ("n_tokens", "n_sequences"):
+        if col in df.columns:
+            df[col] = df[col].astype("int64")
+    return df
+
+
+def format_table(df: "pd.DataFrame", digits: int = 4) -> str:
+    """Markdown: floats to ``digits`` significant digits, counts as integers."""
+    shown = df.copy().astype(object)
+    for col in df.columns:
+        if df[col].dtype.kind == "f":
+            shown[col] = [f"{v:.{digits}g}" if v == v else "" for v in df[col]]
+    return shown.to_markdown(disable_numparse=True)

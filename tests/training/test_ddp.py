@@ -1,0 +1,42 @@
+"""2-process DDP on CPU (gloo) through the CLI, inside a Hydra multirun: both ranks train,
+the child process lands in the job's run directory (nothing is written elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TINY = [
+    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
+    "model.max_length=64", "data.max_length=64", "data.batch_size=4", "trainer.max_steps=2",
+    "trainer.val_check_interval=2", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1",
+    "optim.warmup_steps=1", "logger=csv", "callbacks.progress.mode=lines",
+    "attention.nb_features=16",
+]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_in_multirun(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [sys.executable, "-m", "protein_performer.train", "-m", "objective=clm", *TINY,
+         "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+         "trainer.precision=32-true", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=500,
+        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    run = sweep / "0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics.get("valid/perplexity") is not None
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "world_size: 2" in out or "distributed_backend=gloo" in out or "Rank 1" in out
+    # the rank-1 child ran in the job's directory: no stray run dirs in the start directory
+    assert not (tmp_path / "outputs").exists()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
+    # the child's Hydra log sits beside the parent's
+    assert any(p.name.startswith("train_ddp_process_1") for p in run.iterdir()), list(run.iterdir())
