@@ -9,7 +9,8 @@ Definitions (per input file):
 * Causal (``clm``) models: exact next-token perplexity: every residue and the closing
   ``<eos>`` of each protein is scored given everything before it (``<cls>`` + residues).
 * Masked (``mlm``) models: the masked-token perplexity of the Performer paper: 15% of the
-  residues are selected (and corrupted 80/10/10) exactly as in training
+  residues are selected as in training but every selected residue becomes <mask> (no 10%
+  left unchanged, which would show the model its answer)
   (:func:`protein_performer.training.masking.mask_tokens`), from a generator seeded by
   ``(seed, masking, protein index)`` so the result does not depend on batching; only the
   selected tokens are scored. Repeated over ``n_maskings`` maskings: the reported value pools
@@ -243,12 +244,13 @@ def _protein_seed(seed: int, masking: int, index: int) -> int:
 def mask_protein(
     tokens: np.ndarray, *, prob: float, seed: int, masking: int, index: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mask one protein as training does, reproducibly: (inputs, targets with -100) int64."""
+    """Mask one protein reproducibly, every selected residue as <mask>: (inputs, targets) int64."""
     from protein_performer.training.masking import mask_tokens
 
     gen = torch.Generator().manual_seed(_protein_seed(seed, masking, index))
     t = torch.from_numpy(tokens).unsqueeze(0)
-    inputs, targets = mask_tokens(t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen)
+    inputs, targets = mask_tokens(t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen,
+                                 corrupt=False)
     return inputs[0].numpy().astype(np.int64), targets[0].numpy().astype(np.int64)
 
 

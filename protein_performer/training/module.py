@@ -157,19 +157,26 @@ class ProteinLMModule(pl.LightningModule):
         return self.model(tokens, mask)
 
     def inputs_and_targets(
-        self, batch: dict[str, Tensor], generator: torch.Generator | None = None
+        self, batch: dict[str, Tensor], generator: torch.Generator | None = None,
+        corrupt: bool = True,
     ) -> tuple[Tensor, Tensor]:
-        """The model input and the targets (-100 = unscored) of a batch, for the objective."""
+        """The model input and the targets (-100 = unscored) of a batch, for the objective.
+
+        mlm: ``corrupt`` applies BERT's 80/10/10 rule (training); without it every selected
+        residue becomes <mask> (validation/test), so no scored position shows its answer.
+        """
         tokens, mask = batch["tokens"], batch["mask"]
         if self.objective == "mlm":
-            return mask_tokens(tokens, mask, prob=self.mask_prob, generator=generator)
+            return mask_tokens(tokens, mask, prob=self.mask_prob, generator=generator,
+                               corrupt=corrupt)
         return tokens, causal_targets(tokens, mask)
 
     def compute_loss(
-        self, batch: dict[str, Tensor], generator: torch.Generator | None = None
+        self, batch: dict[str, Tensor], generator: torch.Generator | None = None,
+        corrupt: bool = True,
     ) -> dict[str, Tensor]:
         """``loss`` (mean NLL over scored tokens), ``nll`` (their sum), ``count``, ``correct``."""
-        inputs, targets = self.inputs_and_targets(batch, generator)
+        inputs, targets = self.inputs_and_targets(batch, generator, corrupt)
         logits = self.model(inputs, batch["mask"])
         vocab = logits.shape[-1]
         # float32 loss whatever the autocast dtype (fp16 logits lose the NLL's low digits)
@@ -239,7 +246,7 @@ class ProteinLMModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int,
                         dataloader_idx: int = 0) -> Tensor:
         gen = self._generator(_STAGE_CODES["valid"], dataloader_idx, batch_idx)
-        out = self.compute_loss(batch, gen)
+        out = self.compute_loss(batch, gen, corrupt=False)
         self._sums("valid").update(out["nll"], out["count"], out["correct"])
         return out["loss"]
 
@@ -255,7 +262,7 @@ class ProteinLMModule(pl.LightningModule):
                   dataloader_idx: int = 0) -> Tensor:
         name = self._test_name(dataloader_idx)
         gen = self._generator(_STAGE_CODES["test"], dataloader_idx, batch_idx)
-        out = self.compute_loss(batch, gen)
+        out = self.compute_loss(batch, gen, corrupt=False)
         self._sums(name).update(out["nll"], out["count"], out["correct"])
         self._test_used.add(name)
         return out["loss"]

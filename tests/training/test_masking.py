@@ -86,3 +86,15 @@ def test_causal_targets():
     # <cls> is never a target (a new protein inside a window is not predictable)
     t2 = torch.tensor([[6, e, c, 7]])
     assert causal_targets(t2, None).tolist() == [[e, IGNORE, 7, IGNORE]]
+
+
+def test_evaluation_masking_hides_every_scored_residue():
+    torch.manual_seed(0)
+    tokens = torch.randint(6, 26, (64, 200))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    gen = torch.Generator().manual_seed(3)
+    inputs, targets = mask_tokens(tokens, mask, prob=0.15, generator=gen, corrupt=False)
+    scored = targets != IGNORE
+    assert scored.float().mean().item() == pytest.approx(0.15, abs=0.01)
+    assert (inputs[scored] == ALPHABET.mask_idx).all()
+    assert torch.equal(inputs[~scored], tokens[~scored])
