@@ -326,12 +326,16 @@ def _plot(df, path: Path) -> None:
     if "time_ms" not in df:
         return
     modes = [m for m in ("bidirectional", "causal") if m in set(df["mode"])]
+    # one colour per kind (the same in every panel), solid fwd+bwd, dashed fwd
+    palette = plt.get_cmap("tab10").colors
+    colour = {k: palette[i % len(palette)] for i, k in enumerate(sorted(set(df["kind"])))}
     fig, axes = plt.subplots(2, len(modes), figsize=(6 * len(modes), 9), squeeze=False)
     for j, mode in enumerate(modes):
         for (kind, pas), g in df[df["mode"] == mode].dropna(subset=["time_ms"]).groupby(["kind", "pass"]):
-            style = "-" if pas == "fwd+bwd" else "--"
-            axes[0, j].loglog(g.L, g.time_ms / 1e3, style, marker="o", label=f"{kind} {pas}")
-            axes[1, j].loglog(g.L, g.peak_mib.clip(lower=1e-1), style, marker="o", label=f"{kind} {pas}")
+            style = dict(linestyle="-" if pas == "fwd+bwd" else "--", marker="o", markersize=3,
+                         color=colour[kind], label=f"{kind} {pas}")
+            axes[0, j].loglog(g.L, g.time_ms / 1e3, **style)
+            axes[1, j].loglog(g.L, g.peak_mib.clip(lower=1e-1), **style)
         axes[0, j].set_title(f"{mode}: time")
         axes[1, j].set_title(f"{mode}: peak memory above inputs")
         axes[0, j].set_ylabel("seconds")

@@ -1,0 +1,52 @@
+"""Execute a notebook with its 'parameters' cell replaced (nbclient), for the notebook tests."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+# A tiny model trained for 2 steps on the embedded sample: the notebook's code path, fast.
+TINY_TRAIN_OVERRIDES = [
+    "attention=exact", "objective=mlm", "logger=csv", "model.d_model=32", "model.n_layers=2",
+    "model.n_heads=2", "model.d_ff=64", "model.max_length=64", "data.max_length=64",
+    "data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
+    "trainer.val_check_interval=2", "trainer.limit_val_batches=1", "trainer.accelerator=cpu",
+    "trainer.devices=1", "trainer.precision=32-true", "trainer.strategy=auto",
+    "optim.warmup_steps=1", "callbacks.progress.mode=lines", "test=false",
+]
+
+
+def assert_outputs_stripped(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"strip the outputs of {path}"
+
+
+def run_notebook(path: Path, parameters: str, workdir: Path):
+    """Run ``path`` in ``workdir`` with its one 'parameters'-tagged cell set to ``parameters``."""
+    for module in ("nbclient", "ipykernel"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} not installed (pip install -e .[test])")
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "the notebook needs one cell tagged 'parameters'"
+    params[0].source = parameters
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    return nb
+
+
+def inline_images(nb) -> int:
+    """How many PNG outputs the executed notebook displays."""
+    return sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if "image/png" in o.get("data", {}))
