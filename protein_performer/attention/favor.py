@@ -123,8 +123,9 @@ def _features(q, k, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chu
     common factor 1/m of phi(q).phi(k) is dropped: it cancels in the attention ratio.
     """
     if kern.is_softmax:
-        phi_q, sum_q = _SoftmaxQueryFeatures.apply(q, w, eps, need_sum)
-        g_k, run_max = _SoftmaxKeyFeatures.apply(k, w, mask, chunk)
+        # Only _causal comes here: its _CausalChunks backward makes fresh feature gradients.
+        phi_q, sum_q = _SoftmaxQueryFeatures.apply(q, w, eps, need_sum, True)
+        g_k, run_max = _SoftmaxKeyFeatures.apply(k, w, mask, chunk, True)
         return phi_q, sum_q, g_k, run_max
     m = w.shape[0]
     if kern.fn is torch.relu:
@@ -140,7 +141,12 @@ def _features(q, k, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chu
 
 
 def _bidirectional(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None) -> Tensor:
-    length = q.shape[2]
+    b, h, length, d = q.shape
+    if kern.is_softmax:
+        flat = [t.reshape(b * h, length, t.shape[-1]).contiguous() for t in (q, k, v)]
+        bmask = None if mask is None else mask.repeat_interleave(h, dim=0)  # [B*H, L]
+        out = _BidirectionalSoftmax.apply(*flat, w, bmask, eps)
+        return out.view(b, h, length, v.shape[-1])
     phi_q, _, g_k, _ = _features(q, k, w, kern, eps, mask, length, need_sum=False)
     v1 = _with_ones(v, mask)  # [B, H, L, Dv+1]
     # phi(K)^T [V, 1] with phi(k) = g_k + eps: the eps part is a rank-one term.
@@ -200,8 +206,13 @@ class _SoftmaxQueryFeatures(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, eps: float, need_sum: bool = True):
+    def forward(ctx, x: Tensor, w: Tensor, eps: float, need_sum: bool = True,
+                grad_private: bool = False):
+        # grad_private: the caller guarantees that the incoming gradient of phi is a tensor
+        # nobody else holds (e.g. fresh from _CausalChunks), so backward may overwrite it
+        # instead of allocating another [L, m] tensor.
         ctx.set_materialize_grads(False)
+        ctx.grad_private = grad_private
         wt = w.transpose(-1, -2) * x.shape[-1] ** -0.25  # [d, m]
         p = torch.matmul(x, wt)  # [B, H, L, m]
         if ctx.needs_input_grad[0]:
@@ -218,10 +229,15 @@ class _SoftmaxQueryFeatures(torch.autograd.Function):
     def backward(ctx, g_phi: Tensor | None, g_sum: Tensor | None):
         wt, phi, idx = ctx.saved_tensors
         if g_phi is None and g_sum is None:
-            return None, None, None, None
+            return None, None, None, None, None
         # d phi / d P = (phi - eps) on the diagonal, minus the same through the row max.
-        # gp = (g_phi + g_sum) * (phi - eps), with a single [L, m] allocation.
-        if g_phi is None:
+        # gp = (g_phi + g_sum) * (phi - eps), with a single [L, m] allocation (or none).
+        eps = ctx.eps
+        if g_phi is not None and ctx.grad_private and eps > 0:
+            gp = g_phi.add_(g_sum) if g_sum is not None else g_phi
+            # t * (phi - eps) in place, without a copy of t: (t - t phi / eps) * -eps
+            gp.addcmul_(gp, phi, value=-1.0 / eps).mul_(-eps)
+        elif g_phi is None:
             gp = torch.mul(phi, g_sum).sub_(g_sum, alpha=ctx.eps)
         elif g_sum is None:
             gp = torch.mul(g_phi, phi, out=torch.empty_like(phi)).sub_(g_phi, alpha=ctx.eps)
@@ -229,7 +245,7 @@ class _SoftmaxQueryFeatures(torch.autograd.Function):
             gp = torch.add(g_phi, g_sum, out=torch.empty_like(phi)).mul_(phi)
             gp.sub_(g_phi, alpha=ctx.eps).sub_(g_sum, alpha=ctx.eps)
         gp.scatter_add_(-1, idx, -gp.sum(-1, keepdim=True))
-        return torch.matmul(gp, wt.transpose(-1, -2)), None, None, None
+        return torch.matmul(gp, wt.transpose(-1, -2)), None, None, None, None
 
 
 class _SoftmaxKeyFeatures(torch.autograd.Function):
@@ -241,8 +257,10 @@ class _SoftmaxKeyFeatures(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, mask: Tensor | None, chunk: int):
+    def forward(ctx, x: Tensor, w: Tensor, mask: Tensor | None, chunk: int,
+                grad_private: bool = False):
         ctx.set_materialize_grads(False)
+        ctx.grad_private = grad_private  # as in _SoftmaxQueryFeatures
         b, h, length, d = x.shape
         m = w.shape[0]
         xs = x * d**-0.25
@@ -266,14 +284,18 @@ class _SoftmaxKeyFeatures(torch.autograd.Function):
     def backward(ctx, g_g: Tensor | None, g_run: Tensor | None):
         xs, w, g, t_idx, floored = ctx.saved_tensors
         if g_g is None and g_run is None:
-            return None, None, None, None
+            return None, None, None, None, None
         b, h, length, m = g.shape
         d = xs.shape[-1]
         if g_g is None:
             gl = torch.zeros_like(g)
             g_run = g_run.clone() if g_run is not None else torch.zeros_like(t_idx, dtype=g.dtype)
         else:
-            gl = torch.mul(g_g, g, out=torch.empty_like(g))  # d/dl of exp(l - R_c), contiguous
+            # d/dl of exp(l - R_c), contiguous (gl.view below)
+            if ctx.grad_private and g_g.is_contiguous():
+                gl = g_g.mul_(g)
+            else:
+                gl = torch.mul(g_g, g, out=torch.empty_like(g))
             per_tok = gl.sum(-1)  # [B, H, L]
             chunk = ctx.chunk
             pad = (-length) % chunk
@@ -294,7 +316,7 @@ class _SoftmaxKeyFeatures(torch.autograd.Function):
         gl.view(b, h, length * m).scatter_add_(-1, t_idx * m + f_idx, g_run)
         # l = x' W^T - |x'|^2/2
         gxs = torch.matmul(gl, w) - gl.sum(-1, keepdim=True) * xs
-        return gxs * d**-0.25, None, None, None
+        return gxs * d**-0.25, None, None, None, None
 
 
 class _ReluFeatures(torch.autograd.Function):
@@ -381,6 +403,175 @@ class _CausalChunks(torch.autograd.Function):
         del g_scores
         g_k.baddbmm_(v3, gs3.transpose(1, 2))
         return g_q.view_as(qc), g_k.view_as(kc), g_v.view_as(vc), g_carry
+
+
+# Rows per block of the blocked bidirectional softmax path: a [B*H, rows, m] block of about
+# this many elements (4 MiB in float32, half per core) stays in cache and below glibc's
+# mmap threshold, so it is reused rather than page-faulted in afresh.
+_BLOCK_ELEMS = 1 << 20
+
+
+def _block_rows(bh: int, length: int, m: int) -> int:
+    return max(64, min(length, _BLOCK_ELEMS // max(1, bh * m)))
+
+
+class _BidirectionalSoftmax(torch.autograd.Function):
+    """Bidirectional FAVOR+ softmax attention, blocked over rows: q, k [BH, L, d], v [BH, L, Dv].
+
+    Never builds an [L, m] tensor: the features of a block of rows are made in a reused
+    [BH, rows, m] workspace (fresh CPU allocations of [L, m] cost more in page faults than the
+    arithmetic on them) and folded into the [m, Dv+1] state at once; backward recomputes
+    them (one more feature GEMM per side, no [L, m] tensors saved). Memory O(L (d + Dv)).
+
+    Same function as the unblocked form: phi(q) = exp(P - rowmax P) + eps, P = q' W^T, and
+    key features exp(l - R) + eps, l = k' W^T - |k'|^2/2, R = max over real keys and features
+    (floored at -1e4); R is accumulated online (the state is rescaled when the maximum grows).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, w, mask, eps: float):
+        bh, length, d = q.shape
+        dv = v.shape[-1]
+        m = w.shape[0]
+        scale = d**-0.25
+        rows = _block_rows(bh, length, m)
+        work = q.new_empty(bh * rows * m)
+        qs, ks = q * scale, k * scale  # x' = x d^-1/4
+        wt = w.t().expand(bh, d, m)
+        # Per key: |k'|^2/2, +inf on padded keys so that they get exp(-inf) = 0 features.
+        knorm = 0.5 * (ks * ks).sum(-1)
+        if mask is not None:
+            knorm.masked_fill_(~mask, float("inf"))
+        state_v = q.new_zeros(bh, m, dv)  # sum_j g_j v_j^T
+        state_1 = q.new_zeros(bh, m)  # sum_j g_j
+        big = torch.full((bh,), _STAB_FLOOR, dtype=q.dtype, device=q.device)  # running R
+        arg = torch.zeros(bh, dtype=torch.long, device=q.device)  # key holding R
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            lg = torch.bmm(ks[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
+            lg.sub_(knorm[:, s:s + n, None])
+            row_max = lg.amax(-1)  # [BH, n]
+            blk_max, blk_arg = row_max.max(-1)
+            grow = blk_max > big
+            new = torch.where(grow, blk_max, big)
+            arg = torch.where(grow, blk_arg + s, arg)
+            rescale = torch.exp(big - new)  # to the new maximum
+            state_v.mul_(rescale[:, None, None])
+            state_1.mul_(rescale[:, None])
+            big = new
+            g = lg.sub_(big[:, None, None]).exp_()
+            state_v.baddbmm_(g.transpose(1, 2), v[:, s:s + n])
+            state_1 += g.sum(-2)
+        if mask is not None:
+            vm = v * mask[..., None].to(v.dtype)
+            cnt = mask.sum(-1).to(v.dtype)
+        else:
+            vm, cnt = v, torch.full((bh,), float(length), dtype=v.dtype, device=v.device)
+        # phi(K)^T [V, 1] with phi(k) = g + eps: the eps part is a rank-one term.
+        state_v += eps * vm.sum(-2, keepdim=True)
+        state_1 += eps * cnt[:, None]
+
+        # Queries: num = phi(q) state = e state + eps colsum(state), e = exp(P - rowmax).
+        need_idx = ctx.needs_input_grad[0]
+        out = q.new_empty(bh, length, dv)
+        den = q.new_empty(bh, length)
+        row_max = q.new_empty(bh, length)
+        idx = torch.empty(bh, length, dtype=torch.long, device=q.device) if need_idx else None
+        colsum_v = eps * state_v.sum(-2, keepdim=True)  # [BH, 1, Dv]
+        colsum_1 = eps * state_1.sum(-1, keepdim=True)  # [BH, 1]
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            p = torch.bmm(qs[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
+            if need_idx:  # the argmax is needed for backward only (max is slower than amax)
+                mx, ix = p.max(-1, keepdim=True)
+                idx[:, s:s + n] = ix[..., 0]
+            else:
+                mx = p.amax(-1, keepdim=True)
+            row_max[:, s:s + n] = mx[..., 0]
+            e = p.sub_(mx).exp_()
+            num = torch.baddbmm(colsum_v, e, state_v)
+            dn = torch.baddbmm(colsum_1[..., None], e, state_1[..., None])  # [BH, n, 1]
+            den[:, s:s + n] = dn[..., 0]
+            # no real key to attend: 0 / 0 -> 0 (see _divide)
+            out[:, s:s + n] = num / torch.where(dn > 0, dn, torch.ones_like(dn))
+        ctx.eps = eps
+        state = torch.cat([state_v, state_1[..., None]], -1)
+        ctx.save_for_backward(qs, ks, v, w, mask, knorm, state, big, arg, row_max, idx, out, den)
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        qs, ks, v, w, mask, knorm, state, big, arg, row_max, idx, out, den = ctx.saved_tensors
+        eps = ctx.eps
+        bh, length, d = qs.shape
+        dv = v.shape[-1]
+        m = w.shape[0]
+        scale = d**-0.25
+        rows = _block_rows(bh, length, m)
+        work = qs.new_empty(2, bh * rows * m)
+        wt = w.t().expand(bh, d, m)
+        we = w.expand(bh, m, d)
+        g_out = g_out.contiguous()
+        g_q = torch.empty_like(qs) if ctx.needs_input_grad[0] else None
+        # Query side: gradient of num = [out * den, den], and of the state.
+        g_state = qs.new_zeros(bh, m, dv + 1)
+        gn_total = qs.new_zeros(bh, 1, dv + 1)
+        st = state.transpose(1, 2)
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            raw = den[:, s:s + n, None]
+            dn = torch.where(raw > 0, raw, torch.ones_like(raw))
+            go = g_out[:, s:s + n]
+            g_den = -(go * out[:, s:s + n]).sum(-1, keepdim=True) / dn
+            g_den = torch.where(raw > 0, g_den, torch.zeros_like(g_den))  # see _divide
+            gn = torch.cat([go / dn, g_den], -1)  # [BH, n, Dv+1]
+            p = torch.bmm(qs[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            e = p.sub_(row_max[:, s:s + n, None]).exp_()
+            g_state.baddbmm_(e.transpose(1, 2), gn)
+            gn_total += gn.sum(-2, keepdim=True)
+            if g_q is None:
+                continue
+            gp = torch.bmm(gn, st, out=work[1, : bh * n * m].view(bh, n, m)).mul_(e)
+            sp = gp.sum(-1, keepdim=True)
+            gq = torch.bmm(gp, we)
+            # through the row max: -sum_f gp at the argmax feature
+            gq.sub_(sp * w[idx[:, s:s + n]])
+            g_q[:, s:s + n] = gq.mul_(scale)
+        g_state += eps * gn_total  # phi(q) = e + eps
+        # Key side.
+        need_k, need_v = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        g_k = torch.empty_like(ks) if need_k else None
+        g_v = torch.empty_like(v) if need_v else None
+        gs_v = g_state[..., :dv].contiguous()  # [BH, m, Dv]
+        gs_1 = g_state[..., dv:].transpose(1, 2)  # [BH, 1, m]
+        gs_vt = gs_v.transpose(1, 2)
+        g_big = qs.new_zeros(bh)
+        shift = knorm + big[:, None]  # l - R = k' W^T - shift
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            lg = torch.bmm(ks[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            g = lg.sub_(shift[:, s:s + n, None]).exp_()
+            if need_v:
+                g_v[:, s:s + n] = torch.bmm(g, gs_v)
+            if need_k:
+                gl = torch.baddbmm(gs_1, v[:, s:s + n], gs_vt,
+                                   out=work[1, : bh * n * m].view(bh, n, m)).mul_(g)
+                rs = gl.sum(-1, keepdim=True)
+                g_big -= rs.sum((-1, -2))
+                gk = torch.bmm(gl, we).sub_(rs * ks[:, s:s + n])
+                g_k[:, s:s + n] = gk.mul_(scale)
+        if need_v:
+            g_v += eps * gs_v.sum(-2, keepdim=True)
+            if mask is not None:
+                g_v.mul_(mask[..., None].to(g_v.dtype))
+        if need_k:
+            # R = l at (key arg, its argmax feature), unless floored.
+            b_idx = torch.arange(bh, device=ks.device)
+            k_arg = ks[b_idx, arg]  # [BH, d]
+            f_arg = (k_arg @ w.t()).argmax(-1)
+            g_big = torch.where(big > _STAB_FLOOR, g_big, torch.zeros_like(g_big))
+            g_k[b_idx, arg] += scale * g_big[:, None] * (w[f_arg] - k_arg)
+        return g_q, g_k, g_v, None, None, None
 
 
 @torch.no_grad()
