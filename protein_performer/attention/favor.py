@@ -142,10 +142,11 @@ def _features(q, k, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chu
 
 def _bidirectional(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None) -> Tensor:
     b, h, length, d = q.shape
-    if kern.is_softmax:
+    if kern.is_softmax or kern.fn is torch.relu:
+        blocked = _BidirectionalSoftmax if kern.is_softmax else _BidirectionalRelu
         flat = [t.reshape(b * h, length, t.shape[-1]).contiguous() for t in (q, k, v)]
         bmask = None if mask is None else mask.repeat_interleave(h, dim=0)  # [B*H, L]
-        out = _BidirectionalSoftmax.apply(*flat, w, bmask, eps)
+        out = blocked.apply(*flat, w, bmask, eps)
         return out.view(b, h, length, v.shape[-1])
     phi_q, _, g_k, _ = _features(q, k, w, kern, eps, mask, length, need_sum=False)
     v1 = _with_ones(v, mask)  # [B, H, L, Dv+1]
@@ -519,12 +520,8 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         st = state.transpose(1, 2)
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            raw = den[:, s:s + n, None]
-            dn = torch.where(raw > 0, raw, torch.ones_like(raw))
-            go = g_out[:, s:s + n]
-            g_den = -(go * out[:, s:s + n]).sum(-1, keepdim=True) / dn
-            g_den = torch.where(raw > 0, g_den, torch.zeros_like(g_den))  # see _divide
-            gn = torch.cat([go / dn, g_den], -1)  # [BH, n, Dv+1]
+            g_num, g_den = _ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
+            gn = torch.cat([g_num, g_den], -1)  # [BH, n, Dv+1]
             p = torch.bmm(qs[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
             e = p.sub_(row_max[:, s:s + n, None]).exp_()
             g_state.baddbmm_(e.transpose(1, 2), gn)
@@ -571,6 +568,124 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             f_arg = (k_arg @ w.t()).argmax(-1)
             g_big = torch.where(big > _STAB_FLOOR, g_big, torch.zeros_like(g_big))
             g_k[b_idx, arg] += scale * g_big[:, None] * (w[f_arg] - k_arg)
+        return g_q, g_k, g_v, None, None, None
+
+
+def _ratio_grads(g_out: Tensor, out: Tensor, den: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of out = num / den with respect to num [.., Dv] and den [.., 1]; a row with
+    den = 0 (no real key: out 0, see :func:`_divide`) gets zero gradients."""
+    den = den[..., None]
+    real = den > 0
+    safe = torch.where(real, den, torch.ones_like(den))
+    g_den = torch.where(real, -(g_out * out).sum(-1, keepdim=True) / safe, torch.zeros_like(den))
+    return g_out / safe, g_den
+
+
+class _BidirectionalRelu(torch.autograd.Function):
+    """Bidirectional FAVOR+ ReLU attention, blocked over rows like :class:`_BidirectionalSoftmax`:
+    q, k [BH, L, d], v [BH, L, Dv]; phi(x) = relu(x W^T / sqrt(m)) + eps on both sides.
+
+    The key eps part is a rank-one term of the state; features are made block by block in a
+    reused workspace and recomputed in backward, so no [L, m] tensor exists. Memory O(L (d + Dv)).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, w, mask, eps: float):
+        bh, length, d = q.shape
+        dv = v.shape[-1]
+        m = w.shape[0]
+        rows = _block_rows(bh, length, m)
+        work = q.new_empty(bh * rows * m)
+        wt = (w.t() * m**-0.5).expand(bh, d, m)
+        if mask is None:
+            vm, keep, cnt = v, None, q.new_full((bh, 1), float(length))
+        else:
+            keep = mask[..., None].to(v.dtype)  # [BH, L, 1]
+            vm, cnt = v * keep, keep.sum(-2)
+        state_v = q.new_zeros(bh, m, dv)  # sum_j phi(k_j) v_j^T over real keys
+        state_1 = q.new_zeros(bh, m, 1)  # sum_j phi(k_j)
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            r = torch.bmm(k[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m)).relu_()
+            state_v.baddbmm_(r.transpose(1, 2), vm[:, s:s + n])
+            if keep is None:
+                state_1 += r.sum(-2)[..., None]
+            else:
+                state_1.baddbmm_(r.transpose(1, 2), keep[:, s:s + n])
+        # phi(k) = relu + eps: the eps part is a rank-one term.
+        state_v += eps * vm.sum(-2, keepdim=True)
+        state_1 += eps * cnt[:, None]
+        colsum_v = eps * state_v.sum(-2, keepdim=True)  # the query eps part, [BH, 1, Dv]
+        colsum_1 = eps * state_1.sum(-2, keepdim=True)  # [BH, 1, 1]
+        out = q.new_empty(bh, length, dv)
+        den = q.new_empty(bh, length)
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            r = torch.bmm(q[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m)).relu_()
+            dn = torch.baddbmm(colsum_1, r, state_1)  # [BH, n, 1]
+            den[:, s:s + n] = dn[..., 0]
+            num = torch.baddbmm(colsum_v, r, state_v, out=out[:, s:s + n])
+            num /= torch.where(dn > 0, dn, torch.ones_like(dn))
+        ctx.eps = eps
+        ctx.save_for_backward(q, k, v, w, keep, state_v, state_1, out, den)
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        q, k, v, w, keep, state_v, state_1, out, den = ctx.saved_tensors
+        eps = ctx.eps
+        bh, length, d = q.shape
+        dv = v.shape[-1]
+        m = w.shape[0]
+        rows = _block_rows(bh, length, m)
+        work = q.new_empty(2, bh * rows * m)
+        wt = (w.t() * m**-0.5).expand(bh, d, m)
+        we = wt.transpose(1, 2)
+        g_out = g_out.contiguous()
+        g_q = torch.empty_like(q) if ctx.needs_input_grad[0] else None
+        g_sv = q.new_zeros(bh, m, dv)  # gradient of state_v
+        g_s1 = q.new_zeros(bh, m, 1)  # of state_1
+        sum_num = q.new_zeros(bh, 1, dv)
+        sum_den = q.new_zeros(bh, 1, 1)
+        s_vt, s_1t = state_v.transpose(1, 2), state_1.transpose(1, 2)  # [BH, Dv, m], [BH, 1, m]
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            g_num, g_den = _ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
+            r = torch.bmm(q[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m)).relu_()
+            g_sv.baddbmm_(r.transpose(1, 2), g_num)
+            g_s1.baddbmm_(r.transpose(1, 2), g_den)
+            sum_num += g_num.sum(-2, keepdim=True)
+            sum_den += g_den.sum(-2, keepdim=True)
+            if g_q is None:
+                continue
+            gp = torch.bmm(g_num, s_vt, out=work[1, : bh * n * m].view(bh, n, m))
+            gp.addcmul_(g_den, s_1t)
+            gp = torch.ops.aten.threshold_backward(gp, r, 0.0)
+            torch.bmm(gp, we, out=g_q[:, s:s + n])
+        # phi(q) = relu + eps: every query's eps part reaches the state too.
+        g_sv += eps * sum_num
+        g_s1 += eps * sum_den
+        need_k, need_v = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        g_k = torch.empty_like(k) if need_k else None
+        g_v = torch.empty_like(v) if need_v else None
+        g_svt, g_s1t = g_sv.transpose(1, 2), g_s1.transpose(1, 2)  # [BH, Dv, m], [BH, 1, m]
+        for s in range(0, length, rows):
+            n = min(rows, length - s)
+            r = torch.bmm(k[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m)).relu_()
+            if need_v:
+                torch.bmm(r, g_sv, out=g_v[:, s:s + n])
+            if need_k:
+                gl = torch.baddbmm(g_s1t, v[:, s:s + n], g_svt,
+                                   out=work[1, : bh * n * m].view(bh, n, m))
+                gl = torch.ops.aten.threshold_backward(gl, r, 0.0)
+                torch.bmm(gl, we, out=g_k[:, s:s + n])
+        if need_v:
+            g_v += eps * g_sv.sum(-2, keepdim=True)
+        if keep is not None:  # padded keys have zero features: no gradient
+            if need_k:
+                g_k.mul_(keep)
+            if need_v:
+                g_v.mul_(keep)
         return g_q, g_k, g_v, None, None, None
 
 

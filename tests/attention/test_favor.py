@@ -200,9 +200,10 @@ def test_bad_shapes_are_named():
         favor_attention(q, k, v, torch.randn(4, 8, dtype=torch.float64), kernel="tanh")
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("masked", [False, True])
-def test_bidirectional_softmax_across_row_blocks(monkeypatch, masked):
-    """The bidirectional softmax path runs in blocks of rows with an online key maximum: with
+def test_bidirectional_across_row_blocks(monkeypatch, kernel, masked):
+    """The bidirectional paths run in blocks of rows (softmax with an online key maximum): with
     the smallest blocks (64 rows), a partial last block and a maximum that grows in later
     blocks (rescaled state), output and gradients still equal the float64 references."""
     import protein_performer.attention.favor as favor
@@ -213,15 +214,15 @@ def test_bidirectional_softmax_across_row_blocks(monkeypatch, masked):
     k = k * torch.linspace(0.2, 3.0, length, dtype=torch.float64)[:, None]  # maxima grow
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
     mask = _padding_mask(2, length) if masked else None
-    out = favor_attention(q, k, v, w, mask=mask)
-    ref = favor_attention_reference(q, k, v, w, mask=mask)
+    out = favor_attention(q, k, v, w, kernel=kernel, mask=mask)
+    ref = favor_attention_reference(q, k, v, w, kernel=kernel, mask=mask)
     assert torch.allclose(out, ref, atol=1e-12, rtol=1e-10)
     if not masked:
         grads = []
         for f in ("fast", "ref"):
             qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
-            o = favor_attention(qq, kk, vv, w) if f == "fast" else \
-                _ref_with_grad(qq, kk, vv, w, "softmax", False)
+            o = favor_attention(qq, kk, vv, w, kernel=kernel) if f == "fast" else \
+                _ref_with_grad(qq, kk, vv, w, kernel, False)
             o.pow(2).sum().backward()
             grads.append([t.grad for t in (qq, kk, vv)])
         for a, b in zip(*grads):
@@ -232,6 +233,6 @@ def test_bidirectional_softmax_across_row_blocks(monkeypatch, masked):
         m1 = mask[-1:]
 
         def fn(q, k, v):
-            return favor_attention(q, k, v, w2, mask=m1, eps=0.3)
+            return favor_attention(q, k, v, w2, kernel=kernel, mask=m1, eps=0.3)
 
         assert torch.autograd.gradcheck(fn, (qs, ks, vs), eps=1e-6, atol=1e-6)
