@@ -311,9 +311,28 @@ def check_targets(df) -> list[str]:
     out.append(f"  {verdict(None if m32 != m32 else m32 < 2048)} causal fwd+bwd peak at L=32768 "
                f"< 2 GiB: {m32:.0f} MiB")
     if "pct_matmul_peak" in df:
-        sel = df[df.kind.str.startswith("favor") & (df.L >= 4096)]["pct_matmul_peak"].dropna()
-        out.append(f"  {verdict(None if sel.empty else sel.min() >= 40)} FAVOR+ >= 40% of matmul peak at "
-                   f"L>=4096: min {sel.min() if not sel.empty else math.nan:.1f}%")
+        for mode in ("bidirectional", "causal"):
+            sel = df[df.kind.str.startswith("favor") & (df["mode"] == mode) & (df.L >= 4096)]
+            pct = sel["pct_matmul_peak"].dropna()
+            out.append(f"  {verdict(None if pct.empty else pct.min() >= 40)} {mode} FAVOR+ >= 40% of "
+                       f"matmul peak at L>=4096: min {pct.min() if not pct.empty else math.nan:.1f}%")
+
+    def min_ratio(slow: str, fast: str, mode: str) -> float:
+        """min over L >= 1024 of time(slow) / time(fast), fwd+bwd, where both were measured."""
+        rs = [t(slow, mode, fb, x) / t(fast, mode, fb, x) for x in sorted(set(df.L[df.L >= 1024]))]
+        rs = [r for r in rs if r == r]
+        return min(rs) if rs else math.nan
+
+    for mode in ("bidirectional", "causal"):
+        r = min_ratio(PEER, "favor_softmax", mode)
+        out.append(f"  {verdict(None if r != r else r >= 1.5)} {mode} favor_softmax >= 1.5x the "
+                   f"{PEER} peer: min {r:.2f}x")
+    for kind in ("aft_simple", "aft_conv"):
+        rs = [min_ratio("favor_softmax", kind, mode) for mode in ("bidirectional", "causal")]
+        rs = [r for r in rs if r == r]
+        r = min(rs) if rs else math.nan
+        out.append(f"  {verdict(None if r != r else r > 1)} {kind} faster than favor_softmax at every "
+                   f"L>=1024: min {r:.2f}x")
     return out
 
 

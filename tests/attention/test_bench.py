@@ -30,5 +30,16 @@ def test_check_targets_reads_the_table():
                          "time_ms": L * L / 1e4, "peak_mib": 10.0})
             rows.append({"kind": "favor_softmax", "mode": mode, "pass": "fwd+bwd", "L": L,
                          "time_ms": L / 100, "peak_mib": L / 100, "pct_matmul_peak": 50.0})
+            rows.append({"kind": "aft_conv", "mode": mode, "pass": "fwd+bwd", "L": L,
+                         "time_ms": L / 200, "peak_mib": 1.0})
+            if L <= 4096:  # the peer stops early; only the lengths it has are compared
+                rows.append({"kind": "performer_pytorch", "mode": mode, "pass": "fwd+bwd",
+                             "L": L, "time_ms": L / 50, "peak_mib": 1.0})
     lines = check_targets(pd.DataFrame(rows))
-    assert len(lines) == 8 and all("PASS" in line for line in lines[1:])
+    assert len(lines) == 13 and all("PASS" in line for line in lines[1:11])
+    assert "n/a" in lines[11] and "aft_simple" in lines[11]  # not measured
+    assert "PASS" in lines[12] and "aft_conv" in lines[12]
+    slow = pd.DataFrame(rows)
+    slow.loc[(slow.kind == "performer_pytorch") & (slow["mode"] == "causal") & (slow.L == 1024),
+             "time_ms"] = 1024 / 100 * 1.2
+    assert "FAIL" in check_targets(slow)[10] and "1.20x" in check_targets(slow)[10]

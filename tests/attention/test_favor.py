@@ -206,7 +206,7 @@ def test_bidirectional_across_row_blocks(monkeypatch, kernel, masked):
     """The bidirectional paths run in blocks of rows (softmax with an online key maximum): with
     the smallest blocks (64 rows), a partial last block and a maximum that grows in later
     blocks (rescaled state), output and gradients still equal the float64 references."""
-    import protein_performer.attention.favor as favor
+    import protein_performer.attention.favor_bidirectional as favor
 
     monkeypatch.setattr(favor, "_BLOCK_ELEMS", 1)
     length = 150
@@ -236,3 +236,36 @@ def test_bidirectional_across_row_blocks(monkeypatch, kernel, masked):
             return favor_attention(q, k, v, w2, kernel=kernel, mask=m1, eps=0.3)
 
         assert torch.autograd.gradcheck(fn, (qs, ks, vs), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_causal_left_padding_and_gradients(kernel):
+    """Queries before the first real key (left padding) output 0 with zero gradient; the rest
+    match the reference, and gradients (stabilisers included, eps = 0.3) pass gradcheck."""
+    q, k, v = (t.requires_grad_() for t in _qkv(b=2, h=1, length=9, d=3, dv=2))
+    w = gaussian_orthogonal_random_matrix(5, 3, dtype=torch.float64)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[0, :4] = False
+
+    def fn(q, k, v):
+        return favor_attention(q, k, v, w, kernel=kernel, causal=True, mask=mask,
+                               chunk_size=2, eps=0.3)
+
+    out = fn(q, k, v)
+    ref = favor_attention_reference(q.detach(), k.detach(), v.detach(), w, kernel=kernel,
+                                    causal=True, mask=mask, eps=0.3)
+    assert (out[0, :, :4] == 0).all()
+    assert torch.allclose(out[:, :, 4:], ref[:, :, 4:], atol=1e-12)
+    assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)
+
+
+def test_generalized_kernel_gradients():
+    q, k, v = (t.requires_grad_() for t in _qkv(b=1, h=2, length=7, d=3, dv=2))
+    w = gaussian_orthogonal_random_matrix(5, 3, dtype=torch.float64)
+    fn_kernel = lambda x: torch.nn.functional.elu(x) + 1  # noqa: E731
+    for causal in (False, True):
+        def fn(q, k, v):
+            return favor_attention(q, k, v, w, kernel=fn_kernel, causal=causal, chunk_size=3,
+                                   mask=torch.tensor([[True] * 6 + [False]]))
+
+        assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)

@@ -1,0 +1,249 @@
+"""Causal FAVOR+ for the softmax and ReLU kernels, one chunk of C rows at a time.
+
+The same function as the chunk-parallel form in :mod:`favor` (see its docstring for the
+no-lookahead softmax stabiliser), computed by a loop over chunks that carries the
+[m, Dv+1] state S: per chunk, the query and key features are made in two reused [C, m]
+workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1] (times the softmax
+rescale factor, plus the rank-one eps part), and S is updated with G_c^T [V_c, 1]. No [L, m]
+tensor is ever built, and the states are the only per-chunk memory saved for backward,
+whose reverse loop recomputes the features and carries the state gradient back
+(as the authors' JAX code does). Memory O(L (d + Dv) + (L/C) m Dv).
+
+Softmax notation: l_j = k_j' W^T - |k_j'|^2/2 (x' = x d^-1/4), M_i = max over real keys j <= i
+and features of l_j (floored at -1e4), R_c = M at the last row of chunk c; key features
+G_j = exp(l_j - R_c); query i is rescaled by exp(min(R_c - M_i, cap)); the state is carried
+to the next chunk with exp(R_c - R_{c+1}). The gradients through these maxima (they matter
+through eps) go to the key and feature holding each maximum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from protein_performer.attention.favor_common import STAB_FLOOR, ratio_grads
+
+
+def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
+                 chunk: int, softmax: bool) -> Tensor:
+    """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv]."""
+    return _CausalFavor.apply(q, k, v, w, mask, eps, chunk, softmax)
+
+
+def _scaled_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
+    """W scaled so that x @ W^T gives the kernel's pre-activation: d^-1/4 (softmax), m^-1/2 (relu)."""
+    return w * (d**-0.25 if softmax else w.shape[0] ** -0.5)
+
+
+def _key_norms(k: Tensor, mask: Tensor | None) -> Tensor:
+    """|k'|^2/2 per key [BH, L]; +inf on padded keys (their features exp(-inf) = 0)."""
+    kn = (0.5 * k.shape[-1] ** -0.5) * (k * k).sum(-1)
+    if mask is not None:
+        kn = kn.masked_fill(~mask, float("inf"))
+    return kn
+
+
+def _with_ones(v: Tensor, mask: Tensor | None) -> Tensor:
+    v1 = torch.cat([v, v.new_ones(v.shape[:-1] + (1,))], dim=-1)  # [BH, L, Dv+1]
+    if mask is not None:
+        v1.mul_(mask[..., None].to(v.dtype))
+    return v1
+
+
+class _CausalFavor(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, q, k, v, w, mask, eps: float, chunk: int, softmax: bool):
+        bh, length, d = q.shape
+        dv = v.shape[-1]
+        m = w.shape[0]
+        chunk = min(chunk, length)
+        n_chunks = -(-length // chunk)
+        wt = _scaled_projection(w, d, softmax).t().expand(bh, d, m)
+        v1 = _with_ones(v, mask)
+        work = q.new_empty(2, bh * chunk * m)
+        state = q.new_zeros(bh, m, dv + 1)  # S_c
+        states = q.new_empty(n_chunks, bh, m, dv + 1)  # T_c = S_c + G_c^T V1_c
+        total = q.new_zeros(bh, 1, dv + 1)  # sum of [v, 1] over the earlier chunks
+        out = q.new_empty(bh, length, dv)
+        den = q.new_empty(bh, length)
+        sum_q = q.new_empty(bh, length)  # sum_f phi(q_i)_f
+        if softmax:
+            knorm = _key_norms(k, mask)
+            run = q.new_empty(bh, length)  # M_i
+            src = torch.empty(bh, length, dtype=torch.long, device=q.device)  # key of M_i, -1: floored
+            m_prev = q.new_full((bh,), float("-inf"))
+            src_prev = torch.full((bh,), -1, dtype=torch.long, device=q.device)
+            r_prev = None
+            cap = 600.0 if q.dtype == torch.float64 else 60.0
+        for c in range(n_chunks):
+            s = c * chunk
+            n = min(chunk, length - s)
+            sl = slice(s, s + n)
+            phi = torch.bmm(q[:, sl], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            g = torch.bmm(k[:, sl], wt, out=work[1, : bh * n * m].view(bh, n, m))
+            if softmax:
+                phi.sub_(phi.amax(-1, keepdim=True)).exp_()
+                g.sub_(knorm[:, sl, None])
+                cm, ci = torch.cummax(g.amax(-1), dim=-1)  # running max inside the chunk
+                older = m_prev[:, None] >= cm
+                mi = torch.where(older, m_prev[:, None], cm)
+                si = torch.where(older, src_prev[:, None], ci + s)
+                floored = mi < STAB_FLOOR
+                mi = mi.clamp_min(STAB_FLOOR)
+                si = si.masked_fill(floored, -1)
+                run[:, sl], src[:, sl] = mi, si
+                m_prev, src_prev = mi[:, -1], si[:, -1]
+                r_c = m_prev
+                if r_prev is not None:
+                    state.mul_(torch.exp(r_prev - r_c)[:, None, None])
+                r_prev = r_c
+                g.sub_(r_c[:, None, None]).exp_()
+            else:
+                phi.relu_()
+                g.relu_()
+                if mask is not None:
+                    g.mul_(mask[:, sl, None].to(g.dtype))
+            phi.add_(eps)
+            v1c = v1[:, sl]
+            scores = torch.bmm(phi, g.transpose(1, 2)).tril_()
+            num = torch.bmm(phi, state).baddbmm_(scores, v1c)  # [BH, n, Dv+1]
+            if softmax:
+                num.mul_(torch.exp((r_c[:, None] - mi).clamp_max_(cap))[..., None])
+            cum = torch.cumsum(v1c, dim=1).add_(total)  # sum_{j <= i} [v_j, 1]
+            total = cum[:, -1:].clone()
+            sq = phi.sum(-1, keepdim=True)
+            sum_q[:, sl] = sq[..., 0]
+            num.addcmul_(cum, sq, value=eps)  # the key eps part
+            dn = num[..., dv]
+            den[:, sl] = dn
+            torch.div(num[..., :dv], torch.where(dn > 0, dn, torch.ones_like(dn))[..., None],
+                      out=out[:, sl])  # no real key yet: 0 / 0 -> 0
+            state.baddbmm_(g.transpose(1, 2), v1c)
+            states[c] = state
+        ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
+        saved = (q, k, v1, w, mask, states, out, den, sum_q)
+        if softmax:
+            saved += (knorm, run, src)
+        ctx.save_for_backward(*saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        eps, chunk, softmax = ctx.eps, ctx.chunk, ctx.softmax
+        q, k, v1, w, mask, states, out, den, sum_q, *stab = ctx.saved_tensors
+        bh, length, d = q.shape
+        dv = v1.shape[-1] - 1
+        m = w.shape[0]
+        n_chunks = states.shape[0]
+        ws = _scaled_projection(w, d, softmax)
+        wt, we = ws.t().expand(bh, d, m), ws.expand(bh, m, d)
+        g_out = g_out.contiguous()
+        work = q.new_empty(5, bh * chunk * m)
+        cum_all = torch.cumsum(v1, dim=1)
+        g_q, g_k = torch.empty_like(q), torch.empty_like(k)
+        g_v1 = torch.empty_like(v1)
+        g_t = q.new_zeros(bh, m, dv + 1)  # dL/dT_c, from the later chunks
+        # Row-wise parts, for all rows at once. gn = dL/dnum; num_i = f_i A_i + eps sum_q_i cum_i.
+        gn = torch.cat(ratio_grads(g_out, out, den), dim=-1)  # [BH, L, Dv+1]
+        sq = sum_q[..., None]
+        g_sum_q = eps * (gn * cum_all).sum(-1, keepdim=True)  # dL/dsum_q
+        # dL/d[v_j, 1] through the eps part: sum over rows i >= j of eps sum_q_i gn_i
+        wgt = gn * (eps * sq)
+        g_eps_v1 = torch.cumsum(wgt, dim=1).neg_().add_(wgt).add_(wgt.sum(1, keepdim=True))
+        del wgt
+        if softmax:
+            knorm, run, src = stab
+            g_keymax = q.new_zeros(bh, length)  # dL / d (row max of key j's logits)
+            g_r_next = q.new_zeros(bh)  # dL/dR_c from chunk c+1's carry
+            cap = 600.0 if q.dtype == torch.float64 else 60.0
+            ends = (torch.arange(1, n_chunks + 1, device=q.device) * chunk - 1).clamp_max(length - 1)
+            r_all = run[:, ends]  # R_c [BH, N]
+            diff = r_all.repeat_interleave(chunk, dim=-1)[:, :length] - run  # R_c - M_i
+            # dL/df_i f_i = gn_i . (f_i A_i) = gn_i . (num_i - eps sum_q_i cum_i)
+            f_a = torch.cat([out * den[..., None], den[..., None]], dim=-1).addcmul_(cum_all, sq, value=-eps)
+            g_f_all = (gn * f_a).sum(-1).masked_fill_(diff > cap, 0.0)  # [BH, L]
+            ga_all = gn.mul_(torch.exp(diff.clamp_max(cap))[..., None])  # dL/dA
+            del f_a
+        else:
+            ga_all = gn
+        for c in range(n_chunks - 1, -1, -1):
+            s = c * chunk
+            n = min(chunk, length - s)
+            sl = slice(s, s + n)
+            views = [work[i, : bh * n * m].view(bh, n, m) for i in range(5)]
+            p = torch.bmm(q[:, sl], wt, out=views[0])
+            lg = torch.bmm(k[:, sl], wt, out=views[1])
+            if softmax:
+                mx, q_arg = p.max(-1, keepdim=True)
+                e = p.sub_(mx).exp_()
+                lg.sub_(knorm[:, sl, None])
+                r_c = r_all[:, c]
+                g = lg.sub_(r_c[:, None, None]).exp_()
+            else:
+                e = p.relu_()
+                g = lg.relu_()
+                if mask is not None:
+                    g.mul_(mask[:, sl, None].to(g.dtype))
+            phi = torch.add(e, eps, out=views[2])
+            if c > 0:
+                carry = torch.exp(r_all[:, c - 1] - r_c) if softmax else None
+                s_c = states[c - 1] * carry[:, None, None] if softmax else states[c - 1]
+            else:
+                s_c = q.new_zeros(bh, m, dv + 1)
+            ga = ga_all[:, sl]
+            v1c = v1[:, sl]
+            scores = torch.bmm(phi, g.transpose(1, 2)).tril_()
+            gv = torch.bmm(scores.transpose(1, 2), ga, out=g_v1[:, sl])
+            gv.baddbmm_(g, g_t).add_(g_eps_v1[:, sl])
+            d_scores = torch.bmm(ga, v1c.transpose(1, 2)).tril_()
+            g_phi = torch.bmm(ga, s_c.transpose(1, 2), out=views[3])
+            g_phi.baddbmm_(d_scores, g).add_(g_sum_q[:, sl])
+            g_g = torch.bmm(d_scores.transpose(1, 2), phi, out=views[4])
+            g_g.baddbmm_(v1c, g_t.transpose(1, 2))
+            g_s = g_t.baddbmm_(e.transpose(1, 2), ga)  # dL/dS_c (phi = e + eps)
+            g_s.add_(ga.sum(1, keepdim=True), alpha=eps)
+            if softmax:
+                dl = g_g.mul_(g)  # dL/dl through G = exp(l - R_c)
+                g_f = g_f_all[:, sl]
+                g_r = g_f.sum(-1) - dl.sum((1, 2)) + g_r_next
+                if c > 0:
+                    g_carry = (g_s * states[c - 1]).sum((1, 2)) * carry  # dL/dcarry * carry
+                    g_r -= g_carry
+                    g_r_next = g_carry
+                    g_t = g_s.mul_(carry[:, None, None])
+                else:
+                    g_t = g_s
+                g_m = -g_f
+                g_m[:, -1] += g_r  # R_c = M at the chunk's last row
+                si = src[:, sl]
+                g_keymax.scatter_add_(1, si.clamp_min(0), g_m.masked_fill_(si < 0, 0.0))
+                gk = torch.bmm(dl, we, out=g_k[:, sl])
+                gk.sub_(dl.sum(-1, keepdim=True) * k[:, sl], alpha=d**-0.5)
+                _add_key_max_grads(gk, k[:, sl], ws, g_keymax[:, sl])
+                dp = g_phi.mul_(e)
+                dp.scatter_add_(-1, q_arg, -dp.sum(-1, keepdim=True))
+            else:
+                g_t = g_s
+                dl = torch.ops.aten.threshold_backward(g_g, g, 0.0)
+                torch.bmm(dl, we, out=g_k[:, sl])
+                dp = torch.ops.aten.threshold_backward(g_phi, e, 0.0)
+            torch.bmm(dp, we, out=g_q[:, sl])
+        g_v = g_v1[..., :dv]
+        if mask is not None:  # (padded keys have zero features: their g_k is 0 already)
+            g_v = g_v * mask[..., None].to(g_v.dtype)
+        return g_q, g_k, g_v, None, None, None, None, None
+
+
+def _add_key_max_grads(g_k: Tensor, k: Tensor, ws: Tensor, g_max: Tensor) -> None:
+    """g_k += g_max_j d(max_f l_jf)/dk_j, for the few keys that hold a running maximum.
+
+    l_jf = k_j ws_f - |k_j|^2 d^-1/2 / 2: the gradient is ws_f* - d^-1/2 k_j at the key's
+    argmax feature f*, found here for those keys only (g_max is zero elsewhere).
+    """
+    rows = g_max.nonzero(as_tuple=True)
+    if rows[0].numel() == 0:
+        return
+    kk = k[rows]  # [K, d]
+    f_star = (kk @ ws.t()).argmax(-1)
+    g_k[rows] += g_max[rows][:, None] * (ws[f_star] - kk * kk.shape[-1] ** -0.5)

@@ -1,0 +1,19 @@
+"""Small pieces shared by the FAVOR+ paths."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Floor of the key stabiliser (keeps exp finite before any real key; see favor.py).
+STAB_FLOOR = -1e4
+
+
+def ratio_grads(g_out: Tensor, out: Tensor, den: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of out = num / den with respect to num [.., Dv] and den [.., 1]; a row with
+    den = 0 (no real key: out 0, see :func:`_divide`) gets zero gradients."""
+    den = den[..., None]
+    real = den > 0
+    safe = torch.where(real, den, torch.ones_like(den))
+    g_den = torch.where(real, -(g_out * out).sum(-1, keepdim=True) / safe, torch.zeros_like(den))
+    return g_out / safe, g_den
