@@ -64,7 +64,8 @@ class _CausalFavor(torch.autograd.Function):
         work = q.new_empty(2, bh * chunk * m)
         state = q.new_zeros(bh, m, dv + 1)  # S_c
         states = q.new_empty(n_chunks, bh, m, dv + 1)  # T_c = S_c + G_c^T V1_c
-        total = q.new_zeros(bh, 1, dv + 1)  # sum of [v, 1] over the earlier chunks
+        totals = q.new_empty(n_chunks, bh, 1, dv + 1)  # sum of [v, 1] over the earlier chunks
+        total = q.new_zeros(bh, 1, dv + 1)
         out = q.new_empty(bh, length, dv)
         den = q.new_empty(bh, length)
         sum_q = q.new_empty(bh, length)  # sum_f phi(q_i)_f
@@ -110,6 +111,7 @@ class _CausalFavor(torch.autograd.Function):
             num = torch.bmm(phi, state).baddbmm_(scores, v1c)  # [BH, n, Dv+1]
             if softmax:
                 num.mul_(torch.exp((r_c[:, None] - mi).clamp_max_(cap))[..., None])
+            totals[c] = total
             cum = torch.cumsum(v1c, dim=1).add_(total)  # sum_{j <= i} [v_j, 1]
             total = cum[:, -1:].clone()
             sq = phi.sum(-1, keepdim=True)
@@ -122,7 +124,7 @@ class _CausalFavor(torch.autograd.Function):
             state.baddbmm_(g.transpose(1, 2), v1c)
             states[c] = state
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
-        saved = (q, k, v1, w, mask, states, out, den, sum_q)
+        saved = (q, k, v1, w, mask, states, totals, out, den, sum_q)
         if softmax:
             saved += (knorm, run, src)
         ctx.save_for_backward(*saved)
@@ -131,7 +133,7 @@ class _CausalFavor(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):
         eps, chunk, softmax = ctx.eps, ctx.chunk, ctx.softmax
-        q, k, v1, w, mask, states, out, den, sum_q, *stab = ctx.saved_tensors
+        q, k, v1, w, mask, states, totals, out, den, sum_q, *stab = ctx.saved_tensors
         bh, length, d = q.shape
         dv = v1.shape[-1] - 1
         m = w.shape[0]
@@ -140,18 +142,13 @@ class _CausalFavor(torch.autograd.Function):
         wt, we = ws.t().expand(bh, d, m), ws.expand(bh, m, d)
         g_out = g_out.contiguous()
         work = q.new_empty(5, bh * chunk * m)
-        cum_all = torch.cumsum(v1, dim=1)
+        s_buf = q.new_empty(bh, m, dv + 1)  # the rescaled state of the current chunk
         g_q, g_k = torch.empty_like(q), torch.empty_like(k)
         g_v1 = torch.empty_like(v1)
         g_t = q.new_zeros(bh, m, dv + 1)  # dL/dT_c, from the later chunks
-        # Row-wise parts, for all rows at once. gn = dL/dnum; num_i = f_i A_i + eps sum_q_i cum_i.
-        gn = torch.cat(ratio_grads(g_out, out, den), dim=-1)  # [BH, L, Dv+1]
-        sq = sum_q[..., None]
-        g_sum_q = eps * (gn * cum_all).sum(-1, keepdim=True)  # dL/dsum_q
-        # dL/d[v_j, 1] through the eps part: sum over rows i >= j of eps sum_q_i gn_i
-        wgt = gn * (eps * sq)
-        g_eps_v1 = torch.cumsum(wgt, dim=1).neg_().add_(wgt).add_(wgt.sum(1, keepdim=True))
-        del wgt
+        # Row-wise parts are made per chunk (full-length temporaries would cost more in page
+        # faults than in arithmetic). gn = dL/dnum; num_i = f_i A_i + eps sum_q_i cum_i.
+        g_eps_later = q.new_zeros(bh, 1, dv + 1)  # sum over the later rows of eps sum_q_i gn_i
         if softmax:
             knorm, run, src = stab
             g_keymax = q.new_zeros(bh, length)  # dL / d (row max of key j's logits)
@@ -159,14 +156,6 @@ class _CausalFavor(torch.autograd.Function):
             cap = 600.0 if q.dtype == torch.float64 else 60.0
             ends = (torch.arange(1, n_chunks + 1, device=q.device) * chunk - 1).clamp_max(length - 1)
             r_all = run[:, ends]  # R_c [BH, N]
-            diff = r_all.repeat_interleave(chunk, dim=-1)[:, :length] - run  # R_c - M_i
-            # dL/df_i f_i = gn_i . (f_i A_i) = gn_i . (num_i - eps sum_q_i cum_i)
-            f_a = torch.cat([out * den[..., None], den[..., None]], dim=-1).addcmul_(cum_all, sq, value=-eps)
-            g_f_all = (gn * f_a).sum(-1).masked_fill_(diff > cap, 0.0)  # [BH, L]
-            ga_all = gn.mul_(torch.exp(diff.clamp_max(cap))[..., None])  # dL/dA
-            del f_a
-        else:
-            ga_all = gn
         for c in range(n_chunks - 1, -1, -1):
             s = c * chunk
             n = min(chunk, length - s)
@@ -188,27 +177,45 @@ class _CausalFavor(torch.autograd.Function):
             phi = torch.add(e, eps, out=views[2])
             if c > 0:
                 carry = torch.exp(r_all[:, c - 1] - r_c) if softmax else None
-                s_c = states[c - 1] * carry[:, None, None] if softmax else states[c - 1]
+                s_c = states[c - 1]
+                if softmax:
+                    s_c = torch.mul(s_c, carry[:, None, None], out=s_buf)
             else:
                 s_c = q.new_zeros(bh, m, dv + 1)
-            ga = ga_all[:, sl]
             v1c = v1[:, sl]
+            gn = torch.cat(ratio_grads(g_out[:, sl], out[:, sl], den[:, sl]), dim=-1)  # [BH, n, Dv+1]
+            cum = torch.cumsum(v1c, dim=1).add_(totals[c])  # sum_{j <= i} [v_j, 1]
+            sq = sum_q[:, sl, None]
+            g_sum_q = eps * (gn * cum).sum(-1, keepdim=True)  # dL/dsum_q
+            # dL/d[v_j, 1] through the eps part: sum over rows i >= j of eps sum_q_i gn_i
+            wgt = gn * (eps * sq)
+            wsum = wgt.sum(1, keepdim=True)
+            g_eps_v1 = torch.cumsum(wgt, dim=1).neg_().add_(wgt).add_(wsum + g_eps_later)
+            g_eps_later += wsum
+            if softmax:
+                diff = r_c[:, None] - run[:, sl]  # R_c - M_i
+                # dL/df_i f_i = gn_i . (f_i A_i) = gn_i . (num_i - eps sum_q_i cum_i)
+                f_a = torch.cat([out[:, sl] * den[:, sl, None], den[:, sl, None]], dim=-1)
+                f_a.addcmul_(cum, sq, value=-eps)
+                g_f = (gn * f_a).sum(-1).masked_fill_(diff > cap, 0.0)  # [BH, n]
+                ga = gn.mul_(torch.exp(diff.clamp_max(cap))[..., None])  # dL/dA
+            else:
+                ga = gn
             scores = torch.bmm(phi, g.transpose(1, 2)).tril_()
             gv = torch.bmm(scores.transpose(1, 2), ga, out=g_v1[:, sl])
-            gv.baddbmm_(g, g_t).add_(g_eps_v1[:, sl])
+            gv.baddbmm_(g, g_t).add_(g_eps_v1)
             d_scores = torch.bmm(ga, v1c.transpose(1, 2)).tril_()
             g_phi = torch.bmm(ga, s_c.transpose(1, 2), out=views[3])
-            g_phi.baddbmm_(d_scores, g).add_(g_sum_q[:, sl])
+            g_phi.baddbmm_(d_scores, g).add_(g_sum_q)
             g_g = torch.bmm(d_scores.transpose(1, 2), phi, out=views[4])
             g_g.baddbmm_(v1c, g_t.transpose(1, 2))
             g_s = g_t.baddbmm_(e.transpose(1, 2), ga)  # dL/dS_c (phi = e + eps)
             g_s.add_(ga.sum(1, keepdim=True), alpha=eps)
             if softmax:
                 dl = g_g.mul_(g)  # dL/dl through G = exp(l - R_c)
-                g_f = g_f_all[:, sl]
                 g_r = g_f.sum(-1) - dl.sum((1, 2)) + g_r_next
                 if c > 0:
-                    g_carry = (g_s * states[c - 1]).sum((1, 2)) * carry  # dL/dcarry * carry
+                    g_carry = torch.linalg.vecdot(g_s.view(bh, -1), s_c.view(bh, -1))  # dL/dcarry * carry
                     g_r -= g_carry
                     g_r_next = g_carry
                     g_t = g_s.mul_(carry[:, None, None])
