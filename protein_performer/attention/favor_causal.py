@@ -5,9 +5,10 @@ no-lookahead softmax stabiliser), computed by a loop over chunks that carries th
 [m, Dv+1] state S: per chunk, the query and key features are made in two reused [C, m]
 workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1] (times the softmax
 rescale factor, plus the rank-one eps part), and S is updated with G_c^T [V_c, 1]. No [L, m]
-tensor is ever built, and the states are the only per-chunk memory saved for backward,
-whose reverse loop recomputes the features and carries the state gradient back
-(as the authors' JAX code does). Memory O(L (d + Dv) + (L/C) m Dv).
+tensor is ever built; saved for backward are the states and the [C, C] chunk scores
+(recomputing those cost more than keeping them: 5% of fwd+bwd), and the reverse loop
+recomputes the features and carries the state gradient back (as the authors' JAX code does).
+Memory O(L (d + Dv + C) + (L/C) m Dv).
 
 Softmax notation: l_j = k_j' W^T - |k_j'|^2/2 (x' = x d^-1/4), M_i = max over real keys j <= i
 and features of l_j (floored at -1e4), R_c = M at the last row of chunk c; key features
@@ -62,6 +63,7 @@ class _CausalFavor(torch.autograd.Function):
         wt = _scaled_projection(w, d, softmax).t().expand(bh, d, m)
         v1 = _with_ones(v, mask)
         work = q.new_empty(2, bh * chunk * m)
+        saved_scores = q.new_empty(n_chunks, bh * chunk * chunk)  # tril(phi(Q_c) G_c^T), for backward
         state = q.new_zeros(bh, m, dv + 1)  # S_c
         states = q.new_empty(n_chunks, bh, m, dv + 1)  # T_c = S_c + G_c^T V1_c
         totals = q.new_empty(n_chunks, bh, 1, dv + 1)  # sum of [v, 1] over the earlier chunks
@@ -107,7 +109,7 @@ class _CausalFavor(torch.autograd.Function):
                     g.mul_(mask[:, sl, None].to(g.dtype))
             phi.add_(eps)
             v1c = v1[:, sl]
-            scores = torch.bmm(phi, g.transpose(1, 2)).tril_()
+            scores = torch.bmm(phi, g.transpose(1, 2), out=saved_scores[c, : bh * n * n].view(bh, n, n)).tril_()
             num = torch.bmm(phi, state).baddbmm_(scores, v1c)  # [BH, n, Dv+1]
             if softmax:
                 num.mul_(torch.exp((r_c[:, None] - mi).clamp_max_(cap))[..., None])
@@ -124,7 +126,7 @@ class _CausalFavor(torch.autograd.Function):
             state.baddbmm_(g.transpose(1, 2), v1c)
             states[c] = state
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
-        saved = (q, k, v1, w, mask, states, totals, out, den, sum_q)
+        saved = (q, k, v1, w, mask, states, totals, out, den, sum_q, saved_scores)
         if softmax:
             saved += (knorm, run, src)
         ctx.save_for_backward(*saved)
@@ -133,7 +135,7 @@ class _CausalFavor(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):
         eps, chunk, softmax = ctx.eps, ctx.chunk, ctx.softmax
-        q, k, v1, w, mask, states, totals, out, den, sum_q, *stab = ctx.saved_tensors
+        q, k, v1, w, mask, states, totals, out, den, sum_q, saved_scores, *stab = ctx.saved_tensors
         bh, length, d = q.shape
         dv = v1.shape[-1] - 1
         m = w.shape[0]
@@ -142,6 +144,9 @@ class _CausalFavor(torch.autograd.Function):
         wt, we = ws.t().expand(bh, d, m), ws.expand(bh, m, d)
         g_out = g_out.contiguous()
         work = q.new_empty(5, bh * chunk * m)
+        # The input gradients of a chunk are made in contiguous buffers and then copied into
+        # place: GEMMs writing into [:, chunk] slices of [BH, L, .] ran 1.5-2x slower.
+        work_in = q.new_empty(2, bh * chunk * d)
         s_buf = q.new_empty(bh, m, dv + 1)  # the rescaled state of the current chunk
         g_q, g_k = torch.empty_like(q), torch.empty_like(k)
         g_v1 = torch.empty_like(v1)
@@ -161,6 +166,7 @@ class _CausalFavor(torch.autograd.Function):
             n = min(chunk, length - s)
             sl = slice(s, s + n)
             views = [work[i, : bh * n * m].view(bh, n, m) for i in range(5)]
+            in_views = [work_in[i, : bh * n * d].view(bh, n, d) for i in range(2)]
             p = torch.bmm(q[:, sl], wt, out=views[0])
             lg = torch.bmm(k[:, sl], wt, out=views[1])
             if softmax:
@@ -201,9 +207,8 @@ class _CausalFavor(torch.autograd.Function):
                 ga = gn.mul_(torch.exp(diff.clamp_max(cap))[..., None])  # dL/dA
             else:
                 ga = gn
-            scores = torch.bmm(phi, g.transpose(1, 2)).tril_()
-            gv = torch.bmm(scores.transpose(1, 2), ga, out=g_v1[:, sl])
-            gv.baddbmm_(g, g_t).add_(g_eps_v1)
+            scores = saved_scores[c, : bh * n * n].view(bh, n, n)
+            g_v1[:, sl] = g_eps_v1.baddbmm_(scores.transpose(1, 2), ga).baddbmm_(g, g_t)
             d_scores = torch.bmm(ga, v1c.transpose(1, 2)).tril_()
             g_phi = torch.bmm(ga, s_c.transpose(1, 2), out=views[3])
             g_phi.baddbmm_(d_scores, g).add_(g_sum_q)
@@ -215,7 +220,7 @@ class _CausalFavor(torch.autograd.Function):
                 dl = g_g.mul_(g)  # dL/dl through G = exp(l - R_c)
                 g_r = g_f.sum(-1) - dl.sum((1, 2)) + g_r_next
                 if c > 0:
-                    g_carry = torch.linalg.vecdot(g_s.view(bh, -1), s_c.view(bh, -1))  # dL/dcarry * carry
+                    g_carry = s_c.mul_(g_s).sum((1, 2))  # dL/dcarry * carry (s_c is s_buf: free now)
                     g_r -= g_carry
                     g_r_next = g_carry
                     g_t = g_s.mul_(carry[:, None, None])
@@ -225,7 +230,7 @@ class _CausalFavor(torch.autograd.Function):
                 g_m[:, -1] += g_r  # R_c = M at the chunk's last row
                 si = src[:, sl]
                 g_keymax.scatter_add_(1, si.clamp_min(0), g_m.masked_fill_(si < 0, 0.0))
-                gk = torch.bmm(dl, we, out=g_k[:, sl])
+                gk = torch.bmm(dl, we, out=in_views[1])
                 gk.sub_(dl.sum(-1, keepdim=True) * k[:, sl], alpha=d**-0.5)
                 _add_key_max_grads(gk, k[:, sl], ws, g_keymax[:, sl])
                 dp = g_phi.mul_(e)
@@ -233,9 +238,10 @@ class _CausalFavor(torch.autograd.Function):
             else:
                 g_t = g_s
                 dl = torch.ops.aten.threshold_backward(g_g, g, 0.0)
-                torch.bmm(dl, we, out=g_k[:, sl])
+                gk = torch.bmm(dl, we, out=in_views[1])
                 dp = torch.ops.aten.threshold_backward(g_phi, e, 0.0)
-            torch.bmm(dp, we, out=g_q[:, sl])
+            g_k[:, sl] = gk
+            g_q[:, sl] = torch.bmm(dp, we, out=in_views[0])
         g_v = g_v1[..., :dv]
         if mask is not None:  # (padded keys have zero features: their g_k is 0 already)
             g_v = g_v * mask[..., None].to(g_v.dtype)
