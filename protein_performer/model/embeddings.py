@@ -35,9 +35,10 @@ class RotaryEmbedding(nn.Module):
         inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
         angles = torch.arange(max_length, dtype=torch.float64)[:, None] * inv_freq[None, :]
         angles = torch.cat([angles, angles], dim=-1)  # [Lmax, Dh]
-        # derived, not learned: kept out of the state dict
-        self.register_buffer("cos", angles.cos().float(), persistent=False)
-        self.register_buffer("sin", angles.sin().float(), persistent=False)
+        # derived, not learned: kept out of the state dict; float64 so that a float64 model
+        # rotates exactly (the forward casts them to its compute dtype)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         length = x.shape[-2]

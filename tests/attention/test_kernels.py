@@ -24,11 +24,14 @@ def _estimates(q, k, draw, draws, m, d, gen):
 
 
 def test_positive_features_are_unbiased():
+    # Seeded: the estimator's tail is heavy (exponentials), so with fresh draws the largest
+    # of the 8 z-scores passed 4.5 in 0.14% of 1400 runs (max 5.5), more than a normal allows.
+    gen = torch.Generator().manual_seed(0)
     d, m, draws = 8, 16, 3000
-    q = torch.randn(4, d, dtype=torch.float64) * 0.6
-    k = torch.randn(4, d, dtype=torch.float64) * 0.6
+    q = torch.randn(4, d, dtype=torch.float64, generator=gen) * 0.6
+    k = torch.randn(4, d, dtype=torch.float64, generator=gen) * 0.6
     for draw in (iid_gaussian_random_matrix, gaussian_orthogonal_random_matrix):
-        est = _estimates(q, k, draw, draws, m, d, None)
+        est = _estimates(q, k, draw, draws, m, d, gen)
         se = est.std(0) / math.sqrt(draws)
         err = (est.mean(0) - softmax_kernel_reference(q, k)).abs()
         assert (err < 4.5 * se).all(), (draw.__name__, err, se)
