@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR, ratio_grads
+from protein_performer.attention.favor_common import STAB_FLOOR, ratio_grads, sub_at_row_max
 
 
 def bidirectional_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None,
@@ -87,23 +87,14 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         state_1 += eps * cnt[:, None]
 
         # Queries: num = phi(q) state = e state + eps colsum(state), e = exp(P - rowmax).
-        need_idx = ctx.needs_input_grad[0]
         out = q.new_empty(bh, length, dv)
         den = q.new_empty(bh, length)
-        row_max = q.new_empty(bh, length)
-        idx = torch.empty(bh, length, dtype=torch.long, device=q.device) if need_idx else None
         colsum_v = eps * state_v.sum(-2, keepdim=True)  # [BH, 1, Dv]
         colsum_1 = eps * state_1.sum(-1, keepdim=True)  # [BH, 1]
         for s in range(0, length, rows):
             n = min(rows, length - s)
             p = torch.bmm(qs[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
-            if need_idx:  # the argmax is needed for backward only (max is slower than amax)
-                mx, ix = p.max(-1, keepdim=True)
-                idx[:, s:s + n] = ix[..., 0]
-            else:
-                mx = p.amax(-1, keepdim=True)
-            row_max[:, s:s + n] = mx[..., 0]
-            e = p.sub_(mx).exp_()
+            e = p.sub_(p.amax(-1, keepdim=True)).exp_()
             num = torch.baddbmm(colsum_v, e, state_v)
             dn = torch.baddbmm(colsum_1[..., None], e, state_1[..., None])  # [BH, n, 1]
             den[:, s:s + n] = dn[..., 0]
@@ -111,19 +102,19 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             out[:, s:s + n] = num / torch.where(dn > 0, dn, torch.ones_like(dn))
         ctx.eps = eps
         state = torch.cat([state_v, state_1[..., None]], -1)
-        ctx.save_for_backward(qs, ks, v, w, mask, knorm, state, big, arg, row_max, idx, out, den)
+        ctx.save_for_backward(qs, ks, v, w, mask, knorm, state, big, arg, out, den)
         return out
 
     @staticmethod
     def backward(ctx, g_out):
-        qs, ks, v, w, mask, knorm, state, big, arg, row_max, idx, out, den = ctx.saved_tensors
+        qs, ks, v, w, mask, knorm, state, big, arg, out, den = ctx.saved_tensors
         eps = ctx.eps
         bh, length, d = qs.shape
         dv = v.shape[-1]
         m = w.shape[0]
         scale = d**-0.25
         rows = _block_rows(bh, length, m)
-        work = qs.new_empty(2, bh * rows * m)
+        work = qs.new_empty(3, bh * rows * m)
         wt = w.t().expand(bh, d, m)
         we = w.expand(bh, m, d)
         g_out = g_out.contiguous()
@@ -137,17 +128,14 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             g_num, g_den = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
             gn = torch.cat([g_num, g_den], -1)  # [BH, n, Dv+1]
             p = torch.bmm(qs[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
-            e = p.sub_(row_max[:, s:s + n, None]).exp_()
+            e = p.sub_(p.amax(-1, keepdim=True)).exp_()
             g_state.baddbmm_(e.transpose(1, 2), gn)
             gn_total += gn.sum(-2, keepdim=True)
             if g_q is None:
                 continue
             gp = torch.bmm(gn, st, out=work[1, : bh * n * m].view(bh, n, m)).mul_(e)
-            sp = gp.sum(-1, keepdim=True)
-            gq = torch.bmm(gp, we)
-            # through the row max: -sum_f gp at the argmax feature
-            gq.sub_(sp * w[idx[:, s:s + n]])
-            g_q[:, s:s + n] = gq.mul_(scale)
+            sub_at_row_max(gp, e, out=work[2, : bh * n * m].view(bh, n, m))  # through the row max
+            g_q[:, s:s + n] = torch.bmm(gp, we).mul_(scale)
         g_state += eps * gn_total  # phi(q) = e + eps
         # Key side.
         need_k, need_v = ctx.needs_input_grad[1], ctx.needs_input_grad[2]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR, ratio_grads
+from protein_performer.attention.favor_common import STAB_FLOOR, ratio_grads, sub_at_row_max
 
 
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
@@ -170,8 +170,7 @@ class _CausalFavor(torch.autograd.Function):
             p = torch.bmm(q[:, sl], wt, out=views[0])
             lg = torch.bmm(k[:, sl], wt, out=views[1])
             if softmax:
-                mx, q_arg = p.max(-1, keepdim=True)
-                e = p.sub_(mx).exp_()
+                e = p.sub_(p.amax(-1, keepdim=True)).exp_()
                 lg.sub_(knorm[:, sl, None])
                 r_c = r_all[:, c]
                 g = lg.sub_(r_c[:, None, None]).exp_()
@@ -234,7 +233,7 @@ class _CausalFavor(torch.autograd.Function):
                 gk.sub_(dl.sum(-1, keepdim=True) * k[:, sl], alpha=d**-0.5)
                 _add_key_max_grads(gk, k[:, sl], ws, g_keymax[:, sl])
                 dp = g_phi.mul_(e)
-                dp.scatter_add_(-1, q_arg, -dp.sum(-1, keepdim=True))
+                sub_at_row_max(dp, e, out=views[4])
             else:
                 g_t = g_s
                 dl = torch.ops.aten.threshold_backward(g_g, g, 0.0)
@@ -260,3 +259,4 @@ def _add_key_max_grads(g_k: Tensor, k: Tensor, ws: Tensor, g_max: Tensor) -> Non
     kk = k[rows]  # [K, d]
     f_star = (kk @ ws.t()).argmax(-1)
     g_k[rows] += g_max[rows][:, None] * (ws[f_star] - kk * kk.shape[-1] ** -0.5)
+

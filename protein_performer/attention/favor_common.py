@@ -17,3 +17,14 @@ def ratio_grads(g_out: Tensor, out: Tensor, den: Tensor) -> tuple[Tensor, Tensor
     safe = torch.where(real, den, torch.ones_like(den))
     g_den = torch.where(real, -(g_out * out).sum(-1, keepdim=True) / safe, torch.zeros_like(den))
     return g_out / safe, g_den
+
+
+def sub_at_row_max(dp: Tensor, e: Tensor, out: Tensor) -> None:
+    """dp -= sum_f dp at each row's maximum feature: the gradient through a row-max stabiliser.
+
+    e = exp(p - max_f p) is exactly 1 (exp(0)) at the maximum and below 1 elsewhere, so
+    floor(e) marks it without an argmax (torch.max with indices costs 8x an amax); a row with
+    tied maxima splits the term between them (a valid subgradient of the max).
+    """
+    hit = torch.floor(e, out=out)
+    dp.addcmul_(hit, dp.sum(-1, keepdim=True) / hit.sum(-1, keepdim=True), value=-1.0)
