@@ -128,6 +128,20 @@ def test_backward_matches_reference_gradients(kernel, causal):
         assert torch.allclose(a, b, atol=1e-10)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_causal_inference_path_equals_training_path(kernel):
+    # Without a gradient the causal forward keeps no per-chunk states or scores; same output.
+    q, k, v = _qkv(b=2, h=2, length=19, d=4)
+    w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
+    with torch.no_grad():
+        plain = favor_attention(q, k, v, w, kernel=kernel, causal=True, chunk_size=4)
+    trained = favor_attention(q.clone().requires_grad_(), k, v, w, kernel=kernel, causal=True,
+                              chunk_size=4)
+    assert torch.equal(plain, trained.detach())
+    assert torch.allclose(plain, favor_attention_reference(q, k, v, w, kernel=kernel, causal=True),
+                          atol=1e-12)
+
+
 def _ref_with_grad(q, k, v, w, kernel, causal):
     # The reference detaches its inputs; this differentiable float64 twin builds the same
     # per-query-stabilised matrix without the loop (all keys seen by query i), for small L.
