@@ -3,8 +3,9 @@
 The same function as the chunk-parallel form in :mod:`favor` (see its docstring for the
 no-lookahead softmax stabiliser), computed by a loop over chunks that carries the
 [m, Dv+1] state S: per chunk, the query and key features are made in two reused [C, m]
-workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1] (times the softmax
-rescale factor, plus the rank-one eps part), and S is updated with G_c^T [V_c, 1]. No [L, m]
+workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1] (softmax: times the
+rescale factor, plus the key eps part kept apart from it; ReLU: G = relu + eps holds the key
+eps), and S is updated with G_c^T [V_c, 1]. No [L, m]
 tensor is ever built; saved for backward are the states and the [C, C] chunk scores
 (recomputing those cost more than keeping them: 5% of fwd+bwd; without a gradient nothing
 per chunk is kept, 16% faster inference), and the reverse loop
@@ -69,11 +70,12 @@ class _CausalFavor(torch.autograd.Function):
         saved_scores = q.new_empty(n_chunks if keep else 1, bh * chunk * chunk)  # tril(phi(Q_c) G_c^T)
         state = q.new_zeros(bh, m, dv + 1)  # S_c
         states = q.new_empty(n_chunks, bh, m, dv + 1) if keep else None  # T_c = S_c + G_c^T V1_c
-        totals = q.new_empty(n_chunks, bh, 1, dv + 1)  # sum of [v, 1] over the earlier chunks
+        # softmax only (ReLU's key eps rides in the features): sum of [v, 1] over earlier chunks
+        totals = q.new_empty(n_chunks, bh, 1, dv + 1) if softmax else None
         total = q.new_zeros(bh, 1, dv + 1)
         out = q.new_empty(bh, length, dv)
         den = q.new_empty(bh, length)
-        sum_q = q.new_empty(bh, length)  # sum_f phi(q_i)_f
+        sum_q = q.new_empty(bh, length) if softmax else None  # sum_f phi(q_i)_f
         if softmax:
             knorm = _key_norms(k, mask)
             run = q.new_empty(bh, length)  # M_i
@@ -107,7 +109,7 @@ class _CausalFavor(torch.autograd.Function):
                 g.sub_(r_c[:, None, None]).exp_()
             else:
                 phi.relu_()
-                g.relu_()
+                g.relu_().add_(eps)  # phi(k) = relu + eps: no rescale, so eps rides in the features
                 if mask is not None:
                     g.mul_(mask[:, sl, None].to(g.dtype))
             phi.add_(eps)
@@ -115,14 +117,14 @@ class _CausalFavor(torch.autograd.Function):
             scores = saved_scores[c if keep else 0, : bh * n * n].view(bh, n, n)
             torch.bmm(phi, g.transpose(1, 2), out=scores).tril_()
             num = torch.bmm(phi, state).baddbmm_(scores, v1c)  # [BH, n, Dv+1]
-            if softmax:
+            if softmax:  # the key eps part, apart: the rescale factor must not reach it
                 num.mul_(torch.exp((r_c[:, None] - mi).clamp_max_(cap))[..., None])
-            totals[c] = total
-            cum = torch.cumsum(v1c, dim=1).add_(total)  # sum_{j <= i} [v_j, 1]
-            total = cum[:, -1:].clone()
-            sq = phi.sum(-1, keepdim=True)
-            sum_q[:, sl] = sq[..., 0]
-            num.addcmul_(cum, sq, value=eps)  # the key eps part
+                totals[c] = total
+                cum = torch.cumsum(v1c, dim=1).add_(total)  # sum_{j <= i} [v_j, 1]
+                total = cum[:, -1:].clone()
+                sq = phi.sum(-1, keepdim=True)
+                sum_q[:, sl] = sq[..., 0]
+                num.addcmul_(cum, sq, value=eps)
             dn = num[..., dv]
             den[:, sl] = dn
             torch.div(num[..., :dv], torch.where(dn > 0, dn, torch.ones_like(dn))[..., None],
@@ -181,7 +183,7 @@ class _CausalFavor(torch.autograd.Function):
                 g = lg.sub_(r_c[:, None, None]).exp_()
             else:
                 e = p.relu_()
-                g = lg.relu_()
+                g = lg.relu_().add_(eps)
                 if mask is not None:
                     g.mul_(mask[:, sl, None].to(g.dtype))
             phi = torch.add(e, eps, out=views[2])
@@ -194,28 +196,32 @@ class _CausalFavor(torch.autograd.Function):
                 s_c = q.new_zeros(bh, m, dv + 1)
             v1c = v1[:, sl]
             gn = torch.cat(ratio_grads(g_out[:, sl], out[:, sl], den[:, sl]), dim=-1)  # [BH, n, Dv+1]
-            cum = torch.cumsum(v1c, dim=1).add_(totals[c])  # sum_{j <= i} [v_j, 1]
-            sq = sum_q[:, sl, None]
-            g_sum_q = eps * (gn * cum).sum(-1, keepdim=True)  # dL/dsum_q
-            # dL/d[v_j, 1] through the eps part: sum over rows i >= j of eps sum_q_i gn_i
-            wgt = gn * (eps * sq)
-            wsum = wgt.sum(1, keepdim=True)
-            g_eps_v1 = torch.cumsum(wgt, dim=1).neg_().add_(wgt).add_(wsum + g_eps_later)
-            g_eps_later += wsum
-            if softmax:
+            scores = saved_scores[c, : bh * n * n].view(bh, n, n)
+            if softmax:  # the key eps part, kept apart in softmax's forward
+                cum = torch.cumsum(v1c, dim=1).add_(totals[c])  # sum_{j <= i} [v_j, 1]
+                sq = sum_q[:, sl, None]
+                g_sum_q = eps * (gn * cum).sum(-1, keepdim=True)  # dL/dsum_q
+                # dL/d[v_j, 1] through the eps part: sum over rows i >= j of eps sum_q_i gn_i
+                wgt = gn * (eps * sq)
+                wsum = wgt.sum(1, keepdim=True)
+                gv1 = torch.cumsum(wgt, dim=1).neg_().add_(wgt).add_(wsum + g_eps_later)
+                g_eps_later += wsum
                 diff = r_c[:, None] - run[:, sl]  # R_c - M_i
                 # dL/df_i f_i = gn_i . (f_i A_i) = gn_i . (num_i - eps sum_q_i cum_i)
                 f_a = torch.cat([out[:, sl] * den[:, sl, None], den[:, sl, None]], dim=-1)
                 f_a.addcmul_(cum, sq, value=-eps)
                 g_f = (gn * f_a).sum(-1).masked_fill_(diff > cap, 0.0)  # [BH, n]
                 ga = gn.mul_(torch.exp(diff.clamp_max(cap))[..., None])  # dL/dA
+                gv1.baddbmm_(scores.transpose(1, 2), ga)
             else:
                 ga = gn
-            scores = saved_scores[c, : bh * n * n].view(bh, n, n)
-            g_v1[:, sl] = g_eps_v1.baddbmm_(scores.transpose(1, 2), ga).baddbmm_(g, g_t)
+                gv1 = torch.bmm(scores.transpose(1, 2), ga)
+            g_v1[:, sl] = gv1.baddbmm_(g, g_t)
             d_scores = torch.bmm(ga, v1c.transpose(1, 2)).tril_()
             g_phi = torch.bmm(ga, s_c.transpose(1, 2), out=views[3])
-            g_phi.baddbmm_(d_scores, g).add_(g_sum_q)
+            g_phi.baddbmm_(d_scores, g)
+            if softmax:
+                g_phi.add_(g_sum_q)
             g_g = torch.bmm(d_scores.transpose(1, 2), phi, out=views[4])
             g_g.baddbmm_(v1c, g_t.transpose(1, 2))
             g_s = g_t.baddbmm_(e.transpose(1, 2), ga)  # dL/dS_c (phi = e + eps)
@@ -241,7 +247,7 @@ class _CausalFavor(torch.autograd.Function):
                 sub_at_row_max(dp, e, out=views[4])
             else:
                 g_t = g_s
-                dl = torch.ops.aten.threshold_backward(g_g, g, 0.0)
+                dl = torch.ops.aten.threshold_backward(g_g, g, eps)  # g = relu + eps (0 if padded)
                 gk = torch.bmm(dl, we, out=in_views[1])
                 dp = torch.ops.aten.threshold_backward(g_phi, e, 0.0)
             g_k[:, sl] = gk
