@@ -32,19 +32,29 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
         self.head_dim = head_dim
         self.max_length = max_length
-        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
-        angles = torch.arange(max_length, dtype=torch.float64)[:, None] * inv_freq[None, :]
-        angles = torch.cat([angles, angles], dim=-1)  # [Lmax, Dh]
-        # derived, not learned: kept out of the state dict; float64 so that a float64 model
-        # rotates exactly (the forward casts them to its compute dtype)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        self.base = base
+        cos, sin = self._tables(max_length, torch.device("cpu"))
+        # derived, not learned: kept out of the state dict; float32 (MPS has no float64), a
+        # float64 input gets tables made afresh in float64 (see forward)
+        self.register_buffer("cos", cos.float(), persistent=False)
+        self.register_buffer("sin", sin.float(), persistent=False)
+
+    def _tables(self, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """cos and sin of the angles [length, Dh], computed in float64."""
+        half = torch.arange(0, self.head_dim, 2, dtype=torch.float64, device=device)
+        inv_freq = 1.0 / (self.base ** (half / self.head_dim))
+        angles = torch.arange(length, dtype=torch.float64, device=device)[:, None] * inv_freq
+        angles = torch.cat([angles, angles], dim=-1)
+        return angles.cos(), angles.sin()
 
     def forward(self, x: Tensor) -> Tensor:
         length = x.shape[-2]
-        dt = torch.float64 if x.dtype == torch.float64 else torch.float32
-        cos, sin = self.cos[:length].to(dt), self.sin[:length].to(dt)  # [L, Dh]
-        xf = x.to(dt)
+        if x.dtype == torch.float64:  # exact rotation for float64 models (tests, gradchecks)
+            cos, sin = self._tables(length, x.device)
+            xf = x
+        else:
+            cos, sin = self.cos[:length].float(), self.sin[:length].float()  # [L, Dh]
+            xf = x.float()
         half = self.head_dim // 2
         rotated = torch.cat([-xf[..., half:], xf[..., :half]], dim=-1)
         return (xf * cos + rotated * sin).to(x.dtype)
