@@ -80,3 +80,22 @@ def test_relu_features_and_key_mask():
     assert (f[1, :, 3:] == 0).all() and (f[1, :, :3] >= 1e-3).all()
     s = softmax_key_features(x, w, mask=mask)
     assert (s[1, :, 3:] == 0).all() and (s[1, :, :3] > 0).all()
+
+
+def test_gradient_through_a_row_max_marks_the_maximum_and_splits_ties():
+    from protein_performer.attention.favor_common import sub_at_row_max
+
+    p = torch.randn(3, 5, 7, dtype=torch.float64)
+    p[0, 0, 2] = p[0, 0, 5] = p[0, 0].max() + 1.0  # a tie in one row
+    e = (p - p.amax(-1, keepdim=True)).exp()
+    g = torch.randn_like(p)
+    dp = g * e
+    sub_at_row_max(dp, e, out=torch.empty_like(e))
+    # autograd of exp(p - max p) . g, with the max's gradient split evenly between ties
+    ref = g * e
+    ref.scatter_add_(-1, p.argmax(-1, keepdim=True), -(g * e).sum(-1, keepdim=True))
+    assert torch.allclose(dp[:, 1:], ref[:, 1:]) and torch.allclose(dp[1:], ref[1:])
+    tied = (g * e)[0, 0].clone()
+    tied[[2, 5]] -= (g * e)[0, 0].sum() / 2
+    assert torch.allclose(dp[0, 0], tied)
+    assert torch.allclose(dp.sum(-1), torch.zeros(3, 5, dtype=torch.float64), atol=1e-12)
