@@ -159,8 +159,8 @@ class _CausalFavor(torch.autograd.Function):
         g_t = q.new_zeros(bh, m, dv + 1)  # dL/dT_c, from the later chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
         # faults than in arithmetic). gn = dL/dnum; num_i = f_i A_i + eps sum_q_i cum_i.
-        g_eps_later = q.new_zeros(bh, 1, dv + 1)  # sum over the later rows of eps sum_q_i gn_i
         if softmax:
+            g_eps_later = q.new_zeros(bh, 1, dv + 1)  # sum over the later rows of eps sum_q_i gn_i
             knorm, run, src = stab
             g_keymax = q.new_zeros(bh, length)  # dL / d (row max of key j's logits)
             g_r_next = q.new_zeros(bh)  # dL/dR_c from chunk c+1's carry
@@ -269,4 +269,3 @@ def _add_key_max_grads(g_k: Tensor, k: Tensor, ws: Tensor, g_max: Tensor) -> Non
     kk = k[rows]  # [K, d]
     f_star = (kk @ ws.t()).argmax(-1)
     g_k[rows] += g_max[rows][:, None] * (ws[f_star] - kk * kk.shape[-1] ** -0.5)
-
