@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR, ratio_grads, sub_at_row_max
+from protein_performer.attention.favor_common import STAB_FLOOR, exp_, ratio_grads, sub_at_row_max
 
 
 def bidirectional_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None,
@@ -74,7 +74,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             state_v.mul_(rescale[:, None, None])
             state_1.mul_(rescale[:, None])
             big = new
-            g = lg.sub_(big[:, None, None]).exp_()
+            g = exp_(lg.sub_(big[:, None, None]))
             state_v.baddbmm_(g.transpose(1, 2), v[:, s:s + n])
             state_1 += g.sum(-2)
         if mask is not None:
@@ -94,7 +94,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         for s in range(0, length, rows):
             n = min(rows, length - s)
             p = torch.bmm(qs[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
-            e = p.sub_(p.amax(-1, keepdim=True)).exp_()
+            e = exp_(p.sub_(p.amax(-1, keepdim=True)))
             num = torch.baddbmm(colsum_v, e, state_v)
             dn = torch.baddbmm(colsum_1[..., None], e, state_1[..., None])  # [BH, n, 1]
             den[:, s:s + n] = dn[..., 0]
@@ -128,7 +128,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             g_num, g_den = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
             gn = torch.cat([g_num, g_den], -1)  # [BH, n, Dv+1]
             p = torch.bmm(qs[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
-            e = p.sub_(p.amax(-1, keepdim=True)).exp_()
+            e = exp_(p.sub_(p.amax(-1, keepdim=True)))
             g_state.baddbmm_(e.transpose(1, 2), gn)
             gn_total += gn.sum(-2, keepdim=True)
             if g_q is None:
@@ -149,7 +149,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         for s in range(0, length, rows):
             n = min(rows, length - s)
             lg = torch.bmm(ks[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
-            g = lg.sub_(shift[:, s:s + n, None]).exp_()
+            g = exp_(lg.sub_(shift[:, s:s + n, None]))
             if need_v:
                 g_v[:, s:s + n] = torch.bmm(g, gs_v)
             if need_k:

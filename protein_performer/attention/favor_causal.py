@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR, ratio_grads, sub_at_row_max
+from protein_performer.attention.favor_common import STAB_FLOOR, exp_, ratio_grads, sub_at_row_max
 
 
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
@@ -90,7 +90,7 @@ class _CausalFavor(torch.autograd.Function):
             phi = torch.bmm(q[:, sl], wt, out=work[0, : bh * n * m].view(bh, n, m))
             g = torch.bmm(k[:, sl], wt, out=work[1, : bh * n * m].view(bh, n, m))
             if softmax:
-                phi.sub_(phi.amax(-1, keepdim=True)).exp_()
+                exp_(phi.sub_(phi.amax(-1, keepdim=True)))
                 g.sub_(knorm[:, sl, None])
                 cm, ci = torch.cummax(g.amax(-1), dim=-1)  # running max inside the chunk
                 older = m_prev[:, None] >= cm
@@ -105,7 +105,7 @@ class _CausalFavor(torch.autograd.Function):
                 if r_prev is not None:
                     state.mul_(torch.exp(r_prev - r_c)[:, None, None])
                 r_prev = r_c
-                g.sub_(r_c[:, None, None]).exp_()
+                exp_(g.sub_(r_c[:, None, None]))
             else:
                 phi.relu_()
                 g.relu_().add_(eps)  # phi(k) = relu + eps: no rescale, so eps rides in the features
@@ -176,10 +176,10 @@ class _CausalFavor(torch.autograd.Function):
             p = torch.bmm(q[:, sl], wt, out=views[0])
             lg = torch.bmm(k[:, sl], wt, out=views[1])
             if softmax:
-                e = p.sub_(p.amax(-1, keepdim=True)).exp_()
+                e = exp_(p.sub_(p.amax(-1, keepdim=True)))
                 lg.sub_(knorm[:, sl, None])
                 r_c = r_all[:, c]
-                g = lg.sub_(r_c[:, None, None]).exp_()
+                g = exp_(lg.sub_(r_c[:, None, None]))
             else:
                 e = p.relu_()
                 g = lg.relu_().add_(eps)

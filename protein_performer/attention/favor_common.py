@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 # Floor of the key stabiliser (keeps exp finite before any real key; see favor.py).
 STAB_FLOOR = -1e4
+LOG2E = 1.0 / math.log(2.0)
+
+
+def exp_(x: Tensor) -> Tensor:
+    """In-place exp, computed as exp2(x log2 e): on CPU torch's exp2 kernel is ~4x faster than
+    its exp (22 vs 82 us for 262k float32 values; the multiply is one more 13 us pass), with the
+    same accuracy up to the rounding of x log2 e. exp(0) stays exactly 1 (see sub_at_row_max)."""
+    return x.mul_(LOG2E).exp2_()
 
 
 def ratio_grads(g_out: Tensor, out: Tensor, den: Tensor) -> tuple[Tensor, Tensor]:
