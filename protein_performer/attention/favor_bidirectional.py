@@ -128,6 +128,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             g_num, g_den = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
             gn = torch.cat([g_num, g_den], -1)  # [BH, n, Dv+1]
             p = torch.bmm(qs[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            # the max of this recomputed p (not a saved one): sub_at_row_max needs e == 1 there
             e = exp_(p.sub_(p.amax(-1, keepdim=True)))
             g_state.baddbmm_(e.transpose(1, 2), gn)
             gn_total += gn.sum(-2, keepdim=True)

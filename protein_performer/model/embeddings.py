@@ -22,8 +22,9 @@ class LearnedPositions(nn.Module):
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (Su et al. 2021), "rotate half" layout (GPT-NeoX).
 
-    Called on q or k ``[B, H, L, Dh]`` -> same shape; the angles are computed in float32
-    (a bf16 angle of position 1000 is off by several radians) and the result cast back.
+    Called on q or k ``[B, H, L, Dh]`` -> same shape; the tables are computed in float64 and
+    the rotation runs in float32 (a bf16 angle of position 1000 is off by several radians), or
+    in float64 for a float64 input, and the result is cast back.
     """
 
     def __init__(self, head_dim: int, max_length: int, base: float = 10000.0) -> None:
