@@ -3,9 +3,11 @@
 The same function as the chunk-parallel form in :mod:`favor` (see its docstring for the
 no-lookahead softmax stabiliser), computed by a loop over chunks that carries the
 [m, Dv+1] state S: per chunk, the query and key features are made in two reused [C, m]
-workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1] (softmax: times the
-rescale factor, plus the key eps part kept apart from it; ReLU: G = relu + eps holds the key
-eps), and S is updated with G_c^T [V_c, 1]. No [L, m] tensor is ever built. Saved for backward
+workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1], and S is updated with
+G_c^T [V_c, 1]. ReLU: G = relu + eps holds the key eps. Softmax: the rows are scaled by the
+rescale factor f_i, and the key eps part, which f must not reach, is eps sum(phi(q_i)) times
+the sum of [v_j, 1] over j <= i: added to the [C, C] scores inside the chunk and as
+eps sum(phi(q_i)) [total] for the earlier chunks (no cumulative sums). No [L, m] tensor is ever built. Saved for backward
 are the states and the [C, C] chunk scores (keeping the scores measured 4-8% faster than
 recomputing them); without a gradient nothing per chunk is kept. The reverse loop recomputes
 the features and carries the state gradient back (as the authors' JAX code does).
@@ -15,7 +17,9 @@ Softmax notation: l_j = k_j' W^T - |k_j'|^2/2 (x' = x d^-1/4), M_i = max over re
 and features of l_j (floored at -1e4), R_c = M at the last row of chunk c; key features
 G_j = exp(l_j - R_c); query i is rescaled by exp(min(R_c - M_i, cap)); the state is carried
 to the next chunk with exp(R_c - R_{c+1}). The gradients through these maxima (they matter
-through eps) go to the key and feature holding each maximum.
+through eps) go to the key and feature holding each maximum. The code holds l, M, R and the
+cap in base 2 (times log2 e) so that every exp is an exp2 (4x faster on CPU); gradients are
+taken in natural units.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR, exp_, ratio_grads, sub_at_row_max
+from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, ratio_grads, sub_at_row_max
 
 
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
@@ -37,9 +41,22 @@ def _scaled_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
     return w * (d**-0.25 if softmax else w.shape[0] ** -0.5)
 
 
+def _feature_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
+    """[d, m] (contiguous: bmm copies a transposed one) giving the features' pre-activation;
+    softmax logits come out in base 2 (times log2 e) so that the features are exp2 of them
+    (torch's CPU exp2 is ~4x faster than its exp)."""
+    ws = _scaled_projection(w, d, softmax)
+    return (ws * LOG2E if softmax else ws).t().contiguous()
+
+
+def _cap(dtype: torch.dtype) -> float:
+    """Largest rescale exponent (base 2) used for a query: exp(60) in float32, exp(600) in float64."""
+    return (600.0 if dtype == torch.float64 else 60.0) * LOG2E
+
+
 def _key_norms(k: Tensor, mask: Tensor | None) -> Tensor:
-    """|k'|^2/2 per key [BH, L]; +inf on padded keys (their features exp(-inf) = 0)."""
-    kn = (0.5 * k.shape[-1] ** -0.5) * (k * k).sum(-1)
+    """|k'|^2/2 log2(e) per key [BH, L]; +inf on padded keys (their features 2^-inf = 0)."""
+    kn = (0.5 * LOG2E * k.shape[-1] ** -0.5) * (k * k).sum(-1)
     if mask is not None:
         kn = kn.masked_fill(~mask, float("inf"))
     return kn
@@ -61,7 +78,7 @@ class _CausalFavor(torch.autograd.Function):
         m = w.shape[0]
         chunk = min(chunk, length)
         n_chunks = -(-length // chunk)
-        wt = _scaled_projection(w, d, softmax).t().expand(bh, d, m)
+        wt = _feature_projection(w, d, softmax).expand(bh, d, m)
         v1 = _with_ones(v, mask)
         work = q.new_empty(2, bh * chunk * m)
         # Saved for backward only when a gradient is wanted (inference reuses one chunk's room).
@@ -82,7 +99,8 @@ class _CausalFavor(torch.autograd.Function):
             m_prev = q.new_full((bh,), float("-inf"))
             src_prev = torch.full((bh,), -1, dtype=torch.long, device=q.device)
             r_prev = None
-            cap = 600.0 if q.dtype == torch.float64 else 60.0
+            cap = _cap(q.dtype)
+            floor = STAB_FLOOR * LOG2E
         for c in range(n_chunks):
             s = c * chunk
             n = min(chunk, length - s)
@@ -90,22 +108,22 @@ class _CausalFavor(torch.autograd.Function):
             phi = torch.bmm(q[:, sl], wt, out=work[0, : bh * n * m].view(bh, n, m))
             g = torch.bmm(k[:, sl], wt, out=work[1, : bh * n * m].view(bh, n, m))
             if softmax:
-                exp_(phi.sub_(phi.amax(-1, keepdim=True)))
+                phi.sub_(phi.amax(-1, keepdim=True)).exp2_()
                 g.sub_(knorm[:, sl, None])
                 cm, ci = torch.cummax(g.amax(-1), dim=-1)  # running max inside the chunk
                 older = m_prev[:, None] >= cm
                 mi = torch.where(older, m_prev[:, None], cm)
                 si = torch.where(older, src_prev[:, None], ci + s)
-                floored = mi < STAB_FLOOR
-                mi = mi.clamp_min(STAB_FLOOR)
+                floored = mi < floor
+                mi = mi.clamp_min(floor)
                 si = si.masked_fill(floored, -1)
                 run[:, sl], src[:, sl] = mi, si
                 m_prev, src_prev = mi[:, -1], si[:, -1]
                 r_c = m_prev
                 if r_prev is not None:
-                    state.mul_(torch.exp(r_prev - r_c)[:, None, None])
+                    state.mul_(torch.exp2(r_prev - r_c)[:, None, None])
                 r_prev = r_c
-                exp_(g.sub_(r_c[:, None, None]))
+                g.sub_(r_c[:, None, None]).exp2_()
             else:
                 phi.relu_()
                 g.relu_().add_(eps)  # phi(k) = relu + eps: no rescale, so eps rides in the features
@@ -114,16 +132,19 @@ class _CausalFavor(torch.autograd.Function):
             phi.add_(eps)
             v1c = v1[:, sl]
             scores = saved_scores[c if keep else 0, : bh * n * n].view(bh, n, n)
-            torch.bmm(phi, g.transpose(1, 2), out=scores).tril_()
-            num = torch.bmm(phi, state).baddbmm_(scores, v1c)  # [BH, n, Dv+1]
-            if softmax:  # the key eps part, apart: the rescale factor must not reach it
-                num.mul_(torch.exp((r_c[:, None] - mi).clamp_max_(cap))[..., None])
-                totals[c] = total
-                cum = torch.cumsum(v1c, dim=1).add_(total)  # sum_{j <= i} [v_j, 1]
-                total = cum[:, -1:].clone()
+            torch.bmm(phi, g.transpose(1, 2), out=scores)
+            num = torch.bmm(phi, state)  # [BH, n, Dv+1]
+            if softmax:
+                # Rows get the rescale factor f_i; the key eps part (apart from it) rides in the
+                # scores inside the chunk and in eps sum_q_i total for the earlier chunks.
+                f = torch.exp2((r_c[:, None] - mi).clamp_max_(cap))[..., None]  # [BH, n, 1]
                 sq = phi.sum(-1, keepdim=True)
                 sum_q[:, sl] = sq[..., 0]
-                num.addcmul_(cum, sq, value=eps)
+                num.mul_(f).addcmul_(sq, total, value=eps)
+                scores.mul_(f).add_(sq, alpha=eps)
+                totals[c] = total
+                total = total + v1c.sum(1, keepdim=True)
+            num.baddbmm_(scores.tril_(), v1c)
             dn = num[..., dv]
             den[:, sl] = dn
             torch.div(num[..., :dv], torch.where(dn > 0, dn, torch.ones_like(dn))[..., None],
@@ -147,7 +168,7 @@ class _CausalFavor(torch.autograd.Function):
         m = w.shape[0]
         n_chunks = states.shape[0]
         ws = _scaled_projection(w, d, softmax)
-        wt, we = ws.t().expand(bh, d, m), ws.expand(bh, m, d)
+        wt, we = _feature_projection(w, d, softmax).expand(bh, d, m), ws.expand(bh, m, d)
         g_out = g_out.contiguous()
         work = q.new_empty(5, bh * chunk * m)
         # The input gradients of a chunk are made in contiguous buffers and then copied into
@@ -164,7 +185,7 @@ class _CausalFavor(torch.autograd.Function):
             knorm, run, src = stab
             g_keymax = q.new_zeros(bh, length)  # dL / d (row max of key j's logits)
             g_r_next = q.new_zeros(bh)  # dL/dR_c from chunk c+1's carry
-            cap = 600.0 if q.dtype == torch.float64 else 60.0
+            cap = _cap(q.dtype)
             ends = (torch.arange(1, n_chunks + 1, device=q.device) * chunk - 1).clamp_max(length - 1)
             r_all = run[:, ends]  # R_c [BH, N]
         for c in range(n_chunks - 1, -1, -1):
@@ -176,10 +197,10 @@ class _CausalFavor(torch.autograd.Function):
             p = torch.bmm(q[:, sl], wt, out=views[0])
             lg = torch.bmm(k[:, sl], wt, out=views[1])
             if softmax:
-                e = exp_(p.sub_(p.amax(-1, keepdim=True)))
+                e = p.sub_(p.amax(-1, keepdim=True)).exp2_()
                 lg.sub_(knorm[:, sl, None])
                 r_c = r_all[:, c]
-                g = exp_(lg.sub_(r_c[:, None, None]))
+                g = lg.sub_(r_c[:, None, None]).exp2_()
             else:
                 e = p.relu_()
                 g = lg.relu_().add_(eps)
@@ -187,7 +208,7 @@ class _CausalFavor(torch.autograd.Function):
                     g.mul_(mask[:, sl, None].to(g.dtype))
             phi = torch.add(e, eps, out=views[2])
             if c > 0:
-                carry = torch.exp(r_all[:, c - 1] - r_c) if softmax else None
+                carry = torch.exp2(r_all[:, c - 1] - r_c) if softmax else None
                 s_c = states[c - 1]
                 if softmax:
                     s_c = torch.mul(s_c, carry[:, None, None], out=s_buf)
@@ -195,28 +216,26 @@ class _CausalFavor(torch.autograd.Function):
                 s_c = q.new_zeros(bh, m, dv + 1)
             v1c = v1[:, sl]
             gn = torch.cat(ratio_grads(g_out[:, sl], out[:, sl], den[:, sl]), dim=-1)  # [BH, n, Dv+1]
-            scores = saved_scores[c, : bh * n * n].view(bh, n, n)
-            if softmax:  # the key eps part, kept apart in softmax's forward
-                cum = torch.cumsum(v1c, dim=1).add_(totals[c])  # sum_{j <= i} [v_j, 1]
+            scores = saved_scores[c, : bh * n * n].view(bh, n, n)  # with f and the eps part
+            gv1 = torch.bmm(scores.transpose(1, 2), gn)
+            d_scores = torch.bmm(gn, v1c.transpose(1, 2)).tril_()  # dL/dscores
+            if softmax:
+                # num_i = f_i phi_i S_c + sum_{j <= i} (f_i phi_i.G_j + eps sq_i) v1_j + eps sq_i total
                 sq = sum_q[:, sl, None]
-                g_sum_q = eps * (gn * cum).sum(-1, keepdim=True)  # dL/dsum_q
-                # dL/d[v_j, 1] through the eps part: sum over rows i >= j of eps sum_q_i gn_i
-                wgt = gn * (eps * sq)
-                wsum = wgt.sum(1, keepdim=True)
-                gv1 = torch.cumsum(wgt, dim=1).neg_().add_(wgt).add_(wsum + g_eps_later)
-                g_eps_later += wsum
+                g_sum_q = (d_scores.sum(-1, keepdim=True)  # dL/dsum_q = eps gn_i . cum_i
+                           + torch.bmm(gn, totals[c].transpose(1, 2))).mul_(eps)
+                gv1.add_(g_eps_later)  # the eps part of the later chunks' rows
+                g_eps_later.baddbmm_(sq.transpose(1, 2), gn, alpha=eps)
                 diff = r_c[:, None] - run[:, sl]  # R_c - M_i
-                # dL/df_i f_i = gn_i . (f_i A_i) = gn_i . (num_i - eps sum_q_i cum_i)
-                f_a = torch.cat([out[:, sl] * den[:, sl, None], den[:, sl, None]], dim=-1)
-                f_a.addcmul_(cum, sq, value=-eps)
-                g_f = (gn * f_a).sum(-1).masked_fill_(diff > cap, 0.0)  # [BH, n]
-                ga = gn.mul_(torch.exp(diff.clamp_max(cap))[..., None])  # dL/dA
-                gv1.baddbmm_(scores.transpose(1, 2), ga)
+                # dL/df_i f_i = gn_i . (num_i - eps sq_i cum_i) = -sq_i dL/dsum_q_i, since
+                # gn_i . num_i = 0 (the ratio does not change when num_i is scaled)
+                g_f = (sq * g_sum_q)[..., 0].neg_().masked_fill_(diff > cap, 0.0)  # [BH, n]
+                f = torch.exp2(diff.clamp_max(cap))[..., None]
+                ga = gn.mul_(f)  # dL/d(phi_i S_c)
+                d_scores.mul_(f)  # dL/d(phi_i.G_j)
             else:
                 ga = gn
-                gv1 = torch.bmm(scores.transpose(1, 2), ga)
             g_v1[:, sl] = gv1.baddbmm_(g, g_t)
-            d_scores = torch.bmm(ga, v1c.transpose(1, 2)).tril_()
             g_phi = torch.bmm(ga, s_c.transpose(1, 2), out=views[3])
             g_phi.baddbmm_(d_scores, g)
             if softmax:

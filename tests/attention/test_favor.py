@@ -284,3 +284,37 @@ def test_generalized_kernel_gradients():
                                    mask=torch.tensor([[True] * 6 + [False]]))
 
         assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)
+
+
+def test_causal_gradients_where_the_rescale_factor_is_capped():
+    """Key logits that jump by more than the cap (600 in float64) inside one chunk: the
+    capped rows use a clamped factor (their gradient must not reach the maximum), checked
+    where the capped part still matters next to eps (jump 605: exp(-5) against 1e-6)."""
+    torch.manual_seed(1)
+    d, length = 4, 8
+    w = gaussian_orthogonal_random_matrix(6, d, generator=torch.Generator().manual_seed(0)).double()
+    q = torch.randn(1, 1, length, d, dtype=torch.float64)
+    k = torch.randn(1, 1, length, d, dtype=torch.float64)
+    v = torch.randn(1, 1, length, 3, dtype=torch.float64)
+
+    def max_logits(k):
+        kp = k[0, 0] * d**-0.25
+        return (kp @ w.t() - 0.5 * kp.pow(2).sum(-1, keepdim=True)).amax(-1)
+
+    target = max_logits(k)[2:4].max() - 605.0
+    lo, hi = 1.0, 1e3  # scale keys 0, 1 until their max logit is 605 under the chunk's maximum
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        k2 = k.clone()
+        k2[..., :2, :] *= mid
+        lo, hi = (mid, hi) if max_logits(k2)[:2].max() > target else (lo, mid)
+    k[..., :2, :] *= lo
+    logits = max_logits(k)
+    assert 600 < logits[2:4].max() - logits[:2].max() < 610
+    inputs = tuple(t.requires_grad_(True) for t in (q, k, v))
+
+    def fn(q, k, v):
+        return favor_attention(q, k, v, w, kernel="softmax", causal=True, chunk_size=4)
+
+    assert torch.isfinite(fn(*inputs)).all()
+    assert torch.autograd.gradcheck(fn, inputs, atol=1e-8, rtol=1e-5)
