@@ -62,11 +62,16 @@ def _key_norms(k: Tensor, mask: Tensor | None) -> Tensor:
     return kn
 
 
-def _with_ones(v: Tensor, mask: Tensor | None) -> Tensor:
-    v1 = torch.cat([v, v.new_ones(v.shape[:-1] + (1,))], dim=-1)  # [BH, L, Dv+1]
-    if mask is not None:
-        v1.mul_(mask[..., None].to(v.dtype))
-    return v1
+def _with_ones(buf: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    """[v, 1] of one chunk, zero on padded keys, written into buf [BH, n, Dv+1] (a reused
+    workspace: a full-length [BH, L, Dv+1] copy would cost its page faults on every call)."""
+    buf[..., :-1].copy_(v)
+    if mask is None:
+        buf[..., -1] = 1.0
+    else:
+        buf[..., -1].copy_(mask)
+        buf[..., :-1].mul_(buf[..., -1:])
+    return buf
 
 
 class _CausalFavor(torch.autograd.Function):
@@ -79,7 +84,7 @@ class _CausalFavor(torch.autograd.Function):
         chunk = min(chunk, length)
         n_chunks = -(-length // chunk)
         wt = _feature_projection(w, d, softmax).expand(bh, d, m)
-        v1 = _with_ones(v, mask)
+        v1_buf = q.new_empty(bh, chunk, dv + 1)
         work = q.new_empty(2, bh * chunk * m)
         # Saved for backward only when a gradient is wanted (inference reuses one chunk's room).
         keep = any(ctx.needs_input_grad[:3])
@@ -130,7 +135,7 @@ class _CausalFavor(torch.autograd.Function):
                 if mask is not None:
                     g.mul_(mask[:, sl, None].to(g.dtype))
             phi.add_(eps)
-            v1c = v1[:, sl]
+            v1c = _with_ones(v1_buf[:, :n], v[:, sl], None if mask is None else mask[:, sl])
             scores = saved_scores[c if keep else 0, : bh * n * n].view(bh, n, n)
             torch.bmm(phi, g.transpose(1, 2), out=scores)
             num = torch.bmm(phi, state)  # [BH, n, Dv+1]
@@ -153,7 +158,7 @@ class _CausalFavor(torch.autograd.Function):
             if keep:
                 states[c] = state
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
-        saved = (q, k, v1, w, mask, states, totals, out, den, sum_q, saved_scores)
+        saved = (q, k, v, w, mask, states, totals, out, den, sum_q, saved_scores)
         if softmax:
             saved += (knorm, run, src)
         ctx.save_for_backward(*saved)
@@ -162,9 +167,9 @@ class _CausalFavor(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):
         eps, chunk, softmax = ctx.eps, ctx.chunk, ctx.softmax
-        q, k, v1, w, mask, states, totals, out, den, sum_q, saved_scores, *stab = ctx.saved_tensors
+        q, k, v, w, mask, states, totals, out, den, sum_q, saved_scores, *stab = ctx.saved_tensors
         bh, length, d = q.shape
-        dv = v1.shape[-1] - 1
+        dv = v.shape[-1]
         m = w.shape[0]
         n_chunks = states.shape[0]
         ws = _scaled_projection(w, d, softmax)
@@ -176,7 +181,9 @@ class _CausalFavor(torch.autograd.Function):
         work_in = q.new_empty(2, bh * chunk * d)
         s_buf = q.new_empty(bh, m, dv + 1)  # the rescaled state of the current chunk
         g_q, g_k = torch.empty_like(q), torch.empty_like(k)
-        g_v1 = torch.empty_like(v1)
+        g_v = torch.empty_like(v)
+        v1_buf = q.new_empty(bh, chunk, dv + 1)
+        gv1_buf = q.new_empty(bh, chunk, dv + 1)
         g_t = q.new_zeros(bh, m, dv + 1)  # dL/dT_c, from the later chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
         # faults than in arithmetic). gn = dL/dnum; num_i = f_i A_i + eps sum_q_i cum_i.
@@ -214,10 +221,10 @@ class _CausalFavor(torch.autograd.Function):
                     s_c = torch.mul(s_c, carry[:, None, None], out=s_buf)
             else:
                 s_c = q.new_zeros(bh, m, dv + 1)
-            v1c = v1[:, sl]
+            v1c = _with_ones(v1_buf[:, :n], v[:, sl], None if mask is None else mask[:, sl])
             gn = torch.cat(ratio_grads(g_out[:, sl], out[:, sl], den[:, sl]), dim=-1)  # [BH, n, Dv+1]
             scores = saved_scores[c, : bh * n * n].view(bh, n, n)  # with f and the eps part
-            gv1 = torch.bmm(scores.transpose(1, 2), gn)
+            gv1 = torch.bmm(scores.transpose(1, 2), gn, out=gv1_buf[:, :n])
             d_scores = torch.bmm(gn, v1c.transpose(1, 2)).tril_()  # dL/dscores
             if softmax:
                 # num_i = f_i phi_i S_c + sum_{j <= i} (f_i phi_i.G_j + eps sq_i) v1_j + eps sq_i total
@@ -235,7 +242,7 @@ class _CausalFavor(torch.autograd.Function):
                 d_scores.mul_(f)  # dL/d(phi_i.G_j)
             else:
                 ga = gn
-            g_v1[:, sl] = gv1.baddbmm_(g, g_t)
+            g_v[:, sl] = gv1.baddbmm_(g, g_t)[..., :dv]
             g_phi = torch.bmm(ga, s_c.transpose(1, 2), out=views[3])
             g_phi.baddbmm_(d_scores, g)
             if softmax:
@@ -270,9 +277,8 @@ class _CausalFavor(torch.autograd.Function):
                 dp = torch.ops.aten.threshold_backward(g_phi, e, 0.0)
             g_k[:, sl] = gk
             g_q[:, sl] = torch.bmm(dp, we, out=in_views[0])
-        g_v = g_v1[..., :dv]
         if mask is not None:  # (padded keys have zero features: their g_k is 0 already)
-            g_v = g_v * mask[..., None].to(g_v.dtype)
+            g_v.mul_(mask[..., None])
         return g_q, g_k, g_v, None, None, None, None, None
 
 
