@@ -33,6 +33,8 @@ from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, ratio_gr
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
                  chunk: int, softmax: bool) -> Tensor:
     """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv]."""
+    if not torch.is_grad_enabled():  # keep nothing for backward (needs_input_grad ignores no_grad)
+        q, k, v = q.detach(), k.detach(), v.detach()
     return _CausalFavor.apply(q, k, v, w, mask, eps, chunk, softmax)
 
 

@@ -142,6 +142,24 @@ def test_causal_inference_path_equals_training_path(kernel):
                           atol=1e-12)
 
 
+def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch):
+    # Inside an autograd Function needs_input_grad ignores no_grad: inputs that require grad
+    # (e.g. evaluation without a detach) must still reach it detached, so no buffers are kept.
+    from protein_performer.attention import favor_causal
+
+    seen = []
+    apply = favor_causal._CausalFavor.apply
+    monkeypatch.setattr(favor_causal._CausalFavor, "apply",
+                        lambda q, k, v, *rest: seen.append((q.requires_grad, k.requires_grad,
+                                                            v.requires_grad)) or apply(q, k, v, *rest))
+    q, k, v = (t.requires_grad_() for t in _qkv(b=1, h=2, length=9, d=4))
+    w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
+    with torch.no_grad():
+        favor_attention(q, k, v, w, kernel="softmax", causal=True, chunk_size=4)
+    favor_attention(q, k, v, w, kernel="softmax", causal=True, chunk_size=4)
+    assert seen == [(False, False, False), (True, True, True)]
+
+
 def _ref_with_grad(q, k, v, w, kernel, causal):
     # The reference detaches its inputs; this differentiable float64 twin builds the same
     # per-query-stabilised matrix without the loop (all keys seen by query i), for small L.
