@@ -2,15 +2,16 @@
 
 The same function as the chunk-parallel form in :mod:`favor` (see its docstring for the
 no-lookahead softmax stabiliser), computed by a loop over chunks that carries the
-[m, Dv+1] state S: per chunk, the query and key features are made in two reused [C, m]
-workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1], and S is updated with
-G_c^T [V_c, 1]. ReLU: G = relu + eps holds the key eps. Softmax: the rows are scaled by the
-rescale factor f_i, and the key eps part, which f must not reach, is eps sum(phi(q_i)) times
-the sum of [v_j, 1] over j <= i: added to the [C, C] scores inside the chunk and as
-eps sum(phi(q_i)) [total] for the earlier chunks (no cumulative sums). No [L, m] tensor is ever built. Saved for backward
-are the states and the [C, C] chunk scores (keeping the scores measured 4-8% faster than
-recomputing them); without a gradient nothing per chunk is kept. The reverse loop recomputes
-the features and carries the state gradient back (as the authors' JAX code does).
+[m, Dv+1] state S (held transposed): per chunk, the query and key features are made in two
+reused [C, m] workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1], and S is
+updated with G_c^T [V_c, 1]. ReLU: G = relu + eps holds the key eps. Softmax: the rows are
+scaled by the rescale factor f_i, and the key eps part, which f must not reach, is
+eps sum(phi(q_i)) times the sum of [v_j, 1] over j <= i: added to the [C, C] scores inside the
+chunk and as eps sum(phi(q_i)) [total] for the earlier chunks (no cumulative sums). No [L, m]
+or full-length [L, Dv+1] tensor is ever built. Saved for backward are the states and the
+[C, C] chunk scores (keeping the scores measured 4-8% faster than recomputing them); without
+a gradient nothing per chunk is kept. The reverse loop recomputes the features and carries
+the state gradient back (as the authors' JAX code does).
 Memory O(L (d + Dv + C) + (L/C) m Dv).
 
 Softmax notation: l_j = k_j' W^T - |k_j'|^2/2 (x' = x d^-1/4), M_i = max over real keys j <= i
@@ -91,8 +92,10 @@ class _CausalFavor(torch.autograd.Function):
         # Saved for backward only when a gradient is wanted (inference reuses one chunk's room).
         keep = any(ctx.needs_input_grad[:3])
         saved_scores = q.new_empty(n_chunks if keep else 1, bh * chunk * chunk)  # tril(phi(Q_c) G_c^T)
-        state = q.new_zeros(bh, m, dv + 1)  # S_c
-        states = q.new_empty(n_chunks, bh, m, dv + 1) if keep else None  # T_c = S_c + G_c^T V1_c
+        # The state is held transposed, [Dv+1, m]: its update V1_c^T G_c then has m output
+        # columns (a GEMM with 65 output columns ran 20-30% slower than this one).
+        state = q.new_zeros(bh, dv + 1, m)  # S_c^T
+        states = q.new_empty(n_chunks, bh, dv + 1, m) if keep else None  # T_c^T = (S_c + G_c^T V1_c)^T
         # softmax only (ReLU's key eps rides in the features): sum of [v, 1] over earlier chunks
         totals = q.new_empty(n_chunks, bh, 1, dv + 1) if softmax else None
         total = q.new_zeros(bh, 1, dv + 1)
@@ -140,7 +143,7 @@ class _CausalFavor(torch.autograd.Function):
             v1c = _with_ones(v1_buf[:, :n], v[:, sl], None if mask is None else mask[:, sl])
             scores = saved_scores[c if keep else 0, : bh * n * n].view(bh, n, n)
             torch.bmm(phi, g.transpose(1, 2), out=scores)
-            num = torch.bmm(phi, state)  # [BH, n, Dv+1]
+            num = torch.bmm(phi, state.transpose(1, 2))  # [BH, n, Dv+1]
             if softmax:
                 # Rows get the rescale factor f_i; the key eps part (apart from it) rides in the
                 # scores inside the chunk and in eps sum_q_i total for the earlier chunks.
@@ -156,7 +159,7 @@ class _CausalFavor(torch.autograd.Function):
             den[:, sl] = dn
             torch.div(num[..., :dv], torch.where(dn > 0, dn, torch.ones_like(dn))[..., None],
                       out=out[:, sl])  # no real key yet: 0 / 0 -> 0
-            state.baddbmm_(g.transpose(1, 2), v1c)
+            state.baddbmm_(v1c.transpose(1, 2), g)
             if keep:
                 states[c] = state
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
@@ -181,12 +184,12 @@ class _CausalFavor(torch.autograd.Function):
         # The input gradients of a chunk are made in contiguous buffers and then copied into
         # place: GEMMs writing into [:, chunk] slices of [BH, L, .] ran 1.5-2x slower.
         work_in = q.new_empty(2, bh * chunk * d)
-        s_buf = q.new_empty(bh, m, dv + 1)  # the rescaled state of the current chunk
+        s_buf = q.new_empty(bh, dv + 1, m)  # the rescaled state of the current chunk (transposed)
         g_q, g_k = torch.empty_like(q), torch.empty_like(k)
         g_v = torch.empty_like(v)
         v1_buf = q.new_empty(bh, chunk, dv + 1)
         gv1_buf = q.new_empty(bh, chunk, dv + 1)
-        g_t = q.new_zeros(bh, m, dv + 1)  # dL/dT_c, from the later chunks
+        g_t = q.new_zeros(bh, dv + 1, m)  # dL/dT_c^T, from the later chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
         # faults than in arithmetic). gn = dL/dnum; num_i = f_i A_i + eps sum_q_i cum_i.
         if softmax:
@@ -222,7 +225,7 @@ class _CausalFavor(torch.autograd.Function):
                 if softmax:
                     s_c = torch.mul(s_c, carry[:, None, None], out=s_buf)
             else:
-                s_c = q.new_zeros(bh, m, dv + 1)
+                s_c = q.new_zeros(bh, dv + 1, m)
             v1c = _with_ones(v1_buf[:, :n], v[:, sl], None if mask is None else mask[:, sl])
             gn = torch.cat(ratio_grads(g_out[:, sl], out[:, sl], den[:, sl]), dim=-1)  # [BH, n, Dv+1]
             scores = saved_scores[c, : bh * n * n].view(bh, n, n)  # with f and the eps part
@@ -244,15 +247,15 @@ class _CausalFavor(torch.autograd.Function):
                 d_scores.mul_(f)  # dL/d(phi_i.G_j)
             else:
                 ga = gn
-            g_v[:, sl] = gv1.baddbmm_(g, g_t)[..., :dv]
-            g_phi = torch.bmm(ga, s_c.transpose(1, 2), out=views[3])
+            g_v[:, sl] = gv1.baddbmm_(g, g_t.transpose(1, 2))[..., :dv]
+            g_phi = torch.bmm(ga, s_c, out=views[3])
             g_phi.baddbmm_(d_scores, g)
             if softmax:
                 g_phi.add_(g_sum_q)
             g_g = torch.bmm(d_scores.transpose(1, 2), phi, out=views[4])
-            g_g.baddbmm_(v1c, g_t.transpose(1, 2))
-            g_s = g_t.baddbmm_(e.transpose(1, 2), ga)  # dL/dS_c (phi = e + eps)
-            g_s.add_(ga.sum(1, keepdim=True), alpha=eps)
+            g_g.baddbmm_(v1c, g_t)
+            g_s = g_t.baddbmm_(ga.transpose(1, 2), e)  # dL/dS_c^T (phi = e + eps)
+            g_s.add_(ga.sum(1)[..., None], alpha=eps)
             if softmax:
                 dl = g_g.mul_(g)  # dL/dl through G = exp(l - R_c)
                 g_r = g_f.sum(-1) - dl.sum((1, 2)) + g_r_next
