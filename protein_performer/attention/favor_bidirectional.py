@@ -51,10 +51,10 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         scale = d**-0.25
         rows = _block_rows(bh, length, m)
         work = q.new_empty(bh * rows * m)
-        qs, ks = q * scale, k * scale  # x' = x d^-1/4
-        wt = w.t().expand(bh, d, m)
+        # x' = x d^-1/4 is folded into W (no scaled [BH, L, d] copies of q and k).
+        wt = (w * scale).t().expand(bh, d, m)
         # Per key: |k'|^2/2, +inf on padded keys so that they get exp(-inf) = 0 features.
-        knorm = 0.5 * (ks * ks).sum(-1)
+        knorm = torch.linalg.vector_norm(k, dim=-1).square_().mul_(0.5 * scale * scale)
         if mask is not None:
             knorm.masked_fill_(~mask, float("inf"))
         state_v = q.new_zeros(bh, m, dv)  # sum_j g_j v_j^T
@@ -63,7 +63,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         arg = torch.zeros(bh, dtype=torch.long, device=q.device)  # key holding R
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            lg = torch.bmm(ks[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
+            lg = torch.bmm(k[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
             lg.sub_(knorm[:, s:s + n, None])
             row_max = lg.amax(-1)  # [BH, n]
             blk_max, blk_arg = row_max.max(-1)
@@ -93,7 +93,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         colsum_1 = eps * state_1.sum(-1, keepdim=True)  # [BH, 1]
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            p = torch.bmm(qs[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
+            p = torch.bmm(q[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
             e = exp_(p.sub_(p.amax(-1, keepdim=True)))
             num = torch.baddbmm(colsum_v, e, state_v)
             dn = torch.baddbmm(colsum_1[..., None], e, state_1[..., None])  # [BH, n, 1]
@@ -102,32 +102,32 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             out[:, s:s + n] = num / torch.where(dn > 0, dn, torch.ones_like(dn))
         ctx.eps = eps
         state = torch.cat([state_v, state_1[..., None]], -1)
-        ctx.save_for_backward(qs, ks, v, w, mask, knorm, state, big, arg, out, den)
+        ctx.save_for_backward(q, k, v, w, mask, knorm, state, big, arg, out, den)
         return out
 
     @staticmethod
     def backward(ctx, g_out):
-        qs, ks, v, w, mask, knorm, state, big, arg, out, den = ctx.saved_tensors
+        q, k, v, w, mask, knorm, state, big, arg, out, den = ctx.saved_tensors
         eps = ctx.eps
-        bh, length, d = qs.shape
+        bh, length, d = q.shape
         dv = v.shape[-1]
         m = w.shape[0]
         scale = d**-0.25
         rows = _block_rows(bh, length, m)
-        work = qs.new_empty(3, bh * rows * m)
-        wt = w.t().expand(bh, d, m)
-        we = w.expand(bh, m, d)
+        work = q.new_empty(3, bh * rows * m)
+        ws = w * scale  # x' W^T = x (W d^-1/4)^T
+        wt, we = ws.t().expand(bh, d, m), ws.expand(bh, m, d)
         g_out = g_out.contiguous()
-        g_q = torch.empty_like(qs) if ctx.needs_input_grad[0] else None
+        g_q = torch.empty_like(q) if ctx.needs_input_grad[0] else None
         # Query side: gradient of num = [out * den, den], and of the state.
-        g_state = qs.new_zeros(bh, m, dv + 1)
-        gn_total = qs.new_zeros(bh, 1, dv + 1)
+        g_state = q.new_zeros(bh, m, dv + 1)
+        gn_total = q.new_zeros(bh, 1, dv + 1)
         st = state.transpose(1, 2)
         for s in range(0, length, rows):
             n = min(rows, length - s)
             g_num, g_den = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
             gn = torch.cat([g_num, g_den], -1)  # [BH, n, Dv+1]
-            p = torch.bmm(qs[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            p = torch.bmm(q[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
             # the max of this recomputed p (not a saved one): sub_at_row_max needs e == 1 there
             e = exp_(p.sub_(p.amax(-1, keepdim=True)))
             g_state.baddbmm_(e.transpose(1, 2), gn)
@@ -136,20 +136,20 @@ class _BidirectionalSoftmax(torch.autograd.Function):
                 continue
             gp = torch.bmm(gn, st, out=work[1, : bh * n * m].view(bh, n, m)).mul_(e)
             sub_at_row_max(gp, e, out=work[2, : bh * n * m].view(bh, n, m))  # through the row max
-            g_q[:, s:s + n] = torch.bmm(gp, we).mul_(scale)
+            g_q[:, s:s + n] = torch.bmm(gp, we)
         g_state += eps * gn_total  # phi(q) = e + eps
         # Key side.
         need_k, need_v = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        g_k = torch.empty_like(ks) if need_k else None
+        g_k = torch.empty_like(k) if need_k else None
         g_v = torch.empty_like(v) if need_v else None
         gs_v = g_state[..., :dv].contiguous()  # [BH, m, Dv]
         gs_1 = g_state[..., dv:].transpose(1, 2)  # [BH, 1, m]
         gs_vt = gs_v.transpose(1, 2)
-        g_big = qs.new_zeros(bh)
+        g_big = q.new_zeros(bh)
         shift = knorm + big[:, None]  # l - R = k' W^T - shift
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            lg = torch.bmm(ks[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            lg = torch.bmm(k[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
             g = exp_(lg.sub_(shift[:, s:s + n, None]))
             if need_v:
                 g_v[:, s:s + n] = torch.bmm(g, gs_v)
@@ -158,16 +158,16 @@ class _BidirectionalSoftmax(torch.autograd.Function):
                                    out=work[1, : bh * n * m].view(bh, n, m)).mul_(g)
                 rs = gl.sum(-1, keepdim=True)
                 g_big -= rs.sum((-1, -2))
-                gk = torch.bmm(gl, we).sub_(rs * ks[:, s:s + n])
-                g_k[:, s:s + n] = gk.mul_(scale)
+                # dl/dk = d^-1/4 W - d^-1/2 k
+                g_k[:, s:s + n] = torch.bmm(gl, we).sub_(rs * k[:, s:s + n], alpha=scale * scale)
         if need_v:
             g_v += eps * gs_v.sum(-2, keepdim=True)
             if mask is not None:
                 g_v.mul_(mask[..., None].to(g_v.dtype))
         if need_k:
             # R = l at (key arg, its argmax feature), unless floored.
-            b_idx = torch.arange(bh, device=ks.device)
-            k_arg = ks[b_idx, arg]  # [BH, d]
+            b_idx = torch.arange(bh, device=k.device)
+            k_arg = k[b_idx, arg] * scale  # [BH, d], scaled
             f_arg = (k_arg @ w.t()).argmax(-1)
             g_big = torch.where(big > STAB_FLOOR, g_big, torch.zeros_like(g_big))
             g_k[b_idx, arg] += scale * g_big[:, None] * (w[f_arg] - k_arg)

@@ -59,7 +59,8 @@ def _cap(dtype: torch.dtype) -> float:
 
 def _key_norms(k: Tensor, mask: Tensor | None) -> Tensor:
     """|k'|^2/2 log2(e) per key [BH, L]; +inf on padded keys (their features 2^-inf = 0)."""
-    kn = (0.5 * LOG2E * k.shape[-1] ** -0.5) * (k * k).sum(-1)
+    # (a norm, not (k * k).sum(-1): no [BH, L, d] temporary, page-faulted in at large L)
+    kn = torch.linalg.vector_norm(k, dim=-1).square_().mul_(0.5 * LOG2E * k.shape[-1] ** -0.5)
     if mask is not None:
         kn = kn.masked_fill(~mask, float("inf"))
     return kn
