@@ -95,8 +95,10 @@ class _CausalFavor(torch.autograd.Function):
         saved_scores = q.new_empty(n_chunks if keep else 1, bh * chunk * chunk)  # tril(phi(Q_c) G_c^T)
         # The state is held transposed, [Dv+1, m]: its update V1_c^T G_c then has m output
         # columns (a GEMM with 65 output columns ran 20-30% slower than this one).
-        state = q.new_zeros(bh, dv + 1, m)  # S_c^T
-        states = q.new_empty(n_chunks, bh, dv + 1, m) if keep else None  # T_c^T = (S_c + G_c^T V1_c)^T
+        # With a gradient, chunk c's state is made in place in states[c] (no copy): there
+        # S_c = carry T_{c-1}, then T_c = S_c + G_c^T V1_c (backward rescales T_{c-1} itself).
+        states = q.new_empty(n_chunks if keep else 1, bh, dv + 1, m)  # T_c^T
+        state = states[0].zero_()  # S_c^T
         # softmax only (ReLU's key eps rides in the features): sum of [v, 1] over earlier chunks
         totals = q.new_empty(n_chunks, bh, 1, dv + 1) if softmax else None
         total = q.new_zeros(bh, 1, dv + 1)
@@ -132,10 +134,13 @@ class _CausalFavor(torch.autograd.Function):
                 m_prev, src_prev = mi[:, -1], si[:, -1]
                 r_c = m_prev
                 if r_prev is not None:
-                    state.mul_(torch.exp2(r_prev - r_c)[:, None, None])
+                    carry = torch.exp2(r_prev - r_c)[:, None, None]
+                    state = torch.mul(state, carry, out=states[c]) if keep else state.mul_(carry)
                 r_prev = r_c
                 g.sub_(r_c[:, None, None]).exp2_()
             else:
+                if keep and c > 0:
+                    state = states[c].copy_(state)
                 phi.relu_()
                 g.relu_().add_(eps)  # phi(k) = relu + eps: no rescale, so eps rides in the features
                 if mask is not None:
@@ -161,8 +166,6 @@ class _CausalFavor(torch.autograd.Function):
             torch.div(num[..., :dv], torch.where(dn > 0, dn, torch.ones_like(dn))[..., None],
                       out=out[:, sl])  # no real key yet: 0 / 0 -> 0
             state.baddbmm_(v1c.transpose(1, 2), g)
-            if keep:
-                states[c] = state
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
         saved = (q, k, v, w, mask, states, totals, out, den, sum_q, saved_scores)
         if softmax:
