@@ -77,11 +77,19 @@ def conv_bias(kernel: Tensor, length: int, causal: bool) -> Tensor:
 
 def causal_simple_quadratic(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
     """AFT-simple causal in the quadratic masked form, via log-sum-exp (robust to any K range)."""
+    return torch.sigmoid(q.double()) * causal_prefix_softmax_quadratic(k, v, mask)
+
+
+def causal_prefix_softmax_quadratic(k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+    """sum_{t'<=t} softmax_t'(K) V_t' per channel over the real keys t' <= t, as a masked
+    [L, L] softmax in float64 (differentiable); 0 on rows without a visible real key."""
     b, h, n, d = k.shape
     scores = k.double().transpose(-1, -2)[..., None, :].expand(b, h, d, n, n)
     allowed = torch.ones(n, n, dtype=torch.bool).tril()[None, None, None]
     if mask is not None:
         allowed = allowed & mask[:, None, None, None, :]
-    weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
-    avg = (weights * v.double().transpose(-1, -2)[..., None, :]).sum(-1).transpose(-1, -2)
-    return torch.sigmoid(q.double()) * avg
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    # Rows without an allowed key: a 0 logit (any finite value) with its weight zeroed after.
+    live = allowed.any(-1, keepdim=True)
+    weights = scores.masked_fill(~live, 0.0).softmax(-1) * live
+    return (weights * v.double().transpose(-1, -2)[..., None, :]).sum(-1).transpose(-1, -2)

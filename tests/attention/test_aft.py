@@ -8,6 +8,7 @@ from protein_performer.attention.aft import causal_prefix_softmax
 from protein_performer.attention.aft_reference import (
     aft_reference,
     aft_weights_reference,
+    causal_prefix_softmax_quadratic,
     causal_simple_quadratic,
     conv_bias,
     factorised_bias,
@@ -123,11 +124,12 @@ def test_simple_causal_equals_quadratic_form_even_with_huge_key_ranges():
         out = torch.sigmoid(q) * causal_prefix_softmax(k, v, mask, chunk=chunk)
         assert torch.allclose(out[0], ref[0], atol=1e-12)
         assert torch.allclose(out[1, :, :50], ref[1, :, :50], atol=1e-12)
-    # float32: a 200-nat trend (one global shift would underflow the early rows) is exact;
-    # only jumps of > ~80 nats inside one chunk (~sqrt(L) tokens) would lose early rows.
+    # float32: a 200-nat trend over chunks of 16 (one global shift would underflow the early
+    # rows) is exact; only rises of > ~87 nats inside one chunk (256 rows by default) would
+    # lose the early rows of that chunk.
     k = k / 10 + torch.linspace(0, 200, 70, dtype=torch.float64)[:, None]
     ref = causal_simple_quadratic(q, k, v, mask)
-    out32 = causal_prefix_softmax(k.float(), v.float(), mask)
+    out32 = causal_prefix_softmax(k.float(), v.float(), mask, chunk=16)
     assert torch.isfinite(out32).all()
     assert torch.allclose(torch.sigmoid(q[0]) * out32[0].double(), ref[0], atol=1e-4)
 
@@ -256,3 +258,138 @@ def test_conv_across_blocks(variant, causal):
     refs = torch.autograd.grad((ref * g * keep).sum(), inputs)
     for a, b in zip(grads, refs):
         assert torch.allclose(a, b, atol=1e-10, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- causal scan
+# causal_prefix_softmax (AFT-simple causal): chunked scan with a hand-written backward.
+
+
+def _keys_values(b, n, d=3, scale=2.0, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(b, H, n, d, generator=g, dtype=torch.float64) * scale
+    v = torch.randn(b, H, n, d, generator=g, dtype=torch.float64)
+    return k.to(dtype), v.to(dtype)
+
+
+def _scan_mask(n):
+    """A batch of 4: no padding, right padding, left padding, all padded."""
+    mask = torch.ones(4, n, dtype=torch.bool)
+    mask[1, (n + 1) // 2 :] = False
+    mask[2, : n // 2] = False
+    mask[3] = False
+    return mask
+
+
+def _no_key_rows(mask, n):
+    """[B, 1, L, 1]: rows that see no real key (their output is 0)."""
+    if mask is None:
+        return torch.zeros(1, 1, n, 1, dtype=torch.bool)
+    return (mask.cumsum(-1) == 0)[:, None, :, None]
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 45])
+@pytest.mark.parametrize("chunk", [None, 1, 4, 16])
+def test_causal_scan_matches_quadratic_reference(n, chunk):
+    k, v = _keys_values(4, n)
+    for mask in (None, _scan_mask(n)):
+        ref = causal_prefix_softmax_quadratic(k, v, mask)
+        out = causal_prefix_softmax(k, v, mask, chunk=chunk)
+        assert torch.allclose(out, ref, atol=1e-12, rtol=1e-12)
+        assert (out.masked_select(_no_key_rows(mask, n)) == 0).all()
+        # The autograd path computes the same forward; strided [B, L, H, Dh] inputs (as the
+        # projections give) work, and the output keeps their layout.
+        kt, vt = (t.transpose(1, 2).contiguous().transpose(1, 2).requires_grad_() for t in (k, v))
+        out_t = causal_prefix_softmax(kt, vt, mask, chunk=chunk)
+        assert torch.equal(out_t.detach(), out) and out_t.stride() == vt.stride()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_causal_scan_gradcheck(masked):
+    n = 11  # chunks of 4: two full, one partial
+    k, v = _keys_values(4 if masked else 2, n, d=2, scale=3.0)
+    k = k + torch.linspace(-8, 8, n, dtype=torch.float64)[:, None]  # maxima grow: rescaled carries
+    mask = _scan_mask(n) if masked else None
+    k.requires_grad_()
+    v.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: causal_prefix_softmax(a, b, mask, chunk=4), (k, v))
+
+
+def test_causal_scan_gradients_match_reference_over_many_chunks():
+    n = 75
+    k, v = _keys_values(4, n, scale=3.0, seed=1)
+    mask = _scan_mask(n)
+    g = torch.randn(k.shape, generator=torch.Generator().manual_seed(2), dtype=k.dtype)
+    kr, vr = k.clone().requires_grad_(), v.clone().requires_grad_()
+    refs = torch.autograd.grad((causal_prefix_softmax_quadratic(kr, vr, mask) * g).sum(), (kr, vr))
+    for chunk in (None, 8, 32):
+        kk, vv = k.clone().requires_grad_(), v.clone().requires_grad_()
+        out = causal_prefix_softmax(kk, vv, mask, chunk)
+        for a, b in zip(torch.autograd.grad((out * g).sum(), (kk, vv)), refs):
+            assert torch.allclose(a, b, atol=1e-11, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_causal_scan_padding_gives_zeros_never_nan(dtype):
+    """Padded keys (finite garbage) have no effect and zero gradients; rows that see no real
+    key (more than a chunk of left padding, an all-padded sequence) give 0 and no NaN, also
+    with upstream gradients ~100 (where |g| / tiny overflows: a clamped D would give inf * 0)."""
+    n, chunk = 40, 8
+    k, v = _keys_values(4, n, dtype=dtype)
+    mask = _scan_mask(n)
+    pad = ~mask[:, None, :, None]
+    k, v = k.masked_fill(pad, 1e3), v.masked_fill(pad, -1e3)
+    with torch.no_grad():
+        out0 = causal_prefix_softmax(k, v, mask, chunk)
+    k.requires_grad_()
+    v.requires_grad_()
+    out = causal_prefix_softmax(k, v, mask, chunk)
+    assert torch.equal(out.detach(), out0) and torch.isfinite(out0).all()
+    assert (out0.masked_select(_no_key_rows(mask, n)) == 0).all()
+    ref = causal_prefix_softmax_quadratic(k.detach(), v.detach(), mask)
+    assert torch.allclose(out0.double(), ref, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    g = 100 * torch.randn(out.shape, generator=torch.Generator().manual_seed(5)).to(dtype)
+    gk, gv = torch.autograd.grad((out * g).sum(), (k, v))
+    assert torch.isfinite(gk).all() and torch.isfinite(gv).all()
+    assert (gk.masked_select(pad) == 0).all() and (gv.masked_select(pad) == 0).all()
+
+
+def test_causal_scan_stable_under_large_key_spreads():
+    """Keys 400 apart across chunks (a later chunk far above the earlier ones, and back down)
+    and, in float64, within a chunk: outputs and gradients equal the float64 reference."""
+    n, chunk = 48, 8
+    k, v = _keys_values(2, n, scale=5.0, seed=3)
+    offsets = torch.tensor([-200.0, 200.0, -150.0, 0.0, 180.0, -200.0], dtype=torch.float64)
+    k = k + offsets.repeat_interleave(chunk)[:, None]
+    mask = torch.ones(2, n, dtype=torch.bool)
+    mask[1, 30:] = False
+    g = torch.randn(k.shape, generator=torch.Generator().manual_seed(4), dtype=k.dtype)
+
+    def run(keys, dtype):
+        kk, vv = keys.to(dtype).requires_grad_(), v.to(dtype).requires_grad_()
+        out = causal_prefix_softmax(kk, vv, mask, chunk)
+        return (out, *torch.autograd.grad((out * g.to(dtype)).sum(), (kk, vv)))
+
+    def reference(keys):
+        kk, vv = keys.clone().requires_grad_(), v.clone().requires_grad_()
+        out = causal_prefix_softmax_quadratic(kk, vv, mask)
+        return (out, *torch.autograd.grad((out * g).sum(), (kk, vv)))
+
+    k_in = k.clone()
+    k_in[:, :, 13] += 400.0  # inside chunk 1: a key far above the earlier ones of its chunk
+    for keys in (k, k_in):
+        for a, b in zip(run(keys, torch.float64), reference(keys)):
+            assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-12, rtol=1e-10)
+    # float32 (jumps between chunks only; inside a chunk the keys span ~40)
+    for a, b in zip(run(k, torch.float32), reference(k)):
+        assert torch.isfinite(a).all() and torch.allclose(a.double(), b, atol=1e-4, rtol=1e-4)
+
+
+def test_causal_scan_saves_only_linear_state():
+    """For backward: k, v, the output and 1 / D (plus the [B, H, 1, Dh] chunk maxima)."""
+    k, v = (t.requires_grad_() for t in _keys_values(2, 300))
+    saved = []
+    hooks = torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t,
+                                                     lambda t: t)
+    with hooks:
+        causal_prefix_softmax(k, v, None, chunk=16)
+    assert saved and max(saved) == k.numel() and sum(saved) == 4 * k.numel()
