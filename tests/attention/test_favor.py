@@ -336,3 +336,19 @@ def test_causal_gradients_where_the_rescale_factor_is_capped():
 
     assert torch.isfinite(fn(*inputs)).all()
     assert torch.autograd.gradcheck(fn, inputs, atol=1e-8, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_causal_gradients_at_the_default_chunk_size(kernel):
+    # Full chunks of 128 rows and a partial last chunk, against the float64 twin's autograd.
+    q, k, v = _qkv(b=1, h=2, length=300, d=4)
+    w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
+    grads = []
+    for fast in (True, False):
+        qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
+        out = (favor_attention(qq, kk, vv, w, kernel=kernel, causal=True) if fast
+               else _ref_with_grad(qq, kk, vv, w, kernel, True))
+        out.pow(2).sum().backward()
+        grads.append([t.grad for t in (qq, kk, vv)])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-10)
