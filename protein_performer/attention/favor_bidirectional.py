@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR, exp_, ratio_grads, sub_at_row_max
+from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, ratio_grads, sub_at_row_max
 
 
 def bidirectional_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None,
@@ -51,15 +51,16 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         scale = d**-0.25
         rows = _block_rows(bh, length, m)
         work = q.new_empty(bh * rows * m)
-        # x' = x d^-1/4 is folded into W (no scaled [BH, L, d] copies of q and k).
-        wt = (w * scale).t().expand(bh, d, m)
-        # Per key: |k'|^2/2, +inf on padded keys so that they get exp(-inf) = 0 features.
-        knorm = torch.linalg.vector_norm(k, dim=-1).square_().mul_(0.5 * scale * scale)
+        # x' = x d^-1/4 is folded into W (no scaled [BH, L, d] copies of q and k), and so is
+        # log2 e: logits, maxima and norms are held in base 2, every exp is an exp2.
+        wt = (w * (scale * LOG2E)).t().expand(bh, d, m)
+        # Per key: |k'|^2/2, +inf on padded keys so that they get 2^-inf = 0 features.
+        knorm = torch.linalg.vector_norm(k, dim=-1).square_().mul_(0.5 * scale * scale * LOG2E)
         if mask is not None:
             knorm.masked_fill_(~mask, float("inf"))
         state_v = q.new_zeros(bh, m, dv)  # sum_j g_j v_j^T
         state_1 = q.new_zeros(bh, m)  # sum_j g_j
-        big = torch.full((bh,), STAB_FLOOR, dtype=q.dtype, device=q.device)  # running R
+        big = torch.full((bh,), STAB_FLOOR * LOG2E, dtype=q.dtype, device=q.device)  # running R
         arg = torch.zeros(bh, dtype=torch.long, device=q.device)  # key holding R
         for s in range(0, length, rows):
             n = min(rows, length - s)
@@ -70,11 +71,11 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             grow = blk_max > big
             new = torch.where(grow, blk_max, big)
             arg = torch.where(grow, blk_arg + s, arg)
-            rescale = torch.exp(big - new)  # to the new maximum
+            rescale = torch.exp2(big - new)  # to the new maximum
             state_v.mul_(rescale[:, None, None])
             state_1.mul_(rescale[:, None])
             big = new
-            g = exp_(lg.sub_(big[:, None, None]))
+            g = lg.sub_(big[:, None, None]).exp2_()
             state_v.baddbmm_(g.transpose(1, 2), v[:, s:s + n])
             state_1 += g.sum(-2)
         if mask is not None:
@@ -94,7 +95,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         for s in range(0, length, rows):
             n = min(rows, length - s)
             p = torch.bmm(q[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
-            e = exp_(p.sub_(p.amax(-1, keepdim=True)))
+            e = p.sub_(p.amax(-1, keepdim=True)).exp2_()
             num = torch.baddbmm(colsum_v, e, state_v)
             dn = torch.baddbmm(colsum_1[..., None], e, state_1[..., None])  # [BH, n, 1]
             den[:, s:s + n] = dn[..., 0]
@@ -116,7 +117,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         rows = _block_rows(bh, length, m)
         work = q.new_empty(3, bh * rows * m)
         ws = w * scale  # x' W^T = x (W d^-1/4)^T
-        wt, we = ws.t().expand(bh, d, m), ws.expand(bh, m, d)
+        wt, we = (ws * LOG2E).t().expand(bh, d, m), ws.expand(bh, m, d)  # features in base 2
         g_out = g_out.contiguous()
         g_q = torch.empty_like(q) if ctx.needs_input_grad[0] else None
         # Query side: gradient of num = [out * den, den], and of the state.
@@ -129,7 +130,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             gn = torch.cat([g_num, g_den], -1)  # [BH, n, Dv+1]
             p = torch.bmm(q[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
             # the max of this recomputed p (not a saved one): sub_at_row_max needs e == 1 there
-            e = exp_(p.sub_(p.amax(-1, keepdim=True)))
+            e = p.sub_(p.amax(-1, keepdim=True)).exp2_()
             g_state.baddbmm_(e.transpose(1, 2), gn)
             gn_total += gn.sum(-2, keepdim=True)
             if g_q is None:
@@ -150,7 +151,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         for s in range(0, length, rows):
             n = min(rows, length - s)
             lg = torch.bmm(k[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
-            g = exp_(lg.sub_(shift[:, s:s + n, None]))
+            g = lg.sub_(shift[:, s:s + n, None]).exp2_()
             if need_v:
                 g_v[:, s:s + n] = torch.bmm(g, gs_v)
             if need_k:
@@ -169,7 +170,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             b_idx = torch.arange(bh, device=k.device)
             k_arg = k[b_idx, arg] * scale  # [BH, d], scaled
             f_arg = (k_arg @ w.t()).argmax(-1)
-            g_big = torch.where(big > STAB_FLOOR, g_big, torch.zeros_like(g_big))
+            g_big = torch.where(big > STAB_FLOOR * LOG2E, g_big, torch.zeros_like(g_big))
             g_k[b_idx, arg] += scale * g_big[:, None] * (w[f_arg] - k_arg)
         return g_q, g_k, g_v, None, None, None
 
