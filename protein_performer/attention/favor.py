@@ -45,7 +45,7 @@ from protein_performer.attention.kernels import FeatureKernel, resolve_kernel
 from protein_performer.attention.random_features import draw_projection, seeded_generator
 from protein_performer.attention.registry import register
 
-DEFAULT_CHUNK_SIZE = 128
+DEFAULT_CHUNK_SIZE = 96  # causal: 96 measured 3-4% faster than 128 on CPU (fewer intra-chunk FLOPs)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -198,6 +198,7 @@ def bench_attention(args: argparse.Namespace) -> "object":
     import torch
 
     from protein_performer.attention import ATTENTION_REGISTRY
+    from protein_performer.attention.favor import DEFAULT_CHUNK_SIZE
 
     kinds = args.kinds or sorted(ATTENTION_REGISTRY)
     for kind in kinds:
@@ -214,6 +215,7 @@ def bench_attention(args: argparse.Namespace) -> "object":
     print(f"device {device}, dtype {args.dtype}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; 2048x2048 fp32 matmul: {peak:.0f} GFLOP/s; "
           f"glibc malloc cache {'on' if args.malloc_cache else 'off'}")
+    chunk_size = args.chunk_size or DEFAULT_CHUNK_SIZE
     rows = []
     for causal in args.causal:
         for pas in args.passes:
@@ -222,7 +224,7 @@ def bench_attention(args: argparse.Namespace) -> "object":
                 for length in args.lengths:
                     spec = {"kind": kind, "causal": causal, "pass": pas, "length": length,
                             "batch": args.batch, "heads": args.heads, "head_dim": args.head_dim,
-                            "features": args.features, "chunk_size": args.chunk_size,
+                            "features": args.features, "chunk_size": chunk_size,
                             "device": device, "dtype": args.dtype, "repeats": args.repeats,
                             "budget_s": args.max_case_seconds}
                     row = {"kind": kind, "mode": "causal" if causal else "bidirectional",
@@ -382,7 +384,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--heads", type=int, default=8)
     a.add_argument("--head-dim", type=int, default=64)
     a.add_argument("--features", type=int, default=256)
-    a.add_argument("--chunk-size", type=int, default=128, help="causal FAVOR+ chunk size")
+    a.add_argument("--chunk-size", type=int, default=None,
+                   help="causal FAVOR+ chunk size (default: the library's, favor.DEFAULT_CHUNK_SIZE)")
     a.add_argument("--device", default="cuda" if _cuda() else "cpu")
     a.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     a.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")

@@ -340,8 +340,14 @@ def test_causal_gradients_where_the_rescale_factor_is_capped():
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_causal_gradients_at_the_default_chunk_size(kernel):
-    # Full chunks of 128 rows and a partial last chunk, against the float64 twin's autograd.
-    q, k, v = _qkv(b=1, h=2, length=300, d=4)
+    # Full chunks of the default size and a partial last chunk, against the float64 twin's
+    # autograd; the layer's config default is the functional one.
+    from protein_performer.attention import AttentionConfig
+    from protein_performer.attention.favor import DEFAULT_CHUNK_SIZE
+
+    assert AttentionConfig().chunk_size == DEFAULT_CHUNK_SIZE
+    length = 3 * DEFAULT_CHUNK_SIZE - 5
+    q, k, v = _qkv(b=1, h=2, length=length, d=4)
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
     grads = []
     for fast in (True, False):
