@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, ratio_grads, sub_at_row_max
+from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, sub_at_row_max
 
 
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
@@ -78,6 +78,16 @@ def _with_ones(buf: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
     return buf
 
 
+def _chunks(t: Tensor | None, chunk: int, n_chunks: int) -> list:
+    """Views of t [BH, L, ...] per chunk of rows (one split call, not a slice per chunk)."""
+    return [None] * n_chunks if t is None else list(t.split(chunk, 1))
+
+
+def _rows(buf: Tensor, bh: int, n: int, width: int) -> Tensor:
+    """A [BH, n, width] view of the front of a flat workspace."""
+    return buf[: bh * n * width].view(bh, n, width)
+
+
 class _CausalFavor(torch.autograd.Function):
 
     @staticmethod
@@ -104,67 +114,60 @@ class _CausalFavor(torch.autograd.Function):
         total = q.new_zeros(bh, 1, dv + 1)
         out = q.new_empty(bh, length, dv)
         den = q.new_empty(bh, length)
-        sum_q = q.new_empty(bh, length) if softmax else None  # sum_f phi(q_i)_f
+        tiny = torch.finfo(q.dtype).tiny
+        qc, kc, vc, mc, outc, denc = (_chunks(t, chunk, n_chunks) for t in (q, k, v, mask, out, den))
+        sum_q = q.new_empty(bh, length, 1) if softmax else None  # sum_f phi(q_i)_f
         if softmax:
             knorm = _key_norms(k, mask)
             run = q.new_empty(bh, length)  # M_i
             src = torch.empty(bh, length, dtype=torch.long, device=q.device)  # key of M_i, -1: floored
-            m_prev = q.new_full((bh,), float("-inf"))
-            src_prev = torch.full((bh,), -1, dtype=torch.long, device=q.device)
-            r_prev = None
+            knc, sqc, runc, srcc = (_chunks(t, chunk, n_chunks) for t in (knorm[..., None], sum_q, run, src))
+            # Starting at the floor, a row whose keys all lie below it keeps the floor, source -1.
+            m_prev = q.new_full((bh, 1), STAB_FLOOR * LOG2E)
+            src_prev = torch.full((bh, 1), -1, dtype=torch.long, device=q.device)
             cap = _cap(q.dtype)
-            floor = STAB_FLOOR * LOG2E
         for c in range(n_chunks):
             s = c * chunk
-            n = min(chunk, length - s)
-            sl = slice(s, s + n)
-            phi = torch.bmm(q[:, sl], wt, out=work[0, : bh * n * m].view(bh, n, m))
-            g = torch.bmm(k[:, sl], wt, out=work[1, : bh * n * m].view(bh, n, m))
+            n = qc[c].shape[1]
+            phi = torch.bmm(qc[c], wt, out=_rows(work[0], bh, n, m))
+            g = torch.bmm(kc[c], wt, out=_rows(work[1], bh, n, m))
             if softmax:
                 phi.sub_(phi.amax(-1, keepdim=True)).exp2_()
-                g.sub_(knorm[:, sl, None])
+                g.sub_(knc[c])
                 cm, ci = torch.cummax(g.amax(-1), dim=-1)  # running max inside the chunk
-                older = m_prev[:, None] >= cm
-                mi = torch.where(older, m_prev[:, None], cm)
-                si = torch.where(older, src_prev[:, None], ci + s)
-                floored = mi < floor
-                mi = mi.clamp_min(floor)
-                si = si.masked_fill(floored, -1)
-                run[:, sl], src[:, sl] = mi, si
-                m_prev, src_prev = mi[:, -1], si[:, -1]
-                r_c = m_prev
-                if r_prev is not None:
-                    carry = torch.exp2(r_prev - r_c)[:, None, None]
+                older = m_prev >= cm
+                mi = torch.where(older, m_prev, cm, out=runc[c])
+                torch.where(older, src_prev, ci.add_(s), out=srcc[c])
+                r_prev, m_prev, src_prev = m_prev, mi[:, -1:], srcc[c][:, -1:]
+                if c > 0:
+                    carry = torch.exp2(r_prev - m_prev)[..., None]
                     state = torch.mul(state, carry, out=states[c]) if keep else state.mul_(carry)
-                r_prev = r_c
-                g.sub_(r_c[:, None, None]).exp2_()
+                g.sub_(m_prev[..., None]).exp2_()
             else:
                 if keep and c > 0:
                     state = states[c].copy_(state)
                 phi.relu_()
                 g.relu_().add_(eps)  # phi(k) = relu + eps: no rescale, so eps rides in the features
                 if mask is not None:
-                    g.mul_(mask[:, sl, None].to(g.dtype))
+                    g.mul_(mc[c][..., None])
             phi.add_(eps)
-            v1c = _with_ones(v1_buf[:, :n], v[:, sl], None if mask is None else mask[:, sl])
-            scores = saved_scores[c if keep else 0, : bh * n * n].view(bh, n, n)
+            v1c = _with_ones(v1_buf[:, :n], vc[c], mc[c])
+            scores = _rows(saved_scores[c if keep else 0], bh, n, n)
             torch.bmm(phi, g.transpose(1, 2), out=scores)
             num = torch.bmm(phi, state.transpose(1, 2))  # [BH, n, Dv+1]
             if softmax:
                 # Rows get the rescale factor f_i; the key eps part (apart from it) rides in the
                 # scores inside the chunk and in eps sum_q_i total for the earlier chunks.
-                f = torch.exp2((r_c[:, None] - mi).clamp_max_(cap))[..., None]  # [BH, n, 1]
-                sq = phi.sum(-1, keepdim=True)
-                sum_q[:, sl] = sq[..., 0]
+                f = torch.exp2((m_prev - mi).clamp_max_(cap))[..., None]  # [BH, n, 1]
+                sq = torch.sum(phi, -1, keepdim=True, out=sqc[c])
                 num.mul_(f).addcmul_(sq, total, value=eps)
                 scores.mul_(f).add_(sq, alpha=eps)
                 totals[c] = total
                 total = total + v1c.sum(1, keepdim=True)
             num.baddbmm_(scores.tril_(), v1c)
-            dn = num[..., dv]
-            den[:, sl] = dn
-            torch.div(num[..., :dv], torch.where(dn > 0, dn, torch.ones_like(dn))[..., None],
-                      out=out[:, sl])  # no real key yet: 0 / 0 -> 0
+            dn = denc[c].copy_(num[..., dv])
+            # no real key yet: num is exactly 0 there, and 0 / tiny = 0
+            torch.div(num[..., :dv], dn.clamp_min(tiny)[..., None], out=outc[c])
             state.baddbmm_(v1c.transpose(1, 2), g)
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
         saved = (q, k, v, w, mask, states, totals, out, den, sum_q, saved_scores)
@@ -193,9 +196,15 @@ class _CausalFavor(torch.autograd.Function):
         g_v = torch.empty_like(v)
         v1_buf = q.new_empty(bh, chunk, dv + 1)
         gv1_buf = q.new_empty(bh, chunk, dv + 1)
+        gn_buf = q.new_empty(bh, chunk, dv + 1)
         g_t = q.new_zeros(bh, dv + 1, m)  # dL/dT_c^T, from the later chunks
+        # gn = dL/d[num, den] of out = num / den: [g_out, -g_out . out] / den, 0 where den = 0
+        # (no real key: out 0, see favor._divide).
+        inv = den.reciprocal().masked_fill_(den <= 0, 0.0)[..., None]
+        chunks = [_chunks(t, chunk, n_chunks) for t in (q, k, v, mask, g_out, out, inv, g_q, g_k, g_v)]
+        qc, kc, vc, mc, goc, outc, invc, gqc, gkc, gvc = chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
-        # faults than in arithmetic). gn = dL/dnum; num_i = f_i A_i + eps sum_q_i cum_i.
+        # faults than in arithmetic). num_i = f_i A_i + eps sum_q_i cum_i.
         if softmax:
             g_eps_later = q.new_zeros(bh, 1, dv + 1)  # sum over the later rows of eps sum_q_i gn_i
             knorm, run, src = stab
@@ -204,54 +213,59 @@ class _CausalFavor(torch.autograd.Function):
             cap = _cap(q.dtype)
             ends = (torch.arange(1, n_chunks + 1, device=q.device) * chunk - 1).clamp_max(length - 1)
             r_all = run[:, ends]  # R_c [BH, N]
+            carries = torch.exp2(r_all[:, :-1] - r_all[:, 1:])  # exp(R_{c-1} - R_c) [BH, N-1]
+            # Per row: R_c - M_i, the rescale factor f_i and where it was capped; M_i's key.
+            diff = r_all.repeat_interleave(chunk, dim=1)[:, :length] - run
+            f_all = torch.exp2(diff.clamp_max(cap))[..., None]
+            src_ok = (src >= 0).to(q.dtype)
+            rowc = [_chunks(t, chunk, n_chunks)
+                    for t in (knorm[..., None], sum_q, f_all, diff > cap, src.clamp_min(0), src_ok)]
+            knc, sqc, fc, overc, srcc, okc = rowc
         for c in range(n_chunks - 1, -1, -1):
-            s = c * chunk
-            n = min(chunk, length - s)
-            sl = slice(s, s + n)
-            views = [work[i, : bh * n * m].view(bh, n, m) for i in range(5)]
-            in_views = [work_in[i, : bh * n * d].view(bh, n, d) for i in range(2)]
-            p = torch.bmm(q[:, sl], wt, out=views[0])
-            lg = torch.bmm(k[:, sl], wt, out=views[1])
+            n = qc[c].shape[1]
+            views = [_rows(work[i], bh, n, m) for i in range(5)]
+            p = torch.bmm(qc[c], wt, out=views[0])
+            lg = torch.bmm(kc[c], wt, out=views[1])
             if softmax:
                 e = p.sub_(p.amax(-1, keepdim=True)).exp2_()
-                lg.sub_(knorm[:, sl, None])
-                r_c = r_all[:, c]
-                g = lg.sub_(r_c[:, None, None]).exp2_()
+                r_c = r_all[:, c, None, None]
+                g = lg.sub_(knc[c]).sub_(r_c).exp2_()
             else:
                 e = p.relu_()
                 g = lg.relu_().add_(eps)
                 if mask is not None:
-                    g.mul_(mask[:, sl, None].to(g.dtype))
+                    g.mul_(mc[c][..., None])
             phi = torch.add(e, eps, out=views[2])
             if c > 0:
-                carry = torch.exp2(r_all[:, c - 1] - r_c) if softmax else None
                 s_c = states[c - 1]
                 if softmax:
-                    s_c = torch.mul(s_c, carry[:, None, None], out=s_buf)
+                    carry = carries[:, c - 1, None, None]
+                    s_c = torch.mul(s_c, carry, out=s_buf)
             else:
                 s_c = q.new_zeros(bh, dv + 1, m)
-            v1c = _with_ones(v1_buf[:, :n], v[:, sl], None if mask is None else mask[:, sl])
-            gn = torch.cat(ratio_grads(g_out[:, sl], out[:, sl], den[:, sl]), dim=-1)  # [BH, n, Dv+1]
-            scores = saved_scores[c, : bh * n * n].view(bh, n, n)  # with f and the eps part
+            v1c = _with_ones(v1_buf[:, :n], vc[c], mc[c])
+            gn = gn_buf[:, :n]
+            torch.mul(goc[c], invc[c], out=gn[..., :dv])
+            torch.mul(torch.linalg.vecdot(goc[c], outc[c])[..., None], invc[c], out=gn[..., dv:]).neg_()
+            scores = _rows(saved_scores[c], bh, n, n)  # with f and the eps part
             gv1 = torch.bmm(scores.transpose(1, 2), gn, out=gv1_buf[:, :n])
             d_scores = torch.bmm(gn, v1c.transpose(1, 2)).tril_()  # dL/dscores
             if softmax:
                 # num_i = f_i phi_i S_c + sum_{j <= i} (f_i phi_i.G_j + eps sq_i) v1_j + eps sq_i total
-                sq = sum_q[:, sl, None]
+                sq = sqc[c]
                 g_sum_q = (d_scores.sum(-1, keepdim=True)  # dL/dsum_q = eps gn_i . cum_i
                            + torch.bmm(gn, totals[c].transpose(1, 2))).mul_(eps)
                 gv1.add_(g_eps_later)  # the eps part of the later chunks' rows
                 g_eps_later.baddbmm_(sq.transpose(1, 2), gn, alpha=eps)
-                diff = r_c[:, None] - run[:, sl]  # R_c - M_i
-                # dL/df_i f_i = gn_i . (num_i - eps sq_i cum_i) = -sq_i dL/dsum_q_i, since
-                # gn_i . num_i = 0 (the ratio does not change when num_i is scaled)
-                g_f = (sq * g_sum_q)[..., 0].neg_().masked_fill_(diff > cap, 0.0)  # [BH, n]
-                f = torch.exp2(diff.clamp_max(cap))[..., None]
-                ga = gn.mul_(f)  # dL/d(phi_i S_c)
-                d_scores.mul_(f)  # dL/d(phi_i.G_j)
+                # dL/dM_i through f_i = exp(R_c - M_i) is -dL/df_i f_i = -gn_i . (num_i - eps
+                # sq_i cum_i) = sq_i dL/dsum_q_i, since gn_i . num_i = 0 (the ratio does not
+                # change when num_i is scaled); none where f_i was capped.
+                g_m = (sq * g_sum_q)[..., 0].masked_fill_(overc[c], 0.0)  # [BH, n]
+                ga = gn.mul_(fc[c])  # dL/d(phi_i S_c)
+                d_scores.mul_(fc[c])  # dL/d(phi_i.G_j)
             else:
                 ga = gn
-            g_v[:, sl] = gv1.baddbmm_(g, g_t.transpose(1, 2))[..., :dv]
+            gvc[c].copy_(gv1.baddbmm_(g, g_t.transpose(1, 2))[..., :dv])
             g_phi = torch.bmm(ga, s_c, out=views[3])
             g_phi.baddbmm_(d_scores, g)
             if softmax:
@@ -262,30 +276,29 @@ class _CausalFavor(torch.autograd.Function):
             g_s.add_(ga.sum(1)[..., None], alpha=eps)
             if softmax:
                 dl = g_g.mul_(g)  # dL/dl through G = exp(l - R_c)
-                g_r = g_f.sum(-1) - dl.sum((1, 2)) + g_r_next
+                g_r = g_r_next - g_m.sum(-1) - dl.sum((1, 2))  # dL/dR_c
                 if c > 0:
                     g_carry = s_c.mul_(g_s).sum((1, 2))  # dL/dcarry * carry (s_c is s_buf: free now)
                     g_r -= g_carry
                     g_r_next = g_carry
-                    g_t = g_s.mul_(carry[:, None, None])
+                    g_t = g_s.mul_(carry)
                 else:
                     g_t = g_s
-                g_m = -g_f
                 g_m[:, -1] += g_r  # R_c = M at the chunk's last row
-                si = src[:, sl]
-                g_keymax.scatter_add_(1, si.clamp_min(0), g_m.masked_fill_(si < 0, 0.0))
-                gk = torch.bmm(dl, we, out=in_views[1])
-                gk.sub_(dl.sum(-1, keepdim=True) * k[:, sl], alpha=d**-0.5)
-                _add_key_max_grads(gk, k[:, sl], ws, g_keymax[:, sl])
+                g_keymax.scatter_add_(1, srcc[c], g_m.mul_(okc[c]))  # to the key holding M_i
+                gk = torch.bmm(dl, we, out=_rows(work_in[1], bh, n, d))
+                gk.addcmul_(dl.sum(-1, keepdim=True), kc[c], value=-d**-0.5)
                 dp = g_phi.mul_(e)
                 sub_at_row_max(dp, e, out=views[4])
             else:
                 g_t = g_s
                 dl = torch.ops.aten.threshold_backward(g_g, g, eps)  # g = relu + eps (0 if padded)
-                gk = torch.bmm(dl, we, out=in_views[1])
+                gk = torch.bmm(dl, we, out=_rows(work_in[1], bh, n, d))
                 dp = torch.ops.aten.threshold_backward(g_phi, e, 0.0)
-            g_k[:, sl] = gk
-            g_q[:, sl] = torch.bmm(dp, we, out=in_views[0])
+            gkc[c].copy_(gk)
+            gqc[c].copy_(torch.bmm(dp, we, out=_rows(work_in[0], bh, n, d)))
+        if softmax:  # the keys holding a running maximum (all later rows are in g_keymax now)
+            _add_key_max_grads(g_k, k, ws, g_keymax)
         if mask is not None:  # (padded keys have zero features: their g_k is 0 already)
             g_v.mul_(mask[..., None])
         return g_q, g_k, g_v, None, None, None, None, None
