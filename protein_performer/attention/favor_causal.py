@@ -204,7 +204,7 @@ class _CausalFavor(torch.autograd.Function):
         chunks = [_chunks(t, chunk, n_chunks) for t in (q, k, v, mask, g_out, out, inv, g_q, g_k, g_v)]
         qc, kc, vc, mc, goc, outc, invc, gqc, gkc, gvc = chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
-        # faults than in arithmetic). num_i = f_i A_i + eps sum_q_i cum_i.
+        # faults than in arithmetic). num_i = f_i A_i + eps sum_q_i cum_i, cum_i = sum_{j <= i} [v_j, 1].
         if softmax:
             g_eps_later = q.new_zeros(bh, 1, dv + 1)  # sum over the later rows of eps sum_q_i gn_i
             knorm, run, src = stab
