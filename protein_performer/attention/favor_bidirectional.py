@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, ratio_grads, sub_at_row_max
+from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
+                                                       inverse_den, ratio_grads, sub_at_row_max)
 
 
 def bidirectional_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None,
@@ -124,10 +125,10 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         g_state = q.new_zeros(bh, m, dv + 1)
         gn_total = q.new_zeros(bh, 1, dv + 1)
         st = state.transpose(1, 2)
+        inv, gn_buf = inverse_den(den), q.new_empty(bh, rows, dv + 1)
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            g_num, g_den = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
-            gn = torch.cat([g_num, g_den], -1)  # [BH, n, Dv+1]
+            gn = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], inv[:, s:s + n], gn_buf[:, :n])
             p = torch.bmm(q[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
             # the max of this recomputed p (not a saved one): sub_at_row_max needs e == 1 there
             e = p.sub_(p.amax(-1, keepdim=True)).exp2_()
@@ -165,13 +166,11 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             g_v += eps * gs_v.sum(-2, keepdim=True)
             if mask is not None:
                 g_v.mul_(mask[..., None].to(g_v.dtype))
-        if need_k:
-            # R = l at (key arg, its argmax feature), unless floored.
-            b_idx = torch.arange(bh, device=k.device)
-            k_arg = k[b_idx, arg] * scale  # [BH, d], scaled
-            f_arg = (k_arg @ w.t()).argmax(-1)
-            g_big = torch.where(big > STAB_FLOOR * LOG2E, g_big, torch.zeros_like(g_big))
-            g_k[b_idx, arg] += scale * g_big[:, None] * (w[f_arg] - k_arg)
+        if need_k:  # R = l at (key arg, its argmax feature), unless floored
+            g_max = q.new_zeros(bh, length)
+            floored = big <= STAB_FLOOR * LOG2E
+            g_max[torch.arange(bh, device=k.device), arg] = g_big.masked_fill_(floored, 0.0)
+            add_key_max_grads(g_k, k, ws, g_max)
         return g_q, g_k, g_v, None, None, None
 
 
@@ -242,9 +241,11 @@ class _BidirectionalRelu(torch.autograd.Function):
         sum_num = q.new_zeros(bh, 1, dv)
         sum_den = q.new_zeros(bh, 1, 1)
         s_vt, s_1t = state_v.transpose(1, 2), state_1.transpose(1, 2)  # [BH, Dv, m], [BH, 1, m]
+        inv, gn_buf = inverse_den(den), q.new_empty(bh, rows, dv + 1)
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            g_num, g_den = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], den[:, s:s + n])
+            gn = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], inv[:, s:s + n], gn_buf[:, :n])
+            g_num, g_den = gn[..., :dv], gn[..., dv:]
             r = torch.bmm(q[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m)).relu_()
             g_sv.baddbmm_(r.transpose(1, 2), g_num)
             g_s1.baddbmm_(r.transpose(1, 2), g_den)

@@ -28,7 +28,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, sub_at_row_max
+from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
+                                                       inverse_den, ratio_grads, sub_at_row_max)
 
 
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
@@ -198,9 +199,7 @@ class _CausalFavor(torch.autograd.Function):
         gv1_buf = q.new_empty(bh, chunk, dv + 1)
         gn_buf = q.new_empty(bh, chunk, dv + 1)
         g_t = q.new_zeros(bh, dv + 1, m)  # dL/dT_c^T, from the later chunks
-        # gn = dL/d[num, den] of out = num / den: [g_out, -g_out . out] / den, 0 where den = 0
-        # (no real key: out 0, see favor._divide).
-        inv = den.reciprocal().masked_fill_(den <= 0, 0.0)[..., None]
+        inv = inverse_den(den)  # for gn = dL/d[num, den]
         chunks = [_chunks(t, chunk, n_chunks) for t in (q, k, v, mask, g_out, out, inv, g_q, g_k, g_v)]
         qc, kc, vc, mc, goc, outc, invc, gqc, gkc, gvc = chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
@@ -244,9 +243,7 @@ class _CausalFavor(torch.autograd.Function):
             else:
                 s_c = q.new_zeros(bh, dv + 1, m)
             v1c = _with_ones(v1_buf[:, :n], vc[c], mc[c])
-            gn = gn_buf[:, :n]
-            torch.mul(goc[c], invc[c], out=gn[..., :dv])
-            torch.mul(torch.linalg.vecdot(goc[c], outc[c])[..., None], invc[c], out=gn[..., dv:]).neg_()
+            gn = ratio_grads(goc[c], outc[c], invc[c], gn_buf[:, :n])
             scores = _rows(saved_scores[c], bh, n, n)  # with f and the eps part
             gv1 = torch.bmm(scores.transpose(1, 2), gn, out=gv1_buf[:, :n])
             d_scores = torch.bmm(gn, v1c.transpose(1, 2)).tril_()  # dL/dscores
@@ -298,21 +295,8 @@ class _CausalFavor(torch.autograd.Function):
             gkc[c].copy_(gk)
             gqc[c].copy_(torch.bmm(dp, we, out=_rows(work_in[0], bh, n, d)))
         if softmax:  # the keys holding a running maximum (all later rows are in g_keymax now)
-            _add_key_max_grads(g_k, k, ws, g_keymax)
+            add_key_max_grads(g_k, k, ws, g_keymax)
         if mask is not None:  # (padded keys have zero features: their g_k is 0 already)
             g_v.mul_(mask[..., None])
         return g_q, g_k, g_v, None, None, None, None, None
 
-
-def _add_key_max_grads(g_k: Tensor, k: Tensor, ws: Tensor, g_max: Tensor) -> None:
-    """g_k += g_max_j d(max_f l_jf)/dk_j, for the few keys that hold a running maximum.
-
-    l_jf = k_j ws_f - |k_j|^2 d^-1/2 / 2: the gradient is ws_f* - d^-1/2 k_j at the key's
-    argmax feature f*, found here for those keys only (g_max is zero elsewhere).
-    """
-    rows = g_max.nonzero(as_tuple=True)
-    if rows[0].numel() == 0:
-        return
-    kk = k[rows]  # [K, d]
-    f_star = (kk @ ws.t()).argmax(-1)
-    g_k[rows] += g_max[rows][:, None] * (ws[f_star] - kk * kk.shape[-1] ** -0.5)
