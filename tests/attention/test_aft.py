@@ -393,3 +393,9 @@ def test_causal_scan_saves_only_linear_state():
     with hooks:
         causal_prefix_softmax(k, v, None, chunk=16)
     assert saved and max(saved) == k.numel() and sum(saved) == 4 * k.numel()
+
+
+def test_causal_scan_rejects_a_chunk_below_one():
+    k = v = torch.zeros(1, 1, 4, 2)
+    with pytest.raises(ValueError, match="chunk must be positive, got 0"):
+        causal_prefix_softmax(k, v, None, chunk=0)

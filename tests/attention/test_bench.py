@@ -43,3 +43,22 @@ def test_check_targets_reads_the_table():
     slow.loc[(slow.kind == "performer_pytorch") & (slow["mode"] == "causal") & (slow.L == 1024),
              "time_ms"] = 1024 / 100 * 1.2
     assert "FAIL" in check_targets(slow)[10] and "1.20x" in check_targets(slow)[10]
+
+
+def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path):
+    from protein_performer.attention.favor import DEFAULT_CHUNK_SIZE
+    from protein_performer.cli import bench
+
+    seen = []
+
+    def in_process(spec, timeout, malloc_cache=False):
+        seen.append(spec["chunk_size"])
+        return run_case(spec)
+
+    monkeypatch.setattr(bench, "_subprocess_case", in_process)
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device: 100.0)
+    tiny = ["--kinds", "favor_softmax", "--lengths", "32", "--causal", "true", "--passes", "fwd",
+            "--heads", "2", "--head-dim", "8", "--features", "16", "--repeats", "1", "--no-peer"]
+    bench.main(["attention", *tiny, "--out", str(tmp_path / "a")])
+    bench.main(["attention", *tiny, "--chunk-size", "8", "--out", str(tmp_path / "b")])
+    assert seen == [DEFAULT_CHUNK_SIZE, 8]
