@@ -17,6 +17,7 @@ def test_run_case_measures_time_and_memory():
             for pas in ("fwd", "fwd+bwd"):
                 res = run_case(_spec(kind, causal, pas))
                 assert res["time_s"] > 0 and res["peak_bytes"] >= 0 and res["runs"] == 1
+                assert res["matmul_gflops"] > 0.1  # the rate beside the case
     spec = _spec("favor_softmax", False, "fwd")
     assert flops("favor_softmax", False, False, spec) == 8 * 64 * 16 * 8 * 2
     assert flops("exact", True, True, spec) == 3 * 2 * 64 * 64 * 8 * 2
@@ -37,6 +38,11 @@ def test_check_targets_reads_the_table():
                              "L": L, "time_ms": L / 50, "peak_mib": 1.0})
     lines = check_targets(pd.DataFrame(rows))
     assert len(lines) == 13 and all("PASS" in line for line in lines[1:11])
+    assert "beside" not in lines[8]
+    beside = pd.DataFrame(rows).assign(pct_matmul_beside=[44.0 if r.get("pct_matmul_peak") else None
+                                                          for r in rows])
+    line = check_targets(beside)[8]
+    assert "causal FAVOR+" in line and "PASS" in line and "beside each case: min 44.0%" in line
     assert "n/a" in lines[11] and "aft_simple" in lines[11]  # not measured
     assert "PASS" in lines[12] and "aft_conv" in lines[12]
     slow = pd.DataFrame(rows)
