@@ -24,7 +24,7 @@ class AttentionConfig:
     feature_type: str = "orthogonal"  # orthogonal | iid
     redraw_interval: int = 1000  # training steps between feature redraws; 0 = never
     kernel_eps: float | None = None  # None: the kernel's paper default
-    chunk_size: int = 96  # causal FAVOR+: tokens per chunk of the prefix-sum scan (favor.DEFAULT_CHUNK_SIZE)
+    chunk_size: int = 64  # causal FAVOR+: tokens per chunk of the prefix-sum scan (favor.DEFAULT_CHUNK_SIZE)
     seed: int = 0  # base seed of feature draws: draw = f(seed, layer, step)
     # AFT (Zhai et al. 2021)
     aft_window: int = 32  # AFT-local: bias window s

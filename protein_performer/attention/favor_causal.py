@@ -1,5 +1,9 @@
 """Causal FAVOR+ for the softmax and ReLU kernels, one chunk of C rows at a time.
 
+CPU tensors run the same loop in C++ (:mod:`favor_causal_cpu`, csrc/favor_causal.cpp: one head
+per thread, fused elementwise passes) when it builds; this Python loop is the reference it is
+tested against and the path for CUDA.
+
 The same function as the chunk-parallel form in :mod:`favor` (see its docstring for the
 no-lookahead softmax stabiliser), computed by a loop over chunks that carries the
 [m, Dv+1] state S (held transposed): per chunk, the query and key features are made in two
@@ -28,16 +32,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from protein_performer.attention import favor_causal_cpu
+from protein_performer.attention.favor_causal_cpu import CausalFavorCpu
 from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
                                                        inverse_den, ratio_grads, sub_at_row_max)
 
 
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
                  chunk: int, softmax: bool) -> Tensor:
-    """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv]."""
+    """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv].
+
+    CPU tensors go to the C++ kernel (:mod:`favor_causal_cpu`, the same function) when it is
+    built; others (CUDA, or no compiler) to the Python loop below."""
     if not torch.is_grad_enabled():  # keep nothing for backward (needs_input_grad ignores no_grad)
         q, k, v = q.detach(), k.detach(), v.detach()
-    return _CausalFavor.apply(q, k, v, w, mask, eps, chunk, softmax)
+    fn = CausalFavorCpu if favor_causal_cpu.usable(q) else _CausalFavor
+    return fn.apply(q, k, v, w, mask, eps, chunk, softmax)
 
 
 def _scaled_projection(w: Tensor, d: int, softmax: bool) -> Tensor:

@@ -33,11 +33,23 @@ def _padding_mask(b, length):
     return mask
 
 
+@pytest.fixture(params=["cpp", "python"])
+def causal_impl(request, monkeypatch):
+    """The causal softmax/ReLU kernels run by the C++ CPU kernel and by the Python loop."""
+    from protein_performer.attention import favor_causal_cpu
+
+    if request.param == "python":
+        monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
+    elif favor_causal_cpu._ops() is None:
+        pytest.skip("the C++ causal kernel could not be built here (see the warning)")
+    return request.param
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("chunk", [1, 4, 7, 19, 64])
 @pytest.mark.parametrize("masked", [False, True])
-def test_fast_path_equals_reference(kernel, causal, chunk, masked):
+def test_fast_path_equals_reference(kernel, causal, chunk, masked, causal_impl):
     q, k, v = _qkv(length=19, dv=5)
     w = gaussian_orthogonal_random_matrix(12, 8, dtype=torch.float64)
     mask = _padding_mask(2, 19) if masked else None
@@ -79,7 +91,7 @@ def test_error_falls_as_features_grow(causal):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("chunk", [4, 16])
-def test_causal_has_no_future_leak(kernel, chunk):
+def test_causal_has_no_future_leak(kernel, chunk, causal_impl):
     length, t = 24, 9
     q, k, v = _qkv(b=1, h=2, length=length)
     w = gaussian_orthogonal_random_matrix(16, 8, dtype=torch.float64)
@@ -97,7 +109,7 @@ def test_causal_has_no_future_leak(kernel, chunk):
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("eps", [None, 0.3])
-def test_gradcheck(kernel, causal, eps):
+def test_gradcheck(kernel, causal, eps, causal_impl):
     # eps = 0.3 makes the output depend strongly on the stabilisers, so that their
     # (hand-written) gradients are checked too.
     q, k, v = (t.requires_grad_() for t in _qkv(b=1, h=2, length=7, d=3, dv=2))
@@ -113,7 +125,7 @@ def test_gradcheck(kernel, causal, eps):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("causal", [False, True])
-def test_backward_matches_reference_gradients(kernel, causal):
+def test_backward_matches_reference_gradients(kernel, causal, causal_impl):
     q, k, v = _qkv(b=1, h=2, length=13, d=4)
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
     grads = []
@@ -129,7 +141,7 @@ def test_backward_matches_reference_gradients(kernel, causal):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_causal_inference_path_equals_training_path(kernel):
+def test_causal_inference_path_equals_training_path(kernel, causal_impl):
     # Without a gradient the causal forward keeps no per-chunk states or scores; same output.
     q, k, v = _qkv(b=2, h=2, length=19, d=4)
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
@@ -142,14 +154,15 @@ def test_causal_inference_path_equals_training_path(kernel):
                           atol=1e-12)
 
 
-def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch):
+def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch, causal_impl):
     # Inside an autograd Function needs_input_grad ignores no_grad: inputs that require grad
     # (e.g. evaluation without a detach) must still reach it detached, so no buffers are kept.
     from protein_performer.attention import favor_causal
 
     seen = []
-    apply = favor_causal._CausalFavor.apply
-    monkeypatch.setattr(favor_causal._CausalFavor, "apply",
+    fn = favor_causal.CausalFavorCpu if causal_impl == "cpp" else favor_causal._CausalFavor
+    apply = fn.apply
+    monkeypatch.setattr(fn, "apply",
                         lambda q, k, v, *rest: seen.append((q.requires_grad, k.requires_grad,
                                                             v.requires_grad)) or apply(q, k, v, *rest))
     q, k, v = (t.requires_grad_() for t in _qkv(b=1, h=2, length=9, d=4))
@@ -204,7 +217,7 @@ def test_attention_matrix_equals_reference_and_one_hot_run(kernel, causal):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_float32_and_bf16_autocast(causal):
+def test_float32_and_bf16_autocast(causal, causal_impl):
     q, k, v = _qkv(b=1, h=2, length=40, d=16, dtype=torch.float32)
     w = gaussian_orthogonal_random_matrix(32, 16)
     ref = favor_attention_reference(q, k, v, w, causal=causal)
@@ -218,7 +231,7 @@ def test_float32_and_bf16_autocast(causal):
     assert (out16.double() - ref).abs().max() < 0.05
 
 
-def test_large_inputs_stay_finite():
+def test_large_inputs_stay_finite(causal_impl):
     q, k, v = _qkv(b=1, h=1, length=50, d=8, dtype=torch.float32, scale=20.0)
     w = gaussian_orthogonal_random_matrix(16, 8)
     for causal in (False, True):
@@ -272,7 +285,7 @@ def test_bidirectional_across_row_blocks(monkeypatch, kernel, masked):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_causal_left_padding_and_gradients(kernel):
+def test_causal_left_padding_and_gradients(kernel, causal_impl):
     """Queries before the first real key (left padding) output 0 with zero gradient; the rest
     match the reference, and gradients (stabilisers included, eps = 0.3) pass gradcheck."""
     q, k, v = (t.requires_grad_() for t in _qkv(b=2, h=1, length=9, d=3, dv=2))
@@ -304,7 +317,7 @@ def test_generalized_kernel_gradients():
         assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)
 
 
-def test_causal_gradients_where_the_rescale_factor_is_capped():
+def test_causal_gradients_where_the_rescale_factor_is_capped(causal_impl):
     """Key logits that jump by more than the cap (600 in float64) inside one chunk: the
     capped rows use a clamped factor (their gradient must not reach the maximum), checked
     where the capped part still matters next to eps (jump 605: exp(-5) against 1e-6)."""
@@ -339,7 +352,7 @@ def test_causal_gradients_where_the_rescale_factor_is_capped():
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_causal_gradients_at_the_default_chunk_size(kernel):
+def test_causal_gradients_at_the_default_chunk_size(kernel, causal_impl):
     # Full chunks of the default size and a partial last chunk, against the float64 twin's
     # autograd; the layer's config default is the functional one.
     from protein_performer.attention import AttentionConfig
