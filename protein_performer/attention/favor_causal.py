@@ -35,7 +35,9 @@ from torch import Tensor
 from protein_performer.attention import favor_causal_cpu
 from protein_performer.attention.favor_causal_cpu import CausalFavorCpu
 from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
-                                                       inverse_den, ratio_grads, sub_at_row_max)
+                                                       feature_projection, inverse_den, key_norms,
+                                                       ratio_grads, rescale_cap, scaled_projection,
+                                                       sub_at_row_max)
 
 
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
@@ -48,33 +50,6 @@ def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None
         q, k, v = q.detach(), k.detach(), v.detach()
     fn = CausalFavorCpu if favor_causal_cpu.usable(q) else _CausalFavor
     return fn.apply(q, k, v, w, mask, eps, chunk, softmax)
-
-
-def _scaled_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
-    """W scaled so that x @ W^T gives the kernel's pre-activation: d^-1/4 (softmax), m^-1/2 (relu)."""
-    return w * (d**-0.25 if softmax else w.shape[0] ** -0.5)
-
-
-def _feature_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
-    """[d, m] (contiguous: bmm copies a transposed one) giving the features' pre-activation;
-    softmax logits come out in base 2 (times log2 e) so that the features are exp2 of them
-    (torch's CPU exp2 is ~4x faster than its exp)."""
-    ws = _scaled_projection(w, d, softmax)
-    return (ws * LOG2E if softmax else ws).t().contiguous()
-
-
-def _cap(dtype: torch.dtype) -> float:
-    """Largest rescale exponent (base 2) used for a query: exp(60) in float32, exp(600) in float64."""
-    return (600.0 if dtype == torch.float64 else 60.0) * LOG2E
-
-
-def _key_norms(k: Tensor, mask: Tensor | None) -> Tensor:
-    """|k'|^2/2 log2(e) per key [BH, L]; +inf on padded keys (their features 2^-inf = 0)."""
-    # (a norm, not (k * k).sum(-1): no [BH, L, d] temporary, page-faulted in at large L)
-    kn = torch.linalg.vector_norm(k, dim=-1).square_().mul_(0.5 * LOG2E * k.shape[-1] ** -0.5)
-    if mask is not None:
-        kn = kn.masked_fill(~mask, float("inf"))
-    return kn
 
 
 def _with_ones(buf: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
@@ -108,7 +83,7 @@ class _CausalFavor(torch.autograd.Function):
         m = w.shape[0]
         chunk = min(chunk, length)
         n_chunks = -(-length // chunk)
-        wt = _feature_projection(w, d, softmax).expand(bh, d, m)
+        wt = feature_projection(w, d, softmax).expand(bh, d, m)
         v1_buf = q.new_empty(bh, chunk, dv + 1)
         work = q.new_empty(2, bh * chunk * m)
         # Saved for backward only when a gradient is wanted (inference reuses one chunk's room).
@@ -129,14 +104,14 @@ class _CausalFavor(torch.autograd.Function):
         qc, kc, vc, mc, outc, denc = (_chunks(t, chunk, n_chunks) for t in (q, k, v, mask, out, den))
         sum_q = q.new_empty(bh, length, 1) if softmax else None  # sum_f phi(q_i)_f
         if softmax:
-            knorm = _key_norms(k, mask)
+            knorm = key_norms(k, mask)
             run = q.new_empty(bh, length)  # M_i
             src = torch.empty(bh, length, dtype=torch.long, device=q.device)  # key of M_i, -1: floored
             knc, sqc, runc, srcc = (_chunks(t, chunk, n_chunks) for t in (knorm[..., None], sum_q, run, src))
             # Starting at the floor, a row whose keys all lie below it keeps the floor, source -1.
             m_prev = q.new_full((bh, 1), STAB_FLOOR * LOG2E)
             src_prev = torch.full((bh, 1), -1, dtype=torch.long, device=q.device)
-            cap = _cap(q.dtype)
+            cap = rescale_cap(q.dtype)
         for c in range(n_chunks):
             s = c * chunk
             n = qc[c].shape[1]
@@ -195,8 +170,8 @@ class _CausalFavor(torch.autograd.Function):
         dv = v.shape[-1]
         m = w.shape[0]
         n_chunks = states.shape[0]
-        ws = _scaled_projection(w, d, softmax)
-        wt, we = _feature_projection(w, d, softmax).expand(bh, d, m), ws.expand(bh, m, d)
+        ws = scaled_projection(w, d, softmax)
+        wt, we = feature_projection(w, d, softmax).expand(bh, d, m), ws.expand(bh, m, d)
         g_out = g_out.contiguous()
         work = q.new_empty(5, bh * chunk * m)
         # The input gradients of a chunk are made in contiguous buffers and then copied into
@@ -219,7 +194,7 @@ class _CausalFavor(torch.autograd.Function):
             knorm, run, src = stab
             g_keymax = q.new_zeros(bh, length)  # dL / d (row max of key j's logits)
             g_r_next = q.new_zeros(bh)  # dL/dR_c from chunk c+1's carry
-            cap = _cap(q.dtype)
+            cap = rescale_cap(q.dtype)
             ends = (torch.arange(1, n_chunks + 1, device=q.device) * chunk - 1).clamp_max(length - 1)
             r_all = run[:, ends]  # R_c [BH, N]
             carries = torch.exp2(r_all[:, :-1] - r_all[:, 1:])  # exp(R_{c-1} - R_c) [BH, N-1]

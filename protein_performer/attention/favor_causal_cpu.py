@@ -21,7 +21,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR, add_key_max_grads
+from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
+                                                       feature_projection, key_norms, rescale_cap,
+                                                       scaled_projection)
 
 DISABLE_ENV = "PROTEIN_PERFORMER_NO_EXT"
 SOURCE = Path(__file__).parent / "csrc" / "favor_causal.cpp"
@@ -68,12 +70,6 @@ def usable(q: Tensor) -> bool:
     return q.device.type == "cpu" and q.dtype in (torch.float32, torch.float64) and _ops() is not None
 
 
-def _projections(w: Tensor, d: int, softmax: bool) -> tuple[Tensor, Tensor]:
-    from protein_performer.attention.favor_causal import _feature_projection, _scaled_projection
-
-    return _feature_projection(w, d, softmax), _scaled_projection(w, d, softmax).contiguous()
-
-
 def _mask_arg(mask: Tensor | None) -> Tensor:
     return torch.empty(0, dtype=torch.bool) if mask is None else mask.contiguous()
 
@@ -83,27 +79,24 @@ class CausalFavorCpu(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, w, mask, eps: float, chunk: int, softmax: bool):
-        from protein_performer.attention.favor_causal import _cap, _key_norms
-
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        wt, _ = _projections(w, q.shape[-1], softmax)
-        knorm = _key_norms(k, mask).contiguous() if softmax else q.new_empty(0)
+        wt = feature_projection(w, q.shape[-1], softmax)
+        knorm = key_norms(k, mask).contiguous() if softmax else q.new_empty(0)
         keep = any(ctx.needs_input_grad[:3])
         out, *saved = _ops().causal_forward(q, k, v, wt, _mask_arg(mask), knorm, eps, chunk,
-                                            softmax, keep, _cap(q.dtype), STAB_FLOOR * LOG2E)
+                                            softmax, keep, rescale_cap(q.dtype), STAB_FLOOR * LOG2E)
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
         ctx.save_for_backward(q, k, v, w, mask, knorm, out, *saved)
         return out
 
     @staticmethod
     def backward(ctx, g_out):
-        from protein_performer.attention.favor_causal import _cap
-
         q, k, v, w, mask, knorm, out, *saved = ctx.saved_tensors
-        wt, ws = _projections(w, q.shape[-1], ctx.softmax)
+        d = q.shape[-1]
+        wt, ws = feature_projection(w, d, ctx.softmax), scaled_projection(w, d, ctx.softmax).contiguous()
         g_q, g_k, g_v, g_keymax = _ops().causal_backward(
             q, k, v, wt, ws, _mask_arg(mask), knorm, out, *saved, g_out.contiguous(), ctx.eps,
-            ctx.chunk, ctx.softmax, _cap(q.dtype))
+            ctx.chunk, ctx.softmax, rescale_cap(q.dtype))
         if ctx.softmax:  # the keys holding a running maximum
             add_key_max_grads(g_k, k, ws, g_keymax)
         return g_q, g_k, g_v, None, None, None, None, None

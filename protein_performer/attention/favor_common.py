@@ -52,3 +52,33 @@ def add_key_max_grads(g_k: Tensor, k: Tensor, ws: Tensor, g_max: Tensor) -> None
     kk = k[rows]  # [K, d]
     f_star = (kk @ ws.t()).argmax(-1)
     g_k[rows] += g_max[rows][:, None] * (ws[f_star] - kk * kk.shape[-1] ** -0.5)
+
+
+# The causal kernels' projections and stabiliser pieces (the Python loop and the C++ kernel).
+
+
+def scaled_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
+    """W scaled so that x @ W^T gives the kernel's pre-activation: d^-1/4 (softmax), m^-1/2 (relu)."""
+    return w * (d**-0.25 if softmax else w.shape[0] ** -0.5)
+
+
+def feature_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
+    """[d, m] (contiguous: bmm copies a transposed one) giving the features' pre-activation;
+    softmax logits come out in base 2 (times log2 e) so that the features are exp2 of them
+    (torch's CPU exp2 is ~4x faster than its exp)."""
+    ws = scaled_projection(w, d, softmax)
+    return (ws * LOG2E if softmax else ws).t().contiguous()
+
+
+def rescale_cap(dtype: torch.dtype) -> float:
+    """Largest rescale exponent (base 2) used for a query: exp(60) in float32, exp(600) in float64."""
+    return (600.0 if dtype == torch.float64 else 60.0) * LOG2E
+
+
+def key_norms(k: Tensor, mask: Tensor | None) -> Tensor:
+    """|k'|^2/2 log2(e) per key [BH, L]; +inf on padded keys (their features 2^-inf = 0)."""
+    # (a norm, not (k * k).sum(-1): no [BH, L, d] temporary, page-faulted in at large L)
+    kn = torch.linalg.vector_norm(k, dim=-1).square_().mul_(0.5 * LOG2E * k.shape[-1] ** -0.5)
+    if mask is not None:
+        kn = kn.masked_fill(~mask, float("inf"))
+    return kn

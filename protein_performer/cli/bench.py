@@ -167,18 +167,8 @@ def _rss_peak() -> int:
 def matmul_peak_gflops(device: str, n: int = 2048, repeats: int = 10) -> float:
     import torch
 
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    best = math.inf
-    for _ in range(repeats + 1):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    return _matmul_rate(a, b, device == "cuda", repeats + 1)
 
 
 def flops(kind: str, causal: bool, backward: bool, spec: dict) -> float | None:
