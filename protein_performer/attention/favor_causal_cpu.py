@@ -13,7 +13,9 @@ runs instead; ``PROTEIN_PERFORMER_NO_EXT=1`` skips it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import platform
 import shutil
 import warnings
 from pathlib import Path
@@ -42,7 +44,7 @@ def _ops():
         from torch.utils.cpp_extension import load
 
         _put_ninja_on_path()
-        load(name="protein_performer_favor", sources=[str(SOURCE)], extra_cflags=CFLAGS,
+        load(name=f"protein_performer_favor_{_cpu_tag()}", sources=[str(SOURCE)], extra_cflags=CFLAGS,
              extra_ldflags=["-fopenmp"], is_python_module=False, verbose=False)
         return torch.ops.protein_performer_favor
     except Exception as exc:  # no compiler, no ninja, a read-only cache...
@@ -51,6 +53,17 @@ def _ops():
                       f"using the Python loop (1.2-1.3x slower). Set {DISABLE_ENV}=1 to skip the "
                       "build.", RuntimeWarning, stacklevel=3)
         return None
+
+
+def _cpu_tag(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """A short hash of the CPU's instruction-set flags: -march=native builds are kept apart per
+    kind of CPU (a cache shared by a cluster's nodes must not hand one CPU another's build)."""
+    try:
+        with open(cpuinfo) as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:10]
 
 
 def _put_ninja_on_path() -> None:

@@ -118,3 +118,13 @@ def test_the_pip_ninja_is_put_on_path_when_none_is_found(monkeypatch):
     monkeypatch.setenv("PATH", "/nowhere")
     favor_causal_cpu._put_ninja_on_path()
     assert favor_causal_cpu.os.environ["PATH"].split(":")[0] == ninja.BIN_DIR
+
+
+def test_builds_are_kept_apart_per_kind_of_cpu(tmp_path):
+    # -march=native builds: a cache shared by different CPUs must not hand one another's build.
+    tags = []
+    for name, flags in (("a", "fpu sse2 avx2"), ("b", "fpu sse2 avx2 avx512f"), ("c", "fpu sse2 avx2")):
+        (tmp_path / name).write_text(f"processor\t: 0\nflags\t\t: {flags}\nbogomips\t: 1\n")
+        tags.append(favor_causal_cpu._cpu_tag(str(tmp_path / name)))
+    assert tags[0] == tags[2] != tags[1]
+    assert favor_causal_cpu._cpu_tag(str(tmp_path / "missing")) == favor_causal_cpu._cpu_tag("/nonexistent")
