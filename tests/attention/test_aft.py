@@ -42,7 +42,9 @@ def _dense_w(layer, n):
     if kind == "aft_simple":
         return torch.zeros(n, n, dtype=torch.float64)
     if kind == "aft_full":
-        return layer.w[:n, :n].double() if layer.w is not None else factorised_bias(layer.u, layer.v, n)
+        if layer.w is not None:
+            return layer.w[:n, :n].double()
+        return factorised_bias(layer.u, layer.v, n)
     if kind == "aft_local":
         return local_bias(layer.w, layer.window, n)
     return conv_bias(layer.kernel, n, layer.causal)
