@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -26,6 +27,8 @@ from torch import Tensor
 from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
                                                        feature_projection, key_norms, rescale_cap,
                                                        scaled_projection)
+
+log = logging.getLogger(__name__)
 
 DISABLE_ENV = "PROTEIN_PERFORMER_NO_EXT"
 SOURCE = Path(__file__).parent / "csrc" / "favor_causal.cpp"
@@ -40,19 +43,31 @@ def _ops():
     """torch.ops namespace of the built kernel, or None (disabled, or the build failed: warned)."""
     if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
         return None
+    name = f"protein_performer_favor_{_cpu_tag()}"
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils import cpp_extension
 
         _put_ninja_on_path()
-        load(name=f"protein_performer_favor_{_cpu_tag()}", sources=[str(SOURCE)], extra_cflags=CFLAGS,
-             extra_ldflags=["-fopenmp"], is_python_module=False, verbose=False)
+        built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
+        if not built.exists():
+            log.info("building the C++ causal FAVOR+ kernel (first use on this machine, ~10 s)")
+        cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS,
+                           extra_ldflags=["-fopenmp"], is_python_module=False, verbose=False)
         return torch.ops.protein_performer_favor
     except Exception as exc:  # no compiler, no ninja, a read-only cache...
-        warnings.warn(f"the C++ causal FAVOR+ kernel could not be built ({type(exc).__name__}: "
-                      f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}); "
-                      f"using the Python loop (1.2-1.3x slower). Set {DISABLE_ENV}=1 to skip the "
-                      "build.", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"the C++ causal FAVOR+ kernel could not be built ({_reason(exc)}); using "
+                      f"the Python loop (1.2-1.3x slower). Set {DISABLE_ENV}=1 to skip the build.",
+                      RuntimeWarning, stacklevel=3)
         return None
+
+
+def _reason(exc: Exception) -> str:
+    """The exception's first line, plus the compiler's first error line when it has one (a
+    failed build's message holds the whole compiler output)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [repr(exc)]
+    first = f"{type(exc).__name__}: {lines[0][:200]}"
+    error = next((line for line in lines[1:] if "error" in line.lower()), None)
+    return f"{first} ... {error[:300]}" if error else first
 
 
 def _cpu_tag(cpuinfo: str = "/proc/cpuinfo") -> str:

@@ -88,12 +88,15 @@ def fresh_build_state():
 def test_a_failed_build_warns_and_falls_back(monkeypatch, fresh_build_state):
     import torch.utils.cpp_extension as ext
 
-    def broken(**kwargs):
-        raise RuntimeError("Error building extension 'protein_performer_favor'\ng++: not found")
+    def broken(**kwargs):  # what cpp_extension raises: the prefix, then the compiler's output
+        raise RuntimeError("Error building extension 'protein_performer_favor': [1/2] c++ -c x.cpp\n"
+                           "x.cpp:6:10: fatal error: ATen/ATen.h: No such file or directory\n"
+                           "compilation terminated.\nninja: build stopped: subcommand failed.")
 
     monkeypatch.delenv(favor_causal_cpu.DISABLE_ENV, raising=False)
     monkeypatch.setattr(ext, "load", broken)
-    with pytest.warns(RuntimeWarning, match="could not be built.*g\\+\\+: not found.*Python loop"):
+    with pytest.warns(RuntimeWarning, match="could not be built \\(RuntimeError: Error building "
+                      "extension.*fatal error: ATen/ATen.h: No such file.*Python loop"):
         assert favor_causal_cpu._ops() is None
     q, k, v, w, mask = _inputs(torch.float64)
     assert not favor_causal_cpu.usable(q)
@@ -101,6 +104,23 @@ def test_a_failed_build_warns_and_falls_back(monkeypatch, fresh_build_state):
         warnings.simplefilter("error")  # warned once, not on every call
         out = favor_causal.causal_favor(q, k, v, w, mask, 1e-6, 8, True)
     assert out.shape == v.shape and torch.isfinite(out).all()
+
+
+def test_a_first_build_says_so(monkeypatch, fresh_build_state, tmp_path, caplog):
+    import torch.utils.cpp_extension as ext
+
+    monkeypatch.delenv(favor_causal_cpu.DISABLE_ENV, raising=False)
+    monkeypatch.setattr(ext, "_get_build_directory", lambda name, verbose: str(tmp_path))
+    monkeypatch.setattr(ext, "load", lambda **kw: None)  # (the ops stay registered from before)
+    with caplog.at_level("INFO", logger=favor_causal_cpu.__name__):
+        favor_causal_cpu._ops()
+    assert "building the C++ causal FAVOR+ kernel" in caplog.text
+    caplog.clear()
+    favor_causal_cpu._ops.cache_clear()
+    (tmp_path / f"protein_performer_favor_{favor_causal_cpu._cpu_tag()}.so").touch()  # built
+    with caplog.at_level("INFO", logger=favor_causal_cpu.__name__):
+        favor_causal_cpu._ops()
+    assert "building" not in caplog.text
 
 
 def test_the_environment_variable_skips_the_build(monkeypatch, fresh_build_state):
