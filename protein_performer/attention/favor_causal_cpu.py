@@ -109,7 +109,7 @@ class CausalFavorCpu(torch.autograd.Function):
     def forward(ctx, q, k, v, w, mask, eps: float, chunk: int, softmax: bool):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         wt = feature_projection(w, q.shape[-1], softmax)
-        knorm = key_norms(k, mask).contiguous() if softmax else q.new_empty(0)
+        knorm = key_norms(k, mask) if softmax else q.new_empty(0)
         keep = any(ctx.needs_input_grad[:3])
         out, *saved = _ops().causal_forward(q, k, v, wt, _mask_arg(mask), knorm, eps, chunk,
                                             softmax, keep, rescale_cap(q.dtype), STAB_FLOOR * LOG2E)

@@ -61,6 +61,22 @@ inline float fast_exp2(float x) {
 #pragma omp declare simd
 inline double fast_exp2(double x) { return std::exp2(x); }
 
+// Softmax query features of one row, in place: 2^(p - max p) + add (exactly 1 + add at the
+// maximum); returns their sum.
+template <typename T>
+T softmax_row(T* p, int64_t m, T add) {
+  T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < m; ++j) mx = std::max(mx, p[j]);
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t j = 0; j < m; ++j) {
+    p[j] = fast_exp2(p[j] - mx) + add;
+    acc += p[j];
+  }
+  return acc;
+}
+
 inline bool is_real(const bool* mb, int64_t row) { return mb == nullptr || mb[row]; }
 
 // ReLU features of a chunk, in place: queries relu(p) (+ eps when q_eps), keys relu(l) + eps,
@@ -109,7 +125,7 @@ void forward_head(const Args<T>& a, int64_t b, const T* q, const T* k, const T* 
   const bool* mb = a.masked ? mask + b * L : nullptr;
   T* state = a.keep ? states + b * a.n_chunks * w1 * m : work_state.data();
   if (a.keep) std::fill(state, state + w1 * m, T(0));
-  T m_prev = a.floor_, r_prev = a.floor_;
+  T m_prev = a.floor_;  // M at the end of the previous chunk (R_{c-1})
   int64_t src_prev = -1;
   const T inf = std::numeric_limits<T>::infinity();
   const T tiny = std::numeric_limits<T>::min();
@@ -120,19 +136,7 @@ void forward_head(const Args<T>& a, int64_t b, const T* q, const T* k, const T* 
     T carry = 1;
     if (a.softmax) {
       for (int64_t i = 0; i < n; ++i) {
-        T* p = phi.data() + i * m;
-        T mx = -inf;
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < m; ++j) mx = std::max(mx, p[j]);
-        T acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t j = 0; j < m; ++j) {
-          T e = fast_exp2(p[j] - mx) + a.eps;
-          p[j] = e;
-          acc += e;
-        }
-        sq[i] = acc;
-        sum_q[b * L + s + i] = acc;
+        sq[i] = sum_q[b * L + s + i] = softmax_row(phi.data() + i * m, m, a.eps);
         T* gr = g.data() + i * m;
         const T kn = knorm[b * L + s + i];
         T km = -inf;
@@ -158,8 +162,8 @@ void forward_head(const Args<T>& a, int64_t b, const T* q, const T* k, const T* 
         srcb[i] = older ? src_prev : s + cur_i;
       }
       const T r = runb[n - 1];
-      if (c > 0) carry = fast_exp2(r_prev - r);
-      r_prev = m_prev = r;
+      if (c > 0) carry = fast_exp2(m_prev - r);
+      m_prev = r;
       src_prev = srcb[n - 1];
 #pragma omp simd
       for (int64_t i = 0; i < n * m; ++i) g[i] = fast_exp2(g[i] - r);
@@ -220,7 +224,6 @@ void backward_head(const Args<T>& a, int64_t b, const T* q, const T* k, const T*
   const T* kb = k + b * L * d;
   const T* vb = v + b * L * dv;
   const bool* mb = a.masked ? mask + b * L : nullptr;
-  const T inf = std::numeric_limits<T>::infinity();
   const T rs = T(1) / std::sqrt(T(d));
   T g_r_next = 0;
   for (int64_t c = a.n_chunks - 1; c >= 0; --c) {
@@ -233,12 +236,7 @@ void backward_head(const Args<T>& a, int64_t b, const T* q, const T* k, const T*
       r = runb[n - 1];
       if (c > 0) carry = fast_exp2(run[b * L + s - 1] - r);
       for (int64_t i = 0; i < n; ++i) {
-        T* p = e.data() + i * m;
-        T mx = -inf;
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < m; ++j) mx = std::max(mx, p[j]);
-#pragma omp simd
-        for (int64_t j = 0; j < m; ++j) p[j] = fast_exp2(p[j] - mx);
+        softmax_row(e.data() + i * m, m, T(0));
         T* gr = g.data() + i * m;
         const T sh = knorm[b * L + s + i] + r;
 #pragma omp simd
