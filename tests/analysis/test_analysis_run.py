@@ -121,7 +121,7 @@ def test_open_proteins_embedded_and_bad_files(tmp_path):
 def test_real_model_kinds_give_finite_results(kind, tmp_path):
     """PerformerLM's attention_maps (implicit matrices for FAVOR+ / AFT) feed the analysis;
     an untrained model's attention is unrelated to BLOSUM62 (Vig et al.: r about 0)."""
-    lm = pytest.importorskip("protein_performer.model.lm")
+    from protein_performer.model import lm
     from protein_performer.model.config import ModelConfig
 
     torch.manual_seed(0)

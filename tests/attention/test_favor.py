@@ -40,8 +40,8 @@ def causal_impl(request, monkeypatch):
 
     if request.param == "python":
         monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
-    elif favor_causal_cpu._ops() is None:
-        pytest.skip("the C++ causal kernel could not be built here (see the warning)")
+    else:
+        request.getfixturevalue("cpp_kernel")  # a failed build fails; no compiler skips
     return request.param
 
 
@@ -84,9 +84,10 @@ def test_error_falls_as_features_grow(causal):
         return torch.stack(errs).mean().item()
 
     e16, e256, e1024 = rel_err(16), rel_err(256), rel_err(1024)
-    assert e16 > e256 > e1024, (e16, e256, e1024)
-    # m = 1024 measured 0.03-0.11 over 300 fresh inputs (a bound of 0.1 failed 4% of runs)
-    assert e1024 < 0.2
+    # Monte Carlo error ~ m^-1/2: 16x the features should cut it ~4x, 4x about 2x (seeded
+    # inputs and draws; measured 2.6-2.7x and 1.75-1.8x, 0.054-0.082 at m = 1024).
+    assert e16 / e256 > 2.0 and e256 / e1024 > 1.4, (e16, e256, e1024)
+    assert e1024 < 0.1
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -77,8 +77,6 @@ def test_split_cli(tmp_path: Path, capsys) -> None:
 
 def test_console_script_entry_point(tmp_path: Path) -> None:
     """`python -m protein_performer.cli.data` (what the console script calls) end to end."""
-    if not SAMPLE.exists():
-        pytest.skip("embedded sample missing")
     proc = subprocess.run(
         [sys.executable, "-m", "protein_performer.cli.data", "prepare", str(SAMPLE),
          "--out", str(tmp_path / "s")],

@@ -13,22 +13,12 @@ import pytest
 
 from protein_performer.cli.config import compose_train
 
+from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
+
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_TRAIN = REPO / "data/sample/train.fasta.gz"
-SAMPLE_VALID = REPO / "data/sample/valid.fasta.gz"
 
 # a model of a few thousand parameters, two steps, two validation batches, CSV logging
-TINY = [
-    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
-    "model.max_length=64", "model.dropout=0.0", "data.max_length=64", "data.batch_size=4",
-    "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2",
-    "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.log_every_n_steps=1",
-    "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision=32-true",
-    "trainer.strategy=auto", "optim.warmup_steps=1", "logger=csv", "callbacks.progress.mode=lines",
-    "callbacks.progress.every_n_steps=1",
-]
-SAMPLE_DATA = [f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]",
-               "data.test=null", "data.test_ood=null", "data.cluster_tsv=null"]
+TINY = [*TINY_RUN, "trainer.limit_test_batches=2", "callbacks.progress.every_n_steps=1"]
 
 
 def run_train(overrides, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from pathlib import Path
 
@@ -211,18 +210,6 @@ def test_cluster_sampling_in_datamodule(tmp_path: Path) -> None:
 
 
 # -- real files -----------------------------------------------------------------------------
-def _have(module_name: str) -> bool:
-    try:
-        importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(
-    not _have("protein_performer.data.fasta"),
-    reason="protein_performer.data.fasta (the FASTA reader) is not in the tree yet",
-)
 def test_datamodule_on_embedded_sample() -> None:
     cfg = DataConfig(
         train=[str(SAMPLE / "train.fasta.gz")],
@@ -247,10 +234,6 @@ def test_datamodule_on_embedded_sample() -> None:
     assert ds.stream_length == int(concat.sources["train"].lengths.sum()) + 5000
 
 
-@pytest.mark.skipif(
-    not _have("protein_performer.data.store"),
-    reason="protein_performer.data.store (the prepared token store) is not in the tree yet",
-)
 def test_datamodule_on_prepared_store(tmp_path: Path) -> None:
     from protein_performer.data.store import prepare_store
 
@@ -321,14 +304,8 @@ def test_lightning_resume_mid_epoch_is_exact(tmp_path: Path) -> None:
 
 
 @pytest.mark.shared_data
-@pytest.mark.skipif(
-    not _have("protein_performer.data.fasta"),
-    reason="protein_performer.data.fasta (the FASTA reader) is not in the tree yet",
-)
-def test_cluster_tsv_of_the_shared_corpus() -> None:
-    tsv = REPO / "../shared/data/swissprot2014/train_clusters30.tsv.gz"
-    if not tsv.exists():
-        pytest.skip(f"{tsv} is absent (../shared/data is not on this machine)")
+def test_cluster_tsv_of_the_shared_corpus(swissprot) -> None:
+    tsv = swissprot / "train_clusters30.tsv.gz"
     cfg = DataConfig(
         train=[str(SAMPLE / "train.fasta.gz")], valid=[str(SAMPLE / "valid.fasta.gz")],
         cluster_tsv=str(tsv), max_length=32, batch_size=512,
@@ -344,10 +321,6 @@ def test_cluster_tsv_of_the_shared_corpus() -> None:
     assert len(drawn) == rep.n_clusters and len({int(dm.cluster_ids[i]) for i in drawn}) == rep.n_clusters
 
 
-@pytest.mark.skipif(
-    not _have("protein_performer.data.store"),
-    reason="protein_performer.data.store (the prepared token store) is not in the tree yet",
-)
 def test_store_sharded_over_workers_and_ranks(tmp_path: Path) -> None:
     from protein_performer.data.store import prepare_store
 

@@ -177,8 +177,6 @@ def test_length_filters_and_dedupe(tmp_path: Path) -> None:
 
 
 def test_dedupe_matches_set_on_sample(tmp_path: Path) -> None:
-    if not SAMPLE.exists():
-        pytest.skip("embedded sample missing")
     recs = list(read_fasta(SAMPLE))
     doubled = _write(tmp_path / "d.fa", b"".join(
         b">" + r.description.encode() + b"\n" + r.sequence + b"\n" for r in recs + recs[:100]))
@@ -190,8 +188,6 @@ def test_dedupe_matches_set_on_sample(tmp_path: Path) -> None:
 
 
 def test_matches_biopython_on_sample() -> None:
-    if not SAMPLE.exists():
-        pytest.skip("embedded sample missing")
     from Bio.SeqIO.FastaIO import SimpleFastaParser
 
     with gzip.open(SAMPLE, "rt") as h:

@@ -25,7 +25,6 @@ from protein_performer.data.store import (
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"
-SHARED = REPO / "../shared/data"
 
 
 def test_npy_appender_roundtrip(tmp_path: Path) -> None:
@@ -50,8 +49,6 @@ def test_count_tokens_matches_bincount() -> None:
 
 @pytest.mark.parametrize("block_size", [64, 1 << 20])
 def test_roundtrip_equals_fasta(tmp_path: Path, block_size: int) -> None:
-    if not SAMPLE.exists():
-        pytest.skip("embedded sample missing")
     report = prepare_store([SAMPLE], tmp_path / "s", progress=False, block_size=block_size)
     store = ProteinStore(tmp_path / "s")
     assert isinstance(store, ProteinSource)
@@ -140,10 +137,8 @@ def test_progress_plain_lines_when_not_a_tty() -> None:
 
 
 @pytest.mark.shared_data
-def test_shared_valid_roundtrip(tmp_path: Path) -> None:
-    valid = SHARED / "swissprot2014/valid.fasta.gz"
-    if not valid.exists():
-        pytest.skip("../shared/data absent")
+def test_shared_valid_roundtrip(tmp_path: Path, swissprot: Path) -> None:
+    valid = swissprot / "valid.fasta.gz"
     prepare_store([valid], tmp_path / "s", progress=False)
     store = ProteinStore(tmp_path / "s")
     ref, _ = load_proteins([valid])

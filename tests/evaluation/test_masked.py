@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("protein_performer.training.masking")
-
 from protein_performer.data.alphabet import ALPHABET  # noqa: E402
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source  # noqa: E402
 from protein_performer.evaluation.unigram import (  # noqa: E402

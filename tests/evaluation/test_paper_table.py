@@ -61,7 +61,6 @@ def _load_script():
 
 
 def test_script_evaluates_checkpoints_into_the_paper_layout(tmp_path) -> None:
-    pytest.importorskip("protein_performer.training.masking")
     import gzip
     import json
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from protein_performer.data.alphabet import ALPHABET
 from protein_performer.evaluation.perplexity import (
     EvalOptions,
     PerplexityAccumulator,

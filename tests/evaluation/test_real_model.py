@@ -62,7 +62,6 @@ def test_causal_windows_on_real_model_score_every_token_once(lp_eos) -> None:
 
 
 def test_masked_model_with_windows_is_deterministic() -> None:
-    pytest.importorskip("protein_performer.training.masking")
     lp = unigram_log_probs(token_counts(random_proteins([300], seed=1)))
     model = tiny_lm("exact", causal=False, max_length=24)
     src = random_proteins([10, 70, 33], seed=8)

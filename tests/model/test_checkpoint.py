@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from protein_performer.attention import ATTENTION_REGISTRY
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.model.checkpoint import CheckpointError, load_lm
 
-KIND = "favor_relu" if "favor_relu" in ATTENTION_REGISTRY else "exact"
+KIND = "favor_relu"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: thread hand-offs cost more than they save on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Batches(torch.utils.data.Dataset):

@@ -7,21 +7,15 @@ import math
 import pytest
 import torch
 
-from protein_performer.attention import ATTENTION_REGISTRY, AttentionConfig
+from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.model import ModelConfig, PerformerLM
 
-KINDS = [k for k in ("exact", "favor_softmax", "favor_relu") if k in ATTENTION_REGISTRY]
+KINDS = ["exact", "favor_softmax", "favor_relu"]
 V = len(ALPHABET)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: thread hand-offs cost more than they save on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(kind: str = "exact", **kw) -> PerformerLM:
@@ -144,16 +138,12 @@ def test_tied_head_and_init():
 
 
 def test_identical_configs_draw_identical_features():
-    if "favor_relu" not in ATTENTION_REGISTRY:
-        pytest.skip("favor not registered")
     a, b = tiny("favor_relu"), tiny("favor_relu")
     t = proteins(2, 10)
     torch.testing.assert_close(a(t), b(t))
 
 
 def test_redraw_features_counts_layers():
-    if "favor_relu" not in ATTENTION_REGISTRY:
-        pytest.skip("favor not registered")
     model = tiny("favor_relu").train()
     interval = model.blocks[0].attn.cfg.redraw_interval
     assert model.redraw_features(interval) == 2

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-import pytest
+
+from common import TINY_RUN
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 # A tiny model trained for 2 steps on the embedded sample: the notebook's code path, fast.
 TINY_TRAIN_OVERRIDES = [
-    "attention=exact", "objective=mlm", "logger=csv", "model.d_model=32", "model.n_layers=2",
-    "model.n_heads=2", "model.d_ff=64", "model.max_length=64", "data.max_length=64",
-    "data.batch_size=4", "data.num_workers=0", "trainer.max_steps=2",
-    "trainer.val_check_interval=2", "trainer.limit_val_batches=1", "trainer.accelerator=cpu",
-    "trainer.devices=1", "trainer.precision=32-true", "trainer.strategy=auto",
-    "optim.warmup_steps=1", "callbacks.progress.mode=lines", "test=false",
+    *TINY_RUN, "attention=exact", "objective=mlm", "model.n_layers=2",
+    "trainer.limit_val_batches=1", "test=false",
 ]
 
 
@@ -31,9 +27,6 @@ def assert_outputs_stripped(path: Path) -> None:
 
 def run_notebook(path: Path, parameters: str, workdir: Path):
     """Run ``path`` in ``workdir`` with its one 'parameters'-tagged cell set to ``parameters``."""
-    for module in ("nbclient", "ipykernel"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} not installed (pip install -e .[test])")
     import nbformat
     from nbclient import NotebookClient
 

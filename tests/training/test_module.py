@@ -8,23 +8,16 @@ import warnings
 import pytest
 import torch
 
-from protein_performer.attention import ATTENTION_REGISTRY
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.model import ModelConfig
 from protein_performer.training import ProteinLMModule
 from protein_performer.training.masking import IGNORE, causal_targets
 
-KINDS = [k for k in ("exact", "favor_softmax", "favor_relu") if k in ATTENTION_REGISTRY]
+KINDS = ["exact", "favor_softmax", "favor_relu"]
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_length=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: thread hand-offs cost more than they save on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(kind: str = "exact") -> dict:

@@ -11,14 +11,12 @@ import pytest
 
 from protein_performer.cli.config import compose_train
 
+from common import TINY_RUN
+
 TINY = [
-    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
-    "model.max_length=64", "model.dropout=0.0", "data.max_length=64", "data.batch_size=4",
-    "data.num_workers=0", "trainer.limit_val_batches=0", "trainer.log_every_n_steps=1",
-    "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision=32-true",
-    "optim.warmup_steps=2", "optim.total_steps=5", "logger=csv",
-    "callbacks.progress.mode=lines", "callbacks.model_checkpoint.monitor=null",
-    "callbacks.model_checkpoint.every_n_train_steps=2", "test=false",
+    *TINY_RUN, "trainer.limit_val_batches=0", "optim.warmup_steps=2", "optim.total_steps=5",
+    "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.every_n_train_steps=2",
+    "test=false",
     # a feature redraw after the resume point: the draw must not depend on the interruption
     "attention=favor_relu", "attention.nb_features=16", "attention.redraw_interval=3",
 ]

@@ -15,6 +15,8 @@ import pytest
 
 from protein_performer.training.sweep_summary import summarize
 
+from common import TINY_RUN
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -64,12 +66,7 @@ def test_summary_without_runs_is_an_error(tmp_path):
         summarize(tmp_path)
 
 
-TINY = [
-    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
-    "model.max_length=64", "data.max_length=64", "data.batch_size=4", "trainer.max_steps=2",
-    "trainer.val_check_interval=1", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1",
-    "optim.warmup_steps=1", "logger=csv", "callbacks.progress.mode=lines",
-]
+TINY = [*TINY_RUN, "trainer.val_check_interval=1"]
 
 
 @pytest.mark.slow

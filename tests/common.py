@@ -1,0 +1,34 @@
+"""Paths and run settings shared by the tests (imported as ``from common import ...``).
+
+``tests/`` is on ``sys.path`` (tests/conftest.py puts it there), so every test module can
+import this file; the fixtures live in conftest.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO / "data" / "sample"
+SAMPLE_TRAIN = SAMPLE_DIR / "train.fasta.gz"
+SAMPLE_VALID = SAMPLE_DIR / "valid.fasta.gz"
+# The development corpora beside the checkout; tests that read them skip when absent.
+SHARED_DATA = REPO.parent / "shared" / "data"
+SWISSPROT = SHARED_DATA / "swissprot2014"
+
+# A model of a few thousand parameters trained for two steps on CPU, two validation batches,
+# CSV logging, plain progress lines: the settings every end-to-end test starts from. A test
+# appends its own overrides (the last value of a key wins).
+TINY_RUN = [
+    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
+    "model.max_length=64", "model.dropout=0.0", "data.max_length=64", "data.batch_size=4",
+    "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2",
+    "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1", "trainer.accelerator=cpu",
+    "trainer.devices=1", "trainer.precision=32-true", "trainer.strategy=auto",
+    "optim.warmup_steps=1", "logger=csv", "callbacks.progress.mode=lines",
+]
+# The embedded sample as training and validation data, no test sets.
+SAMPLE_DATA = [
+    f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]",
+    "data.test=null", "data.test_ood=null", "data.cluster_tsv=null",
+]
