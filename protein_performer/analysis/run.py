@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -36,6 +34,8 @@ from protein_performer.analysis.aggregate import (
 from protein_performer.analysis.substitution import compare_matrices, load_matrix
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
+from protein_performer.devices import resolve_device
+from protein_performer.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +82,6 @@ class AnalysisOptions:
             load_matrix(name)  # unknown names fail here, before any model runs
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise AnalysisInputError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AnalysisInputError(f"device={device} but CUDA is not available; use device=cpu")
-    return dev
-
-
 def open_proteins(path: str | Path) -> ProteinSource:
     """A FASTA file (plain or gzip) or prepared store as a ProteinSource with >= 1 protein."""
     p = Path(path)
@@ -112,15 +100,6 @@ def open_proteins(path: str | Path) -> ProteinSource:
     if len(source) == 0:
         raise AnalysisInputError(f"{p} holds no proteins")
     return source
-
-
-def with_specials(residues: np.ndarray, max_length: int | None) -> tuple[np.ndarray, bool]:
-    """[<cls>] + residues (cropped to fit) + [<eos>]; returns (tokens, cropped)."""
-    r = np.asarray(residues)
-    cropped = max_length is not None and len(r) + 2 > max_length
-    if cropped:
-        r = r[: max_length - 2]
-    return np.concatenate([[ALPHABET.cls_idx], r, [ALPHABET.eos_idx]]).astype(np.int64), cropped
 
 
 def model_max_length(model: torch.nn.Module) -> int | None:
@@ -145,31 +124,6 @@ def _batches(lengths: np.ndarray, per_batch_elems: int) -> Iterator[np.ndarray]:
         longest = max(longest, l)
     if batch:
         yield np.array(batch)
-
-
-class _Progress:
-    """tqdm on a terminal; plain log lines every ``every_s`` seconds otherwise (CI logs)."""
-
-    def __init__(self, total: int, desc: str, enabled: bool, every_s: float = 30.0) -> None:
-        self.total, self.desc, self.enabled, self.every_s = total, desc, enabled, every_s
-        self.done, self.last = 0, time.monotonic()
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="protein")
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled and time.monotonic() - self.last >= self.every_s:
-            self.last = time.monotonic()
-            log.info("%s: %d / %d proteins", self.desc, self.done, self.total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 @torch.no_grad()
@@ -198,12 +152,14 @@ def aggregate_attention(
     agg = AttentionAggregates(n_layers, n_heads, opts.threshold)
     per_batch = max(1, opts.attention_budget // (n_layers * n_heads))
     counts = {"n_proteins": n, "n_residues": 0, "n_cropped": 0}
-    progress = _Progress(n, "attention", opts.progress)
+    progress = Progress(n, "attention", unit="protein", enabled=opts.progress, interval=30.0)
     try:
         for idx in _batches(lengths, per_batch):
             seqs = []
             for i in idx:
-                toks, cropped = with_specials(source[int(i)], max_length)
+                residues = source[int(i)]
+                cropped = max_length is not None and len(residues) + 2 > max_length
+                toks = ALPHABET.wrap(residues, max_length)
                 counts["n_cropped"] += int(cropped)
                 counts["n_residues"] += len(toks) - 2
                 seqs.append(toks)
@@ -229,7 +185,7 @@ def protein_attention(
     """The [L, L] attention map of one protein (with <cls>/<eos>) and its token labels."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    toks, _ = with_specials(residues, max_length or model_max_length(model))
+    toks = ALPHABET.wrap(residues, max_length or model_max_length(model))
     tokens = torch.from_numpy(toks)[None].to(dev)
     maps = model.attention_maps(tokens, torch.ones_like(tokens, dtype=torch.bool))
     if not 0 <= layer < len(maps) or not 0 <= head < maps[0].shape[1]:

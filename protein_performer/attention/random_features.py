@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from protein_performer.seeding import mix_seed
+
 FEATURE_TYPES = ("orthogonal", "iid")
 
 
@@ -92,26 +94,8 @@ def draw_projection(
     raise ValueError(f"attention.feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
 
 
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return x ^ (x >> 31)
-
-
-def feature_seed(*parts: int) -> int:
-    """Deterministic 63-bit seed from integers, e.g. (base seed, layer id, step).
-
-    Every DDP rank computes the same value without communication.
-    """
-    h = 0
-    for p in parts:
-        h = _splitmix64(h ^ (int(p) & 0xFFFFFFFFFFFFFFFF))
-    return h & 0x7FFFFFFFFFFFFFFF
-
-
 def seeded_generator(*parts: int) -> torch.Generator:
-    """A CPU generator seeded with :func:`feature_seed` of ``parts``."""
+    """A CPU generator seeded with :func:`protein_performer.seeding.mix_seed` of ``parts``."""
     g = torch.Generator(device="cpu")
-    g.manual_seed(feature_seed(*parts))
+    g.manual_seed(mix_seed(*parts))
     return g

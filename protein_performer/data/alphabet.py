@@ -131,6 +131,20 @@ class Alphabet:
                 )
         return codes
 
+    def wrap(self, residues: np.ndarray, max_length: int | None = None) -> np.ndarray:
+        """int64 [n + 2]: ``<cls>`` + residues + ``<eos>``, the per-protein example layout.
+
+        With ``max_length``, the residues are cut to ``max_length - 2`` (from the start).
+        """
+        r = np.asarray(residues)
+        if max_length is not None:
+            r = r[: max(max_length - 2, 0)]
+        out = np.empty(len(r) + 2, dtype=np.int64)
+        out[0] = self.cls_idx
+        out[1:-1] = r
+        out[-1] = self.eos_idx
+        return out
+
     def decode(self, tokens: np.ndarray | list[int]) -> str:
         """Token indices back to a string; special tokens are written as their names."""
         toks = self.tokens

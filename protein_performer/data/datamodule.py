@@ -37,15 +37,14 @@ from protein_performer.data.datasets import (
     ConcatenatedDataset,
     ProteinDataset,
     filter_lengths,
-    mix_seed,
 )
+from protein_performer.seeding import mix_seed
+from protein_performer.data.clusters import ClusterReport, read_cluster_tsv
 from protein_performer.data.samplers import (
-    ClusterReport,
     ClusterSampler,
     EpochBatchSampler,
     ShardedBatchSampler,
     TokenBudgetBatchSampler,
-    read_cluster_tsv,
 )
 from protein_performer.data.source import ProteinSource
 

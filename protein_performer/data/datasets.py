@@ -23,26 +23,7 @@ from torch.utils.data import Dataset
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
-
-_MASK64 = (1 << 64) - 1
-
-
-def mix_seed(*values: int) -> int:
-    """A 64-bit hash of integers (splitmix64 chain): cheap per-example randomness.
-
-    Used for crop offsets so they depend only on (seed, epoch, index), never on which
-    worker or rank loads the example, nor on any global RNG state.
-    """
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (int(v) & _MASK64)) & _MASK64
-        h = (h + 0x9E3779B97F4A7C15) & _MASK64
-        z = h
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        h = z ^ (z >> 31)
-    return h
-
+from protein_performer.seeding import mix_seed
 
 class ChainedSources:
     """Several ProteinSources read as one (the files of one split), in the order given."""
@@ -160,12 +141,8 @@ class ProteinDataset(Dataset):
         residues = self.source[i]
         keep = self.max_length - 2
         start = self.crop_start(i)
-        residues = residues[start : start + keep]
-        out = torch.empty(len(residues) + 2, dtype=torch.long)
-        out[0] = ALPHABET.cls_idx
-        out[1:-1] = torch.from_numpy(np.asarray(residues, dtype=np.int64))
-        out[-1] = ALPHABET.eos_idx
-        return {"tokens": out, "index": i}
+        out = ALPHABET.wrap(residues[start : start + keep])
+        return {"tokens": torch.from_numpy(out), "index": i}
 
 
 class ConcatenatedDataset(Dataset):

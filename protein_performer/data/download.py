@@ -21,7 +21,8 @@ from pathlib import Path
 
 import requests
 
-from protein_performer.data.fasta import PathLike, Progress
+from protein_performer.data.fasta import PathLike
+from protein_performer.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import sys
-import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +173,8 @@ def parse_accession(header: str | bytes) -> str:
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _is_gzip(path: PathLike) -> bool:
+def is_gzip(path: PathLike) -> bool:
+    """True when the file starts with the gzip magic bytes (detected by content, not name)."""
     with open(path, "rb") as f:
         return f.read(2) == GZIP_MAGIC
 
@@ -691,55 +690,3 @@ def open_output(path: PathLike, compresslevel: int = 3) -> IO[bytes]:
     return open(p, "wb")
 
 
-# -- progress -----------------------------------------------------------------------------
-
-
-class Progress:
-    """Byte progress: a tqdm bar on a terminal, plain periodic lines otherwise (CI logs).
-
-    ``stream`` defaults to stderr; ``enabled=False`` silences it.
-    """
-
-    def __init__(self, total: int | None, desc: str, *, enabled: bool = True,
-                 stream: IO[str] | None = None, interval: float = 10.0) -> None:
-        self.total = total
-        self.desc = desc
-        self.enabled = enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval
-        self.n = 0
-        self.t0 = time.perf_counter()
-        self._last = self.t0
-        self._bar = None
-        if enabled and hasattr(self.stream, "isatty") and self.stream.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True,
-                             unit_divisor=1024, file=self.stream, dynamic_ncols=True)
-
-    def update_to(self, n: int, postfix: str = "") -> None:
-        delta, self.n = n - self.n, n
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.update(delta)
-            if postfix:
-                self._bar.set_postfix_str(postfix, refresh=False)
-            return
-        now = time.perf_counter()
-        if now - self._last >= self.interval:
-            self._last = now
-            self.stream.write(self._line(postfix) + "\n")
-            self.stream.flush()
-
-    def _line(self, postfix: str) -> str:
-        done = f"{self.n / 2**20:,.1f} MiB"
-        if self.total:
-            done = f"{100 * self.n / self.total:5.1f}% ({done} of {self.total / 2**20:,.1f} MiB)"
-        text = f"{self.desc}: {done}, {time.perf_counter() - self.t0:,.1f} s"
-        return text + (f", {postfix}" if postfix else "")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None

@@ -12,13 +12,13 @@ wrapped at 60 columns; invalid records follow ``on_invalid`` and skipped ones ar
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from protein_performer.data.clusters import ClusterTsvError, read_clusters
 from protein_performer.data.fasta import (
     BlockReader,
     FastaFormatError,
@@ -145,26 +145,6 @@ def random_split(
     return SplitReport(files, dict(zip(fr, map(int, counts))), read=report)
 
 
-def read_clusters(path: PathLike) -> dict[bytes, bytes]:
-    """member -> representative from a ``representative<TAB>member`` TSV (plain or gzip)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such cluster TSV")
-    opener = gzip.open if p.open("rb").read(2) == b"\x1f\x8b" else open
-    members: dict[bytes, bytes] = {}
-    with opener(p, "rb") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip(b"\r\n")
-            if not line:
-                continue
-            rep, sep, member = line.partition(b"\t")
-            if not sep or not rep or not member or b"\t" in member:
-                raise SplitError(f"{p}, line {lineno}: expected 'representative<TAB>member', "
-                                 f"got {line[:60].decode('utf-8', 'replace')!r}")
-            members[member] = rep
-    return members
-
-
 def cluster_split(
     inputs: Sequence[PathLike] | PathLike,
     cluster_tsv: PathLike,
@@ -184,17 +164,20 @@ def cluster_split(
     """
     paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
     fr = parse_fractions(fractions)
-    members = read_clusters(cluster_tsv)
+    try:
+        members = read_clusters(cluster_tsv)
+    except ClusterTsvError as err:
+        raise SplitError(str(err)) from None
     report = ReadReport()
     accs = _accessions(paths, on_invalid, remove_gaps, report)
-    cluster_of: dict[bytes, int] = {}
+    cluster_of: dict[str, int] = {}
     ids = np.empty(len(accs), dtype=np.int64)
     unclustered = 0
     for i, acc in enumerate(accs):
-        rep = members.get(acc)
+        rep = members.get(acc.decode())
         if rep is None:
             unclustered += 1
-            rep = b"\0" + acc  # its own cluster, never equal to a real representative
+            rep = "\0" + acc.decode()  # its own cluster, never equal to a real representative
         ids[i] = cluster_of.setdefault(rep, len(cluster_of))
     sizes = np.bincount(ids, minlength=len(cluster_of))
     order = np.random.default_rng(seed).permutation(len(cluster_of))

@@ -33,13 +33,13 @@ from protein_performer.data.fasta import (
     BLOCK_SIZE,
     OnInvalid,
     PathLike,
-    Progress,
     ReadReport,
     _accession_bytes,
     iter_filtered_blocks,
     load_proteins,
 )
 from protein_performer.data.source import InMemoryProteins, ProteinSource
+from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-store"
 VERSION = 1

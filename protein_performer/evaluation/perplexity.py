@@ -33,8 +33,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -45,7 +43,10 @@ from torch import Tensor, nn
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
+from protein_performer.devices import resolve_device
 from protein_performer.evaluation.windows import centered_windows, default_stride, sliding_windows
+from protein_performer.progress import Progress
+from protein_performer.seeding import mix_seed
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +141,6 @@ class EvalOptions:
             raise ValueError(f"max_proteins must be >= 1 or null, got {self.max_proteins}")
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> the first CUDA device if there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use device=cpu or auto")
-    return dev
-
-
 # --------------------------------------------------------------------------------------------
 # Pieces: the (window of a) protein rows one model call scores.
 
@@ -178,15 +166,6 @@ class _Pieces:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-
-def with_specials(residues: np.ndarray) -> np.ndarray:
-    """int64 [n + 2]: ``<cls>`` + residues + ``<eos>`` (the per-protein example layout)."""
-    out = np.empty(len(residues) + 2, dtype=np.int64)
-    out[0] = ALPHABET.cls_idx
-    out[1:-1] = residues
-    out[-1] = ALPHABET.eos_idx
-    return out
 
 
 def causal_pieces(tokens: np.ndarray, window: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -236,18 +215,13 @@ def pseudo_pieces(
     return out
 
 
-def _protein_seed(seed: int, masking: int, index: int) -> int:
-    # Distinct generator per (seed, masking, protein): scores do not depend on batch/chunk sizes.
-    return (seed * 0x9E3779B1 + masking * 0x85EBCA77 + index) % (2**63 - 1)
-
-
 def mask_protein(
     tokens: np.ndarray, *, prob: float, seed: int, masking: int, index: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mask one protein reproducibly, every selected residue as <mask>: (inputs, targets) int64."""
     from protein_performer.training.masking import mask_tokens
 
-    gen = torch.Generator().manual_seed(_protein_seed(seed, masking, index))
+    gen = torch.Generator().manual_seed(mix_seed(seed, masking, index))
     t = torch.from_numpy(tokens).unsqueeze(0)
     inputs, targets = mask_tokens(t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen,
                                  corrupt=False)
@@ -338,42 +312,6 @@ def _score_pieces(
 
 
 # --------------------------------------------------------------------------------------------
-# Progress: a bar on a terminal, periodic log lines otherwise (CI logs).
-
-
-class _Progress:
-    def __init__(self, total: int, desc: str, enabled: bool, every_s: float = 30.0) -> None:
-        self.total, self.desc, self.done = total, desc, 0.0
-        self.bar = None
-        self.enabled = enabled
-        self.every_s = every_s
-        self.t0 = self.last = time.monotonic()
-        if enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="protein", dynamic_ncols=True)
-
-    def update(self, n: float) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-            return
-        now = time.monotonic()
-        if self.enabled and now - self.last >= self.every_s:
-            self.last = now
-            log.info(
-                "%s: %d/%d proteins (%.0f%%), %.0f s", self.desc, round(self.done), self.total,
-                100.0 * self.done / max(self.total, 1), now - self.t0,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            log.info("%s: %d proteins in %.1f s", self.desc, self.total, time.monotonic() - self.t0)
-
-
-# --------------------------------------------------------------------------------------------
 # One file.
 
 
@@ -436,7 +374,7 @@ def evaluate_source(
         handle = open(per_protein_csv, "w", newline="")
         writer = csv.writer(handle)
         writer.writerow(PER_PROTEIN_COLUMNS + (PSEUDO_COLUMNS if opt.pseudo_perplexity else ()))
-    progress = _Progress(n_total, desc, opt.progress)
+    progress = Progress(n_total, desc, unit="protein", enabled=opt.progress, interval=30.0)
     # Bound the pieces held at once (pseudo-perplexity makes n copies of an n-residue protein).
     chunk_token_budget = max(opt.batch_tokens * 64, 1 << 22)
     try:
@@ -448,7 +386,7 @@ def evaluate_source(
                 hi == lo or pieces.n_tokens < chunk_token_budget
             ):
                 row = hi - lo
-                tokens = with_specials(np.asarray(source[hi]))
+                tokens = ALPHABET.wrap(source[hi])
                 n_windowed += len(tokens) > window
                 per_protein: list[tuple[int, np.ndarray, np.ndarray]] = []
                 if objective == "clm":

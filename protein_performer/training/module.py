@@ -36,21 +36,12 @@ from torchmetrics import SumMetric
 
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+from protein_performer.seeding import mix_seed
 from protein_performer.training.masking import IGNORE, causal_targets, mask_tokens
 from protein_performer.training.optim import OptimConfig, build_optimizer, build_scheduler
 
 OBJECTIVES = ("mlm", "clm")
 _STAGE_CODES = {"train": 1, "valid": 2, "test": 3}
-_MASK63 = (1 << 63) - 1
-
-
-def mix_seed(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64 steps): distinct tuples -> unrelated seeds."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (int(v) & ((1 << 64) - 1))) * 0xBF58476D1CE4E5B9 & ((1 << 64) - 1)
-        h ^= h >> 31
-    return h & _MASK63
 
 
 class _Sums(nn.Module):
@@ -121,7 +112,7 @@ class ProteinLMModule(pl.LightningModule):
             cfg = dataclasses.replace(cfg, causal=causal)
         optim_cfg = _optim_config(optim)
         if seed is None:
-            seed = torch.initial_seed() & _MASK63
+            seed = torch.initial_seed() & 0x7FFFFFFFFFFFFFFF
         freqs = None
         if residue_frequencies is not None:
             values = residue_frequencies.tolist() if hasattr(residue_frequencies, "tolist") \

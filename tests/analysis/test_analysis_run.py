@@ -22,7 +22,6 @@ from protein_performer.analysis.run import (  # noqa: E402
     aggregate_attention,
     protein_attention,
     summarise,
-    with_specials,
     write_outputs,
 )
 from protein_performer.analysis.substitution import UnknownMatrixError  # noqa: E402
@@ -51,7 +50,7 @@ def test_streaming_equals_one_protein_at_a_time():
     assert counts["n_cropped"] == int((src.lengths[:10] + 2 > 64).sum()) > 0
     ref = AttentionAggregates(2, 3, 0.05)
     for i in range(10):
-        toks, _ = with_specials(src[i], 64)
+        toks = ALPHABET.wrap(src[i], 64)
         t = torch.from_numpy(toks)[None]
         m = torch.ones_like(t, dtype=torch.bool)
         ref.update(model.attention_maps(t, m), t, m)

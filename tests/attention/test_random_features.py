@@ -5,9 +5,9 @@ import math
 import torch
 
 from protein_performer.attention import gaussian_orthogonal_random_matrix
+from protein_performer.seeding import mix_seed
 from protein_performer.attention.random_features import (
     draw_projection,
-    feature_seed,
     iid_gaussian_random_matrix,
     seeded_generator,
 )
@@ -50,7 +50,7 @@ def test_seeded_draws_are_deterministic_and_distinct():
     b = draw_projection(32, 8, generator=seeded_generator(0, 1, 100))
     c = draw_projection(32, 8, generator=seeded_generator(0, 2, 100))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    assert feature_seed(0, 1, 2) != feature_seed(0, 2, 1)
+    assert mix_seed(0, 1, 2) != mix_seed(0, 2, 1)
     iid = iid_gaussian_random_matrix(5, 3, generator=seeded_generator(3))
     assert iid.shape == (5, 3) and iid.dtype == torch.float32
     assert draw_projection(5, 3, feature_type="iid", generator=seeded_generator(3)).equal(iid)

@@ -11,11 +11,12 @@ import pytest
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import DataLoader
 
+from protein_performer.data.clusters import read_cluster_tsv, read_clusters
+
 from protein_performer.data.samplers import (
     ClusterSampler,
     ShardedBatchSampler,
     TokenBudgetBatchSampler,
-    read_cluster_tsv,
 )
 
 
@@ -189,6 +190,10 @@ def test_read_cluster_tsv_malformed(tmp_path: Path) -> None:
     path.write_text("A\tA\nA B\n")
     with pytest.raises(ValueError, match=r"bad.tsv, line 2: expected 'representative<TAB>member'"):
         read_cluster_tsv(path, ["A"])
+    with pytest.raises(ValueError, match=r"bad.tsv, line 2: expected 'representative<TAB>member'"):
+        read_clusters(path)  # the split command reads the same format with the same checks
+    path.write_text("R1\tA\t0.9\nR1\tB\n")  # extra columns (scores) are ignored
+    assert read_clusters(path) == {"A": "R1", "B": "R1"}
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from protein_performer.data.alphabet import ALPHABET
 from protein_performer.evaluation.perplexity import (
     EvalOptions,
     PerplexityAccumulator,
     causal_pieces,
     evaluate_source,
-    with_specials,
 )
 from protein_performer.evaluation.unigram import token_counts, unigram_log_probs
 
@@ -55,7 +55,7 @@ def test_unigram_model_equals_unigram_baseline_causal() -> None:
     assert out["n_sequences"] == len(src)
     assert out["n_windowed_sequences"] == 1  # the 80-residue protein (82 tokens > 64)
     # Against a float64 reference over the same tokens.
-    targets = np.concatenate([with_specials(src[i])[1:] for i in range(len(src))])
+    targets = np.concatenate([ALPHABET.wrap(src[i])[1:] for i in range(len(src))])
     assert out["nll_per_token"] == pytest.approx(-lp[targets].mean(), rel=1e-6)
 
 
@@ -65,7 +65,7 @@ def test_token_weighting_across_batches_of_different_sizes() -> None:
     lp = _unigram(include_eos=True)
     out = evaluate_source(ConstantLM(lp), src, objective="clm", max_length=64,
                           unigram_log_probs=lp, options=EvalOptions(batch_tokens=16, **CPU))
-    t1, t2 = (with_specials(src[i])[1:] for i in range(2))
+    t1, t2 = (ALPHABET.wrap(src[i])[1:] for i in range(2))
     nll1, nll2 = -lp[t1].sum(), -lp[t2].sum()
     assert out["n_tokens"] == 3 + 40
     assert out["perplexity"] == pytest.approx(math.exp((nll1 + nll2) / 43), rel=1e-6)
@@ -95,7 +95,7 @@ def test_causal_windows_equal_full_context(tmp_path, window: int, stride: int) -
     with torch.no_grad():
         total = 0.0
         for i in range(len(src)):
-            tok = torch.from_numpy(with_specials(src[i]))[None]
+            tok = torch.from_numpy(ALPHABET.wrap(src[i]))[None]
             logp = torch.log_softmax(model(tok, torch.ones_like(tok, dtype=torch.bool)), -1)
             total -= logp[0, :-1].gather(-1, tok[0, 1:, None]).sum().item()
     assert full["nll_per_token"] == pytest.approx(total / full["n_tokens"], rel=1e-9)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from protein_performer.data.alphabet import ALPHABET
 from protein_performer.attention import AttentionConfig
-from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source, with_specials
+from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
 from protein_performer.evaluation.unigram import token_counts, unigram_log_probs
 from protein_performer.model import ModelConfig, PerformerLM
 
@@ -40,7 +41,7 @@ def test_causal_exact_model_equals_full_context_reference(lp_eos) -> None:
     total, n, correct = 0.0, 0, 0
     with torch.no_grad():
         for i in range(len(src)):
-            tok = torch.from_numpy(with_specials(src[i]))[None]
+            tok = torch.from_numpy(ALPHABET.wrap(src[i]))[None]
             logits = model64(tok, torch.ones_like(tok, dtype=torch.bool))[0, :-1]
             target = tok[0, 1:]
             total -= torch.log_softmax(logits, -1).gather(-1, target[:, None]).sum().item()
