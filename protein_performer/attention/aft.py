@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
+from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
 from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR
 from protein_performer.attention.registry import register
@@ -279,6 +280,27 @@ class AFTAttention(Attention):
         """[B, H, L, L]: the per-channel weight matrices averaged over each head's channels."""
         return self.attend_matrix_per_channel(q, k, mask).mean(dim=2)
 
+    # -- token-by-token decoding (attention/decoding.py): keys in a bias window + the rest
+
+    def decode_window(self) -> int | None:
+        """How many of the latest keys carry a bias for the current query (None: all)."""
+        return 0
+
+    def decode_bias(self, position: int, n: int) -> Tensor:
+        """w [H or 1, n] of the last n keys (positions position-n+1 .. position) for query
+        ``position``; keys further back have w = 0."""
+        return torch.zeros(1, n, device=self.to_q.weight.device)
+
+    def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
+        return decoding.aft_init_state(batch, self.n_heads, self.head_dim, self.decode_window(),
+                                       device, dtype)
+
+    def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
+        self.check_length(state.position + 1)
+        decoding.aft_push(state, k, v)
+        bias = self.decode_bias(state.position - 1, state.keys.shape[-2])
+        return decoding.aft_step(q, k, v, state, bias)
+
 
 # ----------------------------------------------------------------------------- AFT-simple
 
@@ -333,6 +355,12 @@ class AFTFull(AFTAttention):
 
     def bias_matrix(self, length: int) -> Tensor:
         return self._bias_rows(0, length, length)[None]
+
+    def decode_window(self) -> int | None:
+        return None
+
+    def decode_bias(self, position: int, n: int) -> Tensor:
+        return self._bias_rows(position, position + 1, position + 1)[:, position + 1 - n:]
 
     def _weighted(self, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         b, h, n, d = k.shape
@@ -395,6 +423,13 @@ class AFTLocal(AFTAttention):
         if self.causal:
             valid &= offs[None, :] <= 0
         return self.w[:n], valid
+
+    def decode_window(self) -> int | None:
+        return self.window
+
+    def decode_bias(self, position: int, n: int) -> Tensor:
+        # causal offsets -(n-1)..0 sit in band columns s-n .. s-1
+        return self.w[position, self.window - n : self.window][None]
 
     def bias_matrix(self, length: int) -> Tensor:
         dense = torch.zeros(length, length, device=self.w.device, dtype=self.w.dtype)
@@ -474,6 +509,13 @@ class AFTConv(AFTAttention):
     def left_pad(self) -> int:
         ks = self.kernel_size
         return ks - 1 if self.causal else (ks - 1) // 2
+
+    def decode_window(self) -> int | None:
+        return self.kernel_size
+
+    def decode_bias(self, position: int, n: int) -> Tensor:
+        # causal offsets -(n-1)..0 are kernel indices K-n .. K-1
+        return self.kernel[:, self.kernel_size - n :]
 
     def bias_matrix(self, length: int) -> Tensor:
         t = torch.arange(length, device=self.kernel.device)

@@ -69,6 +69,35 @@ class Attention(nn.Module):
     def attend_matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         raise NotImplementedError
 
+    # -- token-by-token decoding (generation); the math is in attention/decoding.py
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
+        """A fresh decoding state for ``batch`` sequences (causal layers only)."""
+        self.check_decodable()
+        return self._init_state(batch, device, dtype)
+
+    def check_decodable(self) -> None:
+        if not self.causal:
+            raise ValueError(
+                f"{self.cfg.kind} attention is bidirectional: token-by-token decoding (generation) "
+                "needs a causal layer, i.e. a model trained with objective=clm"
+            )
+
+    def step(self, x: Tensor, state, rotary: Rotary | None = None) -> Tensor:
+        """x [B, 1, D], the token at position ``state.position`` -> [B, 1, D]; updates state.
+
+        ``rotary`` must rotate at that position (the model passes it)."""
+        q, k, v = self.project(x, rotary)
+        out = self.decode(q, k, v, state).to(x.dtype)  # [B, H, 1, Dh]
+        return self.dropout(self.to_out(out.transpose(1, 2).reshape(x.shape)))
+
+    def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
+        raise NotImplementedError(f"attention kind {self.cfg.kind!r} has no token-by-token decoding")
+
+    def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
+        """One token's q, k, v [B, H, 1, Dh] -> output [B, H, 1, Dh]; updates state."""
+        raise NotImplementedError(f"attention kind {self.cfg.kind!r} has no token-by-token decoding")
+
     def maybe_redraw(self, step: int) -> bool:
         """Called once per training step; returns True when random features were redrawn."""
         return False

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
 from protein_performer.attention.registry import register
 
@@ -39,3 +40,9 @@ class ExactAttention(Attention):
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
         return scores.softmax(dim=-1)
+
+    def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
+        return decoding.KVCache()
+
+    def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
+        return decoding.exact_step(q, k, v, state)

@@ -39,6 +39,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
 from protein_performer.attention.favor_bidirectional import bidirectional_favor
 from protein_performer.attention.favor_causal import causal_favor
@@ -307,6 +308,14 @@ class FavorAttention(Attention):
         return favor_attention_matrix(q, k, self.projection, kernel=self.kernel,
                                       causal=self.causal, mask=mask, chunk_size=self.chunk_size,
                                       eps=self.eps)
+
+    def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
+        return decoding.favor_init_state(batch, self.n_heads, self.projection.shape[0],
+                                         self.head_dim, device, dtype)
+
+    def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
+        return decoding.favor_step(q, k, v, self.projection, state,
+                                   kernel_fn=self.kernel.fn, eps=self.eps)
 
 
 @register("favor_softmax")

@@ -41,6 +41,11 @@ class Block(nn.Module):
         x = x + self.drop(self.attn(self.norm1(x), mask, rotary))
         return x + self.ff(self.norm2(x))
 
+    def step(self, x: Tensor, state, rotary: Rotary | None = None) -> Tensor:
+        """One token x [B, 1, D] through the block, updating its attention's decoding state."""
+        x = x + self.drop(self.attn.step(self.norm1(x), state, rotary))
+        return x + self.ff(self.norm2(x))
+
     def residual_projections(self) -> list[nn.Linear]:
         """The layers that write into the residual stream (scaled down at init)."""
         return [self.attn.to_out, self.ff.fc2]
