@@ -1,0 +1,1 @@
+"""Using a trained model: embed, score and generate proteins."""
