@@ -151,6 +151,39 @@ class PerformerLM(nn.Module):
         finally:
             self.train(was_training)
 
+    @torch.no_grad()
+    def hidden_states(
+        self, tokens: Tensor, mask: Tensor | None = None, layers: Sequence[int] = (-1,)
+    ) -> list[Tensor]:
+        """Residual-stream outputs ``[B, L, D]`` of the requested blocks, in the order given.
+
+        ``layers``: block indices (negative counts from the end); ``-1`` is the last block's
+        output after the final LayerNorm (the representation the head reads), other layers
+        are raw block outputs; layer ``0`` of ``n`` is the first block's output. Eval mode
+        (restored afterwards), no gradients; the same computation as ``forward``.
+        """
+        self._check(tokens, mask)
+        n = len(self.blocks)
+        wanted = [int(i) for i in layers]
+        for i in wanted:
+            if not -n <= i < n:
+                raise ValueError(f"layer {i} out of range for a model with {n} layers")
+        wanted = [i % n for i in wanted]
+        was_training = self.training
+        self.eval()
+        try:
+            states: dict[int, Tensor] = {}
+            x = self.embed(tokens)
+            for index, block in enumerate(self.blocks):
+                x = block(x, mask, self.rotary)
+                if index in wanted:
+                    states[index] = self.norm(x) if index == n - 1 else x
+                if index >= max(wanted):
+                    break
+            return [states[i] for i in wanted]
+        finally:
+            self.train(was_training)
+
     def redraw_features(self, step: int) -> int:
         """Offer a feature redraw at training step ``step`` to every layer; how many redrew."""
         return sum(bool(block.attn.maybe_redraw(step)) for block in self.blocks)
