@@ -51,3 +51,37 @@ def embed_batch(
         per = [s[i, 1 : 1 + n].float().cpu().numpy() for s in states]  # drop <cls>, <eos>
         out.append(ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per]))
     return out
+
+
+def window_plan(model: PerformerLM, n_tokens: int, stride: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Windows ``(start, end, keep_from, keep_to)`` over ``n_tokens`` (with ``<cls>``/``<eos>``).
+
+    Proteins that fit ``max_length`` run whole (one window). Longer ones run in windows of
+    ``max_length`` tokens; each token's state is taken from exactly one window: the centered
+    split of the overlaps (masked LM) or the causal windows' scored spans (causal LM, each
+    token keeps ``>= window - stride`` tokens of left context), as evaluation/windows.py defines.
+    """
+    from protein_performer.evaluation.windows import centered_windows, sliding_windows
+
+    window = model.cfg.max_length
+    if n_tokens <= window:
+        return [(0, n_tokens, 0, n_tokens)]
+    stride = stride or window // 2
+    if model.cfg.causal:
+        return [(s, e, f, e) for s, e, f in sliding_windows(n_tokens, window, stride)]
+    return list(centered_windows(n_tokens, window, stride))
+
+
+def embed_long(
+    model: PerformerLM, sequence: str, layers: Sequence[int] = (-1,), stride: int | None = None
+) -> ProteinEmbedding:
+    """Embed one protein of any length by :func:`window_plan` (merge: each token from one window)."""
+    tokens = with_specials(ALPHABET.encode(sequence).astype(np.int64))
+    device = next(model.parameters()).device
+    parts: list[list[np.ndarray]] = [[] for _ in layers]
+    for start, end, lo, hi in window_plan(model, len(tokens), stride):
+        t = torch.from_numpy(tokens[start:end]).unsqueeze(0).to(device)
+        for k, s in enumerate(model.hidden_states(t, None, layers)):
+            parts[k].append(s[0, lo - start : hi - start].float().cpu().numpy())
+    per = [np.concatenate(p)[1:-1] for p in parts]  # drop <cls>, <eos>
+    return ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per])
