@@ -85,3 +85,46 @@ def embed_long(
             parts[k].append(s[0, lo - start : hi - start].float().cpu().numpy())
     per = [np.concatenate(p)[1:-1] for p in parts]  # drop <cls>, <eos>
     return ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per])
+
+
+def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,),
+                 batch_tokens: int = 16384, progress: bool = True) -> int:
+    """Embed every protein of ``source`` not yet in ``store``; returns how many were written.
+
+    Token-budget batches of length-sorted proteins that fit ``max_length``; longer ones run
+    alone through :func:`embed_long` (mode ``windows`` in the index, else ``whole``).
+    """
+    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.evaluation.perplexity import _Progress
+
+    todo = [i for i in range(len(source)) if i not in store.done]
+    lengths = np.asarray(source.lengths)[todo] + 2 if todo else np.zeros(0, dtype=int)
+    order = [todo[j] for j in np.argsort(lengths, kind="stable")]
+    bar = _Progress(len(order), "embed", progress)
+    written, batch, width = 0, [], 0
+    limit = model.cfg.max_length
+
+    def flush(items: list[int]) -> int:
+        seqs = [tokens_to_letters(source[i]).decode() for i in items]
+        for i, emb in zip(items, embed_batch(model, seqs, layers)):
+            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, "whole")
+        bar.update(len(items))
+        return len(items)
+
+    for i in order:
+        n = len(source[i]) + 2
+        if n > limit:
+            emb = embed_long(model, tokens_to_letters(source[i]).decode(), layers)
+            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, "windows")
+            bar.update(1)
+            written += 1
+            continue
+        if batch and max(width, n) * (len(batch) + 1) > batch_tokens:
+            written += flush(batch)
+            batch, width = [], 0
+        batch.append(i)
+        width = max(width, n)
+    if batch:
+        written += flush(batch)
+    bar.close()
+    return written
