@@ -9,8 +9,6 @@ Bad input: one line, exit status 2.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import hydra
@@ -18,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from protein_performer.cli.config import CONF_DIR, user_path
 from protein_performer.cli.evaluate import _input_paths
-from protein_performer.cli.score import _required
+from protein_performer.cli.score import _required, run_or_exit
 
 PROG = "protein-performer-embed"
 
@@ -57,13 +55,7 @@ def embed(cfg: DictConfig) -> dict[str, str]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="embed")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        embed(cfg)
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(PROG, embed, cfg)
 
 
 def main() -> None:

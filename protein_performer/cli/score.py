@@ -70,15 +70,20 @@ def score(cfg: DictConfig) -> dict:
     return {"csv": str(out), "n": len(table), "spearman": rho}
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="score")
-def _hydra_main(cfg: DictConfig) -> None:
+def run_or_exit(prog: str, fn, cfg: DictConfig) -> None:
+    """Run ``fn(cfg)``; input errors (ValueError, FileNotFoundError) -> one line, status 2."""
     try:
-        score(cfg)
+        fn(cfg)
     except (ValueError, FileNotFoundError) as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="score")
+def _hydra_main(cfg: DictConfig) -> None:
+    run_or_exit(PROG, score, cfg)
 
 
 def main() -> None:

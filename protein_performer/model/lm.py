@@ -98,6 +98,15 @@ class PerformerLM(nn.Module):
                 f"mask shape {tuple(mask.shape)} must equal tokens shape {tuple(tokens.shape)}"
             )
 
+    def _layer_indices(self, layers: Sequence[int]) -> list[int]:
+        """Block indices (negative counts from the end) -> 0-based, checked."""
+        n = len(self.blocks)
+        wanted = [int(i) for i in layers]
+        for i in wanted:
+            if not -n <= i < n:
+                raise ValueError(f"layer {i} out of range for a model with {n} layers")
+        return [i % n for i in wanted]
+
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, L] -> input of the first block [B, L, D]."""
         x = self.token_embedding(tokens)
@@ -130,12 +139,7 @@ class PerformerLM(nn.Module):
         no gradients. Rows sum to 1 over real keys; O(L^2) memory: short sequences only.
         """
         self._check(tokens, mask)
-        n = len(self.blocks)
-        wanted = list(range(n)) if layers is None else [int(i) for i in layers]
-        for i in wanted:
-            if not -n <= i < n:
-                raise ValueError(f"layer {i} out of range for a model with {n} layers")
-        wanted = [i % n for i in wanted]
+        wanted = self._layer_indices(range(len(self.blocks)) if layers is None else layers)
         was_training = self.training
         self.eval()
         try:
@@ -164,11 +168,7 @@ class PerformerLM(nn.Module):
         """
         self._check(tokens, mask)
         n = len(self.blocks)
-        wanted = [int(i) for i in layers]
-        for i in wanted:
-            if not -n <= i < n:
-                raise ValueError(f"layer {i} out of range for a model with {n} layers")
-        wanted = [i % n for i in wanted]
+        wanted = self._layer_indices(layers)
         was_training = self.training
         self.eval()
         try:
