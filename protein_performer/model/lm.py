@@ -98,6 +98,15 @@ class PerformerLM(nn.Module):
                 f"mask shape {tuple(mask.shape)} must equal tokens shape {tuple(tokens.shape)}"
             )
 
+    def _layer_indices(self, layers: Sequence[int]) -> list[int]:
+        """Block indices (negative counts from the end) -> 0-based, checked."""
+        n = len(self.blocks)
+        wanted = [int(i) for i in layers]
+        for i in wanted:
+            if not -n <= i < n:
+                raise ValueError(f"layer {i} out of range for a model with {n} layers")
+        return [i % n for i in wanted]
+
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, L] -> input of the first block [B, L, D]."""
         x = self.token_embedding(tokens)
@@ -130,12 +139,7 @@ class PerformerLM(nn.Module):
         no gradients. Rows sum to 1 over real keys; O(L^2) memory: short sequences only.
         """
         self._check(tokens, mask)
-        n = len(self.blocks)
-        wanted = list(range(n)) if layers is None else [int(i) for i in layers]
-        for i in wanted:
-            if not -n <= i < n:
-                raise ValueError(f"layer {i} out of range for a model with {n} layers")
-        wanted = [i % n for i in wanted]
+        wanted = self._layer_indices(range(len(self.blocks)) if layers is None else layers)
         was_training = self.training
         self.eval()
         try:
@@ -148,6 +152,35 @@ class PerformerLM(nn.Module):
                     break
                 x = block(x, mask, self.rotary)
             return [maps[i] for i in wanted]
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def hidden_states(
+        self, tokens: Tensor, mask: Tensor | None = None, layers: Sequence[int] = (-1,)
+    ) -> list[Tensor]:
+        """Residual-stream outputs ``[B, L, D]`` of the requested blocks, in the order given.
+
+        ``layers``: block indices (negative counts from the end); ``-1`` is the last block's
+        output after the final LayerNorm (the representation the head reads), other layers
+        are raw block outputs; layer ``0`` of ``n`` is the first block's output. Eval mode
+        (restored afterwards), no gradients; the same computation as ``forward``.
+        """
+        self._check(tokens, mask)
+        n = len(self.blocks)
+        wanted = self._layer_indices(layers)
+        was_training = self.training
+        self.eval()
+        try:
+            states: dict[int, Tensor] = {}
+            x = self.embed(tokens)
+            for index, block in enumerate(self.blocks):
+                x = block(x, mask, self.rotary)
+                if index in wanted:
+                    states[index] = self.norm(x) if index == n - 1 else x
+                if index >= max(wanted):
+                    break
+            return [states[i] for i in wanted]
         finally:
             self.train(was_training)
 

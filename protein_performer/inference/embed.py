@@ -1,0 +1,130 @@
+"""Per-residue and mean-pooled embeddings of proteins from a PerformerLM.
+
+Each protein runs as ``<cls> residues <eos>``; returned per-residue states drop ``<cls>`` and
+``<eos>`` (``[n, D]`` for ``n`` residues), the mean is over residues only. Batches are padded
+and masked, so a protein's embedding does not depend on its batch mates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from protein_performer.data.alphabet import ALPHABET
+from protein_performer.evaluation.perplexity import with_specials
+from protein_performer.model.lm import PerformerLM
+
+
+@dataclass
+class ProteinEmbedding:
+    """One protein's embeddings: ``per_residue[layer]`` float32 [n, D], ``mean[layer]`` [D]."""
+
+    layers: list[int]
+    per_residue: list[np.ndarray]
+    mean: list[np.ndarray]
+
+
+def embed_batch(
+    model: PerformerLM, sequences: Sequence[str], layers: Sequence[int] = (-1,)
+) -> list[ProteinEmbedding]:
+    """Embed proteins that fit ``model.cfg.max_length`` (with ``<cls>``/``<eos>``) in one batch."""
+    encoded = [with_specials(ALPHABET.encode(s).astype(np.int64)) for s in sequences]
+    width = max(len(t) for t in encoded)
+    if width > model.cfg.max_length:
+        raise ValueError(
+            f"a protein of {width - 2} residues exceeds model.max_length={model.cfg.max_length} "
+            "(with <cls>/<eos>)"
+        )
+    device = next(model.parameters()).device
+    tokens = torch.full((len(encoded), width), ALPHABET.pad_idx, dtype=torch.long)
+    for i, t in enumerate(encoded):
+        tokens[i, : len(t)] = torch.from_numpy(t)
+    tokens = tokens.to(device)
+    mask = tokens != ALPHABET.pad_idx
+    states = model.hidden_states(tokens, mask, layers)  # each [B, L, D]
+    out = []
+    for i, t in enumerate(encoded):
+        n = len(t) - 2
+        per = [s[i, 1 : 1 + n].float().cpu().numpy() for s in states]  # drop <cls>, <eos>
+        out.append(ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per]))
+    return out
+
+
+def window_plan(model: PerformerLM, n_tokens: int, stride: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Windows ``(start, end, keep_from, keep_to)`` over ``n_tokens`` (with ``<cls>``/``<eos>``).
+
+    Proteins that fit ``max_length`` run whole (one window). Longer ones run in windows of
+    ``max_length`` tokens; each token's state is taken from exactly one window: the centered
+    split of the overlaps (masked LM) or the causal windows' scored spans (causal LM, each
+    token keeps ``>= window - stride`` tokens of left context), as evaluation/windows.py defines.
+    """
+    from protein_performer.evaluation.windows import centered_windows, sliding_windows
+
+    window = model.cfg.max_length
+    if n_tokens <= window:
+        return [(0, n_tokens, 0, n_tokens)]
+    stride = stride or window // 2
+    if model.cfg.causal:
+        return [(s, e, f, e) for s, e, f in sliding_windows(n_tokens, window, stride)]
+    return list(centered_windows(n_tokens, window, stride))
+
+
+def embed_long(
+    model: PerformerLM, sequence: str, layers: Sequence[int] = (-1,), stride: int | None = None
+) -> ProteinEmbedding:
+    """Embed one protein of any length by :func:`window_plan` (merge: each token from one window)."""
+    tokens = with_specials(ALPHABET.encode(sequence).astype(np.int64))
+    device = next(model.parameters()).device
+    parts: list[list[np.ndarray]] = [[] for _ in layers]
+    for start, end, lo, hi in window_plan(model, len(tokens), stride):
+        t = torch.from_numpy(tokens[start:end]).unsqueeze(0).to(device)
+        for k, s in enumerate(model.hidden_states(t, None, layers)):
+            parts[k].append(s[0, lo - start : hi - start].float().cpu().numpy())
+    per = [np.concatenate(p)[1:-1] for p in parts]  # drop <cls>, <eos>
+    return ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per])
+
+
+def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,),
+                 batch_tokens: int = 16384, progress: bool = True) -> int:
+    """Embed every protein of ``source`` not yet in ``store``; returns how many were written.
+
+    Token-budget batches of length-sorted proteins that fit ``max_length``; longer ones run
+    alone through :func:`embed_long` (mode ``windows`` in the index, else ``whole``).
+    """
+    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.evaluation.perplexity import _Progress
+
+    todo = [i for i in range(len(source)) if i not in store.done]
+    lengths = np.asarray(source.lengths)[todo] + 2 if todo else np.zeros(0, dtype=int)
+    order = [todo[j] for j in np.argsort(lengths, kind="stable")]
+    bar = _Progress(len(order), "embed", progress)
+    written, batch, width = 0, [], 0
+    limit = model.cfg.max_length
+
+    def flush(items: list[int]) -> int:
+        seqs = [tokens_to_letters(source[i]).decode() for i in items]
+        for i, emb in zip(items, embed_batch(model, seqs, layers)):
+            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, "whole")
+        bar.update(len(items))
+        return len(items)
+
+    for i in order:
+        n = len(source[i]) + 2
+        if n > limit:
+            emb = embed_long(model, tokens_to_letters(source[i]).decode(), layers)
+            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, "windows")
+            bar.update(1)
+            written += 1
+            continue
+        if batch and max(width, n) * (len(batch) + 1) > batch_tokens:
+            written += flush(batch)
+            batch, width = [], 0
+        batch.append(i)
+        width = max(width, n)
+    if batch:
+        written += flush(batch)
+    bar.close()
+    return written

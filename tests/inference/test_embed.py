@@ -1,0 +1,70 @@
+"""Embeddings: a protein's embedding is the same in a padded batch and alone; hidden_states
+agrees with forward."""
+
+import numpy as np
+import pytest
+import torch
+
+from protein_performer.attention.config import AttentionConfig
+from protein_performer.inference.embed import embed_batch, embed_long, window_plan
+from protein_performer.model.config import ModelConfig
+from protein_performer.model.lm import PerformerLM
+
+SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MKV", "ACDEFGHIKLMNPQRSTVWY"]
+
+
+def _model(position: str, kind: str) -> PerformerLM:
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, max_length=64,
+                      position=position, attention=AttentionConfig(kind=kind, nb_features=16))
+    return PerformerLM(cfg).double().eval()
+
+
+@pytest.mark.parametrize("position, kind", [("rotary", "favor_softmax"), ("learned", "exact")])
+def test_batched_equals_alone(position, kind):
+    model = _model(position, kind)
+    batched = embed_batch(model, SEQS, layers=[0, -1])
+    for seq, emb in zip(SEQS, batched):
+        alone = embed_batch(model, [seq], layers=[0, -1])[0]
+        for b, a in zip(emb.per_residue + emb.mean, alone.per_residue + alone.mean):
+            # float64 model, outputs stored as float32: equal to float32 rounding.
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+        assert emb.per_residue[0].shape == (len(seq), 16)
+
+
+def test_last_layer_is_what_the_head_reads():
+    model = _model("rotary", "favor_softmax")
+    tokens = torch.randint(6, 26, (2, 10))
+    (last,) = model.hidden_states(tokens, None, [-1])
+    logits = torch.nn.functional.linear(last, model.token_embedding.weight, model.head_bias)
+    torch.testing.assert_close(logits, model(tokens), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_long_protein_in_windows(causal):
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0, max_length=16,
+                      causal=causal, attention=AttentionConfig(kind="exact"))
+    model = PerformerLM(cfg).double().eval()
+    seq = "ACDEFGHIKLMNPQRSTVWY" * 3  # 62 tokens with <cls>/<eos>, > max_length 16
+    plan = window_plan(model, len(seq) + 2)
+    kept = [i for _, _, lo, hi in plan for i in range(lo, hi)]
+    assert kept == list(range(len(seq) + 2))  # every token from exactly one window
+    emb = embed_long(model, seq)
+    assert emb.per_residue[0].shape == (len(seq), 16)
+    # Each residue equals the model run on its own window alone.
+    from protein_performer.evaluation.perplexity import with_specials
+    from protein_performer.data.alphabet import ALPHABET
+    tokens = torch.from_numpy(with_specials(ALPHABET.encode(seq).astype(np.int64)))
+    for start, end, lo, hi in plan:
+        (s,) = model.hidden_states(tokens[start:end][None], None, [-1])
+        for i in range(max(lo, 1), min(hi, len(seq) + 1)):
+            np.testing.assert_allclose(emb.per_residue[0][i - 1], s[0, i - start].numpy(),
+                                       rtol=0, atol=1e-6)
+
+
+def test_short_protein_whole_equals_batch():
+    model = _model("rotary", "favor_softmax")
+    a = embed_long(model, SEQS[0])
+    b = embed_batch(model, [SEQS[0]])[0]
+    np.testing.assert_allclose(a.per_residue[0], b.per_residue[0], rtol=0, atol=1e-6)
