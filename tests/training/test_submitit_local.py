@@ -1,0 +1,38 @@
+"""Two jobs of a sweep through the submitit launcher (hydra/launcher=local), on CPU: each
+job is its own process, lands in its own run directory of the sweep, and writes metrics;
+submitit's logs stay inside the sweep directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TINY = [
+    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
+    "model.max_length=64", "data.max_length=64", "data.batch_size=4", "trainer.max_steps=2",
+    "trainer.val_check_interval=2", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1",
+    "optim.warmup_steps=1", "logger=csv", "callbacks.progress.mode=lines",
+    "attention.nb_features=16",
+]
+
+
+@pytest.mark.slow
+def test_two_jobs_through_submitit_local(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [sys.executable, "-m", "protein_performer.train", "-m", "hydra/launcher=local",
+         "objective=mlm,clm", *TINY, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    for job in ("0", "1"):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert metrics.get("valid/perplexity") is not None
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+    assert (sweep / ".submitit").is_dir()
+    assert not (tmp_path / "outputs").exists()
