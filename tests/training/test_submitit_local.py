@@ -11,13 +11,8 @@ import sys
 
 import pytest
 
-TINY = [
-    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
-    "model.max_length=64", "data.max_length=64", "data.batch_size=4", "trainer.max_steps=2",
-    "trainer.val_check_interval=2", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1",
-    "optim.warmup_steps=1", "logger=csv", "callbacks.progress.mode=lines",
-    "attention.nb_features=16",
-]
+# pytest puts this folder on sys.path (no __init__.py): the DDP test's tiny config
+from test_ddp import TINY  # noqa: E402
 
 
 @pytest.mark.slow
