@@ -36,6 +36,9 @@ def repo_root() -> Path:
 def register_resolvers() -> None:
     """``${pp_root:}`` -> the repository root (conf/paths/default.yaml)."""
     OmegaConf.register_new_resolver("pp_root", lambda: str(repo_root()), replace=True)
+    from protein_performer.cli.cluster import register_cluster_resolvers
+
+    register_cluster_resolvers()
 
 
 register_resolvers()
@@ -204,14 +207,19 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
         optim_values["betas"] = tuple(optim_values["betas"])
     optim = make(OptimConfig, "optim", optim_values)
 
-    ckpt = cfg.get("ckpt_path")
+    from protein_performer.cli.cluster import AUTO, auto_checkpoint, effective_ckpt_path
+
+    ckpt = effective_ckpt_path(cfg.get("ckpt_path"))
     ckpt_path = None
-    if ckpt:
+    if ckpt == AUTO:
+        ckpt_path = auto_checkpoint(cfg)
+    elif ckpt:
         ckpt_path = user_path(ckpt)
         if not ckpt_path.is_file():
             raise ConfigError(
                 f"ckpt_path: no such checkpoint: {ckpt_path} (give the last.ckpt or best-*.ckpt "
-                f"of an earlier run, e.g. ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt)"
+                f"of an earlier run, e.g. ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt,"
+                f" or ckpt_path=auto for this run directory's last.ckpt when it exists)"
             )
     return TrainSetup(model=model, objective=name, mask_prob=mask_prob, optim=optim, data=data,
                       seed=int(cfg.get("seed", 0)), ckpt_path=ckpt_path)

@@ -25,6 +25,7 @@ import hydra
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
+from protein_performer.cli.cluster import LauncherConfigError, slurm_plugins
 from protein_performer.cli.config import CONF_DIR, ConfigError, build_setup, register_resolvers
 
 log = logging.getLogger("protein_performer.train")
@@ -110,8 +111,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(resolved)
 
     _fix_hydra_for_ddp_children()
+    # under SLURM: ranks from SLURM's environment, requeue left to submitit (cli/cluster.py)
+    plugins = slurm_plugins()
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False,
+        **({"plugins": plugins} if plugins else {}),
         # the DataModule's samplers shard across ranks themselves (equal steps, no duplicates)
         use_distributed_sampler=False,
     )
@@ -199,7 +203,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from protein_performer.data.fasta import FastaFormatError
     from protein_performer.data.store import StoreError
 
-    return (ConfigError, FastaFormatError, InvalidResidueError, StoreError)
+    return (ConfigError, LauncherConfigError, FastaFormatError, InvalidResidueError, StoreError)
 
 
 register_resolvers()

@@ -1,0 +1,33 @@
+"""Two jobs of a sweep through the submitit launcher (hydra/launcher=local), on CPU: each
+job is its own process, lands in its own run directory of the sweep, and writes metrics;
+submitit's logs stay inside the sweep directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+# pytest puts this folder on sys.path (no __init__.py): the DDP test's tiny config
+from test_ddp import TINY  # noqa: E402
+
+
+@pytest.mark.slow
+def test_two_jobs_through_submitit_local(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [sys.executable, "-m", "protein_performer.train", "-m", "hydra/launcher=local",
+         "objective=mlm,clm", *TINY, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    for job in ("0", "1"):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert metrics.get("valid/perplexity") is not None
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+    assert (sweep / ".submitit").is_dir()
+    assert not (tmp_path / "outputs").exists()
