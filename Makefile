@@ -29,6 +29,7 @@ demo: setup
 	$(BIN)/python scripts/demo_summary.py $(DEMO)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 test-fast: setup

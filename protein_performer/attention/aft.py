@@ -168,6 +168,7 @@ def _scan_forward(k: Tensor, v: Tensor, mask: Tensor | None, chunk: int,
     acc = k.new_empty(b, h, 2, min(chunk, n), d)
     maxima: list[Tensor] = []
     m = torch.full((), STAB_FLOOR * LOG2E, dtype=k.dtype, device=k.device)
+    carry = None  # the earlier chunks' last [N | D] row, set at the end of each chunk
     for s0, s1 in _spans(n, chunk):
         xc, ac = x[:, :, :s1 - s0], acc[:, :, :, :s1 - s0]
         num, den = ac[:, :, 0], ac[:, :, 1]
@@ -201,6 +202,7 @@ def _scan_backward(gy: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, y: Ten
     x = k.new_empty(b, h, min(chunk, n), d)  # e
     acc = k.new_empty(b, h, 2, min(chunk, n), d)  # [g_N | -g_D]
     spans = _spans(n, chunk)
+    carry = None  # the later chunks' gradient sums, rescaled to this chunk's maximum
     for i in reversed(range(len(spans))):
         s0, s1 = spans[i]
         e, g = x[:, :, :s1 - s0], acc[:, :, :, :s1 - s0]
@@ -409,8 +411,7 @@ class AFTLocal(AFTAttention):
 
     def __init__(self, cfg, d_model: int, n_heads: int) -> None:
         super().__init__(cfg, d_model, n_heads)
-        s = cfg.aft_window
-        self.window = s
+        self.window = s = cfg.aft_window
         # Zeros: the layer starts as AFT-simple. Unused upper half when causal.
         self.w = nn.Parameter(torch.zeros(cfg.max_length, max(0, 2 * s - 1)))
 
@@ -449,7 +450,6 @@ class AFTLocal(AFTAttention):
         glob = _prefix_or_total(ev, self.causal)
         if self.window == 0:
             return _ratio(glob[..., :d], glob[..., d:]).expand_as(v)
-        s = self.window
         band, valid = self._valid(n, k.device)
         band = band.to(k.dtype).masked_fill(~valid, float("-inf"))
         r = band.detach().amax(dim=-1, keepdim=True).clamp_min(0.0)  # [L, 1]

@@ -25,7 +25,6 @@ def causal_favor_chunkwise(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Ten
     n = -(-length // chunk)
     pad = n * chunk - length
     wt = feature_projection(w, d, softmax)  # [d, m]
-    m = wt.shape[1]
     v1 = torch.cat([v, v.new_ones(bh, length, 1)], -1)
     if mask is not None:
         v1 = v1 * mask[..., None].to(v.dtype)

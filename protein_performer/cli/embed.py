@@ -23,7 +23,8 @@ PROG = "protein-performer-embed"
 
 def embed(cfg: DictConfig) -> dict[str, str]:
     """Embed every protein of ``cfg.fasta``; returns file label -> output directory."""
-    from protein_performer.evaluation.perplexity import file_labels, open_input, resolve_device
+    from protein_performer.devices import resolve_device
+    from protein_performer.evaluation.perplexity import file_labels, open_input
     from protein_performer.inference.embed import embed_source
     from protein_performer.inference.embedding_store import EmbeddingStore
     from protein_performer.model.checkpoint import load_lm

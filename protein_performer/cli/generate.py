@@ -24,7 +24,8 @@ PROG = "protein-performer-generate"
 def run_generate(cfg: DictConfig) -> Path:
     """Sample ``cfg.n`` sequences from ``cfg.ckpt_path``; returns the FASTA path written."""
     from protein_performer.data.fasta import open_output, write_fasta
-    from protein_performer.evaluation.perplexity import _Progress, resolve_device
+    from protein_performer.devices import resolve_device
+    from protein_performer.progress import Progress
     from protein_performer.inference.generate import SamplingOptions, fasta_header, generate
     from protein_performer.model.checkpoint import load_lm
 
@@ -45,7 +46,7 @@ def run_generate(cfg: DictConfig) -> Path:
         raise ValueError(f"{ckpt_value}: generation needs a causal model (objective=clm); this "
                          f"checkpoint was trained with objective={loaded.objective}")
     n = int(cfg.n)
-    progress = _Progress(n, "generate", bool(cfg.progress))
+    progress = Progress(n, "generate", unit="protein", enabled=bool(cfg.progress), interval=30.0)
     items = generate(loaded.model, n, opt, prompt=prompt, batch_size=int(cfg.batch_size),
                      progress=progress.update)
     progress.close()

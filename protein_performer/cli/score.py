@@ -36,7 +36,7 @@ def score(cfg: DictConfig) -> dict:
     """Score ``cfg.mutations`` against ``cfg.wild_type``; returns {'csv', 'n', 'spearman'}."""
     import pandas as pd
 
-    from protein_performer.evaluation.perplexity import resolve_device
+    from protein_performer.devices import resolve_device
     from protein_performer.inference.mutations import parse_mutant
     from protein_performer.inference.score import score_mutants, spearman
     from protein_performer.model.checkpoint import load_lm

@@ -35,7 +35,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ from protein_performer.devices import resolve_device
 from protein_performer.evaluation.windows import centered_windows, default_stride, sliding_windows
 from protein_performer.progress import Progress
 from protein_performer.seeding import mix_seed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.evaluation.perplexity import with_specials
 from protein_performer.model.lm import PerformerLM
 
 
@@ -31,7 +30,7 @@ def embed_batch(
     model: PerformerLM, sequences: Sequence[str], layers: Sequence[int] = (-1,)
 ) -> list[ProteinEmbedding]:
     """Embed proteins that fit ``model.cfg.max_length`` (with ``<cls>``/``<eos>``) in one batch."""
-    encoded = [with_specials(ALPHABET.encode(s).astype(np.int64)) for s in sequences]
+    encoded = [ALPHABET.wrap(ALPHABET.encode(s)) for s in sequences]
     width = max(len(t) for t in encoded)
     if width > model.cfg.max_length:
         raise ValueError(
@@ -76,7 +75,7 @@ def embed_long(
     model: PerformerLM, sequence: str, layers: Sequence[int] = (-1,), stride: int | None = None
 ) -> ProteinEmbedding:
     """Embed one protein of any length by :func:`window_plan` (merge: each token from one window)."""
-    tokens = with_specials(ALPHABET.encode(sequence).astype(np.int64))
+    tokens = ALPHABET.wrap(ALPHABET.encode(sequence))
     device = next(model.parameters()).device
     parts: list[list[np.ndarray]] = [[] for _ in layers]
     for start, end, lo, hi in window_plan(model, len(tokens), stride):
@@ -95,12 +94,12 @@ def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,
     alone through :func:`embed_long` (mode ``windows`` in the index, else ``whole``).
     """
     from protein_performer.data.fasta import tokens_to_letters
-    from protein_performer.evaluation.perplexity import _Progress
+    from protein_performer.progress import Progress
 
     todo = [i for i in range(len(source)) if i not in store.done]
     lengths = np.asarray(source.lengths)[todo] + 2 if todo else np.zeros(0, dtype=int)
     order = [todo[j] for j in np.argsort(lengths, kind="stable")]
-    bar = _Progress(len(order), "embed", progress)
+    bar = Progress(len(order), "embed", unit="protein", enabled=progress, interval=30.0)
     written, batch, width = 0, [], 0
     limit = model.cfg.max_length
 

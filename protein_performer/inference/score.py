@@ -16,14 +16,13 @@ import torch
 from torch import Tensor
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.evaluation.perplexity import with_specials
 from protein_performer.inference.mutations import Mutation, apply_mutant
 
 Model = Callable[[Tensor, Tensor], Tensor]  # tokens [B, L], mask [B, L] -> logits [B, L, V]
 
 
 def _encode(sequence: str) -> np.ndarray:
-    return with_specials(ALPHABET.encode(sequence).astype(np.int64))
+    return ALPHABET.wrap(ALPHABET.encode(sequence))
 
 
 def _check_fits(model: Model, n_tokens: int, what: str) -> None:

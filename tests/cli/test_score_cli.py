@@ -50,7 +50,7 @@ def test_scores_csv_and_spearman(tmp_path, ckpts, capsys, objective):
 def test_wild_type_mismatch_is_one_line_exit_2(tmp_path, ckpts, monkeypatch, capsys):
     from protein_performer.cli.score import main
 
-    csv = _csv(tmp_path / "dms.csv", ["K2R", "G3A"])
+    _csv(tmp_path / "dms.csv", ["K2R", "G3A"])
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["protein-performer-score", f"ckpt_path={ckpts['mlm']}",
                                       f"wild_type={WT}", "mutations=dms.csv",

@@ -53,9 +53,8 @@ def test_long_protein_in_windows(causal):
     emb = embed_long(model, seq)
     assert emb.per_residue[0].shape == (len(seq), 16)
     # Each residue equals the model run on its own window alone.
-    from protein_performer.evaluation.perplexity import with_specials
     from protein_performer.data.alphabet import ALPHABET
-    tokens = torch.from_numpy(with_specials(ALPHABET.encode(seq).astype(np.int64)))
+    tokens = torch.from_numpy(ALPHABET.wrap(ALPHABET.encode(seq)))
     for start, end, lo, hi in plan:
         (s,) = model.hidden_states(tokens[start:end][None], None, [-1])
         for i in range(max(lo, 1), min(hi, len(seq) + 1)):
