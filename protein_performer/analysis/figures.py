@@ -31,6 +31,17 @@ def save(fig: Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "p
     return paths
 
 
+def save_closed(fig: Figure, path_stem: str | Path) -> list[str]:
+    """Lay out, :func:`save` (PNG + PDF) and close ``fig`` (figures made in a loop must not
+    pile up in pyplot's registry)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    paths = save(fig, path_stem)
+    plt.close(fig)
+    return paths
+
+
 def _group_lines(ax, n: int = 20) -> None:
     edge = -0.5
     for letters in list(AA_GROUPS.values())[:-1]:

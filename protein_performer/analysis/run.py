@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -35,6 +34,7 @@ from protein_performer.analysis.substitution import compare_matrices, load_matri
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
+from protein_performer.jsonsafe import finite
 from protein_performer.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ class AnalysisResult:
         ref = self.options["reference"]
         excluded = [[int(i // self.n_heads), int(i % self.n_heads)]
                     for i in np.flatnonzero(~self.kept)]
-        return _finite({
+        return finite({
             "method": ("Vig et al. 2020: per-head share of thresholded attention onto each "
                        "target amino acid; amino-acid similarity = Pearson correlation of "
                        "share vectors over kept heads; compared over amino-acid pairs. "
@@ -271,19 +271,6 @@ class AnalysisResult:
             "best_head": self.best_head,
             **self.extra,
         })
-
-
-def _finite(x: Any) -> Any:
-    """JSON has no NaN: undefined statistics become null."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return _finite(x.item())
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
 
 
 def summarise(

@@ -123,6 +123,7 @@ class TrainSetup:
     data: Any  # protein_performer.data.config.DataConfig
     seed: int
     ckpt_path: Path | None
+    precision: str = "32-true"  # trainer.precision with ``auto`` resolved (devices.resolve_precision)
 
 
 def _check_paths(data: dict[str, Any]) -> None:
@@ -221,8 +222,16 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
                 f"of an earlier run, e.g. ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt,"
                 f" or ckpt_path=auto for this run directory's last.ckpt when it exists)"
             )
+    from protein_performer.devices import resolve_precision
+
+    trainer = cfg.get("trainer") or {}
+    try:
+        precision = resolve_precision(trainer.get("precision", "32-true"),
+                                      str(trainer.get("accelerator", "auto")))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return TrainSetup(model=model, objective=name, mask_prob=mask_prob, optim=optim, data=data,
-                      seed=int(cfg.get("seed", 0)), ckpt_path=ckpt_path)
+                      seed=int(cfg.get("seed", 0)), ckpt_path=ckpt_path, precision=precision)
 
 
 def fsdp_block_policy() -> set[type]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 # Registers ${pp_root:} (conf/paths/default.yaml) and gives the shared path rules.
 from protein_performer.cli.config import CONF_DIR, user_path
+from protein_performer.jsonsafe import finite
 
 
 PROG = "protein-performer-eval"
@@ -40,15 +40,6 @@ def _input_paths(fasta) -> list[Path]:
     if not paths:
         raise ValueError("fasta must list at least one file, e.g. 'fasta=[test.fasta.gz]'")
     return paths
-
-
-def _finite(x):
-    # JSON has no NaN: write null for undefined metrics (e.g. a file with nothing scored).
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    return x
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -103,7 +94,7 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     for label, p in zip(labels, paths):
         run.files[label]["path"] = str(p)
-    result = _finite({**run.summary(), "options": dataclasses.asdict(options)})
+    result = finite({**run.summary(), "options": dataclasses.asdict(options)})
     result["output_dir"] = str(out_dir)
     metrics_path = out_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=2) + "\n")

@@ -113,8 +113,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     _fix_hydra_for_ddp_children()
     # under SLURM: ranks from SLURM's environment, requeue left to submitit (cli/cluster.py)
     plugins = slurm_plugins()
+    if str(cfg.trainer.get("precision")) == "auto":
+        log.info("trainer.precision=auto -> %s", setup.precision)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False,
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=setup.precision,
         **({"plugins": plugins} if plugins else {}),
         # the DataModule's samplers shard across ranks themselves (equal steps, no duplicates)
         use_distributed_sampler=False,

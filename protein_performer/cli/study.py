@@ -1,0 +1,90 @@
+"""``protein-performer-study``: one report on the trained runs of a sweep.
+
+    protein-performer-study sweep_dir=multirun/train/<date>/<time>
+
+Thin: conf/study.yaml -> :class:`~protein_performer.study.report.StudyOptions` ->
+:func:`~protein_performer.study.report.run_study`. :class:`StudyCallback` runs the same at the
+end of a training multirun (``experiment=cpu_study``), reading the ``study:`` block of the
+training config. Bad inputs end with a one-line error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.experimental.callback import Callback as HydraCallback
+from omegaconf import DictConfig, OmegaConf
+
+from protein_performer.cli.config import CONF_DIR, user_path
+
+log = logging.getLogger(__name__)
+
+PROG = "protein-performer-study"
+
+
+def study_options(node: DictConfig | dict):
+    """The ``study:`` block -> :class:`StudyOptions`; split paths from the start directory."""
+    from protein_performer.study.report import StudyOptions
+
+    values: dict[str, Any] = (OmegaConf.to_container(node, resolve=True)
+                              if OmegaConf.is_config(node) else dict(node))  # type: ignore
+    splits = {str(k): str(user_path(v)) for k, v in (values.pop("splits", None) or {}).items()}
+    for name, path in splits.items():
+        if not Path(path).exists():
+            raise FileNotFoundError(f"study.splits.{name}: no such file: {path}")
+    if values.get("analysis_fasta"):
+        values["analysis_fasta"] = str(user_path(values["analysis_fasta"]))
+    values["favor_error_features"] = tuple(values.get("favor_error_features") or ())
+    return StudyOptions(splits=splits, **values)
+
+
+def study(cfg: DictConfig) -> dict[str, Any]:
+    """Run the study of ``cfg.sweep_dir``; returns what study.json holds."""
+    from protein_performer.study.report import run_study
+
+    sweep = user_path(cfg.sweep_dir)
+    if not sweep.is_dir():
+        raise FileNotFoundError(f"sweep_dir: no such directory: {sweep} (the multirun directory "
+                                f"of a training sweep, e.g. multirun/train/<date>/<time>)")
+    out = user_path(cfg.out) if cfg.get("out") else None
+    result = run_study(sweep, study_options(cfg.study), out)
+    print(f"wrote {(out or sweep / 'study') / 'report.md'}")
+    return result
+
+
+class StudyCallback(HydraCallback):
+    """After a training multirun: the study report of its runs in ``<sweep dir>/study``."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from protein_performer.study.report import run_study
+
+        sweep = Path(config.hydra.sweep.dir)
+        try:
+            run_study(sweep, study_options(config.study))
+        except Exception as err:  # the report must never hide the trained runs
+            log.error("study report of %s failed: %s (rerun: %s sweep_dir=%s)", sweep, err,
+                      PROG, sweep)
+            return
+        log.info("study report: %s", sweep / "study" / "report.md")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="study")
+def _main(cfg: DictConfig) -> None:
+    try:
+        study(cfg)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console entry point."""
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""A study of a training sweep in one report: perplexity against the unigram baseline with
+confidence intervals, curves, attention vs BLOSUM beside the random-init null, and the
+FAVOR+ approximation error on a trained model's own queries and keys.
+
+    report = run_study("multirun/train/<date>/<time>", StudyOptions(splits={...}))
+    # -> <sweep>/study/report.md + study.json + tables (CSV) + figures (PNG, PDF)
+
+Definitions:
+- **ratio**: model perplexity / unigram perplexity on the same tokens (unigram: the training
+  corpus' residue frequencies stored in the checkpoint). < 1: the model beats the baseline.
+- **95% CI**: percentile bootstrap over proteins (``n_bootstrap`` resamples of the split's
+  proteins, perplexity = exp(sum NLL / sum tokens) of each resample), divided by the split's
+  unigram perplexity. Masked models: the mean over ``n_maskings`` fixed maskings, every selected
+  residue replaced by ``<mask>`` (the all-``<mask>`` number; no scored position sees its answer).
+- **BLOSUM**: :mod:`protein_performer.analysis` (Vig et al. similarity vs BLOSUM62, Mantel
+  permutation p), for each trained model and for the same config at random init
+  (:mod:`protein_performer.analysis.control`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from protein_performer.jsonsafe import finite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyOptions:
+    """What the study evaluates (conf/study.yaml documents each field)."""
+
+    splits: dict[str, str] = field(default_factory=dict)  # name -> FASTA / store
+    n_maskings: int = 3
+    max_proteins: int | None = None  # per split; None = all
+    n_bootstrap: int = 1000
+    analysis_fasta: str | None = None  # None = the first split
+    analysis_proteins: int = 400
+    threshold: float = 0.0
+    min_total_weight: float = 0.0
+    n_permutations: int = 1000
+    favor_error_proteins: int = 8
+    favor_error_features: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.splits:
+            raise ValueError("splits must name at least one evaluation set, e.g. "
+                             "{valid: data/sample/valid.fasta.gz}")
+        for name in ("n_maskings", "n_bootstrap", "analysis_proteins"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.favor_error_features = tuple(int(m) for m in self.favor_error_features)
+
+
+@dataclass
+class StudyRun:
+    """One trained model of the sweep."""
+
+    label: str
+    run_dir: Path
+    checkpoint: Path
+
+
+def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
+    """Every job of the sweep with a ``checkpoints/last.ckpt``, labelled by what varies."""
+    from protein_performer.training.sweep_summary import find_runs, run_overrides
+
+    runs = [r for r in find_runs(sweep_dir) if (r / "checkpoints" / "last.ckpt").is_file()]
+    if not runs:
+        raise FileNotFoundError(f"no trained runs in {sweep_dir} (job directories with "
+                                f"checkpoints/last.ckpt)")
+    overrides = {r: run_overrides(r) for r in runs}
+    keys = sorted({k for o in overrides.values() for k in o})
+    varying = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
+    out = []
+    for r in runs:
+        label = " ".join(f"{k.split('.')[-1]}={overrides[r].get(k, '')}" for k in varying)
+        out.append(StudyRun(label or r.name, r, r / "checkpoints" / "last.ckpt"))
+    return out
+
+
+def bootstrap_perplexity(nll: np.ndarray, n_tokens: np.ndarray, n: int = 1000,
+                         seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of exp(sum nll / sum tokens), resampling proteins; ``nll``
+    [proteins]: each protein's summed NLL, ``n_tokens``: its scored tokens."""
+    nll, n_tokens = np.asarray(nll, float), np.asarray(n_tokens, float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(nll), size=(n, len(nll)))
+    ppl = np.exp(nll[idx].sum(1) / np.maximum(n_tokens[idx].sum(1), 1))
+    a = (1 - level) / 2
+    return float(np.quantile(ppl, a)), float(np.quantile(ppl, 1 - a))
+
+
+def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
+    """One row per (model, split): perplexity, unigram, ratio and their bootstrap CIs."""
+    from protein_performer.evaluation.perplexity import (EvalOptions, evaluate_checkpoint,
+                                                         load_checkpoint)
+
+    eval_opts = EvalOptions(n_maskings=opts.n_maskings, seed=opts.seed, device=opts.device,
+                            progress=opts.progress, max_proteins=opts.max_proteins)
+    rows = []
+    for run in runs:
+        loaded = load_checkpoint(run.checkpoint)
+        result = evaluate_checkpoint(loaded, dict(opts.splits), options=eval_opts,
+                                     per_protein_dir=out / "per_protein" / _safe(run.label),
+                                     checkpoint=str(run.checkpoint))
+        for split, m in result.files.items():
+            per = pd.read_csv(m["per_protein_csv"])  # nll: mean per scored token
+            total = (per["nll"] * per["n_tokens"]).fillna(0.0)  # nothing scored: empty cells
+            lo, hi = bootstrap_perplexity(total, per["n_tokens"], opts.n_bootstrap, opts.seed)
+            uni = float(m["unigram_perplexity"])
+            rows.append({
+                "model": run.label, "objective": loaded.objective, "split": split,
+                "perplexity": m["perplexity"], "ppl_lo": lo, "ppl_hi": hi,
+                "perplexity_std_maskings": m.get("perplexity_std"),
+                "unigram": uni, "ratio": m["perplexity"] / uni, "ratio_lo": lo / uni,
+                "ratio_hi": hi / uni, "accuracy": m.get("accuracy"),
+                "n_proteins": m.get("n_sequences"), "n_tokens": m.get("n_tokens"),
+            })
+    return pd.DataFrame(rows)
+
+
+def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
+    """Per model: attention vs BLOSUM62 of the trained model and of its random-init twin."""
+    from protein_performer.analysis.control import control_summary, random_init_like
+    from protein_performer.analysis.run import (AnalysisOptions, analyze_model, load_model,
+                                                open_proteins)
+
+    source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
+    a_opts = AnalysisOptions(n_proteins=opts.analysis_proteins, threshold=opts.threshold,
+                             min_total_weight=opts.min_total_weight,
+                             n_permutations=opts.n_permutations, seed=opts.seed,
+                             device=opts.device, progress=opts.progress)
+    rows = []
+    for run in runs:
+        model = load_model(run.checkpoint)
+        base = out / "blosum" / _safe(run.label)
+        trained, _ = analyze_model(model, source, base / "trained", a_opts, figures=True)
+        control, _ = analyze_model(random_init_like(model, opts.seed), source,
+                                   base / "random_init", a_opts, figures=True)
+        ref = a_opts.reference
+        summary = control_summary(trained.overall["vig"][ref], control.overall["vig"][ref])
+        direct = control_summary(trained.overall["direct"][ref], control.overall["direct"][ref])
+        rows.append({"model": run.label, **summary,
+                     **{f"direct_{k}": v for k, v in direct.items()}})
+    return pd.DataFrame(rows)
+
+
+def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
+    """FAVOR+ vs exact softmax on ``run``'s own q, k (:mod:`analysis.favor_error`)."""
+    from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
+                                                        protein_batch)
+    from protein_performer.analysis.run import load_model, open_proteins
+
+    model = load_model(run.checkpoint).double()
+    source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
+    from protein_performer.data.fasta import tokens_to_letters
+
+    n = min(opts.favor_error_proteins, len(source))
+    seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
+    tokens, mask = protein_batch(seqs, model.cfg.max_length)
+    qkv = capture_qkv(model, tokens, mask)
+    return approximation_errors(qkv, mask, model.cfg.causal, opts.favor_error_features,
+                                seed=opts.seed)
+
+
+def _safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "._=-" else "_" for c in label)[:80] or "model"
+
+
+def run_study(sweep_dir: str | Path, opts: StudyOptions, out_dir: str | Path | None = None
+              ) -> dict[str, Any]:
+    """Evaluate, analyse and report every trained run of ``sweep_dir``; returns study.json."""
+    from protein_performer.study import figures
+    from protein_performer.training.sweep_summary import read_metrics
+
+    sweep = Path(sweep_dir)
+    out = Path(out_dir) if out_dir is not None else sweep / "study"
+    out.mkdir(parents=True, exist_ok=True)
+    runs = find_study_runs(sweep)
+    log.info("study of %d runs in %s", len(runs), sweep)
+    perplexity = evaluate_runs(runs, opts, out)
+    perplexity.to_csv(out / "perplexity.csv", index=False)
+    blosum = blosum_with_controls(runs, opts, out)
+    blosum.to_csv(out / "blosum_vs_control.csv", index=False)
+    # the diagnostic needs one model's q, k: the exact one when the sweep has it
+    kinds = {r.label: _attention_kind(r) for r in runs}
+    probe = next((r for r in runs if kinds[r.label] == "exact"), runs[0])
+    favor = favor_error_table(probe, opts)
+    favor.to_csv(out / "favor_error.csv", index=False)
+    curves = {r.label: read_metrics(r.run_dir) for r in runs}
+    files = {
+        "ratios": figures.plot_ratios(perplexity, out / "perplexity_ratio"),
+        "curves": figures.plot_curves(curves, perplexity, out / "valid_curves"),
+        "blosum": figures.plot_blosum_controls(blosum, out / "blosum_vs_control"),
+        "favor_error": figures.plot_favor_error(favor, out / "favor_error", probe.label),
+    }
+    study = {
+        "sweep": str(sweep), "runs": [{"label": r.label, "checkpoint": str(r.checkpoint),
+                                        "attention": kinds[r.label]} for r in runs],
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()},
+        "perplexity": perplexity.to_dict(orient="records"),
+        "blosum": blosum.to_dict(orient="records"),
+        "favor_error_model": probe.label,
+        "favor_error": favor.groupby(["feature_type", "nb_features"])["output_rel_error"]
+        .mean().reset_index().to_dict(orient="records"),
+        "figures": files,
+    }
+    (out / "study.json").write_text(json.dumps(finite(study), indent=2, default=str) + "\n")
+    (out / "report.md").write_text(render_report(study, perplexity, blosum, favor))
+    log.info("study report: %s", out / "report.md")
+    return study
+
+
+def _attention_kind(run: StudyRun) -> str:
+    from protein_performer.model.checkpoint import load_lm
+
+    return str(load_lm(run.checkpoint).model_cfg.attention.kind)
+
+
+def render_report(study: dict[str, Any], perplexity: pd.DataFrame, blosum: pd.DataFrame,
+                  favor: pd.DataFrame) -> str:
+    """report.md: the tables and the figures, with what each number means."""
+    ppl = perplexity.assign(
+        perplexity=[f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in
+                    zip(perplexity.perplexity, perplexity.ppl_lo, perplexity.ppl_hi)],
+        ratio=[f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi in
+               zip(perplexity.ratio, perplexity.ratio_lo, perplexity.ratio_hi)],
+        unigram=[f"{u:.2f}" for u in perplexity.unigram],
+        accuracy=[f"{a:.3f}" for a in perplexity.accuracy],
+    )[["model", "objective", "split", "perplexity", "unigram", "ratio", "accuracy", "n_proteins"]]
+    bl = blosum[["model", "trained_pearson", "trained_permutation_p", "control_pearson",
+                 "control_permutation_p", "difference", "beats_control"]]
+    fe = (favor.groupby(["feature_type", "nb_features"])["output_rel_error"].mean()
+          .unstack("feature_type"))
+    best = perplexity.sort_values("ratio").iloc[0]
+    lines = [
+        f"# Study of `{study['sweep']}`",
+        "",
+        f"Best model/unigram ratio: **{best.ratio:.3f}** ({best.model}, {best.split}; 95% CI "
+        f"[{best.ratio_lo:.3f}, {best.ratio_hi:.3f}]). BLOSUM62 beats the random-init control "
+        f"(r above the control's, permutation p < 0.01) for "
+        f"{int(blosum.beats_control.sum())} of {len(blosum)} models.",
+        "",
+        "## Perplexity against the unigram baseline",
+        "",
+        "Perplexity with its 95% bootstrap CI over proteins; ratio = model / unigram on the same "
+        "tokens (< 1 beats the baseline). Masked models: mean of fixed maskings, selected "
+        "residues all `<mask>`.",
+        "",
+        ppl.to_markdown(index=False),
+        "",
+        "![ratios](perplexity_ratio.png)",
+        "",
+        "![curves](valid_curves.png)",
+        "",
+        "## Attention vs BLOSUM62, beside the same model at random initialisation",
+        "",
+        "Vig et al. similarity of amino acids over heads vs BLOSUM62 (Pearson r over the 190 "
+        "off-diagonal pairs, one-sided Mantel permutation p). The control is the same config "
+        "with fresh seeded weights: what the architecture and residue frequencies give "
+        "without learning.",
+        "",
+        bl.to_markdown(index=False, floatfmt=".3g"),
+        "",
+        "![blosum](blosum_vs_control.png)",
+        "",
+        f"## FAVOR+ approximation error on the trained model's own q, k ({study['favor_error_model']})",
+        "",
+        "Mean relative error of the attention output, softmax-kernel FAVOR+ with m features "
+        "against exact softmax attention, over layers, heads and feature draws:",
+        "",
+        fe.to_markdown(floatfmt=".4f"),
+        "",
+        "![favor error](favor_error.png)",
+        "",
+    ]
+    return "\n".join(lines)

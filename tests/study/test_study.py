@@ -1,0 +1,97 @@
+"""The study report: a sweep of two tiny trained models -> perplexity with bootstrap CIs,
+BLOSUM beside the random-init control, the FAVOR+ error diagnostic, report.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from protein_performer.cli.config import compose_train
+from protein_performer.study.report import (StudyOptions, bootstrap_perplexity,
+                                            find_study_runs, run_study)
+
+from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
+
+
+def test_bootstrap_interval_brackets_the_pooled_perplexity():
+    rng = np.random.default_rng(0)
+    n_tokens = rng.integers(50, 400, size=300)
+    nll = n_tokens * rng.normal(2.8, 0.2, size=300)
+    pooled = float(np.exp(nll.sum() / n_tokens.sum()))
+    lo, hi = bootstrap_perplexity(nll, n_tokens, n=500, seed=1)
+    assert lo < pooled < hi
+    assert hi - lo < 0.1 * pooled  # 300 proteins: a narrow interval
+    # fewer proteins, wider interval
+    lo2, hi2 = bootstrap_perplexity(nll[:20], n_tokens[:20], n=500, seed=1)
+    assert hi2 - lo2 > hi - lo
+
+
+def test_study_options_need_a_split():
+    with pytest.raises(ValueError, match="splits must name"):
+        StudyOptions(splits={})
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    from protein_performer.cli.train import train
+
+    root = tmp_path_factory.mktemp("sweep")
+    for i, kind in enumerate(["exact", "favor_relu"]):
+        run = root / str(i)
+        overrides = [f"attention={kind}", "objective=clm"]
+        cfg = compose_train([*overrides, *TINY_RUN, *SAMPLE_DATA, "model.attention.nb_features=16", "model.n_layers=2",
+                             "trainer.max_steps=3"], output_dir=run)
+        train(cfg)
+        (run / ".hydra").mkdir(parents=True, exist_ok=True)
+        (run / ".hydra" / "overrides.yaml").write_text(
+            "".join(f"- {o}\n" for o in [*overrides, "trainer.max_steps=3"]))
+    return root
+
+
+@pytest.mark.slow
+def test_study_report(sweep):
+    runs = find_study_runs(sweep)
+    assert [r.label for r in runs] == ["attention=exact", "attention=favor_relu"]
+    opts = StudyOptions(splits={"valid": str(SAMPLE_VALID)}, max_proteins=20, n_bootstrap=200,
+                        analysis_proteins=20, n_permutations=50, favor_error_proteins=2,
+                        favor_error_features=(8, 32), progress=False)
+    study = run_study(sweep, opts)
+    out = sweep / "study"
+    table = pd.read_csv(out / "perplexity.csv")
+    assert list(table["model"]) == ["attention=exact", "attention=favor_relu"]
+    assert ((table.ppl_lo <= table.perplexity) & (table.perplexity <= table.ppl_hi)).all()
+    assert np.allclose(table.ratio, table.perplexity / table.unigram)
+    blosum = pd.read_csv(out / "blosum_vs_control.csv")
+    assert set(blosum.columns) >= {"trained_pearson", "control_pearson", "beats_control"}
+    assert blosum.trained_pearson.notna().all() and blosum.control_pearson.notna().all()
+    # the control is a different model: its correlation differs from the trained one's
+    assert (blosum.trained_pearson != blosum.control_pearson).all()
+    for label in ("attention_exact", "attention_favor_relu"):
+        for which in ("trained", "random_init"):
+            assert (out / "blosum" / label.replace("_", "=", 1) / which /
+                    "blosum_comparison.json").is_file()
+    assert study["favor_error_model"] == "attention=exact"  # the exact model's q, k
+    fe = pd.read_csv(out / "favor_error.csv")
+    assert set(fe.nb_features) == {8, 32}
+    for name in ("perplexity_ratio", "valid_curves", "blosum_vs_control", "favor_error"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "random init" in report and "favor_error.png" in report and "95%" in report
+    assert json.loads((out / "study.json").read_text())["runs"][0]["attention"] == "exact"
+
+
+def test_study_cli_errors(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "protein_performer.cli.study",
+                        f"sweep_dir={tmp_path / 'nope'}"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and "sweep_dir: no such directory" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "protein_performer.cli.study",
+                        f"sweep_dir={tmp_path}", "study.splits.valid=missing.fasta"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and "study.splits.valid: no such file" in r.stderr
