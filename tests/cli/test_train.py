@@ -50,7 +50,8 @@ def test_default_config_one_step_with_test(tmp_path, caplog):
     assert freqs is not None and abs(sum(freqs) - 1.0) < 1e-6
 
 
-@pytest.mark.parametrize("experiment", ["trembl_uni", "trembl_bid", "trembl_concat_8192"])
+@pytest.mark.parametrize("experiment", ["trembl_uni", "trembl_bid", "trembl_concat_8192",
+                                        "cpu_study"])
 def test_experiment_one_step(experiment, tmp_path):
     # the experiment's own optimiser, objective and data mode; tiny sizes and the sample corpus
     metrics = run_train([f"experiment={experiment}", "attention.nb_features=16", *SAMPLE_DATA,

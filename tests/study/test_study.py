@@ -95,3 +95,27 @@ def test_study_cli_errors(tmp_path):
                         f"sweep_dir={tmp_path}", "study.splits.valid=missing.fasta"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and "study.splits.valid: no such file" in r.stderr
+
+
+@pytest.mark.slow
+def test_cpu_study_experiment_end_to_end(tmp_path):
+    """experiment=cpu_study is a sweep by itself (no -m) and writes the report at its end."""
+    import os
+
+    sweep = tmp_path / "sweep"
+    small = ["study.max_proteins=10", "study.n_bootstrap=50", "study.analysis_proteins=10",
+             "study.n_permutations=20", "study.favor_error_proteins=2",
+             "study.favor_error_features=[8,16]", "study.progress=false",
+             f"study.splits.valid={SAMPLE_VALID}", "~study.splits.test", "~study.splits.test_ood"]
+    r = subprocess.run(
+        [sys.executable, "-m", "protein_performer.train", "experiment=cpu_study",
+         "attention=exact,favor_relu", *TINY_RUN, *SAMPLE_DATA,
+         "model.n_layers=2", "model.attention.nb_features=16", *small,
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "WANDB_MODE": "disabled"})
+    assert r.returncode == 0, r.stderr[-4000:]
+    table = pd.read_csv(sweep / "study" / "perplexity.csv")
+    assert sorted(table["model"]) == ["attention=exact", "attention=favor_relu"]
+    assert list(table["split"].unique()) == ["valid"]
+    assert (sweep / "study" / "report.md").is_file() and (sweep / "comparison.csv").is_file()
