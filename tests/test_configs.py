@@ -29,6 +29,7 @@ ALL = [(g, o) for g in GROUPS for o in _options(g)]
 EXTRA = {
     ("data", "fasta"): [f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]"],
     ("data", "prepared"): [f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]"],
+    ("data", "streaming"): [f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]"],
 }
 USES_SHARED = {("data", "swissprot2014"), ("data", "concat"), ("experiment", "trembl_uni"),
                ("experiment", "trembl_bid"), ("experiment", "trembl_concat_8192")}
@@ -40,7 +41,8 @@ def test_every_group_has_options():
     assert {"exact", "favor_softmax", "favor_relu", "aft_full", "aft_local", "aft_simple",
             "aft_conv"} <= set(_options("attention"))
     assert {"tiny", "small", "base", "paper", "paper_concat"} <= set(_options("model"))
-    assert {"sample", "fasta", "prepared", "swissprot2014", "concat"} <= set(_options("data"))
+    assert {"sample", "fasta", "prepared", "swissprot2014", "concat", "streaming"} <= set(
+        _options("data"))
     assert {"cpu", "gpu", "ddp", "fsdp"} <= set(_options("trainer"))
     assert {"wandb", "csv", "tensorboard", "none"} <= set(_options("logger"))
 
@@ -63,6 +65,17 @@ def test_compose_and_validate(group, option, tmp_path):
     assert setup.data.max_length <= setup.model.max_length
     for path in setup.data.train + setup.data.valid:
         assert Path(path).is_absolute() and Path(path).exists()
+
+
+def test_streaming_urls_are_kept_as_given(tmp_path):
+    # an object-store URL is not a path: neither resolved against the start directory nor
+    # checked for existence here (the DataModule reads its manifest)
+    cfg = compose_train(["data=streaming", "data.train=[s3://bucket/trembl_shards]",
+                         f"data.valid=[{SAMPLE_VALID}]"], output_dir=tmp_path)
+    setup = build_setup(cfg)
+    assert setup.data.train == ["s3://bucket/trembl_shards"]
+    assert setup.data.valid == [str(SAMPLE_VALID.resolve())]
+    assert setup.data.shuffle_buffer == 10000 and setup.data.num_workers == 2
 
 
 def test_paper_sizes():

@@ -128,6 +128,8 @@ class TrainSetup:
 
 def _check_paths(data: dict[str, Any]) -> None:
     """Make data paths absolute (relative to the start directory) and check they exist."""
+    from protein_performer.data.shards import is_url
+
     for key in DATA_PATH_FIELDS:
         value = data.get(key)
         if value is None:
@@ -136,6 +138,9 @@ def _check_paths(data: dict[str, Any]) -> None:
         paths = [value] if single else list(value)
         resolved = []
         for p in paths:
+            if is_url(p):  # a streamed shard set: opened (and checked) by the DataModule
+                resolved.append(str(p))
+                continue
             path = user_path(p)
             if not path.exists():
                 raise ConfigError(

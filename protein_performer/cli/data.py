@@ -2,6 +2,8 @@
 
     protein-performer-data prepare INPUT.fasta.gz [...] --out DIR [--min-length N]
         [--max-length N] [--dedupe] [--on-invalid {error,skip}] [--remove-gaps] [--overwrite]
+    protein-performer-data stream-prepare {STORE_DIR | INPUT.fasta.gz [...]} --out DIR
+        [--shard-mb 64] [--block-proteins 1024] [--overwrite] [FASTA reading options]
     protein-performer-data stats INPUT [...] [--out DIR]
     protein-performer-data split INPUT [...] --out DIR [--fractions train=0.9,valid=0.05,test=0.05]
         [--clusters TSV] [--seed N]
@@ -43,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files, plain or gzip")
     p.add_argument("--out", required=True, help="store directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    _read_options(p)
+
+    p = sub.add_parser("stream-prepare",
+                       help="FASTA or a prepared store -> WebDataset shards for streaming")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="one prepared store directory, or FASTA files (plain or gzip)")
+    p.add_argument("--out", required=True, help="shard directory to create (copy it to object "
+                   "storage afterwards)")
+    p.add_argument("--shard-mb", type=float, default=64.0, help="shard size in MB (default 64)")
+    p.add_argument("--block-proteins", type=int, default=1024,
+                   help="proteins per tar sample (default 1024)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing shard set")
     _read_options(p)
 
     p = sub.add_parser("stats", help="counts, length histogram, residue frequencies")
@@ -91,6 +105,20 @@ def _prepare(args: argparse.Namespace) -> None:
         print(f"  skipped: {example}")
 
 
+def _stream_prepare(args: argparse.Namespace) -> None:
+    from protein_performer.data.shards import write_shards
+
+    report = write_shards(
+        args.inputs, args.out, shard_bytes=int(args.shard_mb * 1e6),
+        block_proteins=args.block_proteins, overwrite=args.overwrite, progress=not args.quiet,
+        min_length=args.min_length, max_length=args.max_length, dedupe=args.dedupe,
+        on_invalid=args.on_invalid, remove_gaps=args.remove_gaps,
+    )
+    print(report.summary())
+    for example in (report.read.examples if report.read else []):
+        print(f"  skipped: {example}")
+
+
 def _stats(args: argparse.Namespace) -> None:
     from protein_performer.data.stats import corpus_stats
 
@@ -133,7 +161,7 @@ def _download(args: argparse.Namespace) -> None:
     print(result.summary())
 
 
-COMMANDS = {"prepare": _prepare, "stats": _stats, "split": _split, "download": _download}
+COMMANDS = {"prepare": _prepare, "stream-prepare": _stream_prepare, "stats": _stats, "split": _split, "download": _download}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -142,9 +170,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from protein_performer.data.download import ChecksumError, DownloadError
     from protein_performer.data.fasta import FastaFormatError
     from protein_performer.data.split import SplitError
+    from protein_performer.data.shards import ShardError
     from protein_performer.data.store import StoreError
 
-    return (FastaFormatError, StoreError, SplitError, ChecksumError, DownloadError,
+    return (FastaFormatError, StoreError, ShardError, SplitError, ChecksumError, DownloadError,
             InvalidResidueError, FileNotFoundError, FileExistsError, NotADirectoryError,
             IsADirectoryError, PermissionError)
 
@@ -159,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = getattr(args, "min_length", None), getattr(args, "max_length", None)
     if lo is not None and hi is not None and hi < lo:
         parser.error(f"--max-length ({hi}) must be >= --min-length ({lo})")
+    if args.command == "stream-prepare" and (args.shard_mb <= 0 or args.block_proteins < 1):
+        parser.error(f"--shard-mb must be > 0 and --block-proteins >= 1, got {args.shard_mb} "
+                     f"and {args.block_proteins}")
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
     try:
         COMMANDS[args.command](args)

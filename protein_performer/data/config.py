@@ -37,7 +37,10 @@ class DataConfig:
     joined by ``<sep>`` and cut into windows of ``max_length`` tokens. ``max_tokens`` switches
     to token-budget batching (protein mode). ``cluster_tsv`` (``representative<TAB>member``)
     switches training to cluster-balanced sampling. ``min_length``/``max_protein_length``,
-    ``dedupe``, ``on_invalid`` and ``remove_gaps`` go to the FASTA reader.
+    ``dedupe``, ``on_invalid`` and ``remove_gaps`` go to the FASTA reader. A split may instead
+    be one streamed shard set (a directory with ``shards.json`` or a URL such as
+    ``s3://bucket/prefix``, :mod:`~.shards`); its training order is shuffled through a buffer
+    of ``shuffle_buffer`` proteins per DataLoader worker.
     """
 
     train: list[str] = field(default_factory=list)
@@ -57,6 +60,7 @@ class DataConfig:
     on_invalid: str = "error"
     remove_gaps: bool = False
     pin_memory: bool = False
+    shuffle_buffer: int = 10_000
 
     def __post_init__(self) -> None:
         for split in SPLITS:
@@ -71,7 +75,8 @@ class DataConfig:
             raise ValueError(
                 f"data.on_invalid must be one of {', '.join(ON_INVALID)}, got {self.on_invalid!r}"
             )
-        for name in ("max_length", "batch_size", "num_workers", "seed", "min_length"):
+        for name in ("max_length", "batch_size", "num_workers", "seed", "min_length",
+                     "shuffle_buffer"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"data.{name} must be an integer, got {v!r}")
@@ -82,6 +87,8 @@ class DataConfig:
             )
         if self.batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.shuffle_buffer < 1:
+            raise ValueError(f"data.shuffle_buffer must be >= 1, got {self.shuffle_buffer}")
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
         if self.min_length < 1:
@@ -116,9 +123,12 @@ class DataConfig:
 
     def check_paths(self, splits: Sequence[str] = SPLITS) -> None:
         """Raise FileNotFoundError naming the field when an input path does not exist."""
+        from protein_performer.data.shards import is_url
+
         for split in splits:
             for p in getattr(self, split):
-                if not Path(p).exists():
+                # a URL is checked when it is opened (the manifest is read then)
+                if not is_url(p) and not Path(p).exists():
                     raise FileNotFoundError(
                         f"data.{split}: no such file {p!r} "
                         "(give a FASTA file or a prepared store directory)"

@@ -15,6 +15,11 @@ dataloader -- so a resumed run continues with the next unseen batch of the same 
 Workers: batches are handed to workers by the DataLoader (each batch to one worker), so the
 split over workers is exact; each worker's global RNGs are seeded from (seed, epoch, rank,
 worker id). Crops do not use them (they hash (seed, epoch, index)).
+
+Streaming: a split given as a shard set (a directory with ``shards.json`` or a URL, see
+:mod:`~.shards`) is read by :class:`~.streaming.StreamingProteinDataset` instead: the same
+examples, sharded over ranks and workers by contiguous ranges of the epoch's shard order,
+resumable the same way.
 """
 
 from __future__ import annotations
@@ -43,10 +48,17 @@ from protein_performer.data.clusters import ClusterReport, read_cluster_tsv
 from protein_performer.data.samplers import (
     ClusterSampler,
     EpochBatchSampler,
+    EpochPosition,
     ShardedBatchSampler,
     TokenBudgetBatchSampler,
 )
+from protein_performer.data.shards import ShardSet, is_shard_set
 from protein_performer.data.source import ProteinSource
+from protein_performer.data.streaming import (
+    StreamingLoader,
+    StreamingProteinDataset,
+    count_delivered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +94,11 @@ class TrainDataLoader(DataLoader):
     def __iter__(self):
         sampler = self.batch_sampler
         counter = self.batch_counter
-        start = sampler._start if isinstance(sampler, EpochBatchSampler) else 0
+        start = sampler._start if isinstance(sampler, EpochPosition) else 0
         it = super().__iter__()
         if counter is None:
             return it
-        return self._counting(it, counter, start)
-
-    @staticmethod
-    def _counting(it, counter: _BatchCounter, start: int):
-        counter.delivered = start
-        for batch in it:
-            counter.delivered += 1
-            yield batch
+        return count_delivered(it, counter, "delivered", start)
 
 
 def _is_store(path: Path) -> bool:
@@ -126,14 +131,37 @@ class ProteinDataModule(pl.LightningDataModule):
         self.read_reports: dict[str, list[Any]] = {}
         self.cluster_ids: np.ndarray | None = None
         self.cluster_report: ClusterReport | None = None
-        self._train_sampler: EpochBatchSampler | None = None
+        # the train position: a batch sampler, or the streaming dataset
+        self._train_sampler: EpochPosition | None = None
         self._pending_state: dict | None = None
-        self._counter = _BatchCounter()
+        self._counter: _BatchCounter | None = _BatchCounter()
         self.collate = Collate(ALPHABET.pad_idx)
 
     # -- reading --------------------------------------------------------------------------
-    def _open_split(self, split: str) -> ProteinSource:
+    def _open_stream(self, split: str) -> ShardSet:
         cfg = self.cfg
+        entries = getattr(cfg, split)
+        if len(entries) != 1:
+            raise ValueError(f"data.{split}: a shard set must be the only entry of its split, "
+                             f"got {entries} (write the files as one shard set)")
+        unsupported = [(cfg.mode != "protein", f"data.mode={cfg.mode}", "data.mode=protein"),
+                       (cfg.max_tokens is not None, "data.max_tokens", "data.max_tokens=null"),
+                       (split == "train" and cfg.cluster_tsv is not None, "data.cluster_tsv",
+                        "data.cluster_tsv=null")]
+        for bad, what, fix in unsupported:
+            if bad:
+                raise ValueError(f"data.{split}: {what} is not available for a streamed shard "
+                                 f"set {entries[0]} (set {fix}, or train from a prepared store)")
+        shards = ShardSet(entries[0])
+        self.read_reports[split] = [f"{shards.location}: {len(shards)} proteins in "
+                                    f"{len(shards.names)} shards, streamed"]
+        log.info("data.%s: %s", split, self.read_reports[split][0])
+        return shards
+
+    def _open_split(self, split: str) -> ProteinSource | ShardSet:
+        cfg = self.cfg
+        if any(is_shard_set(p) for p in getattr(cfg, split)):
+            return self._open_stream(split)
         paths = [Path(p) for p in getattr(cfg, split)]
         fasta = [p for p in paths if not _is_store(p)]
         stores = [p for p in paths if _is_store(p)]
@@ -162,8 +190,10 @@ class ProteinDataModule(pl.LightningDataModule):
             log.info("data.%s: %s", split, r.summary() if hasattr(r, "summary") else r)
         return source
 
-    def _make_dataset(self, split: str, source: ProteinSource):
+    def _make_dataset(self, split: str, source: ProteinSource | ShardSet):
         train = split == "train"
+        if isinstance(source, ShardSet):
+            return source  # the streaming dataset is built per dataloader (rank, workers)
         if self.cfg.mode == "concat":
             ds = ConcatenatedDataset(source, self.cfg.max_length, train=train, seed=self.cfg.seed)
             if ds.n_tail_tokens:
@@ -225,6 +255,32 @@ class ProteinDataModule(pl.LightningDataModule):
             return int(trainer.global_rank), int(trainer.world_size)
         return 0, 1
 
+    def _stream(self, split: str) -> StreamingProteinDataset:
+        """This rank's streaming dataset over the split's shard set."""
+        cfg = self.cfg
+        rank, world = self.rank_world()
+        train = split == "train"
+        ds = StreamingProteinDataset(
+            self._dataset(split), cfg.max_length, cfg.batch_size, train=train, seed=cfg.seed,
+            rank=rank, world_size=world, num_workers=cfg.num_workers,
+            shuffle_buffer=cfg.shuffle_buffer, collate=self.collate)
+        if ds.n_padded:
+            log.info("data.%s: %d proteins repeated at the end of the epoch so %d ranks run "
+                     "equal steps", split, ds.n_padded, world)
+        return ds
+
+    def _stream_loader(self, ds: StreamingProteinDataset) -> StreamingLoader:
+        rank, _ = self.rank_world()
+        return StreamingLoader(
+            ds, num_workers=self.cfg.num_workers, pin_memory=self.cfg.pin_memory,
+            worker_init_fn=WorkerInit(self.cfg.seed, rank) if self.cfg.num_workers else None)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        ds = self._dataset(split)
+        if isinstance(ds, ShardSet):
+            return self._stream_loader(self._stream(split))
+        return self._loader(ds, self._eval_sampler(ds))
+
     def _loader(self, dataset, sampler: EpochBatchSampler, cls: type = DataLoader) -> DataLoader:
         rank, _ = self.rank_world()
         return cls(
@@ -261,8 +317,10 @@ class ProteinDataModule(pl.LightningDataModule):
     # -- dataloaders ----------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset("train")
-        sampler = self.train_sampler()
         trainer = getattr(self, "trainer", None)
+        if isinstance(ds, ShardSet):
+            return self._train_stream_loader(trainer)
+        sampler = self.train_sampler()
         if trainer is not None:
             # Lightning creates (and prefetches from) the first iterator before set_epoch
             sampler.set_epoch(int(trainer.current_epoch))
@@ -282,9 +340,19 @@ class ProteinDataModule(pl.LightningDataModule):
         loader.batch_counter = self._counter
         return loader
 
+    def _train_stream_loader(self, trainer: Any) -> StreamingLoader:
+        stream = self._stream("train")
+        if trainer is not None:
+            stream.set_epoch(int(trainer.current_epoch))
+        if self._pending_state is not None:
+            stream.load_state_dict(self._pending_state)
+            self._pending_state = None
+        self._train_sampler = stream
+        self._counter = None  # the loader counts delivered batches itself
+        return self._stream_loader(stream)
+
     def val_dataloader(self) -> DataLoader:
-        ds = self._dataset("valid")
-        return self._loader(ds, self._eval_sampler(ds))
+        return self._eval_loader("valid")
 
     @property
     def test_names(self) -> list[str]:
@@ -294,11 +362,7 @@ class ProteinDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> list[DataLoader]:
         if not self.test_names:
             raise ValueError("data.test and data.test_ood are both empty: nothing to test on")
-        loaders = []
-        for split in self.test_names:
-            ds = self._dataset(split)
-            loaders.append(self._loader(ds, self._eval_sampler(ds)))
-        return loaders
+        return [self._eval_loader(split) for split in self.test_names]
 
     # -- statistics -----------------------------------------------------------------------
     @property
@@ -320,7 +384,7 @@ class ProteinDataModule(pl.LightningDataModule):
         return counts / total
 
     # -- resume ---------------------------------------------------------------------------
-    def _consumed_batches(self) -> int:
+    def _consumed_batches(self) -> int | None:
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             try:
@@ -328,7 +392,8 @@ class ProteinDataModule(pl.LightningDataModule):
                     return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
             except AttributeError:
                 pass
-        return int(self._counter.delivered)
+        # None: a streaming train position counts delivered batches itself
+        return None if self._counter is None else int(self._counter.delivered)
 
     def state_dict(self) -> dict[str, Any]:
         if self._train_sampler is None:
@@ -341,7 +406,8 @@ class ProteinDataModule(pl.LightningDataModule):
             return
         if self._train_sampler is not None:
             self._train_sampler.load_state_dict(state)
-            self._counter.delivered = int(state["batches_consumed"])
+            if self._counter is not None:
+                self._counter.delivered = int(state["batches_consumed"])
         else:
             self._pending_state = dict(state)
 

@@ -25,6 +25,40 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.seeding import mix_seed
 
+def crop_start(length: int, max_length: int, *, train: bool, seed: int, epoch: int, index: int) -> int:
+    """First residue kept of protein ``index`` (``length`` residues) in an example of
+    ``max_length`` tokens: 0 unless it is cropped; a pure function of (seed, epoch, index)
+    in training, so every worker on every rank (and the streaming reader) crops alike."""
+    excess = int(length) - (int(max_length) - 2)
+    if excess <= 0 or not train:
+        return 0
+    return mix_seed(seed, epoch, index) % (excess + 1)
+
+
+def protein_example(
+    residues: np.ndarray, index: int, max_length: int, *, train: bool, seed: int, epoch: int
+) -> dict:
+    """``{"tokens": [<cls>] + cropped residues + [<eos>], "index": index}`` (LongTensor tokens)."""
+    start = crop_start(len(residues), max_length, train=train, seed=seed, epoch=epoch, index=index)
+    out = ALPHABET.wrap(residues[start : start + int(max_length) - 2])
+    return {"tokens": torch.from_numpy(out), "index": int(index)}
+
+
+def _without_derived(self) -> dict:
+    """Pickle a dataset without the arrays it derives from its source.
+
+    DataLoader workers started by spawn/forkserver receive the dataset pickled: a store
+    source pickles by path, but an array derived from it (even a view of its memory map)
+    would travel as a full copy, 8 bytes per protein per worker.
+    """
+    return {k: v for k, v in self.__dict__.items() if k not in ("_protein_lengths", "_starts")}
+
+
+def _rederive(self, state: dict) -> None:
+    self.__dict__.update(state)
+    self._derive()
+
+
 class ChainedSources:
     """Several ProteinSources read as one (the files of one split), in the order given."""
 
@@ -111,7 +145,14 @@ class ProteinDataset(Dataset):
         self.train = bool(train)
         self.seed = int(seed)
         self.epoch = 0
-        self._protein_lengths = np.asarray(source.lengths, dtype=np.int64)
+        self._derive()
+
+    def _derive(self) -> None:
+        # a store's lengths are a memory map: a view, not a copy
+        self._protein_lengths = np.asarray(self.source.lengths, dtype=np.int64)
+
+    __getstate__ = _without_derived
+    __setstate__ = _rederive
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -131,18 +172,13 @@ class ProteinDataset(Dataset):
 
     def crop_start(self, i: int) -> int:
         """First residue kept of protein i (0 unless it is cropped)."""
-        excess = int(self._protein_lengths[i]) - (self.max_length - 2)
-        if excess <= 0 or not self.train:
-            return 0
-        return mix_seed(self.seed, self.epoch, i) % (excess + 1)
+        return crop_start(self._protein_lengths[i], self.max_length, train=self.train,
+                          seed=self.seed, epoch=self.epoch, index=i)
 
     def __getitem__(self, i: int) -> dict:
         i = int(i)
-        residues = self.source[i]
-        keep = self.max_length - 2
-        start = self.crop_start(i)
-        out = ALPHABET.wrap(residues[start : start + keep])
-        return {"tokens": torch.from_numpy(out), "index": i}
+        return protein_example(self.source[i], i, self.max_length, train=self.train,
+                               seed=self.seed, epoch=self.epoch)
 
 
 class ConcatenatedDataset(Dataset):
@@ -173,16 +209,22 @@ class ConcatenatedDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.keep_tail = bool(keep_tail)
-        self._protein_lengths = np.asarray(source.lengths, dtype=np.int64)
-        # _starts[j]: stream position of protein j's first residue; _starts[-1]: stream length.
-        self._starts = np.zeros(len(self._protein_lengths) + 1, dtype=np.int64)
-        np.cumsum(self._protein_lengths + 1, out=self._starts[1:])
+        self._derive()
         self.stream_length = int(self._starts[-1])
         self.n_full_windows = self.stream_length // self.max_length
         self.n_tail_tokens = self.stream_length - self.n_full_windows * self.max_length
         has_tail = self.keep_tail and self.n_tail_tokens > 0
         self.n_windows = self.n_full_windows + int(has_tail)
         self.dropped_tokens = 0 if self.keep_tail else self.n_tail_tokens
+
+    def _derive(self) -> None:
+        self._protein_lengths = np.asarray(self.source.lengths, dtype=np.int64)
+        # _starts[j]: stream position of protein j's first residue; _starts[-1]: stream length.
+        self._starts = np.zeros(len(self._protein_lengths) + 1, dtype=np.int64)
+        np.cumsum(self._protein_lengths + 1, out=self._starts[1:])
+
+    __getstate__ = _without_derived
+    __setstate__ = _rederive
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

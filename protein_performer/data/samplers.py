@@ -69,10 +69,16 @@ def _fixed_size_plan(order: np.ndarray, batch_size: int) -> BatchPlan:
     return BatchPlan(order, starts, np.minimum(starts + batch_size, len(order)))
 
 
-class EpochBatchSampler(Sampler[list[int]]):
-    """Base class: a global per-epoch plan of batches, sharded by batch across ranks."""
+class EpochPosition:
+    """An epoch counter with this rank's position in it: ``set_epoch``, ``state_dict``, resume.
 
-    def __init__(self, *, seed: int = 0, rank: int = 0, world_size: int = 1, pad_ranks: bool = True):
+    Shared by the batch samplers below and the streaming dataset (:mod:`~.streaming`).
+    Subclasses give ``_rank_len(epoch)`` (batches this rank runs in an epoch) and may add
+    fields to the state (``_state_extra``) with checks on load (``_check_state``).
+    ``_start`` is the number of batches of the current epoch to skip at the next iteration.
+    """
+
+    def __init__(self, *, seed: int = 0, rank: int = 0, world_size: int = 1):
         if world_size < 1:
             raise ValueError(f"world_size must be >= 1, got {world_size}")
         if not 0 <= rank < world_size:
@@ -80,11 +86,90 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.seed = int(seed)
         self.rank = int(rank)
         self.world_size = int(world_size)
-        self.pad_ranks = bool(pad_ranks)
         self.epoch = 0
         self._start = 0  # batches to skip at the next __iter__ (resume)
         self._handed_out = 0  # batches of this epoch handed out so far
         self._linked: list[Any] = []
+
+    def _rank_len(self, epoch: int) -> int:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._rank_len(self.epoch)
+
+    def link_epoch(self, *objects: Any) -> None:
+        """Also call ``obj.set_epoch(epoch)`` whenever this object's epoch is set."""
+        self._linked.extend(objects)
+        for obj in objects:
+            obj.set_epoch(self.epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        epoch = int(epoch)
+        # The same epoch again (Lightning does this right after a resume) keeps the position.
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._start = 0
+            self._handed_out = 0
+        for obj in self._linked:
+            obj.set_epoch(epoch)
+
+    def _normalise(self, epoch: int, consumed: int) -> tuple[int, int]:
+        # A finished epoch is the start of the next one: Lightning creates the iterator of a
+        # resumed run before it calls set_epoch, so the position must already be right.
+        if consumed > 0 and consumed >= self._rank_len(epoch):
+            return epoch + 1, 0
+        return epoch, consumed
+
+    def _state_extra(self) -> dict:
+        return {}
+
+    def _check_state(self, state: dict, consumed: int) -> None:
+        """Raise ValueError when ``state`` cannot be resumed here (``consumed`` > 0: mid-epoch)."""
+
+    def state_dict(self, consumed: int | None = None) -> dict:
+        """Epoch and batches of it consumed by this rank (default: batches handed out).
+
+        A finished epoch is saved as (epoch + 1, 0).
+        """
+        epoch, consumed = self._normalise(
+            self.epoch, int(self._handed_out if consumed is None else consumed)
+        )
+        return {
+            "epoch": epoch,
+            "batches_consumed": consumed,
+            "seed": self.seed,
+            "world_size": self.world_size,
+            "rank": self.rank,
+            **self._state_extra(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        consumed = int(state["batches_consumed"])
+        if state.get("world_size", self.world_size) != self.world_size and consumed > 0:
+            raise ValueError(
+                f"cannot resume mid-epoch with world_size {self.world_size}: the checkpoint was "
+                f"written with world_size {state['world_size']} (resume from an end-of-epoch "
+                "checkpoint, or with the same number of devices)"
+            )
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(
+                f"cannot resume: sampler seed {self.seed} differs from the checkpoint's "
+                f"{state['seed']} (data.seed must match the run being resumed)"
+            )
+        self._check_state(state, consumed)
+        self.epoch, consumed = self._normalise(int(state["epoch"]), consumed)
+        self._start = consumed
+        self._handed_out = consumed
+        for obj in self._linked:
+            obj.set_epoch(self.epoch)
+
+
+class EpochBatchSampler(EpochPosition, Sampler[list[int]]):
+    """Base class: a global per-epoch plan of batches, sharded by batch across ranks."""
+
+    def __init__(self, *, seed: int = 0, rank: int = 0, world_size: int = 1, pad_ranks: bool = True):
+        super().__init__(seed=seed, rank=rank, world_size=world_size)
+        self.pad_ranks = bool(pad_ranks)
         self._plan_cache: tuple[int, BatchPlan] | None = None
 
     # -- to implement -------------------------------------------------------------------
@@ -138,75 +223,16 @@ class EpochBatchSampler(Sampler[list[int]]):
             self._handed_out += 1
             yield p.batch(k).tolist()
 
-    # -- epochs and state ---------------------------------------------------------------
     @property
     def sampler(self) -> "EpochBatchSampler":
         # Lightning's _set_sampler_epoch looks at batch_sampler.sampler.set_epoch.
         return self
-
-    def link_epoch(self, *objects: Any) -> None:
-        """Also call ``obj.set_epoch(epoch)`` whenever this sampler's epoch is set."""
-        self._linked.extend(objects)
-        for obj in objects:
-            obj.set_epoch(self.epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        epoch = int(epoch)
-        # The same epoch again (Lightning does this right after a resume) keeps the position.
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self._start = 0
-            self._handed_out = 0
-        for obj in self._linked:
-            obj.set_epoch(epoch)
-
-    def _normalise(self, epoch: int, consumed: int) -> tuple[int, int]:
-        # A finished epoch is the start of the next one: Lightning creates the iterator of a
-        # resumed run before it calls set_epoch, so the position must already be right.
-        if consumed > 0 and consumed >= self._rank_len(epoch):
-            return epoch + 1, 0
-        return epoch, consumed
 
     def _rank_len(self, epoch: int) -> int:
         n = len(self._plan(epoch))
         if self.pad_ranks:
             return -(-n // self.world_size)
         return len(range(self.rank, n, self.world_size))
-
-    def state_dict(self, consumed: int | None = None) -> dict:
-        """Epoch and batches of it consumed by this rank (default: batches handed out).
-
-        A finished epoch is saved as (epoch + 1, 0).
-        """
-        epoch, consumed = self._normalise(
-            self.epoch, int(self._handed_out if consumed is None else consumed)
-        )
-        return {
-            "epoch": epoch,
-            "batches_consumed": consumed,
-            "seed": self.seed,
-            "world_size": self.world_size,
-            "rank": self.rank,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        consumed = int(state["batches_consumed"])
-        if state.get("world_size", self.world_size) != self.world_size and consumed > 0:
-            raise ValueError(
-                f"cannot resume mid-epoch with world_size {self.world_size}: the checkpoint was "
-                f"written with world_size {state['world_size']} (resume from an end-of-epoch "
-                "checkpoint, or with the same number of devices)"
-            )
-        if state.get("seed", self.seed) != self.seed:
-            raise ValueError(
-                f"cannot resume: sampler seed {self.seed} differs from the checkpoint's "
-                f"{state['seed']} (data.seed must match the run being resumed)"
-            )
-        self.epoch, consumed = self._normalise(int(state["epoch"]), consumed)
-        self._start = consumed
-        self._handed_out = consumed
-        for obj in self._linked:
-            obj.set_epoch(self.epoch)
 
 
 class ShardedBatchSampler(EpochBatchSampler):

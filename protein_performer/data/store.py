@@ -57,6 +57,16 @@ class StoreError(ValueError):
     """A directory that is not a (complete, compatible) prepared store."""
 
 
+def check_manifest(m: dict, fmt: str, version: int, where: str, hint: str,
+                   error: type[ValueError]) -> None:
+    """Raise ``error`` unless manifest ``m`` has this format, version and alphabet."""
+    if m.get("format") != fmt or m.get("version") != version:
+        raise error(f"{where}: format {m.get('format')!r} version {m.get('version')!r}, this "
+                    f"code reads {fmt!r} version {version}" + hint)
+    if m.get("alphabet") != list(ALPHABET.tokens):
+        raise error(f"{where}: built with a different alphabet than this code's" + hint)
+
+
 def _prepare_hint(path: Path) -> str:
     return f" (run `protein-performer-data prepare INPUT.fasta.gz --out {path}` to create it)"
 
@@ -328,12 +338,7 @@ class ProteinStore:
             m = json.loads(mpath.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise StoreError(f"{mpath}: unreadable manifest ({exc})" + _prepare_hint(p)) from exc
-        if m.get("format") != FORMAT or m.get("version") != VERSION:
-            raise StoreError(f"{p}: store format {m.get('format')!r} version {m.get('version')!r}"
-                             f", this code reads {FORMAT!r} version {VERSION}" + _prepare_hint(p))
-        if m.get("alphabet") != list(ALPHABET.tokens):
-            raise StoreError(f"{p}: built with a different alphabet than this code's"
-                             + _prepare_hint(p))
+        check_manifest(m, FORMAT, VERSION, str(p), _prepare_hint(p), StoreError)
         self.manifest: dict[str, Any] = m
         n, t = int(m["n_proteins"]), int(m["n_residues"])
         try:

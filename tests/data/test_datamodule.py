@@ -337,3 +337,78 @@ def test_store_sharded_over_workers_and_ranks(tmp_path: Path) -> None:
         seen.update(i for b in bs for i in b)
     assert steps[0] == steps[1] == 4  # 8 batches of <= 64 over 500 proteins
     assert set(seen) == set(range(500)) and sum(seen.values()) == 500
+
+
+# -- many nodes: the store is mapped, never copied; 2 nodes x 2 ranks x 3 workers ----------
+class _WorkerView(torch.utils.data.Dataset):
+    """Reports, from inside a DataLoader worker, how the store reached it."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        from torch.utils.data import get_worker_info
+
+        tokens = self.dataset.source.tokens
+        base = tokens.base
+        assert get_worker_info() is not None
+        return {"index": i, "memmap": isinstance(base, np.memmap), "mode": getattr(base, "mode", None),
+                "writeable": bool(tokens.flags.writeable)}
+
+
+def test_store_is_mapped_read_only_in_every_worker(tmp_path: Path) -> None:
+    import pickle
+
+    from protein_performer.data.store import prepare_store
+
+    prepare_store(SAMPLE / "train.fasta.gz", tmp_path / "store", progress=False)
+    for mode in ("protein", "concat"):
+        dm = ProteinDataModule(DataConfig(train=[str(tmp_path / "store")], valid=[str(tmp_path / "store")],
+                                          mode=mode, max_length=64, num_workers=2))
+        dm.setup("fit")
+        ds = dm.datasets["train"]
+        # what a spawn/forkserver worker receives: the path, not the 1.8 MB of tokens or 40 kB of lengths
+        assert len(pickle.dumps(ds)) < 1000, mode
+        again = pickle.loads(pickle.dumps(ds))
+        assert torch.equal(again[7]["tokens"], ds[7]["tokens"])
+    views = list(torch.utils.data.DataLoader(_WorkerView(dm.datasets["train"]), batch_size=None,
+                                             sampler=[0, 1, 2, 3], num_workers=2))
+    assert all(v["memmap"] and v["mode"] == "r" and not v["writeable"] for v in views), views
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
+def test_store_two_nodes_two_ranks_three_workers_every_protein_once(tmp_path: Path) -> None:
+    from protein_performer.data.store import prepare_store
+
+    prepare_store(SAMPLE / "valid.fasta.gz", tmp_path / "store", progress=False)
+    cfg = dict(train=[str(tmp_path / "store")], valid=[str(tmp_path / "store")], max_length=40,
+               batch_size=9, num_workers=3)
+    world = 2 * 2  # nodes x ranks per node: Lightning's global rank = node * 2 + local rank
+    seen, steps, padded = Counter(), [], 0
+    for rank in range(world):
+        dm = ProteinDataModule(DataConfig(**cfg), rank=rank, world_size=world)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        bs = [b["index"].tolist() for b in loader]
+        assert len(bs) == len(loader)
+        steps.append(len(bs))
+        seen.update(i for b in bs for i in b)
+        padded = dm._train_sampler.n_padded_batches()
+    # 500 proteins in 56 batches of <= 9: 14 per rank, no padding needed; every protein once
+    assert steps == [14] * 4 and padded == 0
+    assert set(seen) == set(range(500)) and sum(seen.values()) == 500
+    # 5 ranks: 56 batches padded to 60 by repeating the epoch's first 4 (counted)
+    seen5 = Counter()
+    for rank in range(5):
+        dm = ProteinDataModule(DataConfig(**cfg), rank=rank, world_size=5)
+        dm.setup("fit")
+        seen5.update(i for b in dm.train_dataloader() for i in b["index"].tolist())
+        assert len(dm.train_dataloader()) == 12 and dm._train_sampler.n_padded_batches() == 4
+    assert set(seen5) == set(range(500)) and sum(seen5.values()) == 500 + 4 * 9
+    for rank in range(world):  # validation: exactly once, no padding
+        dm = ProteinDataModule(DataConfig(**cfg), rank=rank, world_size=world)
+        seen.subtract(i for b in dm.val_dataloader() for i in b["index"].tolist())
+    assert all(c == 0 for c in seen.values())
