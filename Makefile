@@ -24,8 +24,9 @@ demo: setup
 	$(BIN)/protein-performer-data stats data/sample/train.fasta.gz --out $(DEMO)/data_stats
 	$(BIN)/protein-performer-train hydra.run.dir=$(DEMO)/train
 	$(BIN)/protein-performer-eval ckpt_path=$(DEMO)/train/checkpoints/last.ckpt hydra.run.dir=$(DEMO)/eval
-	# threshold 0: a model trained for minutes attends diffusely (no weight reaches the default 0.1)
-	$(BIN)/protein-performer-analyze ckpt_path=$(DEMO)/train/checkpoints/last.ckpt hydra.run.dir=$(DEMO)/analyze threshold=0 min_total_weight=0
+	# threshold 0: a model trained for minutes attends diffusely (no weight reaches the default 0.1);
+	# the same model at random init is analysed beside it (the null), and FAVOR+'s error on its q, k
+	$(BIN)/protein-performer-analyze ckpt_path=$(DEMO)/train/checkpoints/last.ckpt hydra.run.dir=$(DEMO)/analyze threshold=0 min_total_weight=0 favor_error=true
 	$(BIN)/python scripts/demo_summary.py $(DEMO)
 
 test: setup

@@ -11,6 +11,8 @@ of each (:func:`control_summary`).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,3 +47,33 @@ def control_summary(trained: dict[str, Any], control: dict[str, Any]) -> dict[st
         "difference": (t - c) if ok else None,
         "beats_control": bool(ok and t > c and p < 0.01),
     }
+
+
+def analyze_with_control(model: PerformerLM, source, out_dir: str | Path, options, *,
+                         figures: bool = True, **kwargs: Any):
+    """:func:`~protein_performer.analysis.run.analyze_model` of ``model`` into ``out_dir`` and
+    of its random-init twin into ``out_dir/random_init``; the trained model's
+    ``blosum_comparison.json`` gains a ``control`` block (:func:`control_summary` per mode) and,
+    with figures, ``with_control.png`` shows both beside the reference.
+
+    Returns (trained result, control result, {mode: summary}, files of the trained analysis).
+    """
+    from protein_performer.analysis.figures import plot_with_control, save
+    from protein_performer.analysis.run import analyze_model
+
+    out = Path(out_dir)
+    trained, files = analyze_model(model, source, out, options, figures=figures, **kwargs)
+    control, _ = analyze_model(random_init_like(model, options.seed), source,
+                               out / "random_init", options, figures=figures)
+    ref = options.reference
+    summary = {mode: control_summary(trained.overall[mode][ref], control.overall[mode][ref])
+               for mode in ("vig", "direct")}
+    path = Path(files["blosum_comparison"])
+    data = json.loads(path.read_text())
+    data["control"] = {"kind": "random_init", "seed": options.seed,
+                       "dir": str(out / "random_init"), **summary}
+    if figures:
+        files["with_control"] = save(plot_with_control(trained, control), out / "with_control")
+        data["files"]["with_control"] = files["with_control"]
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return trained, control, summary, files

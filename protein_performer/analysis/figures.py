@@ -81,6 +81,25 @@ def plot_heatmaps(matrix: np.ndarray, reference: np.ndarray, title: str = "atten
     return fig
 
 
+def plot_with_control(trained, control, mode: str = "vig") -> Figure:
+    """Trained model | the same model at random init (the null) | the reference, each with its
+    Pearson r and permutation p; ``trained``/``control`` are AnalysisResults."""
+    ref_name = trained.options["reference"]
+    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, result, name in ((axes[0], trained, "trained"), (axes[1], control, "random init")):
+        stats = result.overall[mode][ref_name]
+        matrix = result.vig if mode == "vig" else result.direct
+        im = _heatmap(ax, symmetrise(matrix), f"{name}: r = {_fmt(stats['pearson'])}, "
+                      f"perm. p = {_fmt(stats['permutation_p'], '.2g')}")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    im = _heatmap(axes[2], trained.references[ref_name], ref_name)
+    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    fig.suptitle(f"attention ({'Vig similarity' if mode == 'vig' else 'direct'}) vs {ref_name}: "
+                 f"the trained model beside the same model at random initialisation", fontsize=10)
+    return fig
+
+
 def plot_scatter(matrix: np.ndarray, reference: np.ndarray, reference_name: str = "BLOSUM62",
                  ylabel: str = "attention similarity", stats: dict | None = None) -> Figure:
     """The 190 off-diagonal amino-acid pairs: reference score vs attention-derived value."""

@@ -105,14 +105,21 @@ def _checkpoint(value: Any):
 
 def _analyze_one(cfg: DictConfig, ckpt: Path, source_path: Path, source, options,
                  out_dir: Path) -> dict[str, Any]:
+    from protein_performer.analysis.control import analyze_with_control
     from protein_performer.analysis.run import analyze_model, load_model
 
     model = load_model(ckpt)
-    result, files = analyze_model(
-        model, source, out_dir, options, figures=bool(cfg.figures),
-        map_protein=_plain(cfg.map_protein), map_layer=cfg.map_layer, map_head=cfg.map_head,
-        extra={"checkpoint": str(ckpt), "input": str(source_path)},
-    )
+    kwargs = dict(figures=bool(cfg.figures), map_protein=_plain(cfg.map_protein),
+                  map_layer=cfg.map_layer, map_head=cfg.map_head,
+                  extra={"checkpoint": str(ckpt), "input": str(source_path)})
+    summary = None
+    if cfg.get("control", True):
+        result, _, summary, files = analyze_with_control(model, source, out_dir, options,
+                                                         **kwargs)
+    else:
+        result, files = analyze_model(model, source, out_dir, options, **kwargs)
+    if cfg.get("favor_error", False):
+        _favor_error(cfg, model, source, out_dir)
     for warning in result.warnings():
         log.warning(warning)
         print(f"warning: {warning}")
@@ -127,8 +134,37 @@ def _analyze_one(cfg: DictConfig, ckpt: Path, source_path: Path, source, options
         b = result.best_head
         print(f"best head (direct mode): layer {b['layer']} head {b['head']}, "
               f"r = {b['direct_pearson']:.3f}")
+    if summary is not None:
+        v = summary["vig"]
+        print(f"random-init control (same config, fresh weights): r = "
+              f"{_num(v['control_pearson'])}, permutation p = {_num(v['control_permutation_p'])}"
+              f"; {'beats' if v['beats_control'] else 'does not beat'} the control at p < 0.01")
     print(f"wrote {files['blosum_comparison']}")
     return json.loads(Path(files["blosum_comparison"]).read_text())
+
+
+def _num(x: Any) -> str:
+    return "n/a" if x is None or x != x else f"{x:.3g}"
+
+
+def _favor_error(cfg: DictConfig, model, source, out_dir: Path) -> None:
+    """FAVOR+ vs exact softmax on this model's own q, k: favor_error.csv + .png."""
+    from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
+                                                        plot_errors, protein_batch)
+    from protein_performer.data.fasta import tokens_to_letters
+
+    n = min(int(cfg.get("favor_error_proteins", 8)), len(source))
+    seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
+    tokens, mask = protein_batch(seqs, model.cfg.max_length)
+    double = model.double()
+    table = approximation_errors(capture_qkv(double, tokens, mask), mask, model.cfg.causal,
+                                 [int(m) for m in cfg.get("favor_error_features", [16, 64, 256])])
+    model.float()
+    table.to_csv(out_dir / "favor_error.csv", index=False)
+    plot_errors(table, out_dir / "favor_error")
+    mean = table.groupby("nb_features")["output_rel_error"].mean()
+    print("FAVOR+ relative error of the attention output on this model's q, k: "
+          + ", ".join(f"m={m}: {e:.3f}" for m, e in mean.items()))
 
 
 def _unique(labels: list[str]) -> list[str]:

@@ -132,9 +132,8 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
 
 def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """Per model: attention vs BLOSUM62 of the trained model and of its random-init twin."""
-    from protein_performer.analysis.control import control_summary, random_init_like
-    from protein_performer.analysis.run import (AnalysisOptions, analyze_model, load_model,
-                                                open_proteins)
+    from protein_performer.analysis.control import analyze_with_control
+    from protein_performer.analysis.run import AnalysisOptions, load_model, open_proteins
 
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
     a_opts = AnalysisOptions(n_proteins=opts.analysis_proteins, threshold=opts.threshold,
@@ -143,16 +142,10 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
                              device=opts.device, progress=opts.progress)
     rows = []
     for run in runs:
-        model = load_model(run.checkpoint)
-        base = out / "blosum" / _safe(run.label)
-        trained, _ = analyze_model(model, source, base / "trained", a_opts, figures=True)
-        control, _ = analyze_model(random_init_like(model, opts.seed), source,
-                                   base / "random_init", a_opts, figures=True)
-        ref = a_opts.reference
-        summary = control_summary(trained.overall["vig"][ref], control.overall["vig"][ref])
-        direct = control_summary(trained.overall["direct"][ref], control.overall["direct"][ref])
-        rows.append({"model": run.label, **summary,
-                     **{f"direct_{k}": v for k, v in direct.items()}})
+        _, _, summary, _ = analyze_with_control(load_model(run.checkpoint), source,
+                                                out / "blosum" / _safe(run.label), a_opts)
+        rows.append({"model": run.label, **summary["vig"],
+                     **{f"direct_{k}": v for k, v in summary["direct"].items()}})
     return pd.DataFrame(rows)
 
 

@@ -138,6 +138,28 @@ def test_cli_on_a_tiny_checkpoint(ckpt, tmp_path):
         assert (out / name).stat().st_size > 0, name
     per_head = pd.read_csv(out / "per_head.csv")
     assert len(per_head) == 4
+    # the null beside it: the same config at random init, through the same analysis
+    control = result["control"]
+    assert control["kind"] == "random_init"
+    assert -1 <= control["vig"]["control_pearson"] <= 1
+    assert control["vig"]["trained_pearson"] == pytest.approx(result["pearson"])
+    assert control["vig"]["control_pearson"] != pytest.approx(result["pearson"])
+    assert isinstance(control["vig"]["beats_control"], bool)
+    assert (out / "random_init" / "blosum_comparison.json").is_file()
+    assert (out / "with_control.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_favor_error_on_the_models_own_qk(ckpt, tmp_path, capsys):
+    from protein_performer.cli.analyze import analyze
+
+    out = tmp_path / "run"
+    analyze(compose([f"ckpt_path={ckpt}", *FAST, "figures=false", "control=false",
+                     "favor_error=true", "favor_error_proteins=2",
+                     "favor_error_features=[8,64]"], out))
+    table = pd.read_csv(out / "favor_error.csv")
+    assert set(table["nb_features"]) == {8, 64} and set(table["layer"]) == {0, 1}
+    assert (out / "favor_error.png").is_file() and not (out / "random_init").exists()
+    assert "m=8" in capsys.readouterr().out
 
 
 def test_sweep_over_checkpoints(ckpt, tmp_path):

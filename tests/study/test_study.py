@@ -71,10 +71,11 @@ def test_study_report(sweep):
     assert blosum.trained_pearson.notna().all() and blosum.control_pearson.notna().all()
     # the control is a different model: its correlation differs from the trained one's
     assert (blosum.trained_pearson != blosum.control_pearson).all()
-    for label in ("attention_exact", "attention_favor_relu"):
-        for which in ("trained", "random_init"):
-            assert (out / "blosum" / label.replace("_", "=", 1) / which /
-                    "blosum_comparison.json").is_file()
+    for label in ("attention=exact", "attention=favor_relu"):
+        trained = json.loads((out / "blosum" / label / "blosum_comparison.json").read_text())
+        assert trained["control"]["vig"]["control_pearson"] is not None
+        assert (out / "blosum" / label / "random_init" / "blosum_comparison.json").is_file()
+        assert (out / "blosum" / label / "with_control.png").is_file()
     assert study["favor_error_model"] == "attention=exact"  # the exact model's q, k
     fe = pd.read_csv(out / "favor_error.csv")
     assert set(fe.nb_features) == {8, 32}
