@@ -232,8 +232,8 @@ class AFTAttention(Attention):
     gating) and :meth:`bias_matrix` (the dense [H or 1, L, L] bias w, for analysis/tests).
     """
 
-    #: Whether the learned biases fix a maximum length (tables of max_length rows).
-    length_limited: bool = False
+    # Per-channel sums and banded/conv corrections: O(L d) memory (AFT-full overrides).
+    linear_memory = True
 
     def check_length(self, length: int) -> None:
         if self.length_limited and length > self.cfg.max_length:
@@ -335,6 +335,7 @@ class AFTFull(AFTAttention):
     """
 
     length_limited = True
+    linear_memory = False  # [row_chunk, L] bias blocks
     row_chunk: int = 1024
 
     def __init__(self, cfg, d_model: int, n_heads: int) -> None:

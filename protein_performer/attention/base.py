@@ -23,6 +23,12 @@ class Attention(nn.Module):
     contribute nothing; outputs at padded queries are unspecified but finite.
     """
 
+    #: Memory grows linearly with the sequence length (no [L, L] matrix is formed), so a
+    #: sequence longer than training's can run in one pass (whole-protein embeddings).
+    linear_memory: bool = False
+    #: Learned tables of ``cfg.max_length`` rows fix the longest sequence the layer accepts.
+    length_limited: bool = False
+
     def __init__(self, cfg: "AttentionConfig", d_model: int, n_heads: int) -> None:
         super().__init__()
         if d_model % n_heads:

@@ -254,6 +254,7 @@ class FavorAttention(Attention):
     """
 
     kernel_name = "softmax"
+    linear_memory = True
 
     def __init__(self, cfg, d_model: int, n_heads: int) -> None:
         super().__init__(cfg, d_model, n_heads)

@@ -25,7 +25,7 @@ def embed(cfg: DictConfig) -> dict[str, str]:
     """Embed every protein of ``cfg.fasta``; returns file label -> output directory."""
     from protein_performer.devices import resolve_device
     from protein_performer.evaluation.perplexity import file_labels, open_input
-    from protein_performer.inference.embed import embed_source
+    from protein_performer.inference.embed import embed_source, long_protein_policy
     from protein_performer.inference.embedding_store import EmbeddingStore
     from protein_performer.model.checkpoint import load_lm
 
@@ -39,8 +39,7 @@ def embed(cfg: DictConfig) -> dict[str, str]:
     m = loaded.model.cfg
     settings = {"checkpoint": str(ckpt), "layers": layers, "max_length": m.max_length,
                 "position": m.position, "attention": m.attention.kind,
-                "long_proteins": f"windows of {m.max_length} tokens, stride {m.max_length // 2}, "
-                                 + ("causal scored spans" if m.causal else "centered split")}
+                "long_proteins": long_protein_policy(loaded.model)}
     result = {}
     for label, source in sources.items():
         store = EmbeddingStore(out / label, settings)

@@ -1,10 +1,14 @@
-"""``protein-performer-score``: variant-effect scores of a checkpoint for a CSV of mutants.
+"""``protein-performer-score``: per-protein likelihoods, or variant-effect scores of mutants.
 
+    protein-performer-score ckpt_path=run/last.ckpt 'fasta=[proteins.fasta.gz]'
     protein-performer-score ckpt_path=run/last.ckpt wild_type=MKTAYIAK mutations=dms.csv
 
-Thin: parses the CSV, validates every mutant against the wild type (errors name the row),
-scores with :func:`protein_performer.inference.score.score_mutants`, writes ``scores.csv``
-and prints Spearman rho when a measured column exists. Bad input: one line, exit status 2.
+Exactly one mode per run: ``fasta=`` gives per-protein log-likelihood, mean NLL and
+perplexity (:mod:`protein_performer.inference.likelihood`) in ``protein_scores.csv``;
+``wild_type=`` with ``mutations=`` parses the CSV, validates every mutant against the wild
+type (errors name the row), scores with :func:`protein_performer.inference.score.score_mutants`,
+writes ``scores.csv`` and prints Spearman rho when a measured column exists.
+Bad input: one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -32,7 +36,66 @@ def _required(cfg: DictConfig, key: str, example: str) -> str:
     return str(value)
 
 
+USAGE = (f"{PROG} ckpt_path=last.ckpt 'fasta=[proteins.fasta.gz]' (per-protein scores) or "
+         f"{PROG} ckpt_path=last.ckpt wild_type=MKTAYIAK mutations=variants.csv (variant scores)")
+
+
+def _given(cfg: DictConfig, key: str) -> bool:
+    try:
+        return bool(cfg[key])
+    except MissingMandatoryValue:
+        return False
+
+
 def score(cfg: DictConfig) -> dict:
+    """Run the mode the config asks for: ``fasta=`` -> :func:`score_proteins`, ``wild_type=``
+    and ``mutations=`` -> :func:`score_variants`; both or neither is an error naming both."""
+    per_protein = _given(cfg, "fasta")
+    variants = [k for k in ("wild_type", "mutations") if _given(cfg, k)]
+    if per_protein and variants:
+        raise ValueError(f"give fasta= (per-protein scores) or wild_type= with mutations= "
+                         f"(variant scores), not both (got fasta= and {'= and '.join(variants)}=)"
+                         f": {USAGE}")
+    if not per_protein and not variants:
+        raise ValueError(f"nothing to score: give fasta= (per-protein scores) or wild_type= "
+                         f"with mutations= (variant scores): {USAGE}")
+    return score_proteins(cfg) if per_protein else score_variants(cfg)
+
+
+def score_proteins(cfg: DictConfig) -> dict:
+    """Per-protein likelihoods of ``cfg.fasta`` into one CSV; returns {'csv', 'files'}."""
+    from omegaconf import OmegaConf
+
+    from protein_performer.cli.evaluate import _input_paths
+    from protein_performer.devices import resolve_device
+    from protein_performer.evaluation.perplexity import file_labels, open_input
+    from protein_performer.inference.likelihood import METHODS, write_likelihoods_csv
+    from protein_performer.model.checkpoint import load_lm
+
+    ckpt = user_path(_required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt"))
+    fasta = OmegaConf.to_container(cfg.fasta) if OmegaConf.is_config(cfg.fasta) else cfg.fasta
+    paths = _input_paths(fasta)
+    # Read (and check) every input before the model: a bad file fails fast.
+    sources = {label: open_input(p) for label, p in zip(file_labels(paths), paths)}
+    device = resolve_device(str(cfg.device))
+    loaded = load_lm(ckpt, map_location=device)
+    model = loaded.model.to(device).eval()
+    out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "protein_scores.csv"
+    totals = write_likelihoods_csv(
+        model, out, sources, objective=loaded.objective, max_length=model.cfg.max_length,
+        window=cfg.window, stride=cfg.stride, batch_tokens=int(cfg.batch_tokens),
+        max_proteins=cfg.max_proteins, device=str(device), progress=bool(cfg.progress),
+    )
+    kind = {"exact": "exact log-likelihood", "pseudo": "pseudo-log-likelihood"}
+    print(f"scored {sum(t['n_sequences'] for t in totals.values())} proteins "
+          f"({kind[METHODS[loaded.objective]]}); wrote {out}")
+    for label, t in totals.items():
+        print(f"{label}: {t['n_sequences']} proteins, perplexity {t['perplexity']:.4f} "
+              f"over {t['n_tokens']} tokens")
+    return {"csv": str(out), "files": totals}
+
+
+def score_variants(cfg: DictConfig) -> dict:
     """Score ``cfg.mutations`` against ``cfg.wild_type``; returns {'csv', 'n', 'spearman'}."""
     import pandas as pd
 

@@ -44,7 +44,11 @@ from torch import Tensor, nn
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
-from protein_performer.evaluation.windows import centered_windows, default_stride, sliding_windows
+from protein_performer.evaluation.windows import (
+    centered_windows,
+    sliding_windows,
+    window_and_stride,
+)
 from protein_performer.progress import Progress
 from protein_performer.seeding import mix_seed
 
@@ -236,8 +240,12 @@ def mask_protein(
 
 
 @dataclass
-class _Sums:
-    """Per (slot, protein row) sums of one chunk, for the model and the unigram baseline."""
+class TokenSums:
+    """Per (slot, protein row) sums of one chunk, for the model and the unigram baseline.
+
+    Each array is ``[n_slots, n_rows]``: ``nll`` (nats), ``correct`` (arg-max hits) and
+    ``count`` (scored tokens) of the model, ``uni_*`` of the unigram baseline (zero without one).
+    """
 
     nll: np.ndarray
     correct: np.ndarray
@@ -246,7 +254,7 @@ class _Sums:
     uni_correct: np.ndarray
 
     @classmethod
-    def zeros(cls, n_slots: int, n_rows: int) -> "_Sums":
+    def zeros(cls, n_slots: int, n_rows: int) -> "TokenSums":
         f = lambda dt: np.zeros((n_slots, n_rows), dtype=dt)  # noqa: E731
         return cls(f(np.float64), f(np.int64), f(np.int64), f(np.float64), f(np.int64))
 
@@ -266,16 +274,16 @@ def _batches(lengths: np.ndarray, batch_tokens: int) -> Iterator[np.ndarray]:
 def _score_pieces(
     model: Callable[[Tensor, Tensor], Tensor],
     pieces: _Pieces,
-    sums: _Sums,
+    sums: TokenSums,
     *,
-    unigram: Tensor,
+    unigram: Tensor | None,
     batch_tokens: int,
     device: torch.device,
     on_batch: Callable[[float], None],
 ) -> None:
     """Run the model over all pieces and add their token sums into ``sums``."""
     lengths = np.fromiter((len(x) for x in pieces.inputs), dtype=np.int64, count=len(pieces))
-    uni_best = int(torch.argmax(unigram))
+    uni_best = int(torch.argmax(unigram)) if unigram is not None else -1
     rows_all = np.asarray(pieces.rows)
     slots_all = np.asarray(pieces.slots)
     for idx in _batches(lengths, batch_tokens):
@@ -291,13 +299,15 @@ def _score_pieces(
             device
         )[:, None]
         logits = model(tokens, mask)  # [B, L, V]
-        logp = torch.log_softmax(logits.float(), dim=-1)
+        # float32 at least (bf16/fp16 logits), float64 kept for float64 models
+        logp = torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
         valid = targets != IGNORE
         safe = targets.clamp_min(0)
         nll = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1).double()  # [B, L]
         nll = torch.where(valid, nll, torch.zeros_like(nll))
         correct = (logp.argmax(-1) == targets) & valid
-        uni_nll = torch.where(valid, -unigram[safe], torch.zeros_like(nll))
+        uni_lp = unigram[safe] if unigram is not None else torch.zeros_like(nll)
+        uni_nll = torch.where(valid, -uni_lp, torch.zeros_like(nll))
         uni_correct = (targets == uni_best) & valid
         per = torch.stack(
             [nll.sum(1), correct.sum(1).double(), valid.sum(1).double(), uni_nll.sum(1),
@@ -312,6 +322,54 @@ def _score_pieces(
         np.add.at(sums.uni_nll, (s, r), per[3])
         np.add.at(sums.uni_correct, (s, r), per[4].round().astype(np.int64))
         on_batch(float(sum(pieces.weights[j] for j in idx)))
+
+
+Piece = tuple[int, np.ndarray, np.ndarray]  # (slot, inputs [Lw], targets [Lw]) of one model row
+
+
+def score_chunks(
+    model: nn.Module | Callable[[Tensor, Tensor], Tensor],
+    source: ProteinSource,
+    pieces_of: Callable[[int, np.ndarray], list[Piece]],
+    *,
+    n_slots: int,
+    n_total: int,
+    batch_tokens: int,
+    chunk_proteins: int,
+    device: torch.device,
+    progress: Progress,
+    unigram: Tensor | None = None,
+) -> Iterator[tuple[int, int, TokenSums]]:
+    """Per-protein token sums of the first ``n_total`` proteins, a chunk at a time.
+
+    ``pieces_of(index, tokens)`` lists the model rows of protein ``index`` (``tokens``: its
+    ids wrapped in ``<cls>``/``<eos>``) as :data:`Piece` s: ``(slot, inputs, targets)``
+    (targets :data:`IGNORE` where unscored, e.g. from :func:`causal_pieces` or
+    :func:`pseudo_pieces`). Rows of many proteins are batched by the ``batch_tokens`` budget;
+    yields ``(lo, hi, sums)`` with ``sums`` ``[n_slots, hi - lo]`` for proteins ``lo..hi-1``,
+    so memory stays bounded by ``chunk_proteins`` (and a token budget, as pseudo-perplexity
+    makes ``n`` copies of an ``n``-residue protein). ``progress`` advances by one per protein.
+    """
+    chunk_token_budget = max(batch_tokens * 64, 1 << 22)
+    lo = 0
+    while lo < n_total:
+        pieces = _Pieces()
+        hi = lo
+        while hi < n_total and hi - lo < chunk_proteins and (
+            hi == lo or pieces.n_tokens < chunk_token_budget
+        ):
+            per_protein = pieces_of(hi, ALPHABET.wrap(source[hi]))
+            w = 1.0 / max(len(per_protein), 1)
+            for slot, x, t in per_protein:
+                pieces.add(hi - lo, slot, x, t, w)
+            if not per_protein:
+                progress.update(1.0)
+            hi += 1
+        sums = TokenSums.zeros(n_slots, hi - lo)
+        _score_pieces(model, pieces, sums, unigram=unigram, batch_tokens=batch_tokens,
+                      device=device, on_batch=progress.update)
+        yield lo, hi, sums
+        lo = hi
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,12 +410,7 @@ def evaluate_source(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if opt.pseudo_perplexity and objective != "mlm":
         raise ValueError("pseudo_perplexity applies to masked (mlm) models only")
-    window = min(opt.window or max_length, max_length)
-    if window < 2:
-        raise ValueError(f"window must be >= 2 tokens, got {window}")
-    stride = opt.stride or default_stride(window)
-    if stride > window:
-        raise ValueError(f"stride must be <= window ({window}), got {stride}")
+    window, stride = window_and_stride(max_length, opt.window, opt.stride)
     device = resolve_device(opt.device)
     if isinstance(model, nn.Module):
         model.eval()
@@ -367,9 +420,20 @@ def evaluate_source(
     n_slots = (opt.n_maskings if objective == "mlm" else 1) + int(opt.pseudo_perplexity)
     pseudo_slot = n_slots - 1 if opt.pseudo_perplexity else None
     model_slots = list(range(n_slots - int(opt.pseudo_perplexity)))
-    totals = _Sums.zeros(n_slots, 1)
-    n_windowed = 0
+    totals = TokenSums.zeros(n_slots, 1)
     lengths = np.asarray(source.lengths[:n_total], dtype=np.int64)
+    n_windowed = int((lengths + 2 > window).sum())
+
+    def pieces_of(index: int, tokens: np.ndarray) -> list[Piece]:
+        if objective == "clm":
+            return [(0, x, t) for x, t in causal_pieces(tokens, window, stride)]
+        out: list[Piece] = []
+        for m in model_slots:
+            x, t = mask_protein(tokens, prob=opt.mask_prob, seed=opt.seed, masking=m, index=index)
+            out += [(m, a, b) for a, b in masked_pieces(x, t, window, stride)]
+        if pseudo_slot is not None:
+            out += [(pseudo_slot, a, b) for a, b in pseudo_pieces(tokens, window, stride)]
+        return out
 
     writer = handle = None
     if per_protein_csv is not None:
@@ -378,49 +442,17 @@ def evaluate_source(
         writer = csv.writer(handle)
         writer.writerow(PER_PROTEIN_COLUMNS + (PSEUDO_COLUMNS if opt.pseudo_perplexity else ()))
     progress = Progress(n_total, desc, unit="protein", enabled=opt.progress, interval=30.0)
-    # Bound the pieces held at once (pseudo-perplexity makes n copies of an n-residue protein).
-    chunk_token_budget = max(opt.batch_tokens * 64, 1 << 22)
     try:
-        lo = 0
-        while lo < n_total:
-            pieces = _Pieces()
-            hi = lo
-            while hi < n_total and hi - lo < opt.chunk_proteins and (
-                hi == lo or pieces.n_tokens < chunk_token_budget
-            ):
-                row = hi - lo
-                tokens = ALPHABET.wrap(source[hi])
-                n_windowed += len(tokens) > window
-                per_protein: list[tuple[int, np.ndarray, np.ndarray]] = []
-                if objective == "clm":
-                    per_protein += [(0, x, t) for x, t in causal_pieces(tokens, window, stride)]
-                else:
-                    for m in model_slots:
-                        x, t = mask_protein(
-                            tokens, prob=opt.mask_prob, seed=opt.seed, masking=m, index=hi
-                        )
-                        per_protein += [(m, a, b) for a, b in masked_pieces(x, t, window, stride)]
-                    if pseudo_slot is not None:
-                        per_protein += [
-                            (pseudo_slot, a, b) for a, b in pseudo_pieces(tokens, window, stride)
-                        ]
-                w = 1.0 / max(len(per_protein), 1)
-                for slot, x, t in per_protein:
-                    pieces.add(row, slot, x, t, w)
-                if not per_protein:
-                    progress.update(1.0)
-                hi += 1
-            sums = _Sums.zeros(n_slots, hi - lo)
-            _score_pieces(
-                model, pieces, sums, unigram=unigram, batch_tokens=opt.batch_tokens,
-                device=device, on_batch=progress.update,
-            )
+        for lo, hi, sums in score_chunks(
+            model, source, pieces_of, n_slots=n_slots, n_total=n_total,
+            batch_tokens=opt.batch_tokens, chunk_proteins=opt.chunk_proteins, device=device,
+            progress=progress, unigram=unigram,
+        ):
             for name in ("nll", "correct", "count", "uni_nll", "uni_correct"):
                 getattr(totals, name)[:, 0] += getattr(sums, name).sum(1)
             if writer is not None:
                 _write_rows(writer, source, lo, hi, lengths, sums, model_slots, pseudo_slot)
                 handle.flush()
-            lo = hi
     finally:
         progress.close()
         if handle is not None:
@@ -467,7 +499,7 @@ def _write_rows(
     lo: int,
     hi: int,
     lengths: np.ndarray,
-    sums: _Sums,
+    sums: TokenSums,
     model_slots: list[int],
     pseudo_slot: int | None,
 ) -> None:

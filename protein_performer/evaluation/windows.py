@@ -43,6 +43,20 @@ def default_stride(window: int) -> int:
     return max(1, window // 2)
 
 
+def window_and_stride(
+    max_length: int, window: int | None = None, stride: int | None = None
+) -> tuple[int, int]:
+    """The window (``window`` capped at the model's ``max_length``, default it) and the stride
+    (default :func:`default_stride`), checked: ``window >= 2``, ``1 <= stride <= window``."""
+    window = min(window or max_length, max_length)
+    if window < 2:
+        raise ValueError(f"window must be >= 2 tokens, got {window}")
+    stride = stride or default_stride(window)
+    if not 1 <= stride <= window:
+        raise ValueError(f"stride must be in [1, window={window}], got {stride}")
+    return window, stride
+
+
 def _check(n_tokens: int, window: int, stride: int) -> None:
     if n_tokens < 0:
         raise ValueError(f"n_tokens must be >= 0, got {n_tokens}")

@@ -3,6 +3,12 @@
 Each protein runs as ``<cls> residues <eos>``; returned per-residue states drop ``<cls>`` and
 ``<eos>`` (``[n, D]`` for ``n`` residues), the mean is over residues only. Batches are padded
 and masked, so a protein's embedding does not depend on its batch mates.
+
+Proteins longer than the model's ``max_length`` run whole in one forward pass (``whole_long``)
+when the model allows it (:attr:`PerformerLM.runs_any_length`: rotary positions and FAVOR+ /
+AFT-simple / AFT-conv attention, whose memory grows linearly with length), otherwise in
+sliding windows whose overlaps are merged so that each token comes from exactly one window
+(``windows``, :func:`window_plan`). The index and settings.json say which.
 """
 
 from __future__ import annotations
@@ -14,6 +20,11 @@ import numpy as np
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.evaluation.windows import (
+    centered_windows,
+    sliding_windows,
+    window_and_stride,
+)
 from protein_performer.model.lm import PerformerLM
 
 
@@ -52,20 +63,37 @@ def embed_batch(
     return out
 
 
+def long_protein_mode(model: PerformerLM) -> str:
+    """How proteins longer than ``max_length`` run: ``whole_long`` (one forward over the whole
+    protein, when :attr:`PerformerLM.runs_any_length`: rotary positions and linear-memory
+    attention without length-sized tables) or ``windows`` (:func:`window_plan`)."""
+    return "whole_long" if model.runs_any_length else "windows"
+
+
+def long_protein_policy(model: PerformerLM) -> str:
+    """One line for the output metadata (settings.json) saying how long proteins run."""
+    cfg = model.cfg
+    if long_protein_mode(model) == "whole_long":
+        return (f"whole_long: proteins longer than {cfg.max_length} tokens run whole in one "
+                f"forward ({cfg.position} positions, {cfg.attention.kind} attention in linear "
+                "memory)")
+    _, stride = window_and_stride(cfg.max_length)
+    return (f"windows of {cfg.max_length} tokens, stride {stride}, "
+            + ("causal scored spans" if cfg.causal else "centered split"))
+
+
 def window_plan(model: PerformerLM, n_tokens: int, stride: int | None = None) -> list[tuple[int, int, int, int]]:
     """Windows ``(start, end, keep_from, keep_to)`` over ``n_tokens`` (with ``<cls>``/``<eos>``).
 
-    Proteins that fit ``max_length`` run whole (one window). Longer ones run in windows of
+    Proteins that fit ``max_length`` run whole (one window), and so do longer ones when
+    :func:`long_protein_mode` is ``whole_long``. Otherwise they run in windows of
     ``max_length`` tokens; each token's state is taken from exactly one window: the centered
     split of the overlaps (masked LM) or the causal windows' scored spans (causal LM, each
     token keeps ``>= window - stride`` tokens of left context), as evaluation/windows.py defines.
     """
-    from protein_performer.evaluation.windows import centered_windows, sliding_windows
-
-    window = model.cfg.max_length
-    if n_tokens <= window:
+    if n_tokens <= model.cfg.max_length or long_protein_mode(model) == "whole_long":
         return [(0, n_tokens, 0, n_tokens)]
-    stride = stride or window // 2
+    window, stride = window_and_stride(model.cfg.max_length, None, stride)
     if model.cfg.causal:
         return [(s, e, f, e) for s, e, f in sliding_windows(n_tokens, window, stride)]
     return list(centered_windows(n_tokens, window, stride))
@@ -80,7 +108,7 @@ def embed_long(
     parts: list[list[np.ndarray]] = [[] for _ in layers]
     for start, end, lo, hi in window_plan(model, len(tokens), stride):
         t = torch.from_numpy(tokens[start:end]).unsqueeze(0).to(device)
-        for k, s in enumerate(model.hidden_states(t, None, layers)):
+        for k, s in enumerate(model.hidden_states(t, None, layers, any_length=True)):
             parts[k].append(s[0, lo - start : hi - start].float().cpu().numpy())
     per = [np.concatenate(p)[1:-1] for p in parts]  # drop <cls>, <eos>
     return ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per])
@@ -90,8 +118,9 @@ def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,
                  batch_tokens: int = 16384, progress: bool = True) -> int:
     """Embed every protein of ``source`` not yet in ``store``; returns how many were written.
 
-    Token-budget batches of length-sorted proteins that fit ``max_length``; longer ones run
-    alone through :func:`embed_long` (mode ``windows`` in the index, else ``whole``).
+    Token-budget batches of length-sorted proteins that fit ``max_length`` (mode ``whole`` in
+    the index); longer ones run alone through :func:`embed_long` (mode
+    :func:`long_protein_mode`: ``whole_long`` or ``windows``).
     """
     from protein_performer.data.fasta import tokens_to_letters
     from protein_performer.progress import Progress
@@ -102,6 +131,7 @@ def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,
     bar = Progress(len(order), "embed", unit="protein", enabled=progress, interval=30.0)
     written, batch, width = 0, [], 0
     limit = model.cfg.max_length
+    long_mode = long_protein_mode(model)
 
     def flush(items: list[int]) -> int:
         seqs = [tokens_to_letters(source[i]).decode() for i in items]
@@ -114,7 +144,8 @@ def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,
         n = len(source[i]) + 2
         if n > limit:
             emb = embed_long(model, tokens_to_letters(source[i]).decode(), layers)
-            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, "windows")
+            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean,
+                        long_mode)
             bar.update(1)
             written += 1
             continue

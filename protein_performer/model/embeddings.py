@@ -24,7 +24,8 @@ class RotaryEmbedding(nn.Module):
 
     Called on q or k ``[B, H, L, Dh]`` -> same shape; the tables are computed in float64 and
     the rotation runs in float32 (a bf16 angle of position 1000 is off by several radians), or
-    in float64 for a float64 input, and the result is cast back.
+    in float64 for a float64 input, and the result is cast back. Lengths beyond the cached
+    ``max_length`` rows get tables made afresh (whole-protein inference of long proteins).
     """
 
     def __init__(self, head_dim: int, max_length: int, base: float = 10000.0) -> None:
@@ -54,7 +55,11 @@ class RotaryEmbedding(nn.Module):
             cos, sin = self._tables(length, x.device)
             xf = x
         else:
-            cos, sin = self.cos[:length].float(), self.sin[:length].float()  # [L, Dh]
+            if length <= self.cos.shape[0]:
+                cos, sin = self.cos[:length].float(), self.sin[:length].float()  # [L, Dh]
+            else:  # made on the CPU in float64 (MPS has none), then cast as the cache is
+                cos, sin = (t.to(x.device, torch.float32) for t in
+                            self._tables(length, torch.device("cpu")))
             xf = x.float()
         half = self.head_dim // 2
         rotated = torch.cat([-xf[..., half:], xf[..., :half]], dim=-1)

@@ -84,11 +84,28 @@ class PerformerLM(nn.Module):
 
     # ----------------------------------------------------------------------------------------
 
-    def _check(self, tokens: Tensor, mask: Tensor | None) -> None:
+    @property
+    def runs_any_length(self) -> bool:
+        """Whether inputs longer than ``cfg.max_length`` are well defined and cheap: rotary
+        positions (no learned table of ``max_length`` rows) and, in every block, attention
+        whose memory grows linearly with length and which has no length-sized learned tables
+        (FAVOR+, AFT-simple, AFT-conv; not exact, AFT-full or AFT-local)."""
+        return self.rotary is not None and all(
+            b.attn.linear_memory and not b.attn.length_limited for b in self.blocks
+        )
+
+    def _check(self, tokens: Tensor, mask: Tensor | None, any_length: bool = False) -> None:
         if tokens.dim() != 2:
             raise ValueError(f"tokens must be [B, L], got shape {tuple(tokens.shape)}")
         length = tokens.shape[1]
-        if length > self.cfg.max_length:
+        if length > self.cfg.max_length and any_length and not self.runs_any_length:
+            raise ValueError(
+                f"sequence length {length} exceeds model.max_length {self.cfg.max_length} and "
+                f"this model (position={self.cfg.position}, attention={self.cfg.attention.kind})"
+                " cannot run longer inputs whole: that needs rotary positions and FAVOR+, "
+                "aft_simple or aft_conv attention; use sliding windows"
+            )
+        if length > self.cfg.max_length and not any_length:
             raise ValueError(
                 f"sequence length {length} exceeds model.max_length {self.cfg.max_length}; "
                 "crop the data (data.max_length) or use a model with longer positions"
@@ -157,7 +174,11 @@ class PerformerLM(nn.Module):
 
     @torch.no_grad()
     def hidden_states(
-        self, tokens: Tensor, mask: Tensor | None = None, layers: Sequence[int] = (-1,)
+        self,
+        tokens: Tensor,
+        mask: Tensor | None = None,
+        layers: Sequence[int] = (-1,),
+        any_length: bool = False,
     ) -> list[Tensor]:
         """Residual-stream outputs ``[B, L, D]`` of the requested blocks, in the order given.
 
@@ -165,8 +186,10 @@ class PerformerLM(nn.Module):
         output after the final LayerNorm (the representation the head reads), other layers
         are raw block outputs; layer ``0`` of ``n`` is the first block's output. Eval mode
         (restored afterwards), no gradients; the same computation as ``forward``.
+        ``any_length``: accept inputs longer than ``cfg.max_length`` when
+        :attr:`runs_any_length` (else a clear error).
         """
-        self._check(tokens, mask)
+        self._check(tokens, mask, any_length)
         n = len(self.blocks)
         wanted = self._layer_indices(layers)
         was_training = self.training

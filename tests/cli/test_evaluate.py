@@ -37,7 +37,8 @@ def _run_cli(cwd: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
     return exc.value.code, capsys.readouterr().err
 
 
-def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None) -> Path:
+def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None,
+                    position: str = "learned", attention: str = "exact") -> Path:
     """A tiny ProteinLMModule trained 2 steps through a real pl.Trainer, then saved."""
     import pytorch_lightning as pl
     import torch
@@ -54,7 +55,7 @@ def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None)
         tok[:, 0], tok[:, -1] = 2, 3
         batches.append({"tokens": tok, "mask": torch.ones_like(tok, dtype=torch.bool)})
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, max_length=64, dropout=0.0,
-                      attention=AttentionConfig(kind="exact"))
+                      position=position, attention=AttentionConfig(kind=attention, nb_features=16))
     module = ProteinLMModule(cfg, objective=objective, residue_frequencies=frequencies)
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)

@@ -60,3 +60,15 @@ def test_example_layout() -> None:
     assert [tuple(w) for w in sliding_windows(10, 4, 2)] == [
         (0, 4, 0), (2, 6, 4), (4, 8, 6), (6, 10, 8)
     ]
+
+
+def test_window_and_stride_defaults_cap_and_errors():
+    from protein_performer.evaluation.windows import window_and_stride
+
+    assert window_and_stride(64) == (64, 32)
+    assert window_and_stride(64, window=100) == (64, 32)  # capped at the model's max_length
+    assert window_and_stride(64, window=16, stride=5) == (16, 5)
+    with pytest.raises(ValueError, match="window must be >= 2 tokens, got 1"):
+        window_and_stride(64, window=1)
+    with pytest.raises(ValueError, match=r"stride must be in \[1, window=16\], got 17"):
+        window_and_stride(64, window=16, stride=17)

@@ -67,3 +67,47 @@ def test_short_protein_whole_equals_batch():
     a = embed_long(model, SEQS[0])
     b = embed_batch(model, [SEQS[0]])[0]
     np.testing.assert_allclose(a.per_residue[0], b.per_residue[0], rtol=0, atol=1e-6)
+
+
+def _rotary_pair(kind: str, causal: bool) -> tuple[PerformerLM, PerformerLM]:
+    """The same weights at max_length 16 and at 128 (rotary: nothing depends on the length)."""
+    torch.manual_seed(0)
+    cfg = dict(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, causal=causal,
+               position="rotary", attention=AttentionConfig(kind=kind, nb_features=16))
+    short = PerformerLM(ModelConfig(max_length=16, **cfg)).double().eval()
+    full = PerformerLM(ModelConfig(max_length=128, **cfg)).double().eval()
+    full.load_state_dict(short.state_dict())
+    return short, full
+
+
+@pytest.mark.parametrize("kind, causal", [("favor_softmax", False), ("favor_relu", True),
+                                          ("aft_simple", False), ("aft_conv", True)])
+def test_long_protein_whole_equals_the_model_on_the_full_sequence(kind, causal):
+    from protein_performer.data.alphabet import ALPHABET
+    from protein_performer.inference.embed import long_protein_mode, long_protein_policy
+
+    short, full = _rotary_pair(kind, causal)
+    seq = "ACDEFGHIKLMNPQRSTVWY" * 3  # 62 tokens with <cls>/<eos>, > max_length 16
+    assert long_protein_mode(short) == "whole_long"
+    assert long_protein_policy(short).startswith("whole_long: proteins longer than 16 tokens")
+    assert window_plan(short, len(seq) + 2) == [(0, 62, 0, 62)]
+    emb = embed_long(short, seq, layers=[0, -1])
+    tokens = torch.from_numpy(ALPHABET.wrap(ALPHABET.encode(seq)))[None]
+    want = full.hidden_states(tokens, None, [0, -1])
+    for got, w in zip(emb.per_residue, want):
+        np.testing.assert_allclose(got, w[0, 1:-1].numpy(), rtol=0, atol=1e-6)  # float32 out
+
+
+@pytest.mark.parametrize("position, kind", [("learned", "favor_softmax"), ("rotary", "exact"),
+                                            ("rotary", "aft_local")])
+def test_models_that_cannot_run_long_inputs_still_window(position, kind):
+    from protein_performer.inference.embed import long_protein_mode, long_protein_policy
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0, max_length=16,
+                      position=position, attention=AttentionConfig(kind=kind, nb_features=16))
+    model = PerformerLM(cfg).double().eval()
+    assert long_protein_mode(model) == "windows"
+    assert long_protein_policy(model) == "windows of 16 tokens, stride 8, centered split"
+    assert len(window_plan(model, 62)) > 1
+    assert embed_long(model, "ACDEFGHIKLMNPQRSTVWY" * 3).per_residue[0].shape == (60, 16)

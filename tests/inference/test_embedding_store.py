@@ -65,7 +65,7 @@ def test_interrupted_run_resumes_to_the_same_output(tmp_path, monkeypatch):
     got, rows = _read(tmp_path / "cut")
     want, _ = _read(tmp_path / "full")
     assert sorted(r["accession"] for r in rows) == sorted(f"P{i}" for i in range(len(SEQS)))
-    assert got["P2"][0] == "windows" and got["P0"][0] == "whole"  # 31 tokens > max_length 16
+    assert got["P2"][0] == "whole_long" and got["P0"][0] == "whole"  # 31 tokens > 16: rotary FAVOR+
     for acc, (mode, arr) in want.items():
         assert got[acc][0] == mode
         np.testing.assert_array_equal(got[acc][1], arr)

@@ -14,7 +14,7 @@ from protein_performer.model.lm import PerformerLM
 WT = "MKTAYIAK"
 
 
-def _bias_only_lm(causal: bool, seed: int = 0) -> tuple[PerformerLM, np.ndarray]:
+def bias_only_lm(causal: bool, seed: int = 0) -> tuple[PerformerLM, np.ndarray]:
     """A PerformerLM whose logits are its head bias alone (token embeddings zeroed)."""
     torch.manual_seed(seed)
     model = PerformerLM(ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0,
@@ -28,7 +28,7 @@ def _bias_only_lm(causal: bool, seed: int = 0) -> tuple[PerformerLM, np.ndarray]
 
 
 def test_masked_marginal_by_hand():
-    model, lp = _bias_only_lm(causal=False)
+    model, lp = bias_only_lm(causal=False)
     i = ALPHABET.index
     got = score_mutants(model, WT, [parse_mutant("K2R", WT), parse_mutant("K2R:A4G", WT)], "mlm")
     want = [lp[i("R")] - lp[i("K")], lp[i("R")] - lp[i("K")] + lp[i("G")] - lp[i("A")]]
@@ -36,7 +36,7 @@ def test_masked_marginal_by_hand():
 
 
 def test_causal_log_likelihood_and_ratio_by_hand():
-    model, lp = _bias_only_lm(causal=True)
+    model, lp = bias_only_lm(causal=True)
     i = ALPHABET.index
     want_wt = sum(lp[i(a)] for a in WT) + lp[ALPHABET.eos_idx]
     ll = causal_log_likelihood(model, [WT, "MK"], batch_size=2)  # padded batch

@@ -187,3 +187,31 @@ def test_rotary_matches_complex_rotation_and_is_relative():
     rs = rope(shifted)
     assert torch.dot(r[0, 0, 2], r[0, 0, 5]).item() == pytest.approx(
         torch.dot(rs[0, 0, 6], rs[0, 0, 9]).item())
+
+
+def test_rotary_beyond_its_cached_length_equals_a_longer_table():
+    from protein_performer.model import RotaryEmbedding
+
+    x = torch.randn(2, 3, 40, 8)
+    torch.testing.assert_close(RotaryEmbedding(8, 16)(x), RotaryEmbedding(8, 64)(x), rtol=0,
+                               atol=0)
+
+
+@pytest.mark.parametrize("position, kind, whole", [
+    ("rotary", "favor_softmax", True), ("rotary", "aft_simple", True), ("rotary", "aft_conv", True),
+    ("rotary", "exact", False), ("rotary", "aft_local", False), ("rotary", "aft_full", False),
+    ("learned", "favor_softmax", False),
+])
+def test_longer_inputs_only_when_positions_and_attention_allow(position, kind, whole):
+    cfg = ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, max_length=16,
+                      position=position, attention=AttentionConfig(kind=kind, nb_features=8))
+    model = PerformerLM(cfg).eval()
+    assert model.runs_any_length is whole
+    tokens = torch.randint(6, 26, (1, 20))
+    with pytest.raises(ValueError, match="sequence length 20 exceeds model.max_length 16; crop"):
+        model.hidden_states(tokens)  # the default contract is unchanged
+    if whole:
+        assert model.hidden_states(tokens, any_length=True)[0].shape == (1, 20, 16)
+    else:
+        with pytest.raises(ValueError, match=f"attention={kind}\\) cannot run longer inputs whole"):
+            model.hidden_states(tokens, any_length=True)
