@@ -5,7 +5,7 @@ import torch
 
 from protein_performer.attention import AttentionConfig, build_attention
 from protein_performer.attention.aft import causal_prefix_softmax
-from protein_performer.attention.aft_reference import (
+from protein_performer.attention.aft.naive import (
     aft_reference,
     aft_weights_reference,
     causal_prefix_softmax_quadratic,
