@@ -48,23 +48,25 @@ def causal_favor_chunkwise(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Ten
     v1 = torch.cat([v, v.new_ones(bh, n * chunk, 1)], -1)  # [BH, Lp, Dv+1]
     if mask is not None:
         v1 = v1 * mask[..., None].to(v.dtype)
+    # In-place ops on fresh [BH, Lp, m] results (a GEMM and max keep no output, exp2 and relu
+    # keep their result): one live [L, m] tensor per side, not three.
     p = q @ wt  # [BH, Lp, m]
     if softmax:
-        e = torch.exp2(p - p.max(-1, keepdim=True).values)
+        e = p.sub_(p.max(-1, keepdim=True).values).exp2_()
         kn = (k * k).sum(-1) * (0.5 * LOG2E * d**-0.5)  # |k'|^2 / 2, base 2
         if mask is not None:
             kn = kn.masked_fill(~mask, float("inf"))  # padded keys: logits -inf, features 0
-        lk = k @ wt - kn[..., None]
+        lk = (k @ wt).sub_(kn[..., None])
         run = torch.cummax(lk.max(-1).values, -1).values.clamp_min(STAB_FLOOR * LOG2E)  # M_i
         r = run[:, chunk - 1 :: chunk]  # R_c [BH, N] (padded rows add no key: M stays)
         r_row = r.repeat_interleave(chunk, 1)  # [BH, Lp]
         f = torch.exp2((r_row - run).clamp_max(rescale_cap(q.dtype)))[..., None]
-        g = torch.exp2(lk - r_row[..., None])  # key features without eps, <= 1
+        g = lk.sub_(r_row[..., None]).exp2_()  # key features without eps, <= 1
     else:
-        e = torch.relu(p)
+        e = p.relu_()
         if mask is not None:
             k = k.masked_fill(~mask[..., None], 0.0)  # relu(0) = 0: padded keys leave
-        g = torch.relu(k @ wt)
+        g = (k @ wt).relu_()
     ec, gc, vc = (t.view(bh, n, chunk, t.shape[-1]) for t in (e, g, v1))  # [BH, N, C, .]
     states = gc.transpose(-1, -2) @ vc  # s_c [BH, N, m, Dv+1]
     if softmax:

@@ -66,7 +66,7 @@ def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path
         return run_case(spec)
 
     monkeypatch.setattr(bench, "_subprocess_case", in_process)
-    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device: 100.0)
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device, n=2048: 100.0)
     tiny = ["--kinds", "favor_softmax", "--lengths", "32", "--causal", "true", "--passes", "fwd",
             "--heads", "2", "--head-dim", "8", "--features", "16", "--repeats", "1", "--no-peer"]
     bench.main(["attention", *tiny, "--out", str(tmp_path / "a")])
@@ -83,7 +83,7 @@ def test_impls_time_each_causal_implementation(monkeypatch, tmp_path):
         [("exact", "auto"), ("favor_relu", "auto")]
     monkeypatch.setattr(bench, "_subprocess_case",
                         lambda spec, timeout, malloc_cache=False: run_case(spec))
-    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device: 100.0)
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device, n=2048: 100.0)
     df = bench.bench_attention(bench._parser().parse_args(
         ["attention", "--kinds", "favor_relu", "--lengths", "64", "--causal", "true",
          "--passes", "fwd", "--heads", "2", "--head-dim", "8", "--features", "16",
@@ -108,3 +108,15 @@ def test_memory_probe_sees_a_fresh_allocation():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     rise_mib = float(out.stdout.split()[-1])
     assert 60 <= rise_mib < 200, rise_mib
+
+
+def test_in_process_case_turns_an_error_into_the_case_note(monkeypatch):
+    from protein_performer.attention import favor_causal_cpu
+    from protein_performer.cli import bench
+
+    monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
+    spec = {**_spec("favor_softmax", True, "fwd"), "causal_impl": "cpp"}
+    res = bench._in_process_case(spec)
+    assert res["error"].startswith("ValueError: attention.causal_impl='cpp' runs CPU")
+    res = bench._in_process_case({**spec, "causal_impl": "chunkwise", "matmul_size": 64})
+    assert res["time_s"] > 0 and res["impl"] == "chunkwise"
