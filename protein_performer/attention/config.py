@@ -24,7 +24,12 @@ class AttentionConfig:
     feature_type: str = "orthogonal"  # orthogonal | iid
     redraw_interval: int = 1000  # training steps between feature redraws; 0 = never
     kernel_eps: float | None = None  # None: the kernel's paper default
-    chunk_size: int = 64  # causal FAVOR+: tokens per chunk of the prefix-sum scan (favor.DEFAULT_CHUNK_SIZE)
+    # causal FAVOR+: tokens per chunk; None = the implementation's (favor_causal.DEFAULT_CHUNK:
+    # 64 for the CPU loop and C++ kernel, 128 for the chunkwise form)
+    chunk_size: int | None = None
+    # causal FAVOR+ implementation: auto (C++ kernel on CPU, chunkwise on CUDA) | loop |
+    # chunkwise | cpp (favor_causal.resolve_impl)
+    causal_impl: str = "auto"
     seed: int = 0  # base seed of feature draws: draw = f(seed, layer, step)
     # AFT (Zhai et al. 2021)
     aft_window: int = 32  # AFT-local: bias window s
@@ -40,8 +45,14 @@ class AttentionConfig:
             raise ValueError(
                 f"attention.kind must be one of {sorted(ATTENTION_REGISTRY)}, got {self.kind!r}"
             )
-        _positive(self, "nb_features", "chunk_size", "max_length", "aft_factor_dim",
-                  "aft_conv_kernel")
+        from protein_performer.attention.favor_causal import CAUSAL_IMPLS
+
+        _positive(self, "nb_features", "max_length", "aft_factor_dim", "aft_conv_kernel")
+        if self.chunk_size is not None:
+            _positive(self, "chunk_size")
+        if self.causal_impl not in CAUSAL_IMPLS:
+            raise ValueError(f"attention.causal_impl must be one of {CAUSAL_IMPLS}, got "
+                             f"{self.causal_impl!r}")
         _non_negative(self, "redraw_interval", "aft_window")
         if self.ortho_scaling not in (0, 1):
             raise ValueError(f"attention.ortho_scaling must be 0 or 1, got {self.ortho_scaling}")

@@ -10,7 +10,9 @@ alike (no O(L m d) cumulative sum is ever built).
 Where the code lives: the softmax and ReLU kernels run hand-written autograd Functions that
 never build an [L, m] tensor (:mod:`favor_bidirectional`: blocks of rows;
 :mod:`favor_causal`: a loop over chunks carrying the state, backward a reverse loop; on
-CPU the same loop in C++, :mod:`favor_causal_cpu`, one head per thread);
+CPU the same loop in C++, :mod:`favor_causal_cpu`, one head per thread), except the causal
+chunk-parallel form for GPUs (:mod:`favor_chunkwise`, plain autograd; :mod:`favor_causal`
+picks the implementation);
 generalized kernels f use plain autograd features and :class:`_CausalChunks` (all chunks at
 once). This module has the functional API and the attention layer.
 
@@ -42,12 +44,15 @@ from torch import Tensor, nn
 from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
 from protein_performer.attention.favor_bidirectional import bidirectional_favor
-from protein_performer.attention.favor_causal import causal_favor
+from protein_performer.attention.favor_causal import (CAUSAL_IMPLS, DEFAULT_CHUNK, causal_favor,
+                                                       resolve_impl)
 from protein_performer.attention.kernels import FeatureKernel, resolve_kernel
 from protein_performer.attention.random_features import draw_projection, seeded_generator
 from protein_performer.attention.registry import register
 
-DEFAULT_CHUNK_SIZE = 64  # causal: best for the C++ CPU kernel (96 was best for the Python loop)
+# causal chunk of the CPU implementations (the C++ kernel and the loop); the chunkwise form
+# (CUDA) takes its own, favor_causal.DEFAULT_CHUNK["chunkwise"]
+DEFAULT_CHUNK_SIZE = DEFAULT_CHUNK["cpp"]
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -64,8 +69,9 @@ def favor_attention(
     kernel: str | Callable[[Tensor], Tensor] | FeatureKernel = "softmax",
     causal: bool = False,
     mask: Tensor | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     eps: float | None = None,
+    causal_impl: str = "auto",
 ) -> Tensor:
     """FAVOR+ attention. q, k [B, H, L, Dh], v [B, H, L, Dv], projection [m, Dh] -> [B, H, L, Dv].
 
@@ -73,7 +79,10 @@ def favor_attention(
     for generalized features f(x W^T / sqrt(m)) + eps. ``mask`` [B, L]: True on real tokens;
     padded keys get zero features (they leave numerator and normaliser). ``eps``: None =
     the kernel's paper default (1e-6 softmax, 1e-3 relu). Computed in float32 (float64 for
-    float64 inputs) with autocast disabled; returned in v's dtype.
+    float64 inputs) with autocast disabled; returned in v's dtype. Causal softmax/ReLU:
+    ``causal_impl`` auto | loop | chunkwise | cpp picks the implementation
+    (:func:`favor_causal.resolve_impl`; auto: C++ on CPU, chunkwise on CUDA) and
+    ``chunk_size`` None its default chunk.
     """
     if q.dim() != 4 or k.shape != q.shape or v.shape[:3] != q.shape[:3]:
         raise ValueError(f"expected q, k [B, H, L, Dh] and v [B, H, L, Dv], got "
@@ -82,8 +91,10 @@ def favor_attention(
         raise ValueError(f"projection must be [m, {q.shape[-1]}], got {tuple(projection.shape)}")
     if mask is not None and mask.shape != (q.shape[0], q.shape[2]):
         raise ValueError(f"mask must be [B, L] = {(q.shape[0], q.shape[2])}, got {tuple(mask.shape)}")
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
+    if causal_impl not in CAUSAL_IMPLS:
+        raise ValueError(f"causal_impl must be one of {CAUSAL_IMPLS}, got {causal_impl!r}")
+    if chunk_size is not None and chunk_size <= 0:
+        raise ValueError(f"chunk_size must be > 0 (or None: the implementation's), got {chunk_size}")
     kern = resolve_kernel(kernel)
     eps = kern.default_eps if eps is None else float(eps)
     out_dtype = v.dtype
@@ -93,7 +104,8 @@ def favor_attention(
         if mask is not None:
             mask = mask.to(torch.bool)
         if causal:
-            out = _causal(q, k, v, w, kern, eps, mask, chunk_size)
+            causal_impl = resolve_impl(causal_impl, q)  # on the compute dtype (C++: fp32/fp64)
+            out = _causal(q, k, v, w, kern, eps, mask, chunk_size, causal_impl)
         else:
             out = _bidirectional(q, k, v, w, kern, eps, mask)
     return out.to(out_dtype)
@@ -148,12 +160,15 @@ def _bidirectional(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | N
     return _divide(phi_q @ state)
 
 
-def _causal(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chunk: int) -> Tensor:
+def _causal(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chunk: int | None,
+            impl: str) -> Tensor:
     if kern.is_softmax or kern.fn is torch.relu:
         return _flat_heads(lambda q, k, v, mask: causal_favor(q, k, v, w, mask, eps, chunk,
-                                                              kern.is_softmax),
+                                                              kern.is_softmax, impl),
                            q, k, v, mask)
-    # Generalized kernels: no stabiliser; all chunks at once (see :class:`_CausalChunks`).
+    # Generalized kernels: no stabiliser; all chunks at once (see :class:`_CausalChunks`),
+    # with the chunk of the implementation auto picked (chunk-parallel like chunkwise).
+    chunk = DEFAULT_CHUNK[impl] if chunk is None else chunk
     b, h, length, _ = q.shape
     dv = v.shape[-1]
     m = w.shape[0]
@@ -225,8 +240,9 @@ def favor_attention_matrix(
     kernel: str | Callable[[Tensor], Tensor] | FeatureKernel = "softmax",
     causal: bool = False,
     mask: Tensor | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     eps: float | None = None,
+    causal_impl: str = "auto",
 ) -> Tensor:
     """The [B, H, L, L] matrix implied by FAVOR+: normalised phi(Q) phi(K)^T (causally masked).
 
@@ -237,7 +253,7 @@ def favor_attention_matrix(
     dt = _compute_dtype(q.dtype)
     eye = torch.eye(length, dtype=dt, device=q.device).expand(b, h, length, length)
     return favor_attention(q.to(dt), k.to(dt), eye, projection, kernel=kernel, causal=causal,
-                           mask=mask, chunk_size=chunk_size, eps=eps)
+                           mask=mask, chunk_size=chunk_size, eps=eps, causal_impl=causal_impl)
 
 
 _LAYER_IDS = itertools.count()
@@ -261,6 +277,7 @@ class FavorAttention(Attention):
         self.kernel = resolve_kernel(self.kernel_name)
         self.eps = self.kernel.default_eps if cfg.kernel_eps is None else cfg.kernel_eps
         self.chunk_size = cfg.chunk_size
+        self.causal_impl = cfg.causal_impl
         # Default id: construction order in this process (identical on every rank that builds
         # the same model); models should call assign_layer_id(block index) instead.
         self.register_buffer("layer_id", torch.tensor(next(_LAYER_IDS), dtype=torch.long))
@@ -303,12 +320,13 @@ class FavorAttention(Attention):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         return favor_attention(q, k, v, self.projection, kernel=self.kernel, causal=self.causal,
-                               mask=mask, chunk_size=self.chunk_size, eps=self.eps)
+                               mask=mask, chunk_size=self.chunk_size, eps=self.eps,
+                               causal_impl=self.causal_impl)
 
     def attend_matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         return favor_attention_matrix(q, k, self.projection, kernel=self.kernel,
                                       causal=self.causal, mask=mask, chunk_size=self.chunk_size,
-                                      eps=self.eps)
+                                      eps=self.eps, causal_impl=self.causal_impl)
 
     def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
         return decoding.favor_init_state(batch, self.n_heads, self.projection.shape[0],

@@ -1,8 +1,16 @@
-"""Causal FAVOR+ for the softmax and ReLU kernels, one chunk of C rows at a time.
+"""Causal FAVOR+ for the softmax and ReLU kernels: the backend switch, and the chunk loop.
 
-CPU tensors run the same loop in C++ (:mod:`favor_causal_cpu`, csrc/favor_causal.cpp: one head
-per thread, fused elementwise passes) when it builds; this Python loop is the reference it is
-tested against and the path for CUDA.
+:func:`causal_favor` is the one place that picks an implementation (logged once per device
+type and implementation); all three compute the same function and are tested against each
+other and the float64 reference:
+- ``cpp``: the chunk loop in C++ (:mod:`favor_causal_cpu`, csrc/favor_causal.cpp: one head per
+  thread, fused elementwise passes), the CPU default when it builds;
+- ``loop``: the Python chunk loop below (the reference of the C++ kernel; the CPU fallback);
+- ``chunkwise``: the chunk-parallel form (:mod:`favor_chunkwise`), a fixed series of batched
+  ops whatever L: the default on CUDA (and other accelerators), where the loop's ~200 kernel
+  launches per chunk would bind it.
+``auto`` takes :data:`AUTO_IMPL` by device type. Each has its default chunk
+(:data:`DEFAULT_CHUNK`).
 
 The same function as the chunk-parallel form in :mod:`favor` (see its docstring for the
 no-lookahead softmax stabiliser), computed by a loop over chunks that carries the
@@ -29,10 +37,12 @@ taken in natural units.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import Tensor
 
-from protein_performer.attention import favor_causal_cpu
+from protein_performer.attention import favor_causal_cpu, favor_chunkwise
 from protein_performer.attention.favor_causal_cpu import CausalFavorCpu
 from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
                                                        feature_projection, inverse_den, key_norms,
@@ -40,15 +50,60 @@ from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key
                                                        sub_at_row_max)
 
 
+log = logging.getLogger(__name__)
+
+CAUSAL_IMPLS = ("auto", "loop", "chunkwise", "cpp")
+# ``auto`` by device type (others: chunkwise). On CPU the C++ kernel when it builds, else the
+# Python loop (the C++ build warns why); the chunkwise form measured slower there
+# (docs/benchmarks.md, "Causal FAVOR+ on a GPU").
+AUTO_IMPL = {"cpu": "cpp"}
+# Tokens per chunk when none is given. The loop and the C++ kernel: 64, measured best on CPU
+# (docs/benchmarks.md, session 6). The chunkwise form: 128, by counting (not yet measured on a
+# GPU). Per head and token, with m features, Dv+1 value columns and N = L/C chunks, it costs
+# 4 d m (features) + 4 m (Dv+1) (states, prefix products) + 2 C (m + Dv+1) (intra-chunk) +
+# 2 (L / C^2) m (Dv+1) (the [N, N] weights GEMM) FLOPs; at m = 256, d = Dv = 64 that is 231k at
+# C = 128 against 240k at C = 64 and 301k at C = 256 for L = 8192, and 280k against 439k and
+# 313k for L = 32768 (FLOP optimum C^3 = 2 L m (Dv+1) / (m+Dv+1): C = 95 at 8192, 150 at
+# 32768). The memory traffic, L (C + 2 m (Dv+1) / C) floats for the scores and the [N, m, Dv+1]
+# states and prefix, is least at C = sqrt(2 m (Dv+1)) = 182. 128 sits between the optima and
+# is a multiple of the GPU's GEMM tiles.
+DEFAULT_CHUNK = {"loop": 64, "cpp": 64, "chunkwise": 128}
+_logged: set[tuple[str, str]] = set()
+
+
+def resolve_impl(impl: str, q: Tensor) -> str:
+    """The implementation that runs ``impl`` ("auto" or a forced one) on q's device; logged
+    once per (device type, implementation). A forced ``cpp`` that cannot run is an error."""
+    if impl not in CAUSAL_IMPLS:
+        raise ValueError(f"attention.causal_impl must be one of {CAUSAL_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        impl = AUTO_IMPL.get(q.device.type, "chunkwise")
+        if impl == "cpp" and not favor_causal_cpu.usable(q):
+            impl = "loop"
+    elif impl == "cpp" and not favor_causal_cpu.usable(q):
+        raise ValueError(f"attention.causal_impl='cpp' runs CPU float32/float64 tensors once the "
+                         f"C++ kernel is built; got {q.device.type} {q.dtype} tensors"
+                         f"{'' if q.device.type != 'cpu' else ' (the build failed or is disabled)'}"
+                         "; use auto, loop or chunkwise")
+    if (q.device.type, impl) not in _logged:
+        _logged.add((q.device.type, impl))
+        log.info("causal FAVOR+ on %s tensors: the %s implementation", q.device.type, impl)
+    return impl
+
+
 def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
-                 chunk: int, softmax: bool) -> Tensor:
+                 chunk: int | None, softmax: bool, impl: str = "auto") -> Tensor:
     """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv].
 
-    CPU tensors go to the C++ kernel (:mod:`favor_causal_cpu`, the same function) when it is
-    built; others (CUDA, or no compiler) to the Python loop below."""
+    ``impl``: one of :data:`CAUSAL_IMPLS` (see :func:`resolve_impl`); ``chunk``: tokens per
+    chunk, None = the implementation's default (:data:`DEFAULT_CHUNK`)."""
+    impl = resolve_impl(impl, q)
+    chunk = DEFAULT_CHUNK[impl] if chunk is None else chunk
     if not torch.is_grad_enabled():  # keep nothing for backward (needs_input_grad ignores no_grad)
         q, k, v = q.detach(), k.detach(), v.detach()
-    fn = CausalFavorCpu if favor_causal_cpu.usable(q) else _CausalFavor
+    if impl == "chunkwise":
+        return favor_chunkwise.causal_favor_chunkwise(q, k, v, w, mask, eps, chunk, softmax)
+    fn = CausalFavorCpu if impl == "cpp" else _CausalFavor
     return fn.apply(q, k, v, w, mask, eps, chunk, softmax)
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import torch
 
 from protein_performer.cli.bench import check_targets, flops, run_case
 
@@ -40,22 +41,22 @@ def test_check_targets_reads_the_table():
                 rows.append({"kind": "performer_pytorch", "mode": mode, "pass": "fwd+bwd",
                              "L": L, "time_ms": L / 50, "peak_mib": 1.0})
     lines = check_targets(pd.DataFrame(rows))
-    assert len(lines) == 13 and all("PASS" in line for line in lines[1:11])
-    assert "beside" not in lines[8]
+    assert len(lines) == 14 and all("PASS" in line for line in lines[1:12])
+    assert "L=8192 >= 3x faster than causal exact: 81.9x" in lines[3]
+    assert "beside" not in lines[9]
     beside = pd.DataFrame(rows).assign(pct_matmul_beside=[44.0 if r.get("pct_matmul_peak") else None
                                                           for r in rows])
-    line = check_targets(beside)[8]
+    line = check_targets(beside)[9]
     assert "causal FAVOR+" in line and "PASS" in line and "beside each case: min 44.0%" in line
-    assert "n/a" in lines[11] and "aft_simple" in lines[11]  # not measured
-    assert "PASS" in lines[12] and "aft_conv" in lines[12]
+    assert "n/a" in lines[12] and "aft_simple" in lines[12]  # not measured
+    assert "PASS" in lines[13] and "aft_conv" in lines[13]
     slow = pd.DataFrame(rows)
     slow.loc[(slow.kind == "performer_pytorch") & (slow["mode"] == "causal") & (slow.L == 1024),
              "time_ms"] = 1024 / 100 * 1.2
-    assert "FAIL" in check_targets(slow)[10] and "1.20x" in check_targets(slow)[10]
+    assert "FAIL" in check_targets(slow)[11] and "1.20x" in check_targets(slow)[11]
 
 
 def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path):
-    from protein_performer.attention.favor import DEFAULT_CHUNK_SIZE
     from protein_performer.cli import bench
 
     seen = []
@@ -65,12 +66,33 @@ def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path
         return run_case(spec)
 
     monkeypatch.setattr(bench, "_subprocess_case", in_process)
-    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device: 100.0)
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device, n=2048: 100.0)
     tiny = ["--kinds", "favor_softmax", "--lengths", "32", "--causal", "true", "--passes", "fwd",
             "--heads", "2", "--head-dim", "8", "--features", "16", "--repeats", "1", "--no-peer"]
     bench.main(["attention", *tiny, "--out", str(tmp_path / "a")])
     bench.main(["attention", *tiny, "--chunk-size", "8", "--out", str(tmp_path / "b")])
-    assert seen == [DEFAULT_CHUNK_SIZE, 8]
+    assert seen == [None, 8]  # None: the implementation's default chunk
+
+
+def test_impls_time_each_causal_implementation(monkeypatch, tmp_path):
+    from protein_performer.attention import favor_causal_cpu
+    from protein_performer.cli import bench
+
+    # the implementation choice is causal FAVOR+'s only
+    assert bench._series(["exact", "favor_relu"], False, ["loop", "chunkwise"]) == \
+        [("exact", "auto"), ("favor_relu", "auto")]
+    monkeypatch.setattr(bench, "_subprocess_case",
+                        lambda spec, timeout, malloc_cache=False: run_case(spec))
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device, n=2048: 100.0)
+    df = bench.bench_attention(bench._parser().parse_args(
+        ["attention", "--kinds", "favor_relu", "--lengths", "64", "--causal", "true",
+         "--passes", "fwd", "--heads", "2", "--head-dim", "8", "--features", "16",
+         "--repeats", "1", "--no-peer", "--impls", "auto", "loop", "chunkwise",
+         "--out", str(tmp_path)]))
+    assert list(df.kind) == ["favor_relu", "favor_relu:loop", "favor_relu:chunkwise"]
+    auto = "cpp" if favor_causal_cpu.usable(torch.zeros(1)) else "loop"
+    assert list(df.impl) == [auto, "loop", "chunkwise"]
+    assert (tmp_path / "attention.csv").is_file()
 
 
 def test_memory_probe_sees_a_fresh_allocation():
@@ -86,3 +108,15 @@ def test_memory_probe_sees_a_fresh_allocation():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     rise_mib = float(out.stdout.split()[-1])
     assert 60 <= rise_mib < 200, rise_mib
+
+
+def test_in_process_case_turns_an_error_into_the_case_note(monkeypatch):
+    from protein_performer.attention import favor_causal_cpu
+    from protein_performer.cli import bench
+
+    monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
+    spec = {**_spec("favor_softmax", True, "fwd"), "causal_impl": "cpp"}
+    res = bench._in_process_case(spec)
+    assert res["error"].startswith("ValueError: attention.causal_impl='cpp' runs CPU")
+    res = bench._in_process_case({**spec, "causal_impl": "chunkwise", "matmul_size": 64})
+    assert res["time_s"] > 0 and res["impl"] == "chunkwise"

@@ -33,15 +33,21 @@ def _padding_mask(b, length):
     return mask
 
 
-@pytest.fixture(params=["cpp", "python"])
+@pytest.fixture(params=["cpp", "loop", "chunkwise"])
 def causal_impl(request, monkeypatch):
-    """The causal softmax/ReLU kernels run by the C++ CPU kernel and by the Python loop."""
-    from protein_performer.attention import favor_causal_cpu
+    """The causal softmax/ReLU kernels run by each implementation (favor_causal.CAUSAL_IMPLS):
+    the C++ CPU kernel, the Python chunk loop and the chunk-parallel (GPU) form, chosen where
+    the dispatch chooses ("auto" on CPU), so every test through favor_attention runs it."""
+    from protein_performer.attention import favor_causal, favor_causal_cpu
 
-    if request.param == "python":
+    if request.param == "loop":
         monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
+    elif request.param == "chunkwise":
+        monkeypatch.setitem(favor_causal.AUTO_IMPL, "cpu", "chunkwise")
     else:
         request.getfixturevalue("cpp_kernel")  # a failed build fails; no compiler skips
+    for dtype in (torch.float32, torch.float64):
+        assert favor_causal.resolve_impl("auto", torch.zeros(1, dtype=dtype)) == request.param
     return request.param
 
 
@@ -158,14 +164,18 @@ def test_causal_inference_path_equals_training_path(kernel, causal_impl):
 def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch, causal_impl):
     # Inside an autograd Function needs_input_grad ignores no_grad: inputs that require grad
     # (e.g. evaluation without a detach) must still reach it detached, so no buffers are kept.
-    from protein_performer.attention import favor_causal
+    from protein_performer.attention import favor_causal, favor_chunkwise
 
     seen = []
-    fn = favor_causal.CausalFavorCpu if causal_impl == "cpp" else favor_causal._CausalFavor
-    apply = fn.apply
-    monkeypatch.setattr(fn, "apply",
+    if causal_impl == "chunkwise":
+        owner, name = favor_chunkwise, "causal_favor_chunkwise"
+    else:
+        owner = favor_causal.CausalFavorCpu if causal_impl == "cpp" else favor_causal._CausalFavor
+        name = "apply"
+    inner = getattr(owner, name)
+    monkeypatch.setattr(owner, name,
                         lambda q, k, v, *rest: seen.append((q.requires_grad, k.requires_grad,
-                                                            v.requires_grad)) or apply(q, k, v, *rest))
+                                                            v.requires_grad)) or inner(q, k, v, *rest))
     q, k, v = (t.requires_grad_() for t in _qkv(b=1, h=2, length=9, d=4))
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
     with torch.no_grad():
@@ -354,13 +364,15 @@ def test_causal_gradients_where_the_rescale_factor_is_capped(causal_impl):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_causal_gradients_at_the_default_chunk_size(kernel, causal_impl):
-    # Full chunks of the default size and a partial last chunk, against the float64 twin's
-    # autograd; the layer's config default is the functional one.
+    # Full chunks of the implementation's default size and a partial last chunk, against the
+    # float64 twin's autograd; the layer's config default (None) is the implementation's.
     from protein_performer.attention import AttentionConfig
     from protein_performer.attention.favor import DEFAULT_CHUNK_SIZE
+    from protein_performer.attention.favor_causal import DEFAULT_CHUNK
 
-    assert AttentionConfig().chunk_size == DEFAULT_CHUNK_SIZE
-    length = 3 * DEFAULT_CHUNK_SIZE - 5
+    assert AttentionConfig().chunk_size is None and AttentionConfig().causal_impl == "auto"
+    assert DEFAULT_CHUNK_SIZE == DEFAULT_CHUNK["cpp"] == DEFAULT_CHUNK["loop"]
+    length = 3 * DEFAULT_CHUNK[causal_impl] - 5
     q, k, v = _qkv(b=1, h=2, length=length, d=4)
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
     grads = []

@@ -4,6 +4,7 @@ clear errors from the command line (lightning-hydra-template tests/test_train.py
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -90,3 +91,14 @@ def test_cli_reports_bad_fasta(tmp_path):
                    "logger=none", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "bad.fasta" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("attention,impl", [("exact", None), ("favor_softmax", "chunkwise"),
+                                            ("favor_relu", "chunkwise")])
+def test_bf16_mixed_clm_steps_stay_finite(attention, impl, tmp_path):
+    # the GPU default (trainer=gpu: bf16-mixed) on CPU autocast; chunkwise is the CUDA path
+    extra = [] if impl is None else ["attention.nb_features=16", f"attention.causal_impl={impl}"]
+    metrics = run_train([f"attention={attention}", "objective=clm", *extra,
+                         "trainer.precision=bf16-mixed"], tmp_path)
+    losses = {k: v for k, v in metrics.items() if "loss" in k}
+    assert losses and all(math.isfinite(v) for v in losses.values()), metrics
