@@ -12,10 +12,13 @@ class AttentionConfig:
     """Options of every attention kind; each kind reads the fields it needs.
 
     ``kind`` is resolved through :data:`protein_performer.attention.registry.ATTENTION_REGISTRY`.
+    ``causal`` and ``max_length`` belong to the model that holds the layer: left unset (None)
+    here, :class:`~protein_performer.model.config.ModelConfig` fills them from its own; a
+    layer built alone (:func:`~protein_performer.attention.build_attention`) is given them.
     """
 
     kind: str = "favor_softmax"
-    causal: bool = False
+    causal: bool | None = None  # None: the holding model's (model.causal)
     dropout: float = 0.0
     # FAVOR+ (paper defaults: 256 orthogonal features, chi norms, softmax stabiliser 1e-6,
     # ReLU kernel epsilon 1e-3)
@@ -31,7 +34,8 @@ class AttentionConfig:
     aft_factor_dim: int = 64  # AFT-full: rank of factorised bias u_t . v_t'
     aft_full_bias: bool = False  # AFT-full: a full learned L x L bias (short lengths only)
     aft_conv_kernel: int = 31  # AFT-conv: depthwise kernel size
-    max_length: int = 1024  # longest sequence the layer must accept (set by the model)
+    # longest sequence the layer must accept; None: the holding model's (model.max_length)
+    max_length: int | None = None
 
     def __post_init__(self) -> None:
         from protein_performer.attention.registry import ATTENTION_REGISTRY
@@ -40,8 +44,11 @@ class AttentionConfig:
             raise ValueError(
                 f"attention.kind must be one of {sorted(ATTENTION_REGISTRY)}, got {self.kind!r}"
             )
-        _positive(self, "nb_features", "chunk_size", "max_length", "aft_factor_dim",
-                  "aft_conv_kernel")
+        _positive(self, "nb_features", "chunk_size", "aft_factor_dim", "aft_conv_kernel")
+        if self.max_length is not None:
+            _positive(self, "max_length")
+        if self.causal is not None and not isinstance(self.causal, bool):
+            raise ValueError(f"attention.causal must be true, false or unset, got {self.causal!r}")
         _non_negative(self, "redraw_interval", "aft_window")
         if self.ortho_scaling not in (0, 1):
             raise ValueError(f"attention.ortho_scaling must be 0 or 1, got {self.ortho_scaling}")

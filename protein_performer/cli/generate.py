@@ -42,7 +42,7 @@ def run_generate(cfg: DictConfig) -> Path:
     out_dir = Path(cfg.paths.output_dir)
     path = user_path(str(cfg.output)) if cfg.output else out_dir / "generated.fasta"
     loaded = load_lm(user_path(str(ckpt_value)), map_location=resolve_device(str(cfg.device)))
-    if loaded.objective != "clm" or not loaded.model_cfg.causal:
+    if not loaded.objective.causal:
         raise ValueError(f"{ckpt_value}: generation needs a causal model (objective=clm); this "
                          f"checkpoint was trained with objective={loaded.objective}")
     n = int(cfg.n)

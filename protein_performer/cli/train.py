@@ -100,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = ProteinDataModule(setup.data)
     frequencies = _residue_frequencies(datamodule)
     module = ProteinLMModule(model=setup.model, objective=setup.objective, optim=setup.optim,
-                             mask_prob=setup.mask_prob, residue_frequencies=frequencies)
+                             residue_frequencies=frequencies)
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None

@@ -11,7 +11,7 @@ Definitions (per input file):
 * Masked (``mlm``) models: the masked-token perplexity of the Performer paper: 15% of the
   residues are selected as in training but every selected residue becomes <mask> (no 10%
   left unchanged, which would show the model its answer)
-  (:func:`protein_performer.training.masking.mask_tokens`), from a generator seeded by
+  (:func:`protein_performer.masking.mask_tokens`), from a generator seeded by
   ``(seed, masking, protein index)`` so the result does not depend on batching; only the
   selected tokens are scored. Repeated over ``n_maskings`` maskings: the reported value pools
   the tokens of all maskings, ``*_std`` is the standard deviation across maskings.
@@ -45,6 +45,8 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
 from protein_performer.evaluation.windows import centered_windows, default_stride, sliding_windows
+from protein_performer.masking import IGNORE, mask_tokens
+from protein_performer.objective import Objective
 from protein_performer.progress import Progress
 from protein_performer.seeding import mix_seed
 
@@ -53,8 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IGNORE = -100
-OBJECTIVES = ("mlm", "clm")
 PER_PROTEIN_COLUMNS = ("accession", "length", "n_tokens", "nll", "perplexity", "accuracy")
 PSEUDO_COLUMNS = ("pseudo_n_tokens", "pseudo_nll", "pseudo_perplexity", "pseudo_accuracy")
 
@@ -222,8 +222,6 @@ def mask_protein(
     tokens: np.ndarray, *, prob: float, seed: int, masking: int, index: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mask one protein reproducibly, every selected residue as <mask>: (inputs, targets) int64."""
-    from protein_performer.training.masking import mask_tokens
-
     gen = torch.Generator().manual_seed(mix_seed(seed, masking, index))
     t = torch.from_numpy(tokens).unsqueeze(0)
     inputs, targets = mask_tokens(t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen,
@@ -330,7 +328,7 @@ def evaluate_source(
     model: nn.Module | Callable[[Tensor, Tensor], Tensor],
     source: ProteinSource,
     *,
-    objective: str,
+    objective: Objective | str,
     max_length: int,
     unigram_log_probs: np.ndarray,
     options: EvalOptions | None = None,
@@ -341,16 +339,17 @@ def evaluate_source(
 
     ``model(tokens [B, L] long, mask [B, L] bool) -> logits [B, L, V]`` (a
     :class:`~protein_performer.model.PerformerLM` in eval mode, or any callable);
-    ``objective``: ``clm`` (causal) or ``mlm`` (masked); ``max_length``: the longest input
+    ``objective``: an :class:`~protein_performer.objective.Objective` or its name (``clm``:
+    causal, ``mlm``: masked); ``max_length``: the longest input
     the model accepts; ``unigram_log_probs`` [V]: the baseline's log-probabilities over the
     scored vocabulary (:func:`~protein_performer.evaluation.unigram.unigram_log_probs`).
     ``per_protein_csv``: where to stream one row per protein (columns
     :data:`PER_PROTEIN_COLUMNS`, plus :data:`PSEUDO_COLUMNS` with pseudo-perplexity).
     """
     opt = options or EvalOptions()
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if opt.pseudo_perplexity and objective != "mlm":
+    obj = objective if isinstance(objective, Objective) else Objective(objective)
+    causal = obj.causal
+    if opt.pseudo_perplexity and causal:
         raise ValueError("pseudo_perplexity applies to masked (mlm) models only")
     window = min(opt.window or max_length, max_length)
     if window < 2:
@@ -364,7 +363,7 @@ def evaluate_source(
     unigram = torch.as_tensor(unigram_log_probs, dtype=torch.float64, device=device)
 
     n_total = len(source) if opt.max_proteins is None else min(len(source), opt.max_proteins)
-    n_slots = (opt.n_maskings if objective == "mlm" else 1) + int(opt.pseudo_perplexity)
+    n_slots = (1 if causal else opt.n_maskings) + int(opt.pseudo_perplexity)
     pseudo_slot = n_slots - 1 if opt.pseudo_perplexity else None
     model_slots = list(range(n_slots - int(opt.pseudo_perplexity)))
     totals = _Sums.zeros(n_slots, 1)
@@ -392,7 +391,7 @@ def evaluate_source(
                 tokens = ALPHABET.wrap(source[hi])
                 n_windowed += len(tokens) > window
                 per_protein: list[tuple[int, np.ndarray, np.ndarray]] = []
-                if objective == "clm":
+                if causal:
                     per_protein += [(0, x, t) for x, t in causal_pieces(tokens, window, stride)]
                 else:
                     for m in model_slots:
@@ -435,13 +434,13 @@ def evaluate_source(
         "unigram_perplexity": uni.perplexity,
         "unigram_accuracy": uni.accuracy,
         "unigram_nll_per_token": uni.nll_per_token,
-        "objective": objective,
+        "objective": obj.name,
         "window": window,
         "stride": stride,
         "n_windowed_sequences": n_windowed,
         "n_residues": int(lengths.sum()),
     }
-    if objective == "mlm":
+    if not causal:
         out.update(
             perplexity_std=_std([a.perplexity for a in per_slot]),
             accuracy_std=_std([a.accuracy for a in per_slot]),
@@ -587,7 +586,7 @@ def evaluate_checkpoint(
     }
     objective = loaded.objective
     max_length = int(loaded.model_cfg.max_length)
-    lp, note = baseline_log_probs(loaded.residue_frequencies, include_eos=objective == "clm")
+    lp, note = baseline_log_probs(loaded.residue_frequencies, include_eos=objective.causal)
     lp_res, _ = baseline_log_probs(loaded.residue_frequencies, include_eos=False)
     device = resolve_device(opt.device)
     model = loaded.model.to(device).eval()
@@ -605,7 +604,7 @@ def evaluate_checkpoint(
             metrics["per_protein_csv"] = str(csv_path)
         results[label] = metrics
     return CheckpointEvaluation(
-        checkpoint=checkpoint, objective=objective, max_length=max_length, files=results,
+        checkpoint=checkpoint, objective=objective.name, max_length=max_length, files=results,
         unigram_source=note, unigram_log_probs=lp, unigram_residue_log_probs=lp_res,
     )
 

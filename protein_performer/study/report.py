@@ -120,7 +120,7 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
             lo, hi = bootstrap_perplexity(total, per["n_tokens"], opts.n_bootstrap, opts.seed)
             uni = float(m["unigram_perplexity"])
             rows.append({
-                "model": run.label, "objective": loaded.objective, "split": split,
+                "model": run.label, "objective": loaded.objective.name, "split": split,
                 "perplexity": m["perplexity"], "ppl_lo": lo, "ppl_hi": hi,
                 "perplexity_std_maskings": m.get("perplexity_std"),
                 "unigram": uni, "ratio": m["perplexity"] / uni, "ratio_lo": lo / uni,

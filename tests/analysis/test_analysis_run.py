@@ -121,11 +121,12 @@ def test_real_model_kinds_give_finite_results(kind, tmp_path):
     """PerformerLM's attention_maps (implicit matrices for FAVOR+ / AFT) feed the analysis;
     an untrained model's attention is unrelated to BLOSUM62 (Vig et al.: r about 0)."""
     from protein_performer.model import lm
+    from protein_performer.attention import AttentionConfig
     from protein_performer.model.config import ModelConfig
 
     torch.manual_seed(0)
     model = lm.PerformerLM(ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, max_length=48,
-                                       dropout=0.0, attention={"kind": kind}))
+                                       dropout=0.0, attention=AttentionConfig(kind=kind)))
     opts = AnalysisOptions(n_proteins=10, threshold=0.0, min_total_weight=0.0, device="cpu",
                            progress=False, n_permutations=20, matrices=["BLOSUM62"])
     agg, counts = aggregate_attention(model, _source(), opts)

@@ -45,6 +45,7 @@ def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None)
 
     from protein_performer.attention import AttentionConfig
     from protein_performer.model import ModelConfig
+    from protein_performer.objective import Objective
     from protein_performer.training.module import ProteinLMModule
 
     g = torch.Generator().manual_seed(0)
@@ -53,9 +54,10 @@ def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None)
         tok = torch.randint(6, 26, (4, 20), generator=g)
         tok[:, 0], tok[:, -1] = 2, 3
         batches.append({"tokens": tok, "mask": torch.ones_like(tok, dtype=torch.bool)})
+    obj = Objective(objective)
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, max_length=64, dropout=0.0,
-                      attention=AttentionConfig(kind="exact"))
-    module = ProteinLMModule(cfg, objective=objective, residue_frequencies=frequencies)
+                      causal=obj.causal, attention=AttentionConfig(kind="exact"))
+    module = ProteinLMModule(cfg, obj, residue_frequencies=frequencies)
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, DataLoader(batches, batch_size=None))

@@ -1,4 +1,7 @@
-"""Training targets: BERT-style masking (mlm) and next-token targets (clm).
+"""Targets of the two objectives: BERT-style masking (mlm) and next-token targets (clm).
+
+Used by training (the LightningModule) and evaluation alike, through
+:meth:`protein_performer.objective.Objective.inputs_and_targets` or directly.
 
 Targets use ``IGNORE = -100`` (PyTorch's cross-entropy ``ignore_index``) on unscored positions.
 """
