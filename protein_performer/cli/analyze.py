@@ -151,7 +151,7 @@ def _favor_error(cfg: DictConfig, model, source, out_dir: Path) -> None:
     """FAVOR+ vs exact softmax on this model's own q, k: favor_error.csv + .png."""
     from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
                                                         plot_errors, protein_batch)
-    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.data.alphabet import tokens_to_letters
 
     n = min(int(cfg.get("favor_error_proteins", 8)), len(source))
     seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]

@@ -202,7 +202,7 @@ class SweepSummaryCallback(HydraCallback):
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Errors in the user's inputs (config values, FASTA, stores): one line, exit status 2."""
     from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.fasta import FastaFormatError
+    from protein_performer.data.fasta_report import FastaFormatError
     from protein_performer.data.store import StoreError
 
     return (ConfigError, LauncherConfigError, FastaFormatError, InvalidResidueError, StoreError)

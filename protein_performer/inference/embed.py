@@ -93,7 +93,7 @@ def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,
     Token-budget batches of length-sorted proteins that fit ``max_length``; longer ones run
     alone through :func:`embed_long` (mode ``windows`` in the index, else ``whole``).
     """
-    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.data.alphabet import tokens_to_letters
     from protein_performer.progress import Progress
 
     todo = [i for i in range(len(source)) if i not in store.done]

@@ -157,7 +157,7 @@ def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
 
     model = load_model(run.checkpoint).double()
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
-    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.data.alphabet import tokens_to_letters
 
     n = min(opts.favor_error_proteins, len(source))
     seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
