@@ -133,7 +133,8 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
 def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """Per model: attention vs BLOSUM62 of the trained model and of its random-init twin."""
     from protein_performer.analysis.control import analyze_with_control
-    from protein_performer.analysis.run import AnalysisOptions, load_model, open_proteins
+    from protein_performer.analysis.inputs import load_model, open_proteins
+    from protein_performer.analysis.options import AnalysisOptions
 
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
     a_opts = AnalysisOptions(n_proteins=opts.analysis_proteins, threshold=opts.threshold,
@@ -153,7 +154,7 @@ def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     """FAVOR+ vs exact softmax on ``run``'s own q, k (:mod:`analysis.favor_error`)."""
     from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
                                                         protein_batch)
-    from protein_performer.analysis.run import load_model, open_proteins
+    from protein_performer.analysis.inputs import load_model, open_proteins
 
     model = load_model(run.checkpoint).double()
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))

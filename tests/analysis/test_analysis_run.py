@@ -16,14 +16,10 @@ from analysis_toys import ToyAttentionModel  # noqa: E402
 
 from protein_performer.analysis.aggregate import AttentionAggregates  # noqa: E402
 from protein_performer.analysis.figures import write_figures  # noqa: E402
-from protein_performer.analysis.run import (  # noqa: E402
-    AnalysisInputError,
-    AnalysisOptions,
-    aggregate_attention,
-    protein_attention,
-    summarise,
-    write_outputs,
-)
+from protein_performer.analysis.collect import aggregate_attention, protein_attention  # noqa: E402
+from protein_performer.analysis.options import AnalysisInputError, AnalysisOptions  # noqa: E402
+from protein_performer.analysis.outputs import write_outputs  # noqa: E402
+from protein_performer.analysis.summary import summarise  # noqa: E402
 from protein_performer.analysis.substitution import UnknownMatrixError  # noqa: E402
 from protein_performer.data.alphabet import ALPHABET  # noqa: E402
 from protein_performer.data.source import InMemoryProteins  # noqa: E402
@@ -100,7 +96,7 @@ def test_bad_options():
 
 
 def test_open_proteins_embedded_and_bad_files(tmp_path):
-    from protein_performer.analysis.run import EMBEDDED_VALID, open_proteins
+    from protein_performer.analysis.inputs import EMBEDDED_VALID, open_proteins
 
     src = open_proteins(EMBEDDED_VALID)
     assert len(src) == 500
