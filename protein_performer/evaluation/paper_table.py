@@ -100,11 +100,8 @@ def evaluate_paper_table(
     residue frequencies of the first checkpoint. Also writes ``paper_metrics.json`` with every
     model's full metrics.
     """
-    from protein_performer.evaluation.perplexity import (
-        evaluate_checkpoint,
-        load_checkpoint,
-        open_input,
-    )
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
+    from protein_performer.evaluation.perplexity import open_input
     from protein_performer.evaluation.unigram import unigram_residue_metrics
 
     out = Path(out_dir)

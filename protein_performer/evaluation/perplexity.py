@@ -26,6 +26,9 @@ Definitions (per input file):
 Proteins are processed in chunks (``chunk_proteins``), sorted by length within a chunk and
 batched by a token budget (``batch_tokens`` = batch size x padded length), and per-protein
 results are written to CSV chunk by chunk, so memory does not grow with the file.
+
+This module scores one source (:func:`evaluate_source`); a checkpoint on several files is
+:mod:`~.checkpoint_eval`, the sums :mod:`~.accumulator`, the summary table :mod:`~.tables`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,68 +47,17 @@ from torch import Tensor, nn
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
+from protein_performer.evaluation.accumulator import PerplexityAccumulator
 from protein_performer.evaluation.windows import centered_windows, default_stride, sliding_windows
 from protein_performer.masking import IGNORE, mask_tokens
 from protein_performer.objective import Objective
 from protein_performer.progress import Progress
 from protein_performer.seeding import mix_seed
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 log = logging.getLogger(__name__)
 
 PER_PROTEIN_COLUMNS = ("accession", "length", "n_tokens", "nll", "perplexity", "accuracy")
 PSEUDO_COLUMNS = ("pseudo_n_tokens", "pseudo_nll", "pseudo_perplexity", "pseudo_accuracy")
-
-
-@dataclass
-class PerplexityAccumulator:
-    """Token-weighted sums from which perplexity and accuracy are derived at the end.
-
-    Add the summed NLL (nats), the number of correct arg-max predictions and the number of
-    scored tokens of each batch; :attr:`perplexity` is ``exp(nll_sum / n_tokens)``.
-    """
-
-    nll_sum: float = 0.0
-    n_correct: int = 0
-    n_tokens: int = 0
-    n_sequences: int = 0
-
-    def update(self, nll_sum: float, n_correct: int, n_tokens: int, n_sequences: int = 0) -> None:
-        self.nll_sum += float(nll_sum)
-        self.n_correct += int(n_correct)
-        self.n_tokens += int(n_tokens)
-        self.n_sequences += int(n_sequences)
-
-    def merge(self, other: "PerplexityAccumulator") -> "PerplexityAccumulator":
-        return PerplexityAccumulator(
-            self.nll_sum + other.nll_sum,
-            self.n_correct + other.n_correct,
-            self.n_tokens + other.n_tokens,
-            self.n_sequences + other.n_sequences,
-        )
-
-    @property
-    def nll_per_token(self) -> float:
-        return self.nll_sum / self.n_tokens if self.n_tokens else math.nan
-
-    @property
-    def perplexity(self) -> float:
-        return math.exp(self.nll_per_token) if self.n_tokens else math.nan
-
-    @property
-    def accuracy(self) -> float:
-        return self.n_correct / self.n_tokens if self.n_tokens else math.nan
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "perplexity": self.perplexity,
-            "accuracy": self.accuracy,
-            "nll_per_token": self.nll_per_token,
-            "n_tokens": self.n_tokens,
-            "n_sequences": self.n_sequences,
-        }
 
 
 @dataclass
@@ -492,26 +444,11 @@ def _protein_cells(nll: float, correct: int, count: int) -> list:
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints and input files.
+# Input files.
 
 
 class EvaluationInputError(ValueError):
     """A user input cannot be evaluated: missing checkpoint or file, no proteins in a file."""
-
-
-def load_checkpoint(path: str | Path):
-    """Load a trained LM (:func:`protein_performer.model.checkpoint.load_lm`) in eval mode."""
-    p = Path(path)
-    if not p.is_file():
-        raise EvaluationInputError(
-            f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
-            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
-        )
-    from protein_performer.model.checkpoint import load_lm
-
-    loaded = load_lm(p)
-    loaded.model.eval()
-    return loaded
 
 
 def open_input(path: str | Path) -> ProteinSource:
@@ -530,121 +467,9 @@ def open_input(path: str | Path) -> ProteinSource:
     return source
 
 
-@dataclass
-class CheckpointEvaluation:
-    """Metrics of one checkpoint on several files (``files``: label -> metrics)."""
-
-    checkpoint: str
-    objective: str
-    max_length: int
-    files: dict[str, dict]
-    unigram_source: str
-    unigram_log_probs: np.ndarray  # [V] over the scored vocabulary
-    unigram_residue_log_probs: np.ndarray  # [V] over the residues only (paper baseline)
-
-    def summary(self) -> dict:
-        """JSON-ready: everything but the arrays."""
-        return {
-            "checkpoint": self.checkpoint,
-            "objective": self.objective,
-            "max_length": self.max_length,
-            "unigram_source": self.unigram_source,
-            "files": self.files,
-        }
-
-
 def file_labels(paths: Sequence[str | Path]) -> list[str]:
     """Short unique labels for input files: the file name, or more of the path on clashes."""
     names = [Path(p).name for p in paths]
     return [
         n if names.count(n) == 1 else str(Path(p)) for n, p in zip(names, paths)
     ]
-
-
-def evaluate_checkpoint(
-    loaded,
-    files: "dict[str, str | Path] | Sequence[str | Path]",
-    *,
-    options: EvalOptions | None = None,
-    per_protein_dir: str | Path | None = None,
-    checkpoint: str = "",
-) -> CheckpointEvaluation:
-    """Evaluate a loaded LM (:class:`~protein_performer.model.checkpoint.LoadedLM`) on files.
-
-    ``files``: label -> path (or an opened ProteinSource), or paths (labelled by
-    :func:`file_labels`). Inputs are opened (and checked) before any scoring, so a bad file
-    fails fast. Per-protein CSVs go to ``per_protein_dir/<label>.csv``.
-    """
-    from protein_performer.evaluation.unigram import baseline_log_probs
-
-    if not isinstance(files, dict):
-        files = dict(zip(file_labels(files), files))
-    opt = options or EvalOptions()
-    sources = {
-        label: path if isinstance(path, ProteinSource) else open_input(path)
-        for label, path in files.items()
-    }
-    objective = loaded.objective
-    max_length = int(loaded.model_cfg.max_length)
-    lp, note = baseline_log_probs(loaded.residue_frequencies, include_eos=objective.causal)
-    lp_res, _ = baseline_log_probs(loaded.residue_frequencies, include_eos=False)
-    device = resolve_device(opt.device)
-    model = loaded.model.to(device).eval()
-    results: dict[str, dict] = {}
-    for label, source in sources.items():
-        csv_path = None
-        if per_protein_dir is not None:
-            csv_path = Path(per_protein_dir) / f"{_safe_name(label)}.csv"
-        metrics = evaluate_source(
-            model, source, objective=objective, max_length=max_length, unigram_log_probs=lp,
-            options=opt, per_protein_csv=csv_path, desc=label,
-        )
-        metrics["path"] = str(_describe(files[label]))
-        if csv_path is not None:
-            metrics["per_protein_csv"] = str(csv_path)
-        results[label] = metrics
-    return CheckpointEvaluation(
-        checkpoint=checkpoint, objective=objective.name, max_length=max_length, files=results,
-        unigram_source=note, unigram_log_probs=lp, unigram_residue_log_probs=lp_res,
-    )
-
-
-def _describe(item) -> str:
-    if isinstance(item, ProteinSource):
-        return str(getattr(item, "path", type(item).__name__))
-    return str(item)
-
-
-def _safe_name(label: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
-    for suffix in (".gz", ".fasta", ".fa", ".faa"):
-        keep = keep.removesuffix(suffix)
-    return keep or "input"
-
-
-SUMMARY_COLUMNS = (
-    "perplexity", "perplexity_std", "accuracy", "accuracy_std", "unigram_perplexity",
-    "pseudo_perplexity", "nll_per_token", "n_tokens", "n_sequences",
-)
-
-
-def metrics_table(files: dict[str, dict]) -> "pd.DataFrame":
-    """One row per file with the headline metrics (columns present in any file)."""
-    import pandas as pd
-
-    df = pd.DataFrame.from_dict(files, orient="index")
-    df.index.name = "file"
-    df = df[[c for c in SUMMARY_COLUMNS if c in df.columns]]
-    for col in ("n_tokens", "n_sequences"):
-        if col in df.columns:
-            df[col] = df[col].astype("int64")
-    return df
-
-
-def format_table(df: "pd.DataFrame", digits: int = 4) -> str:
-    """Markdown: floats to ``digits`` significant digits, counts as integers."""
-    shown = df.copy().astype(object)
-    for col in df.columns:
-        if df[col].dtype.kind == "f":
-            shown[col] = [f"{v:.{digits}g}" if v == v else "" for v in df[col]]
-    return shown.to_markdown(disable_numparse=True)

@@ -103,8 +103,8 @@ def bootstrap_perplexity(nll: np.ndarray, n_tokens: np.ndarray, n: int = 1000,
 
 def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """One row per (model, split): perplexity, unigram, ratio and their bootstrap CIs."""
-    from protein_performer.evaluation.perplexity import (EvalOptions, evaluate_checkpoint,
-                                                         load_checkpoint)
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
+    from protein_performer.evaluation.perplexity import EvalOptions
 
     eval_opts = EvalOptions(n_maskings=opts.n_maskings, seed=opts.seed, device=opts.device,
                             progress=opts.progress, max_proteins=opts.max_proteins)
