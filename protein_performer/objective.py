@@ -14,8 +14,9 @@ from typing import Any
 
 from torch import Generator, Tensor
 
+from protein_performer.masking import DEFAULT_MASK_PROB, causal_targets, mask_tokens
+
 OBJECTIVE_NAMES = ("clm", "mlm")
-DEFAULT_MASK_PROB = 0.15  # BERT's and the Performer paper's share of masked residues
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ class Objective:
         rule for training; without it every selected residue becomes ``<mask>``); clm: the
         tokens themselves and :func:`~protein_performer.masking.causal_targets`.
         """
-        from protein_performer.masking import causal_targets, mask_tokens
-
         if self.causal:
             return tokens, causal_targets(tokens, mask)
         return mask_tokens(tokens, mask, prob=self.mask_prob, generator=generator,

@@ -49,7 +49,7 @@ from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
 from protein_performer.evaluation.accumulator import PerplexityAccumulator
 from protein_performer.evaluation.windows import centered_windows, default_stride, sliding_windows
-from protein_performer.masking import IGNORE, mask_tokens
+from protein_performer.masking import DEFAULT_MASK_PROB, IGNORE, mask_tokens
 from protein_performer.objective import Objective
 from protein_performer.progress import Progress
 from protein_performer.seeding import mix_seed
@@ -74,7 +74,7 @@ class EvalOptions:
     window: int | None = None
     stride: int | None = None
     n_maskings: int = 3
-    mask_prob: float = 0.15
+    mask_prob: float = DEFAULT_MASK_PROB  # as in training (the paper's 15%)
     seed: int = 0
     pseudo_perplexity: bool = False
     chunk_proteins: int = 4096
