@@ -39,8 +39,7 @@ def _module(setup):
 
     torch.manual_seed(setup.seed)
     dm = ProteinDataModule(setup.data)
-    module = ProteinLMModule(model=setup.model, objective=setup.objective, optim=setup.optim,
-                             mask_prob=setup.mask_prob)
+    module = ProteinLMModule(model=setup.model, objective=setup.objective, optim=setup.optim)
     return dm, module
 
 

@@ -32,3 +32,10 @@ SAMPLE_DATA = [
     f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]",
     "data.test=null", "data.test_ood=null", "data.cluster_tsv=null",
 ]
+
+
+def assert_plausible_perplexity(value: object) -> None:
+    """A run's ``valid/perplexity`` from metrics.json: a real number in (1, 100). A model of a
+    few thousand parameters after a few steps sits near the uniform 25 residues; missing,
+    NaN (written as null) or infinite values fail."""
+    assert isinstance(value, float) and 1.0 < value < 100.0, value

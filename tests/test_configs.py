@@ -129,6 +129,11 @@ BAD = [
     (["ckpt_path=no/such.ckpt"], "ckpt_path: no such checkpoint"),
     (["objective.mask_prob=0"], "objective.mask_prob must be in (0, 1)"),
     (["+model.bogus=1"], "model: unknown field(s) ['bogus']"),
+    # the objective decides causality; an attention group that says otherwise is an error
+    (["+attention.causal=true"], "attention.causal (True) disagrees with model.causal (False)"),
+    (["objective=clm", "+attention.max_length=64"],
+     "attention.max_length (64) disagrees with model.max_length (256)"),
+    (["objective.name=bert"], "objective.name must be one of ['clm', 'mlm'], got 'bert'"),
 ]
 
 

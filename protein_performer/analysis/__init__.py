@@ -6,8 +6,9 @@ compared with substitution matrices (BLOSUM62, ...), figures, sweep comparison.
     result.r            # Pearson r of the attention similarity with BLOSUM62 (190 pairs)
 
 Modules: ``aggregate`` (the method, pure numpy/torch), ``substitution`` (matrices and
-statistics), ``run`` (model + proteins -> results and files), ``figures`` (matplotlib, Agg),
-``compare`` (several models side by side). Figures are imported on use only.
+statistics), ``run`` (model + proteins -> results and files, through ``collect`` (the model
+pass), ``summary`` (statistics), ``outputs``; ``inputs`` and ``options``), ``figures``
+(matplotlib, Agg), ``compare`` (several models side by side). Figures are imported on use only.
 """
 
 from protein_performer.analysis.aggregate import (
@@ -19,17 +20,12 @@ from protein_performer.analysis.aggregate import (
     head_shares,
     vig_similarity,
 )
-from protein_performer.analysis.run import (
-    AnalysisInputError,
-    AnalysisOptions,
-    AnalysisResult,
-    aggregate_attention,
-    analyze_model,
-    load_model,
-    open_proteins,
-    summarise,
-    write_outputs,
-)
+from protein_performer.analysis.collect import aggregate_attention
+from protein_performer.analysis.inputs import load_model, open_proteins
+from protein_performer.analysis.options import AnalysisInputError, AnalysisOptions
+from protein_performer.analysis.outputs import write_outputs
+from protein_performer.analysis.run import analyze_model
+from protein_performer.analysis.summary import AnalysisResult, summarise
 from protein_performer.analysis.substitution import (
     UnknownMatrixError,
     compare_matrices,

@@ -1,6 +1,6 @@
 """Sweep-level comparison: several models' BLOSUM correlations (and perplexities) side by side.
 
-Inputs are the ``blosum_comparison.json`` files :func:`protein_performer.analysis.run.write_outputs`
+Inputs are the ``blosum_comparison.json`` files :func:`protein_performer.analysis.outputs.write_outputs`
 writes (one per model) and, optionally, the ``metrics.json`` of ``protein-performer-eval``
 for the same models. Output: one table (CSV + markdown) and one figure.
 """

@@ -202,7 +202,7 @@ def plot_sweep(table, x: str = "label", r_col: str = "pearson",
 
 
 def write_figures(result, out_dir: str | Path, attention_map=None) -> dict[str, list[str]]:
-    """The standard figures of one :class:`~protein_performer.analysis.run.AnalysisResult`.
+    """The standard figures of one :class:`~protein_performer.analysis.summary.AnalysisResult`.
 
     ``attention_map``: optional ``(matrix [L, L], labels, layer, head, title)``.
     """

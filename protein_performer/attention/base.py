@@ -33,6 +33,17 @@ class Attention(nn.Module):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"model.d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        # a model fills these from its own (ModelConfig); a layer built alone must be told
+        if cfg.causal is None:
+            raise ValueError(
+                f"attention.causal is unset: give AttentionConfig(kind={cfg.kind!r}, causal=...) "
+                "for a layer built alone (inside a model, ModelConfig sets it from model.causal)"
+            )
+        if getattr(self, "length_limited", False) and cfg.max_length is None:
+            raise ValueError(
+                f"attention.max_length is unset: {cfg.kind} keeps length-sized tables; give "
+                "AttentionConfig(max_length=...) (inside a model, ModelConfig sets it)"
+            )
         self.cfg = cfg
         self.d_model = d_model
         self.n_heads = n_heads

@@ -12,10 +12,13 @@ class AttentionConfig:
     """Options of every attention kind; each kind reads the fields it needs.
 
     ``kind`` is resolved through :data:`protein_performer.attention.registry.ATTENTION_REGISTRY`.
+    ``causal`` and ``max_length`` belong to the model that holds the layer: left unset (None)
+    here, :class:`~protein_performer.model.config.ModelConfig` fills them from its own; a
+    layer built alone (:func:`~protein_performer.attention.build_attention`) is given them.
     """
 
     kind: str = "favor_softmax"
-    causal: bool = False
+    causal: bool | None = None  # None: the holding model's (model.causal)
     dropout: float = 0.0
     # FAVOR+ (paper defaults: 256 orthogonal features, chi norms, softmax stabiliser 1e-6,
     # ReLU kernel epsilon 1e-3)
@@ -36,7 +39,8 @@ class AttentionConfig:
     aft_factor_dim: int = 64  # AFT-full: rank of factorised bias u_t . v_t'
     aft_full_bias: bool = False  # AFT-full: a full learned L x L bias (short lengths only)
     aft_conv_kernel: int = 31  # AFT-conv: depthwise kernel size
-    max_length: int = 1024  # longest sequence the layer must accept (set by the model)
+    # longest sequence the layer must accept; None: the holding model's (model.max_length)
+    max_length: int | None = None
 
     def __post_init__(self) -> None:
         from protein_performer.attention.registry import ATTENTION_REGISTRY
@@ -47,9 +51,12 @@ class AttentionConfig:
             )
         from protein_performer.attention.favor_causal import CAUSAL_IMPLS
 
-        _positive(self, "nb_features", "max_length", "aft_factor_dim", "aft_conv_kernel")
-        if self.chunk_size is not None:
-            _positive(self, "chunk_size")
+        _positive(self, "nb_features", "aft_factor_dim", "aft_conv_kernel")
+        for name in ("chunk_size", "max_length"):
+            if getattr(self, name) is not None:
+                _positive(self, name)
+        if self.causal is not None and not isinstance(self.causal, bool):
+            raise ValueError(f"attention.causal must be true, false or unset, got {self.causal!r}")
         if self.causal_impl not in CAUSAL_IMPLS:
             raise ValueError(f"attention.causal_impl must be one of {CAUSAL_IMPLS}, got "
                              f"{self.causal_impl!r}")

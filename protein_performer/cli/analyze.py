@@ -53,7 +53,7 @@ def _list(cfg: DictConfig, key: str) -> list | None:
 
 def analysis_options(cfg: DictConfig):
     """conf/analyze.yaml -> :class:`AnalysisOptions` (validated: names the bad field)."""
-    from protein_performer.analysis.run import AnalysisOptions
+    from protein_performer.analysis.options import AnalysisOptions
 
     matrices = _list(cfg, "matrices") or []
     return AnalysisOptions(
@@ -74,7 +74,7 @@ def analysis_options(cfg: DictConfig):
 
 
 def _source(cfg: DictConfig):
-    from protein_performer.analysis.run import EMBEDDED_VALID, open_proteins
+    from protein_performer.analysis.inputs import EMBEDDED_VALID, open_proteins
 
     fasta = _plain(cfg.get("fasta"))
     if isinstance(fasta, list):
@@ -86,7 +86,7 @@ def _source(cfg: DictConfig):
 
 
 def _checkpoint(value: Any):
-    from protein_performer.analysis.run import AnalysisInputError
+    from protein_performer.analysis.options import AnalysisInputError
 
     if not value:
         raise AnalysisInputError(
@@ -106,7 +106,8 @@ def _checkpoint(value: Any):
 def _analyze_one(cfg: DictConfig, ckpt: Path, source_path: Path, source, options,
                  out_dir: Path) -> dict[str, Any]:
     from protein_performer.analysis.control import analyze_with_control
-    from protein_performer.analysis.run import analyze_model, load_model
+    from protein_performer.analysis.inputs import load_model
+    from protein_performer.analysis.run import analyze_model
 
     model = load_model(ckpt)
     kwargs = dict(figures=bool(cfg.figures), map_protein=_plain(cfg.map_protein),
@@ -151,7 +152,7 @@ def _favor_error(cfg: DictConfig, model, source, out_dir: Path) -> None:
     """FAVOR+ vs exact softmax on this model's own q, k: favor_error.csv + .png."""
     from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
                                                         plot_errors, protein_batch)
-    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.data.alphabet import tokens_to_letters
 
     n = min(int(cfg.get("favor_error_proteins", 8)), len(source))
     seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]

@@ -10,7 +10,6 @@ Validation errors are :class:`ConfigError` with the field, the bad value and the
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 import protein_performer
+from protein_performer.fields import check_fields
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DATA_PATH_FIELDS = ("train", "valid", "test", "test_ood")
@@ -94,20 +94,15 @@ def _section(cfg: DictConfig, key: str) -> dict[str, Any]:
 
 def make(cls: type, section: str, values: dict[str, Any], **extra: Any) -> Any:
     """``cls(**values, **extra)`` with errors that name the config section and its fields."""
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{section}: unknown field(s) {unknown}; allowed: {sorted(allowed - set(extra))}"
-        )
     try:
+        check_fields(cls, section, values, reserved=extra)
         return cls(**values, **extra)
     except ConfigError:
         raise
     except (ValueError, TypeError) as err:
         msg = str(err)
         # the dataclasses already name their fields ("attention.nb_features must be > 0")
-        if not msg.startswith(f"{section}."):
+        if not msg.startswith((f"{section}.", f"{section}:")):
             msg = f"{section}: {msg}"
         raise ConfigError(msg) from None
 
@@ -116,9 +111,8 @@ def make(cls: type, section: str, values: dict[str, Any], **extra: Any) -> Any:
 class TrainSetup:
     """Everything the training run needs, typed and validated."""
 
-    model: Any  # protein_performer.model.ModelConfig
-    objective: str  # "mlm" | "clm"
-    mask_prob: float
+    model: Any  # protein_performer.model.ModelConfig (causal = objective.causal)
+    objective: Any  # protein_performer.objective.Objective
     optim: Any  # protein_performer.training.optim.OptimConfig
     data: Any  # protein_performer.data.config.DataConfig
     seed: int
@@ -165,34 +159,27 @@ def _check_paths(data: dict[str, Any]) -> None:
 
 
 def build_setup(cfg: DictConfig) -> TrainSetup:
-    """Validate ``cfg`` and turn it into typed objects (nothing is built or loaded yet)."""
+    """Validate ``cfg`` and turn it into typed objects (nothing is built or loaded yet).
+
+    Causality is decided here, once: the objective's (``clm`` causal, ``mlm`` not) becomes
+    ``model.causal``, and the model hands it, with ``model.max_length``, to its attention.
+    """
     import protein_performer.attention  # noqa: F401  (registers the attention kinds)
     from protein_performer.attention import AttentionConfig
     from protein_performer.data.config import DataConfig
     from protein_performer.model import ModelConfig
+    from protein_performer.objective import Objective
     from protein_performer.training.optim import OptimConfig
 
-    objective = _section(cfg, "objective")
-    name = objective.get("name")
-    if name not in ("mlm", "clm"):
-        raise ConfigError(f"objective.name must be one of ['clm', 'mlm'], got {name!r}")
-    causal = bool(objective.get("causal", name == "clm"))
-    if causal != (name == "clm"):
-        raise ConfigError(f"objective.causal must be {name == 'clm'} for objective {name}")
-    mask_prob = float(objective.get("mask_prob", 0.15))
-    if name == "mlm" and not 0.0 < mask_prob < 1.0:
-        raise ConfigError(f"objective.mask_prob must be in (0, 1), got {mask_prob}")
+    objective = make(Objective, "objective", _section(cfg, "objective"))
 
     model_values = _section(cfg, "model")
-    # model.attention only carries size-dependent defaults that conf/attention/*.yaml read
-    # (e.g. nb_features); the attention group is the one source of the attention fields
+    # model.attention holds only the size-dependent defaults that conf/attention/*.yaml
+    # read (nb_features); the attention group, already resolved, is the one source
     model_values.pop("attention", None)
-    attention_values = _section(cfg, "attention")
-    attention_values.setdefault("causal", causal)
-    attention_values.setdefault("max_length", model_values.get("max_length", 1024))
-    attention = make(AttentionConfig, "attention", attention_values)
-    model_values["causal"] = causal
-    model = make(ModelConfig, "model", model_values, attention=attention)
+    attention = make(AttentionConfig, "attention", _section(cfg, "attention"))
+    model = make(ModelConfig, "model", model_values, attention=attention,
+                 causal=objective.causal)
 
     data_values = _section(cfg, "data")
     if data_values.get("max_length") is not None and model.max_length is not None:
@@ -209,8 +196,6 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
     if optim_values.get("total_steps") is None:
         max_steps = cfg.trainer.get("max_steps", -1)
         optim_values["total_steps"] = max_steps if max_steps and max_steps > 0 else None
-    if "betas" in optim_values:
-        optim_values["betas"] = tuple(optim_values["betas"])
     optim = make(OptimConfig, "optim", optim_values)
 
     from protein_performer.cli.cluster import AUTO, auto_checkpoint, effective_ckpt_path
@@ -235,7 +220,7 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
                                       str(trainer.get("accelerator", "auto")))
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    return TrainSetup(model=model, objective=name, mask_prob=mask_prob, optim=optim, data=data,
+    return TrainSetup(model=model, objective=objective, optim=optim, data=data,
                       seed=int(cfg.get("seed", 0)), ckpt_path=ckpt_path, precision=precision)
 
 

@@ -168,7 +168,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the inputs: reported in one line, no traceback."""
     from protein_performer.data.alphabet import InvalidResidueError
     from protein_performer.data.download import ChecksumError, DownloadError
-    from protein_performer.data.fasta import FastaFormatError
+    from protein_performer.data.fasta_report import FastaFormatError
     from protein_performer.data.split import SplitError
     from protein_performer.data.shards import ShardError
     from protein_performer.data.store import StoreError

@@ -3,7 +3,7 @@
     protein-performer-eval ckpt_path=run/last.ckpt 'fasta=[test.fasta.gz,ood.fasta.gz]'
 
 Thin: :func:`evaluate` turns the config into typed options and calls
-:func:`protein_performer.evaluation.perplexity.evaluate_checkpoint`; it writes
+:func:`protein_performer.evaluation.checkpoint_eval.evaluate_checkpoint`; it writes
 ``metrics.json`` (and per-protein CSVs) into the run directory and prints the table.
 Bad inputs (missing checkpoint or file, malformed FASTA, an empty file) end with a one-line
 error and exit status 2.
@@ -44,16 +44,14 @@ def _input_paths(fasta) -> list[Path]:
 
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.fasta``; returns what ``metrics.json`` holds."""
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
     from protein_performer.evaluation.perplexity import (
         EvalOptions,
         EvaluationInputError,
-        evaluate_checkpoint,
         file_labels,
-        format_table,
-        load_checkpoint,
-        metrics_table,
         open_input,
     )
+    from protein_performer.evaluation.tables import format_table, metrics_table
 
     try:
         ckpt_value = cfg.ckpt_path

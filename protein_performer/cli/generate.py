@@ -23,7 +23,7 @@ PROG = "protein-performer-generate"
 
 def run_generate(cfg: DictConfig) -> Path:
     """Sample ``cfg.n`` sequences from ``cfg.ckpt_path``; returns the FASTA path written."""
-    from protein_performer.data.fasta import open_output, write_fasta
+    from protein_performer.data.fasta_writer import open_output, write_fasta
     from protein_performer.devices import resolve_device
     from protein_performer.progress import Progress
     from protein_performer.inference.generate import SamplingOptions, fasta_header, generate
@@ -42,7 +42,7 @@ def run_generate(cfg: DictConfig) -> Path:
     out_dir = Path(cfg.paths.output_dir)
     path = user_path(str(cfg.output)) if cfg.output else out_dir / "generated.fasta"
     loaded = load_lm(user_path(str(ckpt_value)), map_location=resolve_device(str(cfg.device)))
-    if loaded.objective != "clm" or not loaded.model_cfg.causal:
+    if not loaded.objective.causal:
         raise ValueError(f"{ckpt_value}: generation needs a causal model (objective=clm); this "
                          f"checkpoint was trained with objective={loaded.objective}")
     n = int(cfg.n)

@@ -88,7 +88,7 @@ def score_proteins(cfg: DictConfig) -> dict:
     )
     kind = {"exact": "exact log-likelihood", "pseudo": "pseudo-log-likelihood"}
     print(f"scored {sum(t['n_sequences'] for t in totals.values())} proteins "
-          f"({kind[METHODS[loaded.objective]]}); wrote {out}")
+          f"({kind[METHODS[str(loaded.objective)]]}); wrote {out}")
     for label, t in totals.items():
         print(f"{label}: {t['n_sequences']} proteins, perplexity {t['perplexity']:.4f} "
               f"over {t['n_tokens']} tokens")
@@ -121,12 +121,12 @@ def score_variants(cfg: DictConfig) -> dict:
     mutants = [parse_mutant(t, wild_type, offset=int(cfg.offset), row=f"{csv.name} line {i + 2}")
                for i, t in enumerate(table[col].astype(str))]
     loaded = load_lm(ckpt, map_location=resolve_device(str(cfg.device)))
-    table["score"] = score_mutants(loaded.model, wild_type, mutants, loaded.objective)
+    table["score"] = score_mutants(loaded.model, wild_type, mutants, loaded.objective.name)
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "scores.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     rho = spearman(table["score"], table[measured]) if measured is not None else None
-    kind = "masked marginal" if loaded.objective == "mlm" else "log-likelihood ratio"
+    kind = "log-likelihood ratio" if loaded.objective.causal else "masked marginal"
     print(f"scored {len(table)} mutants ({kind}); wrote {out}")
     if rho is not None:
         print(f"Spearman rho vs {measured}: {rho:.4f}")

@@ -100,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = ProteinDataModule(setup.data)
     frequencies = _residue_frequencies(datamodule)
     module = ProteinLMModule(model=setup.model, objective=setup.objective, optim=setup.optim,
-                             mask_prob=setup.mask_prob, residue_frequencies=frequencies)
+                             residue_frequencies=frequencies)
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None
@@ -202,7 +202,7 @@ class SweepSummaryCallback(HydraCallback):
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Errors in the user's inputs (config values, FASTA, stores): one line, exit status 2."""
     from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.fasta import FastaFormatError
+    from protein_performer.data.fasta_report import FastaFormatError
     from protein_performer.data.store import StoreError
 
     return (ConfigError, LauncherConfigError, FastaFormatError, InvalidResidueError, StoreError)

@@ -153,3 +153,15 @@ class Alphabet:
 
 ALPHABET = Alphabet()
 _LOOKUP = ALPHABET.lookup_table()
+
+# token index -> upper-case letter (FASTA records and writing).
+_LETTERS = np.zeros(256, dtype=np.uint8)
+for _i, _aa in enumerate(STANDARD_AMINO_ACIDS + RARE_AMINO_ACIDS):
+    _LETTERS[ALPHABET.first_residue_idx + _i] = ord(_aa)
+TOKEN_TO_LETTER: bytes = _LETTERS.tobytes()
+
+
+def tokens_to_letters(tokens: np.ndarray | bytes) -> bytes:
+    """Residue tokens back to upper-case one-letter codes (bytes)."""
+    raw = tokens.tobytes() if isinstance(tokens, np.ndarray) else bytes(tokens)
+    return raw.translate(TOKEN_TO_LETTER)

@@ -45,13 +45,9 @@ from protein_performer.data.datasets import (
 )
 from protein_performer.seeding import mix_seed
 from protein_performer.data.clusters import ClusterReport, read_cluster_tsv
-from protein_performer.data.samplers import (
-    ClusterSampler,
-    EpochBatchSampler,
-    EpochPosition,
-    ShardedBatchSampler,
-    TokenBudgetBatchSampler,
-)
+from protein_performer.data.cluster_sampler import ClusterSampler
+from protein_performer.data.samplers import EpochBatchSampler, EpochPosition, ShardedBatchSampler
+from protein_performer.data.token_budget_sampler import TokenBudgetBatchSampler
 from protein_performer.data.shards import ShardSet, is_shard_set
 from protein_performer.data.source import ProteinSource
 from protein_performer.data.streaming import (

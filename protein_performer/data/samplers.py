@@ -1,6 +1,11 @@
 """Batch samplers that shard an epoch across DDP ranks, resumable mid-epoch.
 
-How work is split (all samplers here):
+Here: the plan of an epoch (:class:`BatchPlan`), its sharding and resume position
+(:class:`EpochPosition`, :class:`EpochBatchSampler`) and fixed-size batches
+(:class:`ShardedBatchSampler`); batches by length: :mod:`~.token_budget_sampler`, by
+cluster: :mod:`~.cluster_sampler`.
+
+How work is split (all samplers):
 
 1. Every rank computes the same *global plan* for an epoch: a list of batches (lists of
    example indices), a pure function of ``(seed, epoch)``. No communication is needed.
@@ -27,21 +32,23 @@ forward ``set_epoch`` to objects registered with :meth:`link_epoch` (the dataset
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 from torch.utils.data import Sampler
 
 from protein_performer.seeding import mix_seed
 
-# Salts keep the random streams of different purposes apart.
-_SALT_SHUFFLE = 1
-_SALT_BATCH_ORDER = 2
-_SALT_CLUSTER = 3
-_SALT_MEMBER = 4
+# Salts keep the random streams of different purposes apart (every batch sampler's are here;
+# data/streaming.py uses 11 and up).
+SALT_SHUFFLE = 1
+SALT_BATCH_ORDER = 2
+SALT_CLUSTER = 3
+SALT_MEMBER = 4
 
 
-def _rng(seed: int, epoch: int, salt: int) -> np.random.Generator:
+def epoch_rng(seed: int, epoch: int, salt: int) -> np.random.Generator:
+    """The random stream of one purpose (``salt``) in one epoch: the same on every rank."""
     return np.random.default_rng(mix_seed(seed, epoch, salt))
 
 
@@ -63,7 +70,7 @@ class BatchPlan:
         return self.order[self.starts[k] : self.ends[k]]
 
 
-def _fixed_size_plan(order: np.ndarray, batch_size: int) -> BatchPlan:
+def fixed_size_plan(order: np.ndarray, batch_size: int) -> BatchPlan:
     # The last batch may be smaller: no example is dropped.
     starts = np.arange(0, len(order), batch_size, dtype=np.int64)
     return BatchPlan(order, starts, np.minimum(starts + batch_size, len(order)))
@@ -261,133 +268,11 @@ class ShardedBatchSampler(EpochBatchSampler):
 
     def plan(self, epoch: int) -> BatchPlan:
         if self.shuffle:
-            order = _rng(self.seed, epoch, _SALT_SHUFFLE).permutation(self.n_examples)
+            order = epoch_rng(self.seed, epoch, SALT_SHUFFLE).permutation(self.n_examples)
         else:
             order = np.arange(self.n_examples)
-        return _fixed_size_plan(order, self.batch_size)
+        return fixed_size_plan(order, self.batch_size)
 
 
 # The name used in the design notes.
 ShardedSampler = ShardedBatchSampler
-
-
-def _pack_sorted(sorted_lengths: np.ndarray, max_tokens: int, max_batch_size: int | None) -> np.ndarray:
-    """Batch boundaries over ascending lengths: each batch the longest run with max_len * n <= max_tokens."""
-    n = len(sorted_lengths)
-    bounds = [0]
-    s = 0
-    cap = n if max_batch_size is None else max_batch_size
-    while s < n:
-        # f(e) = sorted_lengths[e - 1] * (e - s) grows with e: binary search the largest e.
-        lo, hi = s + 1, min(n, s + cap)
-        if sorted_lengths[s] > max_tokens:
-            raise ValueError(
-                f"an example has {int(sorted_lengths[s])} tokens, more than max_tokens={max_tokens}"
-            )
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if sorted_lengths[mid - 1] * (mid - s) <= max_tokens:
-                lo = mid
-            else:
-                hi = mid - 1
-        bounds.append(lo)
-        s = lo
-    return np.asarray(bounds, dtype=np.int64)
-
-
-class TokenBudgetBatchSampler(EpochBatchSampler):
-    """Batches of similar-length examples whose padded size ``max_len * n <= max_tokens``.
-
-    Examples are sorted by length and packed greedily; ties (equal lengths, e.g. all
-    examples cropped to ``max_length``) are broken by a seeded shuffle each epoch, and the
-    batch order is shuffled each epoch. Unlike ESM's/fairseq's chunked variant, sorting is
-    global, so the batch *boundaries* (and hence the number of batches) are the same every
-    epoch: Lightning reads ``len()`` once per fit and would cut or end early an epoch whose
-    batch count changed. ``shuffle=False`` (evaluation): ascending length, fixed order.
-    """
-
-    def __init__(
-        self,
-        lengths: Sequence[int] | np.ndarray,
-        max_tokens: int,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        pad_ranks: bool = True,
-        max_batch_size: int | None = None,
-    ) -> None:
-        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.max_tokens = int(max_tokens)
-        self.shuffle = bool(shuffle)
-        if len(self.lengths) and int(self.lengths.max()) > self.max_tokens:
-            raise ValueError(
-                f"max_tokens={self.max_tokens} is smaller than the longest example "
-                f"({int(self.lengths.max())} tokens): raise max_tokens to at least max_length"
-            )
-        self._sorted_order = np.argsort(self.lengths, kind="stable")
-        self._bounds = _pack_sorted(self.lengths[self._sorted_order], self.max_tokens, max_batch_size)
-
-    @property
-    def n_batches(self) -> int:
-        return len(self._bounds) - 1
-
-    def plan(self, epoch: int) -> BatchPlan:
-        starts, ends = self._bounds[:-1], self._bounds[1:]
-        if not self.shuffle:
-            return BatchPlan(self._sorted_order, starts, ends)
-        perm = _rng(self.seed, epoch, _SALT_SHUFFLE).permutation(len(self.lengths))
-        # stable sort of a random permutation: same sorted lengths, random tie order
-        order = perm[np.argsort(self.lengths[perm], kind="stable")]
-        batch_order = _rng(self.seed, epoch, _SALT_BATCH_ORDER).permutation(len(starts))
-        return BatchPlan(order, starts[batch_order], ends[batch_order])
-
-
-class ClusterSampler(EpochBatchSampler):
-    """Cluster-balanced sampling (UniRef50-style): draw a cluster uniformly, then a member.
-
-    An epoch has ``num_samples`` draws (default: the number of clusters). Clusters are
-    drawn as shuffled passes over all clusters (each cluster exactly once per pass, so
-    the balance is exact, not just in expectation), each draw taking a uniformly random
-    member. Draws are cut into batches of ``batch_size`` and sharded like the others.
-    """
-
-    def __init__(
-        self,
-        cluster_ids: Sequence[int] | np.ndarray,
-        batch_size: int,
-        *,
-        num_samples: int | None = None,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        pad_ranks: bool = True,
-    ) -> None:
-        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        ids = np.asarray(cluster_ids, dtype=np.int64)
-        _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-        self.batch_size = int(batch_size)
-        self._members = np.argsort(inverse, kind="stable")  # example indices grouped by cluster
-        self._sizes = counts.astype(np.int64)
-        self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        self.n_clusters = int(len(counts))
-        self.num_samples = self.n_clusters if num_samples is None else int(num_samples)
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
-
-    def draws(self, epoch: int) -> np.ndarray:
-        """int64 [num_samples]: the example indices drawn in an epoch."""
-        rng = _rng(self.seed, epoch, _SALT_CLUSTER)
-        passes = -(-self.num_samples // self.n_clusters)
-        clusters = np.concatenate([rng.permutation(self.n_clusters) for _ in range(passes)])
-        clusters = clusters[: self.num_samples]
-        u = _rng(self.seed, epoch, _SALT_MEMBER).random(self.num_samples)
-        offset = np.minimum((u * self._sizes[clusters]).astype(np.int64), self._sizes[clusters] - 1)
-        return self._members[self._starts[clusters] + offset]
-
-    def plan(self, epoch: int) -> BatchPlan:
-        return _fixed_size_plan(self.draws(epoch), self.batch_size)

@@ -34,7 +34,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta import OnInvalid, PathLike, ReadReport, _accession_bytes
+from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.fasta_report import OnInvalid, PathLike, ReadReport
 from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-shards"
@@ -140,7 +141,7 @@ def _fasta_blocks(paths: list[Path], report: ReadReport, **read) -> Iterator[tup
     from protein_performer.data.fasta import iter_filtered_blocks
 
     for b in iter_filtered_blocks(paths, report, **read):
-        yield b.tokens, b.lengths, [_accession_bytes(h) for h in b.headers]
+        yield b.tokens, b.lengths, [accession_bytes(h) for h in b.headers]
 
 
 def _reblock(chunks: Iterator[tuple], block: int) -> Iterator[tuple[np.ndarray, np.ndarray, list[bytes]]]:

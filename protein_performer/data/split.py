@@ -19,17 +19,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from protein_performer.data.clusters import ClusterTsvError, read_clusters
-from protein_performer.data.fasta import (
-    BlockReader,
-    FastaFormatError,
-    OnInvalid,
-    PathLike,
-    ReadReport,
-    _accession_bytes,
-    open_output,
-    read_fasta,
-    write_fasta,
-)
+from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.fasta import read_fasta
+from protein_performer.data.fasta_blocks import BlockReader
+from protein_performer.data.fasta_report import FastaFormatError, OnInvalid, PathLike, ReadReport
+from protein_performer.data.fasta_writer import open_output, write_fasta
 
 DEFAULT_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}
 
@@ -118,7 +112,7 @@ def _accessions(inputs: list[Path], on_invalid: OnInvalid, remove_gaps: bool,
             report.records += block.n_records
             report.proteins += len(block.lengths)
             report.residues += int(block.lengths.sum())
-            accs.extend(_accession_bytes(h) for h in block.headers)
+            accs.extend(accession_bytes(h) for h in block.headers)
     return accs
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta import PathLike, ReadReport, iter_filtered_blocks
+from protein_performer.data.fasta import iter_filtered_blocks
+from protein_performer.data.fasta_report import PathLike, ReadReport
 from protein_performer.data.source import ProteinSource
 
 # 1-2-5 length bins: readable edges over five orders of magnitude.
@@ -104,7 +105,7 @@ def corpus_stats(
 
     FASTA is streamed (only the lengths are kept); ``read_kwargs`` go to the reader
     (``on_invalid``, ``remove_gaps``, ``min_length``, ...) and malformed input raises its
-    :class:`~protein_performer.data.fasta.FastaFormatError`.
+    :class:`~protein_performer.data.fasta_report.FastaFormatError`.
     """
     from protein_performer.data.store import ProteinStore, count_tokens, is_store
 

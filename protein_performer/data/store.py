@@ -13,7 +13,7 @@ Layout of a store directory (format version 1)::
 :func:`prepare_store` writes it in one streaming pass with bounded memory: each ``.npy``
 grows by appending blocks behind a header whose shape is rewritten at the end, so nothing
 proportional to the corpus is held in RAM (except, with ``dedupe``, 8 bytes per distinct
-protein: see :class:`~protein_performer.data.fasta.DigestSet`).
+protein: see :class:`~protein_performer.data.digest_set.DigestSet`).
 """
 
 from __future__ import annotations
@@ -29,15 +29,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta import (
-    BLOCK_SIZE,
-    OnInvalid,
-    PathLike,
-    ReadReport,
-    _accession_bytes,
-    iter_filtered_blocks,
-    load_proteins,
-)
+from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.fasta import iter_filtered_blocks, load_proteins
+from protein_performer.data.fasta_blocks import BLOCK_SIZE
+from protein_performer.data.fasta_report import OnInvalid, PathLike, ReadReport
 from protein_performer.data.source import InMemoryProteins, ProteinSource
 from protein_performer.progress import Progress
 
@@ -214,7 +209,7 @@ def prepare_store(
                 w["offsets"].append(n_tok + np.cumsum(lengths))
                 n_tok += int(lengths.sum())
                 counts += count_tokens(block.tokens)
-                accs = [_accession_bytes(h) for h in block.headers]
+                accs = [accession_bytes(h) for h in block.headers]
                 if accs:
                     acc_file.write(b"\n".join(accs) + b"\n")
                     acc_lens = np.fromiter(map(len, accs), np.int64, len(accs)) + 1

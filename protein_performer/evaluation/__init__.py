@@ -1,17 +1,19 @@
 """Evaluation of trained protein LMs: token-weighted perplexity and accuracy, sliding
 windows for long proteins, the unigram (empirical) baseline, and the paper's table."""
 
-from protein_performer.evaluation.perplexity import (
+from protein_performer.evaluation.accumulator import PerplexityAccumulator
+from protein_performer.evaluation.checkpoint_eval import (
     CheckpointEvaluation,
+    evaluate_checkpoint,
+    load_checkpoint,
+)
+from protein_performer.evaluation.perplexity import (
     EvalOptions,
     EvaluationInputError,
-    PerplexityAccumulator,
-    evaluate_checkpoint,
     evaluate_source,
-    load_checkpoint,
-    metrics_table,
     open_input,
 )
+from protein_performer.evaluation.tables import metrics_table
 from protein_performer.evaluation.unigram import (
     baseline_log_probs,
     token_counts,

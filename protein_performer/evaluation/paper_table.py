@@ -78,9 +78,9 @@ def write_paper_table(table: pd.DataFrame, out_dir: str | Path, *, name: str = "
     return {"markdown": md, "csv": csv}
 
 
-def default_label(attention_kind: str, objective: str) -> str:
+def default_label(attention_kind: str, causal: bool) -> str:
     """``exact_uni``, ``favor_relu_bid``, ...: the attention kind and the direction."""
-    return f"{attention_kind}_{'uni' if objective == 'clm' else 'bid'}"
+    return f"{attention_kind}_{'uni' if causal else 'bid'}"
 
 
 def evaluate_paper_table(
@@ -100,11 +100,8 @@ def evaluate_paper_table(
     residue frequencies of the first checkpoint. Also writes ``paper_metrics.json`` with every
     model's full metrics.
     """
-    from protein_performer.evaluation.perplexity import (
-        evaluate_checkpoint,
-        load_checkpoint,
-        open_input,
-    )
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
+    from protein_performer.evaluation.perplexity import open_input
     from protein_performer.evaluation.unigram import unigram_residue_metrics
 
     out = Path(out_dir)
@@ -116,7 +113,7 @@ def evaluate_paper_table(
     for label, ckpt in pairs:
         loaded = load_checkpoint(ckpt)
         kind = getattr(getattr(loaded.model_cfg, "attention", None), "kind", "model")
-        label = label or default_label(str(kind), loaded.objective)
+        label = label or default_label(str(kind), loaded.objective.causal)
         if label in results:
             raise ValueError(f"two checkpoints share the label {label!r}; name them label=path")
         used[label] = str(ckpt)

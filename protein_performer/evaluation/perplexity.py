@@ -11,7 +11,7 @@ Definitions (per input file):
 * Masked (``mlm``) models: the masked-token perplexity of the Performer paper: 15% of the
   residues are selected as in training but every selected residue becomes <mask> (no 10%
   left unchanged, which would show the model its answer)
-  (:func:`protein_performer.training.masking.mask_tokens`), from a generator seeded by
+  (:func:`protein_performer.masking.mask_tokens`), from a generator seeded by
   ``(seed, masking, protein index)`` so the result does not depend on batching; only the
   selected tokens are scored. Repeated over ``n_maskings`` maskings: the reported value pools
   the tokens of all maskings, ``*_std`` is the standard deviation across maskings.
@@ -26,6 +26,9 @@ Definitions (per input file):
 Proteins are processed in chunks (``chunk_proteins``), sorted by length within a chunk and
 batched by a token budget (``batch_tokens`` = batch size x padded length), and per-protein
 results are written to CSV chunk by chunk, so memory does not grow with the file.
+
+This module scores one source (:func:`evaluate_source`); a checkpoint on several files is
+:mod:`~.checkpoint_eval`, the sums :mod:`~.accumulator`, the summary table :mod:`~.tables`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,72 +47,21 @@ from torch import Tensor, nn
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
+from protein_performer.evaluation.accumulator import PerplexityAccumulator
 from protein_performer.evaluation.windows import (
     centered_windows,
     sliding_windows,
     window_and_stride,
 )
+from protein_performer.masking import DEFAULT_MASK_PROB, IGNORE, mask_tokens
+from protein_performer.objective import Objective
 from protein_performer.progress import Progress
 from protein_performer.seeding import mix_seed
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 log = logging.getLogger(__name__)
 
-IGNORE = -100
-OBJECTIVES = ("mlm", "clm")
 PER_PROTEIN_COLUMNS = ("accession", "length", "n_tokens", "nll", "perplexity", "accuracy")
 PSEUDO_COLUMNS = ("pseudo_n_tokens", "pseudo_nll", "pseudo_perplexity", "pseudo_accuracy")
-
-
-@dataclass
-class PerplexityAccumulator:
-    """Token-weighted sums from which perplexity and accuracy are derived at the end.
-
-    Add the summed NLL (nats), the number of correct arg-max predictions and the number of
-    scored tokens of each batch; :attr:`perplexity` is ``exp(nll_sum / n_tokens)``.
-    """
-
-    nll_sum: float = 0.0
-    n_correct: int = 0
-    n_tokens: int = 0
-    n_sequences: int = 0
-
-    def update(self, nll_sum: float, n_correct: int, n_tokens: int, n_sequences: int = 0) -> None:
-        self.nll_sum += float(nll_sum)
-        self.n_correct += int(n_correct)
-        self.n_tokens += int(n_tokens)
-        self.n_sequences += int(n_sequences)
-
-    def merge(self, other: "PerplexityAccumulator") -> "PerplexityAccumulator":
-        return PerplexityAccumulator(
-            self.nll_sum + other.nll_sum,
-            self.n_correct + other.n_correct,
-            self.n_tokens + other.n_tokens,
-            self.n_sequences + other.n_sequences,
-        )
-
-    @property
-    def nll_per_token(self) -> float:
-        return self.nll_sum / self.n_tokens if self.n_tokens else math.nan
-
-    @property
-    def perplexity(self) -> float:
-        return math.exp(self.nll_per_token) if self.n_tokens else math.nan
-
-    @property
-    def accuracy(self) -> float:
-        return self.n_correct / self.n_tokens if self.n_tokens else math.nan
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "perplexity": self.perplexity,
-            "accuracy": self.accuracy,
-            "nll_per_token": self.nll_per_token,
-            "n_tokens": self.n_tokens,
-            "n_sequences": self.n_sequences,
-        }
 
 
 @dataclass
@@ -126,7 +78,7 @@ class EvalOptions:
     window: int | None = None
     stride: int | None = None
     n_maskings: int = 3
-    mask_prob: float = 0.15
+    mask_prob: float = DEFAULT_MASK_PROB  # as in training (the paper's 15%)
     seed: int = 0
     pseudo_perplexity: bool = False
     chunk_proteins: int = 4096
@@ -226,8 +178,6 @@ def mask_protein(
     tokens: np.ndarray, *, prob: float, seed: int, masking: int, index: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mask one protein reproducibly, every selected residue as <mask>: (inputs, targets) int64."""
-    from protein_performer.training.masking import mask_tokens
-
     gen = torch.Generator().manual_seed(mix_seed(seed, masking, index))
     t = torch.from_numpy(tokens).unsqueeze(0)
     inputs, targets = mask_tokens(t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen,
@@ -388,7 +338,7 @@ def evaluate_source(
     model: nn.Module | Callable[[Tensor, Tensor], Tensor],
     source: ProteinSource,
     *,
-    objective: str,
+    objective: Objective | str,
     max_length: int,
     unigram_log_probs: np.ndarray,
     options: EvalOptions | None = None,
@@ -399,16 +349,17 @@ def evaluate_source(
 
     ``model(tokens [B, L] long, mask [B, L] bool) -> logits [B, L, V]`` (a
     :class:`~protein_performer.model.PerformerLM` in eval mode, or any callable);
-    ``objective``: ``clm`` (causal) or ``mlm`` (masked); ``max_length``: the longest input
+    ``objective``: an :class:`~protein_performer.objective.Objective` or its name (``clm``:
+    causal, ``mlm``: masked); ``max_length``: the longest input
     the model accepts; ``unigram_log_probs`` [V]: the baseline's log-probabilities over the
     scored vocabulary (:func:`~protein_performer.evaluation.unigram.unigram_log_probs`).
     ``per_protein_csv``: where to stream one row per protein (columns
     :data:`PER_PROTEIN_COLUMNS`, plus :data:`PSEUDO_COLUMNS` with pseudo-perplexity).
     """
     opt = options or EvalOptions()
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if opt.pseudo_perplexity and objective != "mlm":
+    obj = objective if isinstance(objective, Objective) else Objective(objective)
+    causal = obj.causal
+    if opt.pseudo_perplexity and causal:
         raise ValueError("pseudo_perplexity applies to masked (mlm) models only")
     window, stride = window_and_stride(max_length, opt.window, opt.stride)
     device = resolve_device(opt.device)
@@ -417,7 +368,7 @@ def evaluate_source(
     unigram = torch.as_tensor(unigram_log_probs, dtype=torch.float64, device=device)
 
     n_total = len(source) if opt.max_proteins is None else min(len(source), opt.max_proteins)
-    n_slots = (opt.n_maskings if objective == "mlm" else 1) + int(opt.pseudo_perplexity)
+    n_slots = (1 if causal else opt.n_maskings) + int(opt.pseudo_perplexity)
     pseudo_slot = n_slots - 1 if opt.pseudo_perplexity else None
     model_slots = list(range(n_slots - int(opt.pseudo_perplexity)))
     totals = TokenSums.zeros(n_slots, 1)
@@ -425,7 +376,7 @@ def evaluate_source(
     n_windowed = int((lengths + 2 > window).sum())
 
     def pieces_of(index: int, tokens: np.ndarray) -> list[Piece]:
-        if objective == "clm":
+        if causal:
             return [(0, x, t) for x, t in causal_pieces(tokens, window, stride)]
         out: list[Piece] = []
         for m in model_slots:
@@ -467,13 +418,13 @@ def evaluate_source(
         "unigram_perplexity": uni.perplexity,
         "unigram_accuracy": uni.accuracy,
         "unigram_nll_per_token": uni.nll_per_token,
-        "objective": objective,
+        "objective": obj.name,
         "window": window,
         "stride": stride,
         "n_windowed_sequences": n_windowed,
         "n_residues": int(lengths.sum()),
     }
-    if objective == "mlm":
+    if not causal:
         out.update(
             perplexity_std=_std([a.perplexity for a in per_slot]),
             accuracy_std=_std([a.accuracy for a in per_slot]),
@@ -525,26 +476,11 @@ def _protein_cells(nll: float, correct: int, count: int) -> list:
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints and input files.
+# Input files.
 
 
 class EvaluationInputError(ValueError):
     """A user input cannot be evaluated: missing checkpoint or file, no proteins in a file."""
-
-
-def load_checkpoint(path: str | Path):
-    """Load a trained LM (:func:`protein_performer.model.checkpoint.load_lm`) in eval mode."""
-    p = Path(path)
-    if not p.is_file():
-        raise EvaluationInputError(
-            f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
-            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
-        )
-    from protein_performer.model.checkpoint import load_lm
-
-    loaded = load_lm(p)
-    loaded.model.eval()
-    return loaded
 
 
 def open_input(path: str | Path) -> ProteinSource:
@@ -563,121 +499,9 @@ def open_input(path: str | Path) -> ProteinSource:
     return source
 
 
-@dataclass
-class CheckpointEvaluation:
-    """Metrics of one checkpoint on several files (``files``: label -> metrics)."""
-
-    checkpoint: str
-    objective: str
-    max_length: int
-    files: dict[str, dict]
-    unigram_source: str
-    unigram_log_probs: np.ndarray  # [V] over the scored vocabulary
-    unigram_residue_log_probs: np.ndarray  # [V] over the residues only (paper baseline)
-
-    def summary(self) -> dict:
-        """JSON-ready: everything but the arrays."""
-        return {
-            "checkpoint": self.checkpoint,
-            "objective": self.objective,
-            "max_length": self.max_length,
-            "unigram_source": self.unigram_source,
-            "files": self.files,
-        }
-
-
 def file_labels(paths: Sequence[str | Path]) -> list[str]:
     """Short unique labels for input files: the file name, or more of the path on clashes."""
     names = [Path(p).name for p in paths]
     return [
         n if names.count(n) == 1 else str(Path(p)) for n, p in zip(names, paths)
     ]
-
-
-def evaluate_checkpoint(
-    loaded,
-    files: "dict[str, str | Path] | Sequence[str | Path]",
-    *,
-    options: EvalOptions | None = None,
-    per_protein_dir: str | Path | None = None,
-    checkpoint: str = "",
-) -> CheckpointEvaluation:
-    """Evaluate a loaded LM (:class:`~protein_performer.model.checkpoint.LoadedLM`) on files.
-
-    ``files``: label -> path (or an opened ProteinSource), or paths (labelled by
-    :func:`file_labels`). Inputs are opened (and checked) before any scoring, so a bad file
-    fails fast. Per-protein CSVs go to ``per_protein_dir/<label>.csv``.
-    """
-    from protein_performer.evaluation.unigram import baseline_log_probs
-
-    if not isinstance(files, dict):
-        files = dict(zip(file_labels(files), files))
-    opt = options or EvalOptions()
-    sources = {
-        label: path if isinstance(path, ProteinSource) else open_input(path)
-        for label, path in files.items()
-    }
-    objective = loaded.objective
-    max_length = int(loaded.model_cfg.max_length)
-    lp, note = baseline_log_probs(loaded.residue_frequencies, include_eos=objective == "clm")
-    lp_res, _ = baseline_log_probs(loaded.residue_frequencies, include_eos=False)
-    device = resolve_device(opt.device)
-    model = loaded.model.to(device).eval()
-    results: dict[str, dict] = {}
-    for label, source in sources.items():
-        csv_path = None
-        if per_protein_dir is not None:
-            csv_path = Path(per_protein_dir) / f"{_safe_name(label)}.csv"
-        metrics = evaluate_source(
-            model, source, objective=objective, max_length=max_length, unigram_log_probs=lp,
-            options=opt, per_protein_csv=csv_path, desc=label,
-        )
-        metrics["path"] = str(_describe(files[label]))
-        if csv_path is not None:
-            metrics["per_protein_csv"] = str(csv_path)
-        results[label] = metrics
-    return CheckpointEvaluation(
-        checkpoint=checkpoint, objective=objective, max_length=max_length, files=results,
-        unigram_source=note, unigram_log_probs=lp, unigram_residue_log_probs=lp_res,
-    )
-
-
-def _describe(item) -> str:
-    if isinstance(item, ProteinSource):
-        return str(getattr(item, "path", type(item).__name__))
-    return str(item)
-
-
-def _safe_name(label: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
-    for suffix in (".gz", ".fasta", ".fa", ".faa"):
-        keep = keep.removesuffix(suffix)
-    return keep or "input"
-
-
-SUMMARY_COLUMNS = (
-    "perplexity", "perplexity_std", "accuracy", "accuracy_std", "unigram_perplexity",
-    "pseudo_perplexity", "nll_per_token", "n_tokens", "n_sequences",
-)
-
-
-def metrics_table(files: dict[str, dict]) -> "pd.DataFrame":
-    """One row per file with the headline metrics (columns present in any file)."""
-    import pandas as pd
-
-    df = pd.DataFrame.from_dict(files, orient="index")
-    df.index.name = "file"
-    df = df[[c for c in SUMMARY_COLUMNS if c in df.columns]]
-    for col in ("n_tokens", "n_sequences"):
-        if col in df.columns:
-            df[col] = df[col].astype("int64")
-    return df
-
-
-def format_table(df: "pd.DataFrame", digits: int = 4) -> str:
-    """Markdown: floats to ``digits`` significant digits, counts as integers."""
-    shown = df.copy().astype(object)
-    for col in df.columns:
-        if df[col].dtype.kind == "f":
-            shown[col] = [f"{v:.{digits}g}" if v == v else "" for v in df[col]]
-    return shown.to_markdown(disable_numparse=True)

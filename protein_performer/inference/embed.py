@@ -122,7 +122,7 @@ def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,
     the index); longer ones run alone through :func:`embed_long` (mode
     :func:`long_protein_mode`: ``whole_long`` or ``windows``).
     """
-    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.data.alphabet import tokens_to_letters
     from protein_performer.progress import Progress
 
     todo = [i for i in range(len(source)) if i not in store.done]

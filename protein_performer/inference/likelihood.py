@@ -21,7 +21,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 from torch import Tensor, nn
@@ -36,6 +36,9 @@ from protein_performer.evaluation.perplexity import (
 )
 from protein_performer.evaluation.windows import window_and_stride
 from protein_performer.progress import Progress
+
+if TYPE_CHECKING:
+    from protein_performer.objective import Objective
 
 #: objective -> how its likelihood is computed (the ``method`` column)
 METHODS = {"clm": "exact", "mlm": "pseudo"}
@@ -65,7 +68,7 @@ def protein_likelihoods(
     model: nn.Module | Callable[[Tensor, Tensor], Tensor],
     source: ProteinSource,
     *,
-    objective: str,
+    objective: "Objective | str",
     max_length: int,
     window: int | None = None,
     stride: int | None = None,
@@ -81,6 +84,7 @@ def protein_likelihoods(
     ``objective`` ``clm`` (exact) or ``mlm`` (pseudo); ``window``/``stride``: as evaluation
     (default ``max_length`` and half of it).
     """
+    objective = str(objective)  # an Objective or its name
     if objective not in METHODS:
         raise ValueError(f"objective must be one of {sorted(METHODS)}, got {objective!r}")
     window, stride = window_and_stride(max_length, window, stride)
@@ -111,7 +115,7 @@ def write_likelihoods_csv(
     path: str | Path,
     sources: Mapping[str, ProteinSource],
     *,
-    objective: str,
+    objective: "Objective | str",
     **kwargs,
 ) -> dict[str, dict[str, float | int]]:
     """Score every protein of every source into one CSV (:data:`COLUMNS`, one row each).
@@ -128,11 +132,11 @@ def write_likelihoods_csv(
         writer.writerow(COLUMNS)
         for label, source in sources.items():
             n, tokens, ll = 0, 0, 0.0
-            for p in protein_likelihoods(model, source, objective=objective, desc=label,
+            for p in protein_likelihoods(model, source, objective=str(objective), desc=label,
                                          **kwargs):
                 # repr-precision floats; empty cells where nothing was scored
                 cells = [p.nll_per_token, p.perplexity] if p.n_tokens else ["", ""]
-                writer.writerow([label, p.accession, p.length, METHODS[objective], p.n_tokens,
+                writer.writerow([label, p.accession, p.length, METHODS[str(objective)], p.n_tokens,
                                  p.log_likelihood, *cells])
                 n, tokens, ll = n + 1, tokens + p.n_tokens, ll + p.log_likelihood
             handle.flush()

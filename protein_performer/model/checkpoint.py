@@ -1,8 +1,10 @@
 """Load a trained LM from a Lightning checkpoint without importing Lightning.
 
 A checkpoint written by :class:`protein_performer.training.module.ProteinLMModule` holds
-``hyper_parameters`` (plain types: ``model`` dict, ``objective``, ``residue_frequencies``)
-and a ``state_dict`` whose model weights carry the ``model.`` prefix.
+``hyper_parameters`` (plain types: ``model`` dict, ``objective`` name and ``mask_prob``,
+``residue_frequencies``) and a ``state_dict`` whose model weights carry the ``model.`` prefix.
+:func:`read_checkpoint` reads and checks one; :func:`load_lm` rebuilds its model, and
+``ProteinLMModule.load_from_checkpoint`` the whole LightningModule, from the same reading.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+from protein_performer.objective import Objective
 
 PREFIX = "model."
 
@@ -30,7 +33,7 @@ class LoadedLM:
 
     model: PerformerLM
     model_cfg: ModelConfig
-    objective: str  # "mlm" | "clm"
+    objective: Objective
     residue_frequencies: np.ndarray | None  # [V] train-corpus token frequencies, if recorded
 
 
@@ -43,8 +46,11 @@ def _torch_load(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedLM:
-    """Rebuild the :class:`PerformerLM` of a training checkpoint, in eval mode."""
+def read_checkpoint(path: str | Path) -> dict:
+    """The dict of a protein-performer training checkpoint, its format checked.
+
+    Raises :class:`FileNotFoundError` or :class:`CheckpointError` with a one-line reason.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(
@@ -66,7 +72,21 @@ def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> Loade
             f"{p} is not a protein-performer checkpoint: its hyper_parameters lack 'model' "
             f"and 'objective' (found {sorted(hp)})"
         )
+    return ckpt
+
+
+def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedLM:
+    """Rebuild the :class:`PerformerLM` of a training checkpoint, in eval mode."""
+    p = Path(path)
+    ckpt = read_checkpoint(p)
+    hp = ckpt["hyper_parameters"]
     cfg = ModelConfig.from_dict(dict(hp["model"]))
+    objective = Objective.from_hparams(hp)
+    if cfg.causal != objective.causal:
+        raise CheckpointError(
+            f"{p}: its model (causal={cfg.causal}) does not match its objective {objective} "
+            f"(causal={objective.causal}); the checkpoint is damaged"
+        )
     model = PerformerLM(cfg)
     state = {k[len(PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
     if not state:
@@ -82,6 +102,6 @@ def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> Loade
     return LoadedLM(
         model=model,
         model_cfg=cfg,
-        objective=str(hp["objective"]),
+        objective=objective,
         residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
     )

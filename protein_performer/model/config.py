@@ -8,6 +8,7 @@ from typing import Any
 
 from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.fields import check_fields
 
 POSITIONS = ("learned", "rotary")
 
@@ -16,9 +17,11 @@ POSITIONS = ("learned", "rotary")
 class ModelConfig:
     """Sizes of a :class:`~protein_performer.model.lm.PerformerLM`.
 
-    ``attention`` may be given as an :class:`AttentionConfig` or a plain dict; either way the
-    model's ``causal`` and ``max_length`` are copied into it (the model decides both), and the
-    stored value is always a fresh :class:`AttentionConfig`.
+    The model decides ``causal`` and ``max_length`` for its attention layers: an
+    ``attention`` config that leaves them unset (None, the default) gets the model's values
+    (a new :class:`AttentionConfig`; the caller's is not changed); one that sets them must
+    agree, or construction fails naming both. Plain dicts (checkpoints, YAML) go through
+    :meth:`from_dict`.
     """
 
     vocab_size: int = len(ALPHABET)
@@ -59,23 +62,26 @@ class ModelConfig:
             )
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        self.causal = bool(self.causal)
-        attn = self.attention
-        if isinstance(attn, AttentionConfig):
-            attn = dataclasses.asdict(attn)
-        elif attn is None:
-            attn = dataclasses.asdict(AttentionConfig())
-        elif not isinstance(attn, dict):
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"model.causal must be true or false, got {self.causal!r}")
+        if not isinstance(self.attention, AttentionConfig):
             raise TypeError(
-                f"model.attention must be an AttentionConfig or a dict, got {type(attn).__name__}"
+                f"model.attention must be an AttentionConfig, got "
+                f"{type(self.attention).__name__} (plain dicts: ModelConfig.from_dict)"
             )
-        allowed = {f.name for f in dataclasses.fields(AttentionConfig)}
-        unknown = sorted(set(attn) - allowed)
-        if unknown:
-            raise ValueError(f"attention: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-        self.attention = AttentionConfig(
-            **{**attn, "causal": self.causal, "max_length": self.max_length}
-        )
+        decided = {"causal": self.causal, "max_length": self.max_length}
+        unset = {}
+        for name, value in decided.items():
+            given = getattr(self.attention, name)
+            if given is None:
+                unset[name] = value
+            elif given != value:
+                raise ValueError(
+                    f"attention.{name} ({given}) disagrees with model.{name} ({value}): leave "
+                    f"attention.{name} unset, the model decides it"
+                )
+        if unset:
+            self.attention = dataclasses.replace(self.attention, **unset)
 
     @property
     def head_dim(self) -> int:
@@ -87,8 +93,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - allowed)
-        if unknown:
-            raise ValueError(f"model: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        """The config :meth:`to_dict` wrote (a checkpoint's ``model`` hyper-parameters)."""
+        values = dict(values)
+        check_fields(cls, "model", values)
+        attention = values.pop("attention", None)
+        if attention is not None:
+            check_fields(AttentionConfig, "attention", attention)
+            values["attention"] = AttentionConfig(**attention)
         return cls(**values)

@@ -30,8 +30,6 @@ class PerformerLM(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        if isinstance(cfg, dict):
-            cfg = ModelConfig.from_dict(cfg)
         self.cfg = cfg
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.positions = (

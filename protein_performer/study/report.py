@@ -103,8 +103,8 @@ def bootstrap_perplexity(nll: np.ndarray, n_tokens: np.ndarray, n: int = 1000,
 
 def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """One row per (model, split): perplexity, unigram, ratio and their bootstrap CIs."""
-    from protein_performer.evaluation.perplexity import (EvalOptions, evaluate_checkpoint,
-                                                         load_checkpoint)
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
+    from protein_performer.evaluation.perplexity import EvalOptions
 
     eval_opts = EvalOptions(n_maskings=opts.n_maskings, seed=opts.seed, device=opts.device,
                             progress=opts.progress, max_proteins=opts.max_proteins)
@@ -120,7 +120,7 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
             lo, hi = bootstrap_perplexity(total, per["n_tokens"], opts.n_bootstrap, opts.seed)
             uni = float(m["unigram_perplexity"])
             rows.append({
-                "model": run.label, "objective": loaded.objective, "split": split,
+                "model": run.label, "objective": loaded.objective.name, "split": split,
                 "perplexity": m["perplexity"], "ppl_lo": lo, "ppl_hi": hi,
                 "perplexity_std_maskings": m.get("perplexity_std"),
                 "unigram": uni, "ratio": m["perplexity"] / uni, "ratio_lo": lo / uni,
@@ -133,7 +133,8 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
 def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """Per model: attention vs BLOSUM62 of the trained model and of its random-init twin."""
     from protein_performer.analysis.control import analyze_with_control
-    from protein_performer.analysis.run import AnalysisOptions, load_model, open_proteins
+    from protein_performer.analysis.inputs import load_model, open_proteins
+    from protein_performer.analysis.options import AnalysisOptions
 
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
     a_opts = AnalysisOptions(n_proteins=opts.analysis_proteins, threshold=opts.threshold,
@@ -153,11 +154,11 @@ def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     """FAVOR+ vs exact softmax on ``run``'s own q, k (:mod:`analysis.favor_error`)."""
     from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
                                                         protein_batch)
-    from protein_performer.analysis.run import load_model, open_proteins
+    from protein_performer.analysis.inputs import load_model, open_proteins
 
     model = load_model(run.checkpoint).double()
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
-    from protein_performer.data.fasta import tokens_to_letters
+    from protein_performer.data.alphabet import tokens_to_letters
 
     n = min(opts.favor_error_proteins, len(source))
     seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]

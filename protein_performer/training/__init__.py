@@ -1,28 +1,24 @@
-"""Training: the LightningModule (mlm/clm), masking, optimiser and schedule, callbacks.
+"""Training: the LightningModule (mlm/clm), optimiser and schedule, callbacks.
 
-Masking and the optimiser import without Lightning (evaluation uses them); the
-LightningModule is loaded on first access so that `import ...training.masking` stays light.
+The optimiser imports without Lightning; the LightningModule is loaded on first access so
+that importing the package stays light. The objective and its targets live in
+:mod:`protein_performer.objective` and :mod:`protein_performer.masking` (evaluation uses them).
 """
 
 from typing import Any
 
-from protein_performer.training.masking import IGNORE, causal_targets, mask_tokens
 from protein_performer.training.optim import OptimConfig, WarmupDecay, parameter_groups
 
 __all__ = [
-    "IGNORE",
-    "OBJECTIVES",
     "OptimConfig",
     "ProteinLMModule",
     "WarmupDecay",
-    "causal_targets",
-    "mask_tokens",
     "parameter_groups",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("ProteinLMModule", "OBJECTIVES"):
+    if name == "ProteinLMModule":
         from protein_performer.training import module
 
         return getattr(module, name)

@@ -4,7 +4,7 @@ Metrics (``stage`` = train | valid | test | test_ood):
 
 * ``<stage>/loss``: mean cross-entropy (nats) over the scored positions -- mlm: the selected
   residues only; clm: every real next token (residues, ``<eos>``/``<sep>``; see
-  :func:`~protein_performer.training.masking.causal_targets`). ``train/loss`` is per step;
+  :func:`~protein_performer.masking.causal_targets`). ``train/loss`` is per step;
   valid/test values are token-weighted over the whole epoch.
 * ``<stage>/perplexity`` = exp(sum of NLL / number of scored tokens), the sums accumulated
   with torchmetrics ``SumMetric`` over all batches and ranks and computed at epoch end --
@@ -23,9 +23,9 @@ epochs; training masks depend on the step only, so a resumed run continues ident
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -34,13 +34,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import SumMetric
 
+from protein_performer.masking import IGNORE
+from protein_performer.model.checkpoint import read_checkpoint
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+from protein_performer.objective import Objective
 from protein_performer.seeding import mix_seed
-from protein_performer.training.masking import IGNORE, causal_targets, mask_tokens
 from protein_performer.training.optim import OptimConfig, build_optimizer, build_scheduler
 
-OBJECTIVES = ("mlm", "clm")
 _STAGE_CODES = {"train": 1, "valid": 2, "test": 3}
 
 
@@ -65,52 +66,42 @@ class _Sums(nn.Module):
         return nll, count, correct
 
 
-def _optim_config(optim: OptimConfig | dict | None) -> OptimConfig:
-    if optim is None:
-        return OptimConfig()
-    if isinstance(optim, OptimConfig):
-        return optim
-    values = dict(optim)
-    allowed = {f.name for f in dataclasses.fields(OptimConfig)}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ValueError(f"optim: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    if "betas" in values:
-        values["betas"] = tuple(values["betas"])
-    return OptimConfig(**values)
-
-
 class ProteinLMModule(pl.LightningModule):
     """Train a :class:`PerformerLM` with the masked or causal LM objective.
 
-    ``objective`` decides causality: ``clm`` makes the model (and its attention) causal,
-    ``mlm`` bidirectional, whatever ``model.causal`` says (one switch, no inconsistent
-    states). ``residue_frequencies`` ([V] train-corpus token frequencies) is only carried
+    Typed configs only: ``model.causal`` must be ``objective.causal`` (the entry point
+    decides both from the objective; a disagreement is an error, never rewritten).
+    ``residue_frequencies`` ([V] train-corpus token frequencies) is only carried
     into the checkpoint, for the unigram baseline of evaluation. ``seed`` seeds the masking
     draws; None: ``torch.initial_seed()`` (the run's ``seed_everything`` seed). All
-    hyper-parameters are stored as plain types, so ``load_from_checkpoint(path)`` rebuilds
-    the module and :func:`protein_performer.model.checkpoint.load_lm` the model alone.
+    hyper-parameters are stored as plain types, so :meth:`load_from_checkpoint` rebuilds
+    the module (:meth:`from_hparams`) and :func:`protein_performer.model.checkpoint.load_lm`
+    the model alone.
     """
 
     def __init__(
         self,
-        model: ModelConfig | dict,
-        objective: str = "mlm",
-        optim: OptimConfig | dict | None = None,
-        mask_prob: float = 0.15,
+        model: ModelConfig,
+        objective: Objective = Objective(),
+        optim: OptimConfig | None = None,
         residue_frequencies: list[float] | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
-        if objective == "mlm" and not 0.0 < float(mask_prob) < 1.0:
-            raise ValueError(f"objective.mask_prob must be in (0, 1), got {mask_prob}")
-        cfg = model if isinstance(model, ModelConfig) else ModelConfig.from_dict(dict(model))
-        causal = objective == "clm"
-        if cfg.causal != causal:
-            cfg = dataclasses.replace(cfg, causal=causal)
-        optim_cfg = _optim_config(optim)
+        for name, value, cls in (("model", model, ModelConfig), ("objective", objective, Objective),
+                                 ("optim", optim, (OptimConfig, type(None)))):
+            if not isinstance(value, cls):
+                raise TypeError(
+                    f"ProteinLMModule({name}=...) takes a typed config, got {type(value).__name__}"
+                    " (checkpoint hyper-parameters: ProteinLMModule.from_hparams)"
+                )
+        if model.causal != objective.causal:
+            raise ValueError(
+                f"model.causal ({model.causal}) disagrees with objective {objective} (causal="
+                f"{objective.causal}): build the ModelConfig with causal=objective.causal"
+            )
+        cfg = model
+        optim_cfg = optim or OptimConfig()
         if seed is None:
             seed = torch.initial_seed() & 0x7FFFFFFFFFFFFFFF
         freqs = None
@@ -120,16 +111,14 @@ class ProteinLMModule(pl.LightningModule):
             freqs = [float(f) for f in values]
         self.save_hyperparameters({
             "model": cfg.to_dict(),
-            "objective": objective,
+            **objective.to_hparams(),
             "optim": optim_cfg.to_dict(),
-            "mask_prob": float(mask_prob),
             "residue_frequencies": freqs,
             "seed": int(seed),
         })
         self.model_cfg = cfg
         self.optim_cfg = optim_cfg
         self.objective = objective
-        self.mask_prob = float(mask_prob)
         self.seed = int(seed)
         self.model = PerformerLM(cfg)
         # keys prefixed: ModuleDict keys may not shadow nn.Module attributes ("train")
@@ -142,32 +131,49 @@ class ProteinLMModule(pl.LightningModule):
         self._tok_since = time.perf_counter()
         self._test_used: set[str] = set()
 
+    # -- from a checkpoint ---------------------------------------------------------------------
+
+    @classmethod
+    def from_hparams(cls, hparams: dict[str, Any]) -> "ProteinLMModule":
+        """The (untrained) module that a checkpoint's plain-typed hyper-parameters describe."""
+        optim = hparams.get("optim")
+        return cls(
+            model=ModelConfig.from_dict(hparams["model"]),
+            objective=Objective.from_hparams(hparams),
+            optim=None if optim is None else OptimConfig.from_dict(optim),
+            residue_frequencies=hparams.get("residue_frequencies"),
+            seed=hparams.get("seed"),
+        )
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: str | torch.device | None = None,
+        strict: bool = True,
+    ) -> "ProteinLMModule":
+        """The module of a training checkpoint: :meth:`from_hparams`, then its weights and
+        :meth:`on_load_checkpoint` (Lightning's loader would pass the plain dicts through)."""
+        checkpoint = read_checkpoint(checkpoint_path)
+        module = cls.from_hparams(checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"], strict=strict)
+        module.on_load_checkpoint(checkpoint)
+        return module if map_location is None else module.to(map_location)
+
     # -- the objective -------------------------------------------------------------------------
 
     def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.model(tokens, mask)
 
-    def inputs_and_targets(
-        self, batch: dict[str, Tensor], generator: torch.Generator | None = None,
-        corrupt: bool = True,
-    ) -> tuple[Tensor, Tensor]:
-        """The model input and the targets (-100 = unscored) of a batch, for the objective.
-
-        mlm: ``corrupt`` applies BERT's 80/10/10 rule (training); without it every selected
-        residue becomes <mask> (validation/test), so no scored position shows its answer.
-        """
-        tokens, mask = batch["tokens"], batch["mask"]
-        if self.objective == "mlm":
-            return mask_tokens(tokens, mask, prob=self.mask_prob, generator=generator,
-                               corrupt=corrupt)
-        return tokens, causal_targets(tokens, mask)
-
     def compute_loss(
         self, batch: dict[str, Tensor], generator: torch.Generator | None = None,
         corrupt: bool = True,
     ) -> dict[str, Tensor]:
-        """``loss`` (mean NLL over scored tokens), ``nll`` (their sum), ``count``, ``correct``."""
-        inputs, targets = self.inputs_and_targets(batch, generator, corrupt)
+        """``loss`` (mean NLL over scored tokens), ``nll`` (their sum), ``count``, ``correct``.
+
+        ``corrupt`` (mlm): BERT's 80/10/10 rule (training); without it every selected residue
+        becomes <mask> (validation/test), so no scored position shows its answer.
+        """
+        inputs, targets = self.objective.inputs_and_targets(batch["tokens"], batch["mask"],
+                                                            generator, corrupt)
         logits = self.model(inputs, batch["mask"])
         vocab = logits.shape[-1]
         # float32 loss whatever the autocast dtype (fp16 logits lose the NLL's low digits)

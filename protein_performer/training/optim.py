@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from protein_performer.fields import check_fields
+
 SCHEDULES = ("cosine", "linear", "constant")
 
 
@@ -58,6 +60,12 @@ class OptimConfig:
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
         return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "OptimConfig":
+        """The config :meth:`to_dict` wrote (a checkpoint's ``optim`` hyper-parameters)."""
+        check_fields(cls, "optim", values)
+        return cls(**values)
 
 
 class WarmupDecay:

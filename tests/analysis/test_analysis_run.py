@@ -16,14 +16,10 @@ from analysis_toys import ToyAttentionModel  # noqa: E402
 
 from protein_performer.analysis.aggregate import AttentionAggregates  # noqa: E402
 from protein_performer.analysis.figures import write_figures  # noqa: E402
-from protein_performer.analysis.run import (  # noqa: E402
-    AnalysisInputError,
-    AnalysisOptions,
-    aggregate_attention,
-    protein_attention,
-    summarise,
-    write_outputs,
-)
+from protein_performer.analysis.collect import aggregate_attention, protein_attention  # noqa: E402
+from protein_performer.analysis.options import AnalysisInputError, AnalysisOptions  # noqa: E402
+from protein_performer.analysis.outputs import write_outputs  # noqa: E402
+from protein_performer.analysis.summary import summarise  # noqa: E402
 from protein_performer.analysis.substitution import UnknownMatrixError  # noqa: E402
 from protein_performer.data.alphabet import ALPHABET  # noqa: E402
 from protein_performer.data.source import InMemoryProteins  # noqa: E402
@@ -100,7 +96,7 @@ def test_bad_options():
 
 
 def test_open_proteins_embedded_and_bad_files(tmp_path):
-    from protein_performer.analysis.run import EMBEDDED_VALID, open_proteins
+    from protein_performer.analysis.inputs import EMBEDDED_VALID, open_proteins
 
     src = open_proteins(EMBEDDED_VALID)
     assert len(src) == 500
@@ -121,11 +117,12 @@ def test_real_model_kinds_give_finite_results(kind, tmp_path):
     """PerformerLM's attention_maps (implicit matrices for FAVOR+ / AFT) feed the analysis;
     an untrained model's attention is unrelated to BLOSUM62 (Vig et al.: r about 0)."""
     from protein_performer.model import lm
+    from protein_performer.attention import AttentionConfig
     from protein_performer.model.config import ModelConfig
 
     torch.manual_seed(0)
     model = lm.PerformerLM(ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, max_length=48,
-                                       dropout=0.0, attention={"kind": kind}))
+                                       dropout=0.0, attention=AttentionConfig(kind=kind)))
     opts = AnalysisOptions(n_proteins=10, threshold=0.0, min_total_weight=0.0, device="cpu",
                            progress=False, n_permutations=20, matrices=["BLOSUM62"])
     agg, counts = aggregate_attention(model, _source(), opts)

@@ -33,7 +33,7 @@ def test_config_composes(tmp_path):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    from protein_performer.analysis.run import AnalysisInputError
+    from protein_performer.analysis.options import AnalysisInputError
     from protein_performer.cli.analyze import analyze
 
     with pytest.raises(AnalysisInputError, match="checkpoint not found: .*nope.ckpt"):
@@ -64,7 +64,7 @@ def test_command_line_error_exit_status(tmp_path):
 def _toy_run(out_dir: Path, seed: int) -> Path:
     from analysis_toys import ToyAttentionModel
 
-    from protein_performer.analysis.run import AnalysisOptions, aggregate_attention, summarise, write_outputs
+    from protein_performer.analysis import AnalysisOptions, aggregate_attention, summarise, write_outputs
     from protein_performer.data.source import InMemoryProteins
 
     rng = np.random.default_rng(seed)

@@ -46,6 +46,7 @@ def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None,
 
     from protein_performer.attention import AttentionConfig
     from protein_performer.model import ModelConfig
+    from protein_performer.objective import Objective
     from protein_performer.training.module import ProteinLMModule
 
     g = torch.Generator().manual_seed(0)
@@ -54,9 +55,11 @@ def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None,
         tok = torch.randint(6, 26, (4, 20), generator=g)
         tok[:, 0], tok[:, -1] = 2, 3
         batches.append({"tokens": tok, "mask": torch.ones_like(tok, dtype=torch.bool)})
+    obj = Objective(objective)
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, max_length=64, dropout=0.0,
-                      position=position, attention=AttentionConfig(kind=attention, nb_features=16))
-    module = ProteinLMModule(cfg, objective=objective, residue_frequencies=frequencies)
+                      causal=obj.causal, position=position,
+                      attention=AttentionConfig(kind=attention, nb_features=16))
+    module = ProteinLMModule(cfg, obj, residue_frequencies=frequencies)
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, DataLoader(batches, batch_size=None))
@@ -147,7 +150,7 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
-    from protein_performer.data.fasta import FastaFormatError
+    from protein_performer.data.fasta_report import FastaFormatError
 
     with pytest.raises(ValueError, match="ckpt_path is required"):
         evaluate(_cfg(tmp_path))

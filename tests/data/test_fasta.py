@@ -8,15 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta import (
-    FastaFormatError,
-    ReadReport,
-    load_proteins,
-    parse_accession,
-    read_fasta,
-    tokens_to_letters,
-)
+from protein_performer.data.accessions import parse_accession
+from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
+from protein_performer.data.fasta import load_proteins, read_fasta
+from protein_performer.data.fasta_report import FastaFormatError, ReadReport
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"
@@ -69,7 +64,7 @@ def test_read_matches_reference(tmp_path: Path, gz: bool, crlf: bool, block_size
     text = TEXT.replace("\n", "\r\n") if crlf else TEXT
     # gzip detected by content, whatever the suffix says
     path = _write(tmp_path / "x.fa", text, gz=gz)
-    from protein_performer.data.fasta import BlockReader
+    from protein_performer.data.fasta_blocks import BlockReader
 
     recs = list(read_fasta(path))
     ref = _reference(TEXT)

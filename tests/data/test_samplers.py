@@ -13,11 +13,9 @@ from torch.utils.data import DataLoader
 
 from protein_performer.data.clusters import read_cluster_tsv, read_clusters
 
-from protein_performer.data.samplers import (
-    ClusterSampler,
-    ShardedBatchSampler,
-    TokenBudgetBatchSampler,
-)
+from protein_performer.data.cluster_sampler import ClusterSampler
+from protein_performer.data.samplers import ShardedBatchSampler
+from protein_performer.data.token_budget_sampler import TokenBudgetBatchSampler
 
 
 def _epoch(sampler_factory, world: int, epoch: int = 0) -> list[list[list[int]]]:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protein_performer.data.fasta import FastaFormatError, load_proteins, read_fasta
+from protein_performer.data.fasta import load_proteins, read_fasta
+from protein_performer.data.fasta_report import FastaFormatError
 from protein_performer.data.split import (
     SplitError,
     cluster_split,

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta import FastaFormatError, load_proteins, read_fasta
+from protein_performer.data.fasta import load_proteins, read_fasta
+from protein_performer.data.fasta_report import FastaFormatError
 from protein_performer.progress import Progress
 from protein_performer.data.source import InMemoryProteins, ProteinSource
 from protein_performer.data.store import (

@@ -45,8 +45,8 @@ def test_write_markdown_and_csv_round_trip(tmp_path) -> None:
 
 
 def test_default_label() -> None:
-    assert default_label("favor_relu", "clm") == "favor_relu_uni"
-    assert default_label("exact", "mlm") == "exact_bid"
+    assert default_label("favor_relu", causal=True) == "favor_relu_uni"
+    assert default_label("exact", causal=False) == "exact_bid"
 
 
 def _load_script():

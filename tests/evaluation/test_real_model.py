@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -74,7 +76,16 @@ def test_masked_model_with_windows_is_deterministic() -> None:
     assert a == b
     assert a["n_windowed_sequences"] == 2
     assert a["pseudo_n_tokens"] == int(src.lengths.sum())
-    assert 1.0 < a["perplexity"] < 100 and a["perplexity_std"] >= 0
+    assert 1.0 < a["perplexity"] < 100
+    # *_std is the sample std over maskings: rebuild masking 1 from the pooled sums minus
+    # masking 0 alone (n_maskings=1 draws the same first masking)
+    one = evaluate_source(model, src, objective="mlm", max_length=24, unigram_log_probs=lp,
+                          options=EvalOptions(n_maskings=1, batch_tokens=96, **CPU))
+    n0, n = one["n_tokens"], a["n_tokens"]
+    nll1 = (a["nll_per_token"] * n - one["nll_per_token"] * n0) / (n - n0)
+    per_masking = [one["perplexity"], math.exp(nll1)]
+    assert per_masking[0] != per_masking[1]
+    assert a["perplexity_std"] == pytest.approx(float(np.std(per_masking, ddof=1)), rel=1e-9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import warnings
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.model import ModelConfig
 from protein_performer.model.checkpoint import CheckpointError, load_lm
+from protein_performer.objective import Objective
 
 KIND = "favor_relu"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,11 +51,11 @@ def test_round_trip_through_a_trainer_checkpoint(objective, tmp_path):
 
     torch.manual_seed(0)
     freqs = np.linspace(0, 1, len(ALPHABET)).tolist()
-    module = ProteinLMModule(
-        {"d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "max_length": 32,
-         "position": "rotary" if objective == "clm" else "learned",
-         "attention": {"kind": KIND, "nb_features": 16, "redraw_interval": 2}},
-        objective=objective, residue_frequencies=freqs)
+    obj = Objective(objective)
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_length=32,
+                      position="rotary" if objective == "clm" else "learned", causal=obj.causal,
+                      attention=AttentionConfig(kind=KIND, nb_features=16, redraw_interval=2))
+    module = ProteinLMModule(cfg, obj, residue_frequencies=freqs)
     loader = torch.utils.data.DataLoader(_Batches([_batch(i) for i in range(3)]), batch_size=None)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
@@ -62,7 +68,7 @@ def test_round_trip_through_a_trainer_checkpoint(objective, tmp_path):
 
     loaded = load_lm(path)
     assert not loaded.model.training
-    assert loaded.objective == objective
+    assert loaded.objective == obj and loaded.objective.name == objective
     assert loaded.model_cfg == module.model_cfg and loaded.model_cfg.causal == (objective == "clm")
     np.testing.assert_allclose(loaded.residue_frequencies, freqs)
     b = _batch(7)
@@ -70,9 +76,39 @@ def test_round_trip_through_a_trainer_checkpoint(objective, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(b["tokens"], b["mask"]),
                                    module.model(b["tokens"], b["mask"]), atol=0, rtol=0)
-    # and Lightning's own loader rebuilds the module from the plain hyper-parameters
+    # and the module's own loader rebuilds the module from the plain hyper-parameters
     again = ProteinLMModule.load_from_checkpoint(path)
-    assert again.objective == objective and again.model_cfg == module.model_cfg
+    assert again.objective == obj and again.model_cfg == module.model_cfg
+    assert again.feature_redraws == module.feature_redraws > 0
+    again.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(b["tokens"], b["mask"]),
+                                   module.model(b["tokens"], b["mask"]), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("objective,mask_prob", [("clm", 0.15), ("mlm", 0.2)])
+def test_checkpoints_of_the_earlier_format_still_load(objective, mask_prob):
+    """fixtures/v0_*.ckpt were written by ProteinLMModule at commit 5f187a9 (the objective a
+    bare string, ``mask_prob`` a separate argument, attention causal/max_length copied in by
+    the model), trained 3 steps; v0_*_logits.npy: that code's logits on ``_batch(7)``."""
+    from protein_performer.training import ProteinLMModule
+
+    path = FIXTURES / f"v0_{objective}.ckpt"
+    want = torch.from_numpy(np.load(FIXTURES / f"v0_{objective}_logits.npy"))
+    b = _batch(7)
+    loaded = load_lm(path)
+    assert loaded.objective == Objective(objective, mask_prob)
+    assert loaded.model_cfg.causal == loaded.model_cfg.attention.causal == (objective == "clm")
+    assert loaded.model_cfg.attention.nb_features == 8 and loaded.model_cfg.max_length == 32
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(b["tokens"], b["mask"]), want, atol=0, rtol=0)
+    module = ProteinLMModule.load_from_checkpoint(path)
+    assert module.objective == loaded.objective and module.seed == 7
+    assert module.model_cfg == loaded.model_cfg and module.optim_cfg.lr == 1e-3
+    assert module.feature_redraws == 1  # redraw_interval 2, 3 steps: one redraw at step 2
+    module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(module.model(b["tokens"], b["mask"]), want, atol=0, rtol=0)
 
 
 def test_missing_and_foreign_files(tmp_path):

@@ -23,7 +23,7 @@ def tiny(kind: str = "exact", **kw) -> PerformerLM:
                   attention={"kind": kind, "nb_features": 16, "chunk_size": 4})
     values.update(kw)
     torch.manual_seed(0)
-    return PerformerLM(ModelConfig(**values)).eval()
+    return PerformerLM(ModelConfig.from_dict(values)).eval()
 
 
 def proteins(batch: int, length: int, seed: int = 0) -> torch.Tensor:
@@ -70,21 +70,31 @@ def test_max_length_error():
         model(proteins(1, 49))
 
 
-def test_config_validation_and_attention_copy():
+def test_config_validation_and_the_model_deciding_causal_and_max_length():
+    exact = AttentionConfig(kind="exact")
     with pytest.raises(ValueError, match=r"model.d_model \(100\) must be divisible by model.n_heads \(3\)"):
-        ModelConfig(d_model=100, n_heads=3, attention={"kind": "exact"})
+        ModelConfig(d_model=100, n_heads=3, attention=exact)
     with pytest.raises(ValueError, match="model.position must be one of"):
-        ModelConfig(position="sinusoidal", attention={"kind": "exact"})
+        ModelConfig(position="sinusoidal", attention=exact)
     with pytest.raises(ValueError, match="attention.kind must be one of"):
-        ModelConfig(attention={"kind": "nope"})
+        ModelConfig.from_dict({"attention": {"kind": "nope"}})
     with pytest.raises(ValueError, match="model.n_layers must be a positive integer"):
-        ModelConfig(n_layers=0, attention={"kind": "exact"})
+        ModelConfig(n_layers=0, attention=exact)
     with pytest.raises(ValueError, match="attention: unknown field"):
-        ModelConfig(attention={"kind": "exact", "bogus": 1})
-    given = AttentionConfig(kind="exact")
-    cfg = ModelConfig(causal=True, max_length=77, attention=given)
-    assert cfg.attention.causal and cfg.attention.max_length == 77
-    assert not given.causal  # the caller's object is not mutated
+        ModelConfig.from_dict({"attention": {"kind": "exact", "bogus": 1}})
+    with pytest.raises(TypeError, match=r"model.attention must be an AttentionConfig.*from_dict"):
+        ModelConfig(attention={"kind": "exact"})
+    # unset in the attention config: the model's values, in a new config (the given one stays)
+    cfg = ModelConfig(causal=True, max_length=77, attention=exact)
+    assert cfg.attention.causal is True and cfg.attention.max_length == 77
+    assert exact.causal is None and exact.max_length is None
+    # set: they must agree, never silently overwritten
+    agreeing = AttentionConfig(kind="exact", causal=True, max_length=77)
+    assert ModelConfig(causal=True, max_length=77, attention=agreeing).attention is agreeing
+    with pytest.raises(ValueError, match=r"attention.causal \(False\) disagrees with model.causal \(True\)"):
+        ModelConfig(causal=True, attention=AttentionConfig(kind="exact", causal=False))
+    with pytest.raises(ValueError, match=r"attention.max_length \(64\) disagrees with model.max_length \(77\)"):
+        ModelConfig(max_length=77, attention=AttentionConfig(kind="exact", max_length=64))
     again = ModelConfig.from_dict(cfg.to_dict())
     assert again == cfg
 
@@ -122,7 +132,7 @@ def test_padding_invariance(causal):
 
 def test_tied_head_and_init():
     model = PerformerLM(ModelConfig(d_model=64, n_layers=8, n_heads=4, d_ff=128,
-                                    attention={"kind": "exact"}))
+                                    attention=AttentionConfig(kind="exact")))
     assert model.head is None
     assert sum(p.data_ptr() == model.token_embedding.weight.data_ptr()
                for p in model.parameters()) == 1
@@ -133,7 +143,7 @@ def test_tied_head_and_init():
         assert block.ff.fc1.weight.std().item() == pytest.approx(0.02, rel=0.1)
         assert torch.all(block.ff.fc1.bias == 0)
     untied = PerformerLM(ModelConfig(d_model=32, n_heads=2, tie_embeddings=False,
-                                     attention={"kind": "exact"}))
+                                     attention=AttentionConfig(kind="exact")))
     assert untied.head is not None and untied(proteins(1, 5)).shape == (1, 5, V)
 
 

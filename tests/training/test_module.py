@@ -8,10 +8,12 @@ import warnings
 import pytest
 import torch
 
+from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.masking import IGNORE, causal_targets
 from protein_performer.model import ModelConfig
-from protein_performer.training import ProteinLMModule
-from protein_performer.training.masking import IGNORE, causal_targets
+from protein_performer.objective import Objective
+from protein_performer.training import OptimConfig, ProteinLMModule
 
 KINDS = ["exact", "favor_softmax", "favor_relu"]
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_length=32)
@@ -20,9 +22,14 @@ TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_length=
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_model(kind: str = "exact") -> dict:
-    return {**TINY, "attention": {"kind": kind, "nb_features": 32, "chunk_size": 8,
-                                  "redraw_interval": 0}}
+def tiny_module(kind: str = "exact", objective: str = "mlm", optim: dict | None = None,
+                **attention) -> ProteinLMModule:
+    """A one-layer module; ``attention`` overrides the layer's options."""
+    obj = Objective(objective)
+    layer = AttentionConfig(**{"kind": kind, "nb_features": 32, "chunk_size": 8,
+                               "redraw_interval": 0, **attention})
+    cfg = ModelConfig(**TINY, causal=obj.causal, attention=layer)
+    return ProteinLMModule(cfg, obj, optim=None if optim is None else OptimConfig(**optim))
 
 
 def make_batch(rows: list[list[int]]) -> dict[str, torch.Tensor]:
@@ -43,8 +50,8 @@ def protein(seed: int, n: int) -> list[int]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_overfits_a_tiny_batch(kind, objective):
     torch.manual_seed(0)
-    module = ProteinLMModule(tiny_model(kind), objective=objective,
-                             optim={"lr": 1e-2, "weight_decay": 0.0, "warmup_steps": 0})
+    module = tiny_module(kind, objective, optim={"lr": 1e-2, "weight_decay": 0.0,
+                                                 "warmup_steps": 0})
     # clm: one protein (two different proteins share the prefix <cls>, so their first residue
     # would be unpredictable); mlm: two proteins, one fixed masking (memorisation)
     rows = [protein(1, 14)] if objective == "clm" else [protein(1, 14), protein(2, 10)]
@@ -63,21 +70,29 @@ def test_overfits_a_tiny_batch(kind, objective):
     assert out["loss"].item() < 0.05, (kind, objective, first, out["loss"].item())
 
 
-def test_objective_decides_causality_and_hparams_are_plain():
-    cfg = ModelConfig(**TINY, attention={"kind": "exact"})
-    clm = ProteinLMModule(cfg, objective="clm")
+def test_typed_configs_agree_and_hparams_are_plain():
+    clm = tiny_module("exact", "clm")
     assert clm.model.cfg.causal and clm.model.blocks[0].attn.causal
-    mlm = ProteinLMModule(ModelConfig(**TINY, causal=True, attention={"kind": "exact"}))
+    mlm = tiny_module("exact", "mlm")
     assert not mlm.model.cfg.causal and not mlm.model.blocks[0].attn.causal
     hp = dict(clm.hparams)
     assert isinstance(hp["model"], dict) and isinstance(hp["model"]["attention"], dict)
-    assert isinstance(hp["optim"], dict) and hp["objective"] == "clm"
-    rebuilt = ProteinLMModule(**hp)
+    assert isinstance(hp["optim"], dict) and hp["objective"] == "clm" and hp["mask_prob"] == 0.15
+    rebuilt = ProteinLMModule.from_hparams(hp)
     assert rebuilt.model_cfg == clm.model_cfg and rebuilt.optim_cfg == clm.optim_cfg
-    with pytest.raises(ValueError, match="objective must be one of"):
-        ProteinLMModule(cfg, objective="bert")
+    assert rebuilt.objective == clm.objective and rebuilt.seed == clm.seed
+    # the model's causality is the objective's: a disagreement fails, it is not rewritten
+    bidirectional = ModelConfig(**TINY, attention=AttentionConfig(kind="exact"))
+    with pytest.raises(ValueError, match=r"model.causal \(False\) disagrees with objective clm"):
+        ProteinLMModule(bidirectional, Objective("clm"))
+    with pytest.raises(TypeError, match="takes a typed config.*from_hparams"):
+        ProteinLMModule(hp["model"], Objective("clm"))
+    with pytest.raises(TypeError, match=r"ProteinLMModule\(objective=...\) takes a typed config"):
+        ProteinLMModule(bidirectional, "mlm")
+    with pytest.raises(ValueError, match=r"objective.name must be one of \['clm', 'mlm'\]"):
+        Objective("bert")
     with pytest.raises(ValueError, match="optim: unknown field"):
-        ProteinLMModule(cfg, optim={"learning_rate": 1.0})
+        ProteinLMModule.from_hparams({**hp, "optim": {"learning_rate": 1.0}})
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -107,7 +122,7 @@ def _trainer(tmp_path, **kw):
 
 def test_valid_perplexity_is_token_weighted(tmp_path):
     torch.manual_seed(0)
-    module = ProteinLMModule(tiny_model("exact"), objective="clm")
+    module = tiny_module("exact", "clm")
     # two batches with very different token counts: a mean of batch perplexities differs
     batches = [make_batch([protein(3, 25), protein(4, 5)]), make_batch([protein(5, 2)])]
     with warnings.catch_warnings():
@@ -133,7 +148,7 @@ def test_valid_perplexity_is_token_weighted(tmp_path):
 
 def test_validation_masking_is_fixed(tmp_path):
     torch.manual_seed(0)
-    module = ProteinLMModule(tiny_model("exact"), objective="mlm")
+    module = tiny_module("exact", "mlm")
     batches = [make_batch([protein(i, 20), protein(i + 10, 12)]) for i in range(3)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -148,9 +163,8 @@ def test_fit_logs_training_metrics(tmp_path):
     from pytorch_lightning.loggers import CSVLogger
 
     torch.manual_seed(0)
-    module = ProteinLMModule(tiny_model(KINDS[-1]) | {"attention": {
-        "kind": KINDS[-1], "nb_features": 16, "redraw_interval": 2}}, objective="mlm",
-        optim={"warmup_steps": 2})
+    module = tiny_module(KINDS[-1], "mlm", optim={"warmup_steps": 2}, nb_features=16,
+                         chunk_size=64, redraw_interval=2)
     batches = [make_batch([protein(i, 12), protein(i + 7, 9)]) for i in range(4)]
     trainer = _trainer(tmp_path, max_steps=4, log_every_n_steps=1,
                        logger=CSVLogger(tmp_path, name="csv"), num_sanity_val_steps=0)
@@ -174,8 +188,8 @@ def test_fit_logs_training_metrics(tmp_path):
 
 def _fit_final_loss(tmp_path, precision: str) -> tuple[float, ProteinLMModule]:
     torch.manual_seed(0)
-    module = ProteinLMModule(tiny_model(KINDS[-1]), objective="clm",
-                             optim={"lr": 1e-2, "warmup_steps": 2, "weight_decay": 0.0})
+    module = tiny_module(KINDS[-1], "clm", optim={"lr": 1e-2, "warmup_steps": 2,
+                                                  "weight_decay": 0.0})
     batches = [make_batch([protein(1, 20)])] * 30
     trainer = _trainer(tmp_path, max_steps=30, precision=precision, num_sanity_val_steps=0,
                        gradient_clip_val=0.5)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.training.masking import IGNORE, causal_targets, mask_tokens
+from protein_performer.masking import IGNORE, causal_targets, mask_tokens
 
 STD = torch.as_tensor(ALPHABET.standard_idx)
 

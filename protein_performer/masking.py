@@ -1,4 +1,7 @@
-"""Training targets: BERT-style masking (mlm) and next-token targets (clm).
+"""Targets of the two objectives: BERT-style masking (mlm) and next-token targets (clm).
+
+Used by training (the LightningModule) and evaluation alike, through
+:meth:`protein_performer.objective.Objective.inputs_and_targets` or directly.
 
 Targets use ``IGNORE = -100`` (PyTorch's cross-entropy ``ignore_index``) on unscored positions.
 """
@@ -11,6 +14,7 @@ from torch import Tensor
 from protein_performer.data.alphabet import ALPHABET
 
 IGNORE = -100
+DEFAULT_MASK_PROB = 0.15  # BERT's and the Performer paper's share of masked residues
 FIRST_RESIDUE = int(ALPHABET.first_residue_idx)  # residues are FIRST_RESIDUE .. len(ALPHABET)-1
 STANDARD = torch.as_tensor(ALPHABET.standard_idx, dtype=torch.long)  # the 20 amino acids
 # clm targets never score these (pad is padding, <cls> opens a protein and <mask> never occurs)
@@ -33,7 +37,7 @@ def mask_tokens(
     tokens: Tensor,
     mask: Tensor | None,
     *,
-    prob: float = 0.15,
+    prob: float = DEFAULT_MASK_PROB,
     generator: torch.Generator | None = None,
     corrupt: bool = True,
 ) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,92 @@
+"""What reading FASTA can find wrong, and what it left out.
+
+:class:`FastaFormatError` stops a read and names the file, record, line and problem; with
+``on_invalid="skip"`` invalid records are instead counted by reason in a :class:`ReadReport`,
+which also counts what the length filters and deduplication dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+OnInvalid = Literal["error", "skip"]
+PathLike = str | os.PathLike
+
+# Skip reasons (keys of ReadReport.skipped).
+EMPTY = "empty sequence"
+INVALID_CHAR = "invalid character"
+GAP_CHAR = "gap character"
+INNER_STOP = "stop '*' inside sequence"
+
+
+class FastaFormatError(ValueError):
+    """Malformed FASTA input; the message names the file, record, line and the problem."""
+
+    def __init__(
+        self,
+        path: PathLike,
+        problem: str,
+        *,
+        line: int | None = None,
+        record: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.line = line
+        self.record = record
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if record is not None:
+            where += f", record {record!r}"
+        super().__init__(f"{where}: {problem}{hint}")
+
+
+
+
+@dataclass
+class ReadReport:
+    """What reading kept and what it left out; skipped records are counted by reason."""
+
+    files: list[str] = field(default_factory=list)
+    records: int = 0  # records found in the input (valid or not)
+    proteins: int = 0  # records kept
+    residues: int = 0  # residues of the kept records
+    skipped: dict[str, int] = field(default_factory=dict)  # invalid records, by reason
+    too_short: int = 0
+    too_long: int = 0
+    duplicates: int = 0
+    examples: list[str] = field(default_factory=list)  # first few skip messages
+    dedupe_bytes: int = 0  # memory held by the duplicate detector
+    max_examples: int = 5
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def skip(self, reason: str, message: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(message)
+
+    def summary(self) -> str:
+        parts = [f"{self.proteins:,} proteins", f"{self.residues:,} residues"]
+        parts.append(f"from {self.records:,} records in {len(self.files)} file(s)")
+        dropped = []
+        for reason, n in sorted(self.skipped.items()):
+            dropped.append(f"{n:,} {reason}")
+        if self.too_short:
+            dropped.append(f"{self.too_short:,} shorter than min_length")
+        if self.too_long:
+            dropped.append(f"{self.too_long:,} longer than max_length")
+        if self.duplicates:
+            dropped.append(f"{self.duplicates:,} exact duplicates")
+        text = ", ".join(parts)
+        text += "; skipped: " + (", ".join(dropped) if dropped else "none")
+        return text
+
+    def __str__(self) -> str:
+        return self.summary()

@@ -1,0 +1,120 @@
+"""A trained checkpoint on several files: load it, score each file with
+:func:`~protein_performer.evaluation.perplexity.evaluate_source` against its unigram
+baseline, optionally one per-protein CSV per file (``protein-performer-eval`` runs this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from protein_performer.data.source import ProteinSource
+from protein_performer.devices import resolve_device
+from protein_performer.evaluation.perplexity import (
+    EvalOptions,
+    EvaluationInputError,
+    evaluate_source,
+    file_labels,
+    open_input,
+)
+
+
+def load_checkpoint(path: str | Path):
+    """Load a trained LM (:func:`protein_performer.model.checkpoint.load_lm`) in eval mode."""
+    p = Path(path)
+    if not p.is_file():
+        raise EvaluationInputError(
+            f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
+            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
+        )
+    from protein_performer.model.checkpoint import load_lm
+
+    loaded = load_lm(p)
+    loaded.model.eval()
+    return loaded
+
+
+@dataclass
+class CheckpointEvaluation:
+    """Metrics of one checkpoint on several files (``files``: label -> metrics)."""
+
+    checkpoint: str
+    objective: str
+    max_length: int
+    files: dict[str, dict]
+    unigram_source: str
+    unigram_log_probs: np.ndarray  # [V] over the scored vocabulary
+    unigram_residue_log_probs: np.ndarray  # [V] over the residues only (paper baseline)
+
+    def summary(self) -> dict:
+        """JSON-ready: everything but the arrays."""
+        return {
+            "checkpoint": self.checkpoint,
+            "objective": self.objective,
+            "max_length": self.max_length,
+            "unigram_source": self.unigram_source,
+            "files": self.files,
+        }
+
+
+def evaluate_checkpoint(
+    loaded,
+    files: "dict[str, str | Path] | Sequence[str | Path]",
+    *,
+    options: EvalOptions | None = None,
+    per_protein_dir: str | Path | None = None,
+    checkpoint: str = "",
+) -> CheckpointEvaluation:
+    """Evaluate a loaded LM (:class:`~protein_performer.model.checkpoint.LoadedLM`) on files.
+
+    ``files``: label -> path (or an opened ProteinSource), or paths (labelled by
+    :func:`file_labels`). Inputs are opened (and checked) before any scoring, so a bad file
+    fails fast. Per-protein CSVs go to ``per_protein_dir/<label>.csv``.
+    """
+    from protein_performer.evaluation.unigram import baseline_log_probs
+
+    if not isinstance(files, dict):
+        files = dict(zip(file_labels(files), files))
+    opt = options or EvalOptions()
+    sources = {
+        label: path if isinstance(path, ProteinSource) else open_input(path)
+        for label, path in files.items()
+    }
+    objective = loaded.objective
+    max_length = int(loaded.model_cfg.max_length)
+    lp, note = baseline_log_probs(loaded.residue_frequencies, include_eos=objective.causal)
+    lp_res, _ = baseline_log_probs(loaded.residue_frequencies, include_eos=False)
+    device = resolve_device(opt.device)
+    model = loaded.model.to(device).eval()
+    results: dict[str, dict] = {}
+    for label, source in sources.items():
+        csv_path = None
+        if per_protein_dir is not None:
+            csv_path = Path(per_protein_dir) / f"{_safe_name(label)}.csv"
+        metrics = evaluate_source(
+            model, source, objective=objective, max_length=max_length, unigram_log_probs=lp,
+            options=opt, per_protein_csv=csv_path, desc=label,
+        )
+        metrics["path"] = str(_describe(files[label]))
+        if csv_path is not None:
+            metrics["per_protein_csv"] = str(csv_path)
+        results[label] = metrics
+    return CheckpointEvaluation(
+        checkpoint=checkpoint, objective=objective.name, max_length=max_length, files=results,
+        unigram_source=note, unigram_log_probs=lp, unigram_residue_log_probs=lp_res,
+    )
+
+
+def _describe(item) -> str:
+    if isinstance(item, ProteinSource):
+        return str(getattr(item, "path", type(item).__name__))
+    return str(item)
+
+
+def _safe_name(label: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
+    for suffix in (".gz", ".fasta", ".fa", ".faa"):
+        keep = keep.removesuffix(suffix)
+    return keep or "input"
