@@ -21,19 +21,32 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(device)
         except RuntimeError:
-            raise DeviceError(
-                f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
+            raise DeviceError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device={device!s} but CUDA is not available; use device=cpu or auto")
+            raise DeviceError(
+                f"device={device!s} but CUDA is not available; use device=cpu or auto"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device={device!s} but only {torch.cuda.device_count()} CUDA "
-                              "device(s) are visible; use cuda:0 .. or auto")
+            raise DeviceError(
+                f"device={device!s} but only {torch.cuda.device_count()} CUDA "
+                "device(s) are visible; use cuda:0 .. or auto"
+            )
     return dev
 
 
-PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true",
-              "64-true", "64", "transformer-engine")
+PRECISIONS = (
+    "auto",
+    "32-true",
+    "32",
+    "bf16-mixed",
+    "bf16-true",
+    "16-mixed",
+    "16-true",
+    "64-true",
+    "64",
+    "transformer-engine",
+)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -57,6 +70,9 @@ def resolve_precision(precision: str | int, accelerator: str = "auto") -> str:
         return value
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if gpu:
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() \
+        return (
+            "bf16-mixed"
+            if torch.cuda.is_available() and torch.cuda.is_bf16_supported()
             else "16-mixed"
+        )
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"

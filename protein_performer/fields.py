@@ -7,8 +7,9 @@ import dataclasses
 from typing import Any, Iterable
 
 
-def check_fields(cls: type, section: str, values: dict[str, Any],
-                 reserved: Iterable[str] = ()) -> None:
+def check_fields(
+    cls: type, section: str, values: dict[str, Any], reserved: Iterable[str] = ()
+) -> None:
     """Raise ``ValueError`` naming the keys of ``values`` that are not fields of ``cls``
     (``reserved``: fields the caller sets itself, so they may not come from ``values``)."""
     allowed = {f.name for f in dataclasses.fields(cls)} - set(reserved)

@@ -61,8 +61,7 @@ class Objective:
         """
         if self.causal:
             return tokens, causal_targets(tokens, mask)
-        return mask_tokens(tokens, mask, prob=self.mask_prob, generator=generator,
-                           corrupt=corrupt)
+        return mask_tokens(tokens, mask, prob=self.mask_prob, generator=generator, corrupt=corrupt)
 
     # A checkpoint's hyper-parameters hold the objective as two plain keys (the format every
     # checkpoint written so far uses): ``objective`` (the name) and ``mask_prob``.

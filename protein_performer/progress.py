@@ -19,8 +19,16 @@ class Progress:
     and one summary line at ``close``. ``enabled=False`` silences it.
     """
 
-    def __init__(self, total: int | None, desc: str, *, unit: str = "B", enabled: bool = True,
-                 stream: IO[str] | None = None, interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        *,
+        unit: str = "B",
+        enabled: bool = True,
+        stream: IO[str] | None = None,
+        interval: float = 10.0,
+    ) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.enabled, self.interval = enabled, interval
         self.stream = stream if stream is not None else sys.stderr
@@ -31,9 +39,15 @@ class Progress:
             from tqdm import tqdm
 
             scaled = unit == "B"
-            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scaled,
-                             unit_divisor=1024 if scaled else 1000, file=self.stream,
-                             dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                unit_scale=scaled,
+                unit_divisor=1024 if scaled else 1000,
+                file=self.stream,
+                dynamic_ncols=True,
+            )
 
     def update(self, n: float, postfix: str = "") -> None:
         self.update_to(self.n + n, postfix)
@@ -73,5 +87,6 @@ class Progress:
             self._bar.close()
             self._bar = None
         elif self.enabled and self.unit != "B":
-            self._write(f"{self.desc}: {self._amount(self.n)} in "
-                        f"{time.perf_counter() - self.t0:,.1f} s")
+            self._write(
+                f"{self.desc}: {self._amount(self.n)} in {time.perf_counter() - self.t0:,.1f} s"
+            )

@@ -1,6 +1,6 @@
 """Attention benchmark (same as ``protein-performer-bench attention``); see docs/benchmarks.md.
 
-    python scripts/bench_attention.py --lengths 256 1024 4096 --kinds exact favor_softmax
+python scripts/bench_attention.py --lengths 256 1024 4096 --kinds exact favor_softmax
 """
 
 import sys

@@ -34,9 +34,17 @@ def main() -> None:
     top = max(args.lengths)
     rows = []
     for kind in args.kinds:
-        cfg = ModelConfig(d_model=128, n_layers=2, n_heads=4, d_ff=256, max_length=top + 1,
-                          dropout=0.0, causal=True, position="rotary",
-                          attention=AttentionConfig(kind=kind))
+        cfg = ModelConfig(
+            d_model=128,
+            n_layers=2,
+            n_heads=4,
+            d_ff=256,
+            max_length=top + 1,
+            dropout=0.0,
+            causal=True,
+            position="rotary",
+            attention=AttentionConfig(kind=kind),
+        )
         model = PerformerLM(cfg).eval()
         dec = RecurrentDecoder(model, 1)
         tok = torch.full((1,), 7)
@@ -57,9 +65,16 @@ def main() -> None:
                         for _ in range(3):
                             model(x)
                         full = (time.perf_counter() - t1) / 3
-                rows.append({"kind": kind, "length": t + 1, "recurrent_ms_per_token": per * 1e3,
-                             "recurrent_tokens_per_s": 1 / per, "state_bytes": state_b,
-                             "recompute_ms_per_token": None if full is None else full * 1e3})
+                rows.append(
+                    {
+                        "kind": kind,
+                        "length": t + 1,
+                        "recurrent_ms_per_token": per * 1e3,
+                        "recurrent_tokens_per_s": 1 / per,
+                        "state_bytes": state_b,
+                        "recompute_ms_per_token": None if full is None else full * 1e3,
+                    }
+                )
                 print(rows[-1], flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,22 +82,34 @@ def main() -> None:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"{'kind':14s} {'L':>6s} {'rec ms/tok':>10s} {'tok/s':>8s} {'state KiB':>10s} {'recompute ms/tok':>16s}")
+    print(
+        f"{'kind':14s} {'L':>6s} {'rec ms/tok':>10s} {'tok/s':>8s} {'state KiB':>10s} {'recompute ms/tok':>16s}"
+    )
     for r in rows:
         rc = "-" if r["recompute_ms_per_token"] is None else f"{r['recompute_ms_per_token']:.2f}"
-        print(f"{r['kind']:14s} {r['length']:6d} {r['recurrent_ms_per_token']:10.3f} "
-              f"{r['recurrent_tokens_per_s']:8.0f} {r['state_bytes'] / 1024:10.1f} {rc:>16s}")
+        print(
+            f"{r['kind']:14s} {r['length']:6d} {r['recurrent_ms_per_token']:10.3f} "
+            f"{r['recurrent_tokens_per_s']:8.0f} {r['state_bytes'] / 1024:10.1f} {rc:>16s}"
+        )
     try:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4))
         for kind in args.kinds:
             rs = [r for r in rows if r["kind"] == kind]
-            ax.plot([r["length"] for r in rs], [r["recurrent_ms_per_token"] for r in rs], "o-",
-                    label=f"{kind} recurrent")
+            ax.plot(
+                [r["length"] for r in rs],
+                [r["recurrent_ms_per_token"] for r in rs],
+                "o-",
+                label=f"{kind} recurrent",
+            )
             rc = [r for r in rs if r["recompute_ms_per_token"] is not None]
-            ax.plot([r["length"] for r in rc], [r["recompute_ms_per_token"] for r in rc], "x--",
-                    label=f"{kind} recompute")
+            ax.plot(
+                [r["length"] for r in rc],
+                [r["recompute_ms_per_token"] for r in rc],
+                "x--",
+                label=f"{kind} recompute",
+            )
         ax.set(xscale="log", yscale="log", xlabel="length", ylabel="ms / token")
         ax.legend(fontsize=7)
         fig.tight_layout()

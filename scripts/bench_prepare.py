@@ -59,9 +59,11 @@ def main() -> None:
     path = Path(args.fasta)
     if not path.exists():
         sys.exit(f"{path}: not found (pass a FASTA file)")
-    print(f"# {path.name}, {path.stat().st_size / 2**20:.1f} MiB, {platform.node()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"# {path.name}, {path.stat().st_size / 2**20:.1f} MiB, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     if args.baselines:
         t0 = time.perf_counter()
         subprocess.run(f"zcat '{path}' | wc -c", shell=True, check=True, capture_output=True)
@@ -73,16 +75,26 @@ def main() -> None:
     for _ in range(args.repeats):
         out = Path(tempfile.mkdtemp(prefix="pp_prepare_bench_")) / "store"
         try:
-            cmd = [sys.executable, "-m", "protein_performer.cli.data", "-q", "prepare", str(path),
-                   "--out", str(out)] + (["--dedupe"] if args.dedupe else [])
+            cmd = [
+                sys.executable,
+                "-m",
+                "protein_performer.cli.data",
+                "-q",
+                "prepare",
+                str(path),
+                "--out",
+                str(out),
+            ] + (["--dedupe"] if args.dedupe else [])
             dt, rss, stdout = _child_run(cmd, cwd=REPO)
             times.append(dt)
         finally:
             shutil.rmtree(out.parent, ignore_errors=True)
     print(stdout.strip())
-    print(f"prepare: min {min(times):.2f} s, median {statistics.median(times):.2f} s over "
-          f"{len(times)} runs; peak RSS {rss:.0f} MiB; load average now "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"prepare: min {min(times):.2f} s, median {statistics.median(times):.2f} s over "
+        f"{len(times)} runs; peak RSS {rss:.0f} MiB; load average now "
+        f"{os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -67,8 +67,15 @@ def litdata_write(store_dir: Path, out: Path, n: int) -> None:
 
     step = max(1, -(-n // 64))
     ranges = [(s, min(n, s + step)) for s in range(0, n, step)]
-    litdata.optimize(fn=_Ranges(str(store_dir)), inputs=ranges, output_dir=str(out),
-                     chunk_bytes=CHUNK, num_workers=1, verbose=False, mode="overwrite")
+    litdata.optimize(
+        fn=_Ranges(str(store_dir)),
+        inputs=ranges,
+        output_dir=str(out),
+        chunk_bytes=CHUNK,
+        num_workers=1,
+        verbose=False,
+        mode="overwrite",
+    )
 
 
 def litdata_read(url: str, cache: Path | None) -> tuple[int, int]:
@@ -89,8 +96,9 @@ def wds_write(store_dir: Path, out: Path, n: int) -> None:
 
     store = ProteinStore(store_dir)
     out.mkdir(parents=True)
-    with wds.ShardWriter(str(out / "shard-%06d.tar"), maxsize=CHUNK, maxcount=10**9,
-                         verbose=0) as sink:
+    with wds.ShardWriter(
+        str(out / "shard-%06d.tar"), maxsize=CHUNK, maxcount=10**9, verbose=0
+    ) as sink:
         for i in range(n):
             sink.write({"__key__": f"{i:09d}", "tok": store[i].tobytes(), "idx": str(i)})
 
@@ -102,13 +110,19 @@ def wds_blocks_write(store_dir: Path, out: Path, n: int, block: int = 1024) -> N
 
     store = ProteinStore(store_dir)
     out.mkdir(parents=True)
-    with wds.ShardWriter(str(out / "shard-%06d.tar"), maxsize=CHUNK, maxcount=10**9,
-                         verbose=0) as sink:
+    with wds.ShardWriter(
+        str(out / "shard-%06d.tar"), maxsize=CHUNK, maxcount=10**9, verbose=0
+    ) as sink:
         for s in range(0, n, block):
             e = min(n, s + block)
             lo, hi = int(store.offsets[s]), int(store.offsets[e])
-            sink.write({"__key__": f"{s:09d}", "tok": store.tokens[lo:hi].tobytes(),
-                        "off": (store.offsets[s : e + 1] - lo).astype("<i8").tobytes()})
+            sink.write(
+                {
+                    "__key__": f"{s:09d}",
+                    "tok": store.tokens[lo:hi].tobytes(),
+                    "off": (store.offsets[s : e + 1] - lo).astype("<i8").tobytes(),
+                }
+            )
 
 
 def wds_blocks_read(out: Path) -> tuple[int, int]:
@@ -201,7 +215,9 @@ def bench(fasta: Path, max_proteins: int | None, work: Path) -> list[dict]:
     from protein_performer.data.store import ProteinStore, prepare_store
 
     store_dir = work / "store"
-    source = fasta if max_proteins is None else _first_records(fasta, max_proteins, work / "slice.fa")
+    source = (
+        fasta if max_proteins is None else _first_records(fasta, max_proteins, work / "slice.fa")
+    )
     prepare_store(source, store_dir, progress=False, overwrite=True)
     store = ProteinStore(store_dir)
     n = len(store)
@@ -209,24 +225,51 @@ def bench(fasta: Path, max_proteins: int | None, work: Path) -> list[dict]:
     name = f"{fasta.parent.name}/{fasta.name}" + ("" if max_proteins is None else f"[:{n}]")
     rows = []
 
-    def row(lib: str, read: str, write_s: float, mib: float, read_s: float, got: tuple[int, int],
-            expect: tuple[int, int] | None = None):
+    def row(
+        lib: str,
+        read: str,
+        write_s: float,
+        mib: float,
+        read_s: float,
+        got: tuple[int, int],
+        expect: tuple[int, int] | None = None,
+    ):
         expect = (n, residues) if expect is None else expect
         if got != expect:
             sys.exit(f"{lib}/{read}: read {got}, expected {expect} (proteins, residues)")
         tokens = expect[1]
-        rows.append(dict(corpus=name, proteins=n, residues=residues, library=lib, read=read,
-                         write_s=round(write_s, 2), mib_on_disk=round(mib, 1),
-                         read_s=round(read_s, 2), mtokens_per_s=round(tokens / read_s / 1e6, 2)))
-        print(f"  {lib:10s} {read:24s} write {write_s:6.2f} s  {mib:7.1f} MiB  read {read_s:6.2f} s"
-              f"  {tokens / read_s / 1e6:6.2f} M tokens/s", flush=True)
+        rows.append(
+            dict(
+                corpus=name,
+                proteins=n,
+                residues=residues,
+                library=lib,
+                read=read,
+                write_s=round(write_s, 2),
+                mib_on_disk=round(mib, 1),
+                read_s=round(read_s, 2),
+                mtokens_per_s=round(tokens / read_s / 1e6, 2),
+            )
+        )
+        print(
+            f"  {lib:10s} {read:24s} write {write_s:6.2f} s  {mib:7.1f} MiB  read {read_s:6.2f} s"
+            f"  {tokens / read_s / 1e6:6.2f} M tokens/s",
+            flush=True,
+        )
 
     print(f"{name}: {n:,} proteins, {residues:,} residues (store {_du(store_dir):.1f} MiB)")
     cropped = int(np.minimum(np.diff(store.offsets), 1022).sum())  # crops to 1024 tokens
     t0 = time.perf_counter()
     got = store_batches(store_dir)
-    row("store", "memmap, crop, collate", 0.0, _du(store_dir), time.perf_counter() - t0, got,
-        expect=(n, cropped))
+    row(
+        "store",
+        "memmap, crop, collate",
+        0.0,
+        _du(store_dir),
+        time.perf_counter() - t0,
+        got,
+        expect=(n, cropped),
+    )
     libs = [("webdataset", wds_write), ("wds-blocks", wds_blocks_write)]
     try:  # not a project dependency (see docs/benchmarks.md): measured when installed
         import litdata  # noqa: F401
@@ -260,8 +303,15 @@ def bench(fasta: Path, max_proteins: int | None, work: Path) -> list[dict]:
             row(lib, "ShardSet.iter_range", write_s, mib, time.perf_counter() - t0, got)
             t0 = time.perf_counter()
             got = ours_batches(out)
-            row(lib, "+shuffle, crop, collate", write_s, mib, time.perf_counter() - t0, got,
-                expect=(n, cropped))
+            row(
+                lib,
+                "+shuffle, crop, collate",
+                write_s,
+                mib,
+                time.perf_counter() - t0,
+                got,
+                expect=(n, cropped),
+            )
         shutil.rmtree(out)
     return rows
 
@@ -269,8 +319,12 @@ def bench(fasta: Path, max_proteins: int | None, work: Path) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("fasta", nargs="*", help="FASTA files (default: sample + shared train)")
-    ap.add_argument("--max-proteins", type=int, default=None,
-                    help="convert only the first N proteins of each corpus")
+    ap.add_argument(
+        "--max-proteins",
+        type=int,
+        default=None,
+        help="convert only the first N proteins of each corpus",
+    )
     ap.add_argument("--out", default=str(REPO / "bench_results/streaming"))
     args = ap.parse_args()
     import torch
@@ -279,8 +333,10 @@ def main() -> None:
     # the thread pool: the first reader measured paid for it)
     torch.set_num_threads(1)
     inputs = [Path(p) for p in args.fasta] or [SAMPLE] + ([SHARED] if SHARED.exists() else [])
-    print(f"# {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"# {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     rows: list[dict] = []
     for fasta in inputs:
         if not fasta.exists():

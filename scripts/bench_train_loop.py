@@ -27,9 +27,17 @@ import torch
 def _setup(overrides: list[str], out: Path, steps: int):
     from protein_performer.cli.config import build_setup, compose_train
 
-    cfg = compose_train([*overrides, f"trainer.max_steps={steps}", "logger=csv", "test=false",
-                         f"trainer.val_check_interval={10 * steps}", "trainer.limit_val_batches=0"],
-                        output_dir=out)
+    cfg = compose_train(
+        [
+            *overrides,
+            f"trainer.max_steps={steps}",
+            "logger=csv",
+            "test=false",
+            f"trainer.val_check_interval={10 * steps}",
+            "trainer.limit_val_batches=0",
+        ],
+        output_dir=out,
+    )
     return cfg, build_setup(cfg)
 
 
@@ -60,7 +68,9 @@ class _Clock:
         return self.tokens / (self.t1 - self.t0)
 
 
-def run_lightning(overrides: list[str], out: Path, steps: int, warmup: int, precision: str) -> float:
+def run_lightning(
+    overrides: list[str], out: Path, steps: int, warmup: int, precision: str
+) -> float:
     import hydra
     import pytorch_lightning as pl
 
@@ -76,9 +86,14 @@ def run_lightning(overrides: list[str], out: Path, steps: int, warmup: int, prec
 
     callbacks = [*_instantiate_all(cfg.get("callbacks")), Timer()]
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
-                                      use_distributed_sampler=False, precision=precision,
-                                      enable_model_summary=False)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers,
+        use_distributed_sampler=False,
+        precision=precision,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=dm)
     return clock.rate()
 
@@ -93,8 +108,11 @@ def run_bare(overrides: list[str], out: Path, steps: int, warmup: int, precision
     opt = build_optimizer(model, setup.optim)
     sched = build_scheduler(opt, setup.optim, steps)
     clock = _Clock(warmup)
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-mixed"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16)
+        if precision == "bf16-mixed"
+        else contextlib.nullcontext()
+    )
     step = 0
     while step < steps:
         for batch in dm.train_dataloader():
@@ -130,14 +148,17 @@ def main() -> None:
         for rep in range(args.repeats):
             for loop, fn in (("lightning", run_lightning), ("bare", run_bare)):
                 rate = fn(args.overrides, out / f"{loop}-{rep}", args.steps, args.warmup, precision)
-                rows.append({"precision": precision, "loop": loop, "repeat": rep,
-                             "tokens_per_s": rate})
+                rows.append(
+                    {"precision": precision, "loop": loop, "repeat": rep, "tokens_per_s": rate}
+                )
                 print(f"{precision:>10} {loop:>9} #{rep}: {rate:,.0f} tok/s", flush=True)
     df = pd.DataFrame(rows)
     best = df.groupby(["precision", "loop"])["tokens_per_s"].max().unstack("loop")
     best["lightning/bare"] = best["lightning"] / best["bare"]
-    print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; overrides: {' '.join(args.overrides) or '(defaults)'}")
+    print(
+        f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; overrides: {' '.join(args.overrides) or '(defaults)'}"
+    )
     print(best.to_markdown(floatfmt=",.3f"))
     df.to_csv(out / "train_loop.csv", index=False)
     best.to_csv(out / "train_loop_best.csv")

@@ -26,14 +26,23 @@ TOL = {"float64": 1e-10, "float32": 2e-4}
 def env(out: Path, device: str) -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "torch_cuda": torch.version.cuda, "device": device, "cpu": _cpu_model(),
-            "threads": torch.get_num_threads(), "git": _git_rev()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "device": device,
+        "cpu": _cpu_model(),
+        "threads": torch.get_num_threads(),
+        "git": _git_rev(),
+    }
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    capability=f"{props.major}.{props.minor}",
-                    flash_sdp=torch.backends.cuda.flash_sdp_enabled())
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            capability=f"{props.major}.{props.minor}",
+            flash_sdp=torch.backends.cuda.flash_sdp_enabled(),
+        )
     (out / "env.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info))
     return info
@@ -51,8 +60,12 @@ def _cpu_model() -> str:
 
 def _git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                               text=True, timeout=10).stdout.strip() or "?"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "?"
+        )
     except (OSError, subprocess.SubprocessError):
         return "?"
 
@@ -64,7 +77,9 @@ def _inputs(device: str, dtype, length: int = 700):
 
     gen = torch.Generator().manual_seed(0)
     b, h, d, m = 2, 4, 16, 32
-    q, k, v, g = (torch.randn(b, h, length, d, generator=gen, dtype=torch.float64) for _ in range(4))
+    q, k, v, g = (
+        torch.randn(b, h, length, d, generator=gen, dtype=torch.float64) for _ in range(4)
+    )
     k = k * torch.linspace(0.2, 3.0, length, dtype=torch.float64)[:, None]  # maxima grow
     w = gaussian_orthogonal_random_matrix(m, d, generator=gen, dtype=torch.float64)
     mask = torch.ones(b, length, dtype=torch.bool)
@@ -100,20 +115,43 @@ def parity(out: Path, device: str, length: int = 700) -> bool:
                 except ValueError:  # cpp off CPU
                     continue
                 got = _run(impl, kernel, tensors)
-                rel = max(((a.double() - b).abs().max() / b.abs().max().clamp_min(1.0)).item()
-                          for a, b in zip(got, ref))
+                rel = max(
+                    ((a.double() - b).abs().max() / b.abs().max().clamp_min(1.0)).item()
+                    for a, b in zip(got, ref)
+                )
                 finite = all(torch.isfinite(a).all().item() for a in got)
                 name = str(dtype).removeprefix("torch.")
                 passed = finite and rel <= TOL[name]
                 ok &= passed
-                rows.append({"kernel": kernel, "dtype": name, "impl": impl, "max_rel_diff": rel,
-                             "tolerance": TOL[name], "finite": finite, "pass": passed})
-                print(f"{kernel:8} {name:8} {impl:10} max rel diff vs float64 loop {rel:.2e} "
-                      f"{'PASS' if passed else 'FAIL'}", flush=True)
+                rows.append(
+                    {
+                        "kernel": kernel,
+                        "dtype": name,
+                        "impl": impl,
+                        "max_rel_diff": rel,
+                        "tolerance": TOL[name],
+                        "finite": finite,
+                        "pass": passed,
+                    }
+                )
+                print(
+                    f"{kernel:8} {name:8} {impl:10} max rel diff vs float64 loop {rel:.2e} "
+                    f"{'PASS' if passed else 'FAIL'}",
+                    flush=True,
+                )
     finite = _bf16_layer_finite(device, length)
     ok &= finite
-    rows.append({"kernel": "softmax+relu", "dtype": "bf16-autocast layer", "impl": "auto",
-                 "max_rel_diff": math.nan, "tolerance": math.nan, "finite": finite, "pass": finite})
+    rows.append(
+        {
+            "kernel": "softmax+relu",
+            "dtype": "bf16-autocast layer",
+            "impl": "auto",
+            "max_rel_diff": math.nan,
+            "tolerance": math.nan,
+            "finite": finite,
+            "pass": finite,
+        }
+    )
     print(f"bf16 autocast layers (x 30 N(0, 1)), forward and backward finite: {finite}")
     pd.DataFrame(rows).to_csv(out / "parity.csv", index=False)
     return ok
@@ -165,27 +203,44 @@ def _summary(runs: dict, length: int) -> list[str]:
     loop = _time(bf16, "favor_softmax:loop", length)
     impl = bf16[bf16.kind == "favor_softmax"].get("impl", bf16.kind[:0]).dropna()
     impl = impl.iloc[0] if not impl.empty else "?"
-    lines = [f"Causal, fwd+bwd, L = {length}, bf16 inputs (FAVOR+ computes in float32):", "",
-             f"- favor_softmax by the {impl} form: {fav:.2f} ms; exact (SDPA): {exact:.2f} ms; "
-             f"exact / favor = **{exact / fav:.2f}x** (target >= 3x)",
-             f"- the Python chunk loop: {loop:.2f} ms ({loop / fav:.1f}x the {impl} form's time)"]
+    lines = [
+        f"Causal, fwd+bwd, L = {length}, bf16 inputs (FAVOR+ computes in float32):",
+        "",
+        f"- favor_softmax by the {impl} form: {fav:.2f} ms; exact (SDPA): {exact:.2f} ms; "
+        f"exact / favor = **{exact / fav:.2f}x** (target >= 3x)",
+        f"- the Python chunk loop: {loop:.2f} ms ({loop / fav:.1f}x the {impl} form's time)",
+    ]
     big = int(bf16.L.max())
     if big > length:
-        ratio = _time(bf16, "favor_softmax", big, "peak_mib") / _time(bf16, "favor_softmax", length, "peak_mib")
-        lines.append(f"- favor_softmax peak memory: {_time(bf16, 'favor_softmax', length, 'peak_mib'):.0f} MiB "
-                     f"at L = {length}, {_time(bf16, 'favor_softmax', big, 'peak_mib'):.0f} MiB at "
-                     f"L = {big} (ratio {ratio:.2f} for {big // length}x the length: linear is "
-                     f"{big // length})")
+        ratio = _time(bf16, "favor_softmax", big, "peak_mib") / _time(
+            bf16, "favor_softmax", length, "peak_mib"
+        )
+        lines.append(
+            f"- favor_softmax peak memory: {_time(bf16, 'favor_softmax', length, 'peak_mib'):.0f} MiB "
+            f"at L = {length}, {_time(bf16, 'favor_softmax', big, 'peak_mib'):.0f} MiB at "
+            f"L = {big} (ratio {ratio:.2f} for {big // length}x the length: linear is "
+            f"{big // length})"
+        )
     for name, label in (("fp32", "float32"), ("tf32", "float32 inputs, TF32 matmuls")):
         if name in runs and "time_ms" in runs[name]:
-            lines.append(f"- {label}: favor_softmax {_time(runs[name], 'favor_softmax', length):.2f} ms"
-                         + (f", exact {_time(runs[name], 'exact', length):.2f} ms"
-                            if "exact" in set(runs[name].kind) else ""))
-    chunks = {int(n.removeprefix("chunk")): df for n, df in runs.items()
-              if n.startswith("chunk") and "time_ms" in df}
+            lines.append(
+                f"- {label}: favor_softmax {_time(runs[name], 'favor_softmax', length):.2f} ms"
+                + (
+                    f", exact {_time(runs[name], 'exact', length):.2f} ms"
+                    if "exact" in set(runs[name].kind)
+                    else ""
+                )
+            )
+    chunks = {
+        int(n.removeprefix("chunk")): df
+        for n, df in runs.items()
+        if n.startswith("chunk") and "time_ms" in df
+    }
     if chunks:
-        cells = [f"C = {c}: " + ", ".join(f"{t:.2f} ms at L = {x}" for x, t in
-                                          zip(df.L, df.time_ms)) for c, df in sorted(chunks.items())]
+        cells = [
+            f"C = {c}: " + ", ".join(f"{t:.2f} ms at L = {x}" for x, t in zip(df.L, df.time_ms))
+            for c, df in sorted(chunks.items())
+        ]
         lines.append("- the chunkwise form by chunk size (bf16): " + "; ".join(cells))
     return lines + [""]
 
@@ -201,8 +256,11 @@ def report(out: Path) -> Path:
     if env_path.is_file():
         info = json.loads(env_path.read_text())
         lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.items()] + [""]
-    runs = {p.name.removeprefix("bench_"): pd.read_csv(p / "attention.csv")
-            for p in sorted(out.glob("bench_*")) if (p / "attention.csv").is_file()}
+    runs = {
+        p.name.removeprefix("bench_"): pd.read_csv(p / "attention.csv")
+        for p in sorted(out.glob("bench_*"))
+        if (p / "attention.csv").is_file()
+    }
     summary = _summary(runs, 8192)
     if summary:
         lines += ["## Summary", "", *summary]
@@ -216,8 +274,12 @@ def report(out: Path) -> Path:
         lines.append("")
     if (out / "parity.csv").is_file():
         par = pd.read_csv(out / "parity.csv")
-        lines += ["## Parity: causal FAVOR+ implementations against the float64 loop", "",
-                  par.to_markdown(index=False, floatfmt=".2e"), ""]
+        lines += [
+            "## Parity: causal FAVOR+ implementations against the float64 loop",
+            "",
+            par.to_markdown(index=False, floatfmt=".2e"),
+            "",
+        ]
     for name, df in runs.items():
         cmd = out / f"bench_{name}" / "command.txt"
         lines += [f"## Attention benchmark: {name}", ""]
@@ -227,16 +289,21 @@ def report(out: Path) -> Path:
             for (mode, pas), part in df.groupby(["mode", "pass"], sort=False):
                 lines += [f"{mode}, {pas}: time ms (peak MiB above the inputs)", "", _table(part)]
         if "note" in df:
-            lines += [f"- not measured: {r.kind} {r['mode']} {r['pass']} L={r.L}: {r.note}"
-                      for _, r in df[df.note.notna()].iterrows()] + [""]
+            lines += [
+                f"- not measured: {r.kind} {r['mode']} {r['pass']} L={r.L}: {r.note}"
+                for _, r in df[df.note.notna()].iterrows()
+            ] + [""]
         judged = [line for line in check_targets(df)[1:] if "n/a" not in line]
         if judged:
             lines += ["Targets judged on this run:", "", "```", *judged, "```", ""]
     train = out / "train"
     if train.is_dir():
-        lines += ["## Training: causal LM, bf16-mixed", "",
-                  "| kind | steps | train/loss | valid/loss | valid/perplexity | tok/s | finite |",
-                  "|---|--:|--:|--:|--:|--:|---|"]
+        lines += [
+            "## Training: causal LM, bf16-mixed",
+            "",
+            "| kind | steps | train/loss | valid/loss | valid/perplexity | tok/s | finite |",
+            "|---|--:|--:|--:|--:|--:|---|",
+        ]
         lines += [_train_row(run) for run in sorted(p for p in train.iterdir() if p.is_dir())]
         lines.append("")
     path = out / "report.md"
@@ -262,10 +329,17 @@ def _train_row(run: Path) -> str:
         return "n/a" if value is None else format(value, spec)
 
     losses = [v for k, v in metrics.items() if "loss" in k or "perplexity" in k]
-    finite = ("no metrics" if not metrics else
-              "yes" if all(v is not None and math.isfinite(v) for v in losses) else "NO")
-    return (f"| {run.name} | {steps} | {fmt('train/loss')} | {fmt('valid/loss')} | "
-            f"{fmt('valid/perplexity')} | {fmt('train/tokens_per_s', '.0f')} | {finite} |")
+    finite = (
+        "no metrics"
+        if not metrics
+        else "yes"
+        if all(v is not None and math.isfinite(v) for v in losses)
+        else "NO"
+    )
+    return (
+        f"| {run.name} | {steps} | {fmt('train/loss')} | {fmt('valid/loss')} | "
+        f"{fmt('valid/perplexity')} | {fmt('train/tokens_per_s', '.0f')} | {finite} |"
+    )
 
 
 def main(argv: list[str]) -> int:

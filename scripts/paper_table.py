@@ -34,21 +34,42 @@ def _pair(text: str) -> tuple[str | None, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--ckpt", action="append", default=[], metavar="[LABEL=]PATH",
-                        help="a checkpoint, optionally labelled (repeat)")
-    parser.add_argument("--sweep", action="append", default=[], metavar="DIR",
-                        help="add every **/checkpoints/last.ckpt under DIR (repeat)")
-    parser.add_argument("--split", action="append", default=[], metavar="NAME=PATH",
-                        help="an evaluation split: FASTA file or prepared store (repeat)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "--ckpt",
+        action="append",
+        default=[],
+        metavar="[LABEL=]PATH",
+        help="a checkpoint, optionally labelled (repeat)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="add every **/checkpoints/last.ckpt under DIR (repeat)",
+    )
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="an evaluation split: FASTA file or prepared store (repeat)",
+    )
     parser.add_argument("--out", default="outputs/paper_table", help="output directory")
     parser.add_argument("--batch-tokens", type=int, default=16384)
     parser.add_argument("--n-maskings", type=int, default=3)
     parser.add_argument("--stride", type=int, default=None)
-    parser.add_argument("--max-proteins", type=int, default=None,
-                        help="only the first N proteins of each split (quick looks)")
+    parser.add_argument(
+        "--max-proteins",
+        type=int,
+        default=None,
+        help="only the first N proteins of each split (quick looks)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--per-protein", action="store_true", help="also write per-protein CSVs")
     args = parser.parse_args(argv)
@@ -73,12 +94,17 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--split needs NAME=PATH, got {text!r}")
         splits[name] = path
     splits = splits or {"valid": str(EMBEDDED_VALID)}
-    options = EvalOptions(batch_tokens=args.batch_tokens, n_maskings=args.n_maskings,
-                          stride=args.stride, max_proteins=args.max_proteins,
-                          device=args.device)
+    options = EvalOptions(
+        batch_tokens=args.batch_tokens,
+        n_maskings=args.n_maskings,
+        stride=args.stride,
+        max_proteins=args.max_proteins,
+        device=args.device,
+    )
     try:
-        table = evaluate_paper_table(checkpoints, splits, out_dir=args.out, options=options,
-                                     per_protein=args.per_protein)
+        table = evaluate_paper_table(
+            checkpoints, splits, out_dir=args.out, options=options, per_protein=args.per_protein
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"paper_table.py: error: {err}", file=sys.stderr)
         return 2

@@ -20,17 +20,34 @@ SWISSPROT = SHARED_DATA / "swissprot2014"
 # CSV logging, plain progress lines: the settings every end-to-end test starts from. A test
 # appends its own overrides (the last value of a key wins).
 TINY_RUN = [
-    "model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
-    "model.max_length=64", "model.dropout=0.0", "data.max_length=64", "data.batch_size=4",
-    "data.num_workers=0", "trainer.max_steps=2", "trainer.val_check_interval=2",
-    "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1", "trainer.accelerator=cpu",
-    "trainer.devices=1", "trainer.precision=32-true", "trainer.strategy=auto",
-    "optim.warmup_steps=1", "logger=csv", "callbacks.progress.mode=lines",
+    "model.d_model=32",
+    "model.n_layers=1",
+    "model.n_heads=2",
+    "model.d_ff=64",
+    "model.max_length=64",
+    "model.dropout=0.0",
+    "data.max_length=64",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "trainer.max_steps=2",
+    "trainer.val_check_interval=2",
+    "trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
+    "trainer.precision=32-true",
+    "trainer.strategy=auto",
+    "optim.warmup_steps=1",
+    "logger=csv",
+    "callbacks.progress.mode=lines",
 ]
 # The embedded sample as training and validation data, no test sets.
 SAMPLE_DATA = [
-    f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]",
-    "data.test=null", "data.test_ood=null", "data.cluster_tsv=null",
+    f"data.train=[{SAMPLE_TRAIN}]",
+    f"data.valid=[{SAMPLE_VALID}]",
+    "data.test=null",
+    "data.test_ood=null",
+    "data.cluster_tsv=null",
 ]
 
 

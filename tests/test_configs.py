@@ -15,8 +15,19 @@ SHARED = REPO / "../shared/data/swissprot2014"
 SAMPLE_TRAIN = REPO / "data/sample/train.fasta.gz"
 SAMPLE_VALID = REPO / "data/sample/valid.fasta.gz"
 
-GROUPS = ["model", "attention", "objective", "optim", "data", "trainer", "logger", "callbacks",
-          "paths", "experiment", "hparams_search"]
+GROUPS = [
+    "model",
+    "attention",
+    "objective",
+    "optim",
+    "data",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "experiment",
+    "hparams_search",
+]
 
 
 def _options(group: str) -> list[str]:
@@ -31,18 +42,31 @@ EXTRA = {
     ("data", "prepared"): [f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]"],
     ("data", "streaming"): [f"data.train=[{SAMPLE_TRAIN}]", f"data.valid=[{SAMPLE_VALID}]"],
 }
-USES_SHARED = {("data", "swissprot2014"), ("data", "concat"), ("experiment", "trembl_uni"),
-               ("experiment", "trembl_bid"), ("experiment", "trembl_concat_8192")}
+USES_SHARED = {
+    ("data", "swissprot2014"),
+    ("data", "concat"),
+    ("experiment", "trembl_uni"),
+    ("experiment", "trembl_bid"),
+    ("experiment", "trembl_concat_8192"),
+}
 
 
 def test_every_group_has_options():
     for group in GROUPS:
         assert _options(group), f"conf/{group}/ is empty"
-    assert {"exact", "favor_softmax", "favor_relu", "aft_full", "aft_local", "aft_simple",
-            "aft_conv"} <= set(_options("attention"))
+    assert {
+        "exact",
+        "favor_softmax",
+        "favor_relu",
+        "aft_full",
+        "aft_local",
+        "aft_simple",
+        "aft_conv",
+    } <= set(_options("attention"))
     assert {"tiny", "small", "base", "paper", "paper_concat"} <= set(_options("model"))
     assert {"sample", "fasta", "prepared", "swissprot2014", "concat", "streaming"} <= set(
-        _options("data"))
+        _options("data")
+    )
     assert {"cpu", "gpu", "ddp", "fsdp"} <= set(_options("trainer"))
     assert {"wandb", "csv", "tensorboard", "none"} <= set(_options("logger"))
 
@@ -70,8 +94,14 @@ def test_compose_and_validate(group, option, tmp_path):
 def test_streaming_urls_are_kept_as_given(tmp_path):
     # an object-store URL is not a path: neither resolved against the start directory nor
     # checked for existence here (the DataModule reads its manifest)
-    cfg = compose_train(["data=streaming", "data.train=[s3://bucket/trembl_shards]",
-                         f"data.valid=[{SAMPLE_VALID}]"], output_dir=tmp_path)
+    cfg = compose_train(
+        [
+            "data=streaming",
+            "data.train=[s3://bucket/trembl_shards]",
+            f"data.valid=[{SAMPLE_VALID}]",
+        ],
+        output_dir=tmp_path,
+    )
     setup = build_setup(cfg)
     assert setup.data.train == ["s3://bucket/trembl_shards"]
     assert setup.data.valid == [str(SAMPLE_VALID.resolve())]
@@ -82,7 +112,13 @@ def test_paper_sizes():
     cfg = compose_train(["model=paper", "experiment=trembl_uni"])
     m = cfg.model
     assert (m.n_layers, m.n_heads, m.d_model, m.d_ff, m.dropout, m.max_length) == (
-        36, 8, 512, 1024, 0.1, 1024)
+        36,
+        8,
+        512,
+        1024,
+        0.1,
+        1024,
+    )
     assert cfg.attention.nb_features == 256
     # the model size picks the feature count; the attention group's value wins when given
     assert compose_train(["model=tiny"]).attention.nb_features == 64
@@ -92,7 +128,11 @@ def test_paper_sizes():
     assert cfg.trainer.gradient_clip_val == 0.5
     c = compose_train(["experiment=trembl_concat_8192"])
     assert (c.model.n_layers, c.model.d_ff, c.model.max_length, c.data.mode) == (
-        6, 2048, 8192, "concat")
+        6,
+        2048,
+        8192,
+        "concat",
+    )
     assert compose_train(["experiment=trembl_bid"]).objective.name == "mlm"
     assert compose_train(["experiment=trembl_uni"]).objective.name == "clm"
     # the kernel is chosen by override, after the experiment
@@ -102,8 +142,10 @@ def test_paper_sizes():
 def test_callbacks_and_loggers_instantiate(tmp_path):
     import hydra
 
-    cfg = compose_train(["callbacks=early_stopping", "logger=wandb", "logger.wandb.mode=disabled"],
-                        output_dir=tmp_path)
+    cfg = compose_train(
+        ["callbacks=early_stopping", "logger=wandb", "logger.wandb.mode=disabled"],
+        output_dir=tmp_path,
+    )
     for name, node in cfg.callbacks.items():
         assert hydra.utils.instantiate(node) is not None, name
     csv = hydra.utils.instantiate(cfg.logger.csv)
@@ -115,8 +157,9 @@ def test_trainer_instantiates(tmp_path):
     import hydra
 
     cfg = compose_train([], output_dir=tmp_path)
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, use_distributed_sampler=False,
-                                      enable_checkpointing=False)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=False, use_distributed_sampler=False, enable_checkpointing=False
+    )
     assert trainer.max_steps == cfg.trainer.max_steps
 
 
@@ -131,8 +174,10 @@ BAD = [
     (["+model.bogus=1"], "model: unknown field(s) ['bogus']"),
     # the objective decides causality; an attention group that says otherwise is an error
     (["+attention.causal=true"], "attention.causal (True) disagrees with model.causal (False)"),
-    (["objective=clm", "+attention.max_length=64"],
-     "attention.max_length (64) disagrees with model.max_length (256)"),
+    (
+        ["objective=clm", "+attention.max_length=64"],
+        "attention.max_length (64) disagrees with model.max_length (256)",
+    ),
     (["objective.name=bert"], "objective.name must be one of ['clm', 'mlm'], got 'bert'"),
 ]
 
@@ -150,7 +195,9 @@ def test_relative_paths_resolve_against_start_dir(tmp_path, monkeypatch):
 
     shutil.copy(SAMPLE_VALID, tmp_path / "v.fasta.gz")
     monkeypatch.chdir(tmp_path)
-    cfg = compose_train(["data=fasta", "data.train=[v.fasta.gz]", "data.valid=[v.fasta.gz]"],
-                        output_dir=tmp_path / "run")
+    cfg = compose_train(
+        ["data=fasta", "data.train=[v.fasta.gz]", "data.valid=[v.fasta.gz]"],
+        output_dir=tmp_path / "run",
+    )
     setup = build_setup(cfg)
     assert setup.data.train == [str(tmp_path / "v.fasta.gz")]

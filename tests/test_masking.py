@@ -22,14 +22,20 @@ def batch(n_rows=400, length=120, seed=0):
         res = STD[torch.randint(0, 20, (n - 2,), generator=g)]
         rare = torch.rand(n - 2, generator=g) < 0.02
         res[rare] = int(ALPHABET.residue_idx[-1])  # O
-        tokens[i, 0], tokens[i, 1:n - 1], tokens[i, n - 1] = ALPHABET.cls_idx, res, ALPHABET.eos_idx
+        tokens[i, 0], tokens[i, 1 : n - 1], tokens[i, n - 1] = (
+            ALPHABET.cls_idx,
+            res,
+            ALPHABET.eos_idx,
+        )
     mask = torch.arange(length)[None] < lengths[:, None]
     return tokens, mask
 
 
 def test_masking_statistics():
     tokens, mask = batch()
-    inputs, targets = mask_tokens(tokens, mask, prob=0.15, generator=torch.Generator().manual_seed(1))
+    inputs, targets = mask_tokens(
+        tokens, mask, prob=0.15, generator=torch.Generator().manual_seed(1)
+    )
     residues = mask & (tokens >= ALPHABET.first_residue_idx)
     selected = targets != IGNORE
     n_res, n_sel = int(residues.sum()), int(selected.sum())
@@ -71,17 +77,21 @@ def test_masking_reproducible_and_ignores_specials_without_a_mask():
 
 def test_causal_targets():
     c, e, p, s = ALPHABET.cls_idx, ALPHABET.eos_idx, ALPHABET.pad_idx, ALPHABET.sep_idx
-    tokens = torch.tensor([
-        [c, 6, 7, 8, e, p, p],   # a padded protein
-        [c, 9, 10, 11, 12, 13, e],
-        [6, 7, s, 8, 9, s, 10],  # a concatenated window: <sep> is scored, like <eos>
-    ])
+    tokens = torch.tensor(
+        [
+            [c, 6, 7, 8, e, p, p],  # a padded protein
+            [c, 9, 10, 11, 12, 13, e],
+            [6, 7, s, 8, 9, s, 10],  # a concatenated window: <sep> is scored, like <eos>
+        ]
+    )
     mask = tokens != p
-    want = torch.tensor([
-        [6, 7, 8, e, IGNORE, IGNORE, IGNORE],
-        [9, 10, 11, 12, 13, e, IGNORE],
-        [7, s, 8, 9, s, 10, IGNORE],
-    ])
+    want = torch.tensor(
+        [
+            [6, 7, 8, e, IGNORE, IGNORE, IGNORE],
+            [9, 10, 11, 12, 13, e, IGNORE],
+            [7, s, 8, 9, s, 10, IGNORE],
+        ]
+    )
     assert torch.equal(causal_targets(tokens, mask), want)
     # <cls> is never a target (a new protein inside a window is not predictable)
     t2 = torch.tensor([[6, e, c, 7]])

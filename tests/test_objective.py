@@ -22,7 +22,9 @@ def test_causality_and_validation():
     assert Objective("clm").causal and not Objective("mlm").causal
     assert Objective().name == "mlm" and Objective().mask_prob == 0.15
     assert str(Objective("clm")) == "clm"
-    with pytest.raises(ValueError, match=r"objective.name must be one of \['clm', 'mlm'\], got 'bert'"):
+    with pytest.raises(
+        ValueError, match=r"objective.name must be one of \['clm', 'mlm'\], got 'bert'"
+    ):
         Objective("bert")
     with pytest.raises(ValueError, match=r"objective.mask_prob must be in \(0, 1\), got 0"):
         Objective("mlm", 0)
@@ -45,9 +47,11 @@ def test_targets_are_the_objectives():
     assert torch.equal(inputs, tokens) and torch.equal(targets, causal_targets(tokens, mask))
     for corrupt in (True, False):
         got = Objective("mlm", 0.3).inputs_and_targets(
-            tokens, mask, torch.Generator().manual_seed(1), corrupt=corrupt)
-        want = mask_tokens(tokens, mask, prob=0.3, generator=torch.Generator().manual_seed(1),
-                           corrupt=corrupt)
+            tokens, mask, torch.Generator().manual_seed(1), corrupt=corrupt
+        )
+        want = mask_tokens(
+            tokens, mask, prob=0.3, generator=torch.Generator().manual_seed(1), corrupt=corrupt
+        )
         assert all(torch.equal(a, b) for a, b in zip(got, want))
         scored = got[1] != IGNORE
         assert scored.any() and not (scored & ~mask).any()

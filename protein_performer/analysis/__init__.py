@@ -34,8 +34,24 @@ from protein_performer.analysis.substitution import (
 )
 
 __all__ = [
-    "AA_GROUPS", "AMINO_ACIDS", "GROUPED_ORDER", "AttentionAggregates", "direct_ratio",
-    "head_shares", "vig_similarity", "AnalysisInputError", "AnalysisOptions", "AnalysisResult",
-    "aggregate_attention", "analyze_model", "load_model", "open_proteins", "summarise",
-    "write_outputs", "UnknownMatrixError", "compare_matrices", "load_matrix", "mantel_p_value",
+    "AA_GROUPS",
+    "AMINO_ACIDS",
+    "GROUPED_ORDER",
+    "AttentionAggregates",
+    "direct_ratio",
+    "head_shares",
+    "vig_similarity",
+    "AnalysisInputError",
+    "AnalysisOptions",
+    "AnalysisResult",
+    "aggregate_attention",
+    "analyze_model",
+    "load_model",
+    "open_proteins",
+    "summarise",
+    "write_outputs",
+    "UnknownMatrixError",
+    "compare_matrices",
+    "load_matrix",
+    "mantel_p_value",
 ]

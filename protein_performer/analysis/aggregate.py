@@ -115,7 +115,9 @@ class AttentionAggregates:
         return [(l, h) for l in range(self.n_layers) for h in range(self.n_heads)]
 
     @torch.no_grad()
-    def update(self, maps: list[Tensor] | Tensor, tokens: Tensor, mask: Tensor | None = None) -> None:
+    def update(
+        self, maps: list[Tensor] | Tensor, tokens: Tensor, mask: Tensor | None = None
+    ) -> None:
         """Add one batch.
 
         maps: per layer [B, H, L, L] (rows: queries, columns: targets), or one tensor
@@ -148,7 +150,11 @@ class AttentionAggregates:
         self.n_proteins += b
 
     def merge(self, other: "AttentionAggregates") -> "AttentionAggregates":
-        if (other.n_layers, other.n_heads, other.threshold) != (self.n_layers, self.n_heads, self.threshold):
+        if (other.n_layers, other.n_heads, other.threshold) != (
+            self.n_layers,
+            self.n_heads,
+            self.threshold,
+        ):
             raise ValueError("cannot merge aggregates of different shapes or thresholds")
         self.target_mass += other.target_mass
         self.pair_mass += other.pair_mass
@@ -177,7 +183,9 @@ class AttentionAggregates:
         return agg
 
 
-def head_shares(target_mass: np.ndarray, min_total_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def head_shares(
+    target_mass: np.ndarray, min_total_weight: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Vig shares: target_mass [n_heads, 20] -> (shares [n_heads, 20], kept [n_heads] bool).
 
     Rows of excluded heads (total weight < ``min_total_weight`` or zero) are NaN.

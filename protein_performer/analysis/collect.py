@@ -61,9 +61,12 @@ def aggregate_attention(
     if max_length is not None:
         lengths = np.minimum(lengths, max_length)
     # One call on a 3-token protein tells the layer and head counts.
-    probe = model.attention_maps(torch.tensor([[ALPHABET.cls_idx, int(ALPHABET.standard_idx[0]),
-                                                ALPHABET.eos_idx]], device=device),
-                                 torch.ones(1, 3, dtype=torch.bool, device=device))
+    probe = model.attention_maps(
+        torch.tensor(
+            [[ALPHABET.cls_idx, int(ALPHABET.standard_idx[0]), ALPHABET.eos_idx]], device=device
+        ),
+        torch.ones(1, 3, dtype=torch.bool, device=device),
+    )
     n_layers, n_heads = len(probe), int(probe[0].shape[1])
     agg = AttentionAggregates(n_layers, n_heads, opts.threshold)
     per_batch = max(1, opts.attention_budget // (n_layers * n_heads))
@@ -95,7 +98,11 @@ def aggregate_attention(
 
 @torch.no_grad()
 def protein_attention(
-    model: torch.nn.Module, residues: np.ndarray, layer: int, head: int, device: str = "auto",
+    model: torch.nn.Module,
+    residues: np.ndarray,
+    layer: int,
+    head: int,
+    device: str = "auto",
     max_length: int | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The [L, L] attention map of one protein (with <cls>/<eos>) and its token labels."""

@@ -13,9 +13,22 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-COLUMNS = ["label", "pearson", "spearman", "permutation_p", "pearson_diag", "direct_pearson",
-           "best_head", "best_head_pearson", "kept_heads", "heads", "n_proteins", "perplexity",
-           "accuracy", "checkpoint"]
+COLUMNS = [
+    "label",
+    "pearson",
+    "spearman",
+    "permutation_p",
+    "pearson_diag",
+    "direct_pearson",
+    "best_head",
+    "best_head_pearson",
+    "kept_heads",
+    "heads",
+    "n_proteins",
+    "perplexity",
+    "accuracy",
+    "checkpoint",
+]
 
 
 def read_metrics(path: str | Path, file: str | None = None) -> dict[str, float | None]:
@@ -27,8 +40,9 @@ def read_metrics(path: str | Path, file: str | None = None) -> dict[str, float |
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"metrics file not found: {p} (the metrics.json written by "
-                                f"protein-performer-eval)")
+        raise FileNotFoundError(
+            f"metrics file not found: {p} (the metrics.json written by protein-performer-eval)"
+        )
     data = json.loads(p.read_text())
     entry: dict[str, Any] = data
     files = data.get("files")
@@ -38,8 +52,10 @@ def read_metrics(path: str | Path, file: str | None = None) -> dict[str, float |
         entry = files[file] if file is not None else next(iter(files.values()))
     for prefix in ("", "valid/", "test/"):
         if entry.get(f"{prefix}perplexity") is not None:
-            return {"perplexity": entry[f"{prefix}perplexity"],
-                    "accuracy": entry.get(f"{prefix}accuracy")}
+            return {
+                "perplexity": entry[f"{prefix}perplexity"],
+                "accuracy": entry.get(f"{prefix}accuracy"),
+            }
     return {"perplexity": None, "accuracy": None}
 
 
@@ -70,8 +86,9 @@ def run_label(checkpoint: str | Path) -> str:
     return f"{run.name}/{ckpt.stem}"
 
 
-def summary_row(comparison: dict[str, Any], label: str,
-                metrics: dict[str, float | None] | None = None) -> dict[str, Any]:
+def summary_row(
+    comparison: dict[str, Any], label: str, metrics: dict[str, float | None] | None = None
+) -> dict[str, Any]:
     """One table row from a blosum_comparison.json dict (+ optional eval metrics)."""
     ref = comparison.get("reference", "BLOSUM62")
     vig = comparison.get("overall", {}).get("vig", {}).get(ref, {})
@@ -101,16 +118,21 @@ def sweep_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=COLUMNS)
 
 
-def load_runs(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = None,
-              metrics: Sequence[str | Path | None] | None = None) -> pd.DataFrame:
+def load_runs(
+    run_dirs: Sequence[str | Path],
+    labels: Sequence[str] | None = None,
+    metrics: Sequence[str | Path | None] | None = None,
+) -> pd.DataFrame:
     """A table from existing analysis run directories (each with blosum_comparison.json)."""
     rows = []
     for i, d in enumerate(run_dirs):
         path = Path(d)
         path = path if path.suffix == ".json" else path / "blosum_comparison.json"
         if not path.is_file():
-            raise FileNotFoundError(f"no analysis found: {path} (run protein-performer-analyze "
-                                    f"ckpt_path=... first, or give its run directory)")
+            raise FileNotFoundError(
+                f"no analysis found: {path} (run protein-performer-analyze "
+                f"ckpt_path=... first, or give its run directory)"
+            )
         comp = json.loads(path.read_text())
         label = labels[i] if labels else path.parent.name
         m = metrics[i] if metrics and metrics[i] else None

@@ -49,8 +49,9 @@ def control_summary(trained: dict[str, Any], control: dict[str, Any]) -> dict[st
     }
 
 
-def analyze_with_control(model: PerformerLM, source, out_dir: str | Path, options, *,
-                         figures: bool = True, **kwargs: Any):
+def analyze_with_control(
+    model: PerformerLM, source, out_dir: str | Path, options, *, figures: bool = True, **kwargs: Any
+):
     """:func:`~protein_performer.analysis.run.analyze_model` of ``model`` into ``out_dir`` and
     of its random-init twin into ``out_dir/random_init``; the trained model's
     ``blosum_comparison.json`` gains a ``control`` block (:func:`control_summary` per mode) and,
@@ -63,15 +64,22 @@ def analyze_with_control(model: PerformerLM, source, out_dir: str | Path, option
 
     out = Path(out_dir)
     trained, files = analyze_model(model, source, out, options, figures=figures, **kwargs)
-    control, _ = analyze_model(random_init_like(model, options.seed), source,
-                               out / "random_init", options, figures=figures)
+    control, _ = analyze_model(
+        random_init_like(model, options.seed), source, out / "random_init", options, figures=figures
+    )
     ref = options.reference
-    summary = {mode: control_summary(trained.overall[mode][ref], control.overall[mode][ref])
-               for mode in ("vig", "direct")}
+    summary = {
+        mode: control_summary(trained.overall[mode][ref], control.overall[mode][ref])
+        for mode in ("vig", "direct")
+    }
     path = Path(files["blosum_comparison"])
     data = json.loads(path.read_text())
-    data["control"] = {"kind": "random_init", "seed": options.seed,
-                       "dir": str(out / "random_init"), **summary}
+    data["control"] = {
+        "kind": "random_init",
+        "seed": options.seed,
+        "dir": str(out / "random_init"),
+        **summary,
+    }
     if figures:
         files["with_control"] = save(plot_with_control(trained, control), out / "with_control")
         data["files"]["with_control"] = files["with_control"]

@@ -80,19 +80,36 @@ def approximation_errors(
         for ftype in feature_types:
             for m in nb_features:
                 for draw in range(n_draws):
-                    w = draw_projection(m, q.shape[-1], feature_type=ftype,
-                                        generator=seeded_generator(seed, layer, m * 1000 + draw))
-                    approx = favor_attention_matrix(q.double(), k.double(), w.double(),
-                                                    kernel="softmax", causal=causal, mask=mask,
-                                                    eps=0.0)
+                    w = draw_projection(
+                        m,
+                        q.shape[-1],
+                        feature_type=ftype,
+                        generator=seeded_generator(seed, layer, m * 1000 + draw),
+                    )
+                    approx = favor_attention_matrix(
+                        q.double(),
+                        k.double(),
+                        w.double(),
+                        kernel="softmax",
+                        causal=causal,
+                        mask=mask,
+                        eps=0.0,
+                    )
                     diff = (approx @ v.double() - out) * rowmask
                     rel = diff.norm(dim=-1) / out_norm.clamp_min(1e-12)
-                    rows.append({
-                        "layer": layer, "feature_type": ftype, "nb_features": m, "draw": draw,
-                        "output_rel_error": float(rel.sum() / n_rows),
-                        "matrix_abs_error": float(((approx - exact).abs() * rowmask).sum()
-                                                  / (n_rows * mask.sum(-1).double().mean())),
-                    })
+                    rows.append(
+                        {
+                            "layer": layer,
+                            "feature_type": ftype,
+                            "nb_features": m,
+                            "draw": draw,
+                            "output_rel_error": float(rel.sum() / n_rows),
+                            "matrix_abs_error": float(
+                                ((approx - exact).abs() * rowmask).sum()
+                                / (n_rows * mask.sum(-1).double().mean())
+                            ),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -118,8 +135,14 @@ def plot_errors(table, path_stem, title: str = "FAVOR+ vs exact softmax on the m
     per_draw = table.groupby(["feature_type", "nb_features", "draw"])["output_rel_error"].mean()
     stats = per_draw.groupby(["feature_type", "nb_features"]).agg(["mean", "std"]).reset_index()
     for ftype, part in stats.groupby("feature_type"):
-        ax.errorbar(part["nb_features"], part["mean"], yerr=part["std"].fillna(0), marker="o",
-                    capsize=3, label=ftype)
+        ax.errorbar(
+            part["nb_features"],
+            part["mean"],
+            yerr=part["std"].fillna(0),
+            marker="o",
+            capsize=3,
+            label=ftype,
+        )
     m = np.array(sorted(table["nb_features"].unique()), dtype=float)
     first = stats[stats["nb_features"] == m[0]]["mean"].max()
     ax.plot(m, first * np.sqrt(m[0] / m), "k:", lw=1, label=r"$\propto m^{-1/2}$")

@@ -66,8 +66,13 @@ def _heatmap(ax, m: np.ndarray, title: str, cmap: str = "RdBu_r", center: bool =
     return im
 
 
-def plot_heatmaps(matrix: np.ndarray, reference: np.ndarray, title: str = "attention",
-                  reference_name: str = "BLOSUM62", r: float | None = None) -> Figure:
+def plot_heatmaps(
+    matrix: np.ndarray,
+    reference: np.ndarray,
+    title: str = "attention",
+    reference_name: str = "BLOSUM62",
+    r: float | None = None,
+) -> Figure:
     """Side by side: the attention-derived matrix and the reference, same grouped order."""
     fig = Figure(figsize=(11, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -76,8 +81,11 @@ def plot_heatmaps(matrix: np.ndarray, reference: np.ndarray, title: str = "atten
     im = _heatmap(axes[1], reference, reference_name)
     fig.colorbar(im, ax=axes[1], fraction=0.046)
     if r is not None and np.isfinite(r):
-        fig.suptitle(f"Pearson r = {r:.2f} over the 190 off-diagonal pairs "
-                     f"(colour scale: off-diagonal range)", fontsize=10)
+        fig.suptitle(
+            f"Pearson r = {r:.2f} over the 190 off-diagonal pairs "
+            f"(colour scale: off-diagonal range)",
+            fontsize=10,
+        )
     return fig
 
 
@@ -90,18 +98,30 @@ def plot_with_control(trained, control, mode: str = "vig") -> Figure:
     for ax, result, name in ((axes[0], trained, "trained"), (axes[1], control, "random init")):
         stats = result.overall[mode][ref_name]
         matrix = result.vig if mode == "vig" else result.direct
-        im = _heatmap(ax, symmetrise(matrix), f"{name}: r = {_fmt(stats['pearson'])}, "
-                      f"perm. p = {_fmt(stats['permutation_p'], '.2g')}")
+        im = _heatmap(
+            ax,
+            symmetrise(matrix),
+            f"{name}: r = {_fmt(stats['pearson'])}, "
+            f"perm. p = {_fmt(stats['permutation_p'], '.2g')}",
+        )
         fig.colorbar(im, ax=ax, fraction=0.046)
     im = _heatmap(axes[2], trained.references[ref_name], ref_name)
     fig.colorbar(im, ax=axes[2], fraction=0.046)
-    fig.suptitle(f"attention ({'Vig similarity' if mode == 'vig' else 'direct'}) vs {ref_name}: "
-                 f"the trained model beside the same model at random initialisation", fontsize=10)
+    fig.suptitle(
+        f"attention ({'Vig similarity' if mode == 'vig' else 'direct'}) vs {ref_name}: "
+        f"the trained model beside the same model at random initialisation",
+        fontsize=10,
+    )
     return fig
 
 
-def plot_scatter(matrix: np.ndarray, reference: np.ndarray, reference_name: str = "BLOSUM62",
-                 ylabel: str = "attention similarity", stats: dict | None = None) -> Figure:
+def plot_scatter(
+    matrix: np.ndarray,
+    reference: np.ndarray,
+    reference_name: str = "BLOSUM62",
+    ylabel: str = "attention similarity",
+    stats: dict | None = None,
+) -> Figure:
     """The 190 off-diagonal amino-acid pairs: reference score vs attention-derived value."""
     x = pair_values(reference)
     y = pair_values(symmetrise(matrix))
@@ -118,8 +138,9 @@ def plot_scatter(matrix: np.ndarray, reference: np.ndarray, reference_name: str 
     ax.set_ylabel(ylabel)
     if stats:
         r, rho, p = stats.get("pearson"), stats.get("spearman"), stats.get("permutation_p")
-        ax.set_title(f"r = {_fmt(r)}, Spearman = {_fmt(rho)}, perm. p = {_fmt(p, '.3g')}",
-                     fontsize=9)
+        ax.set_title(
+            f"r = {_fmt(r)}, Spearman = {_fmt(rho)}, perm. p = {_fmt(p, '.3g')}", fontsize=9
+        )
     return fig
 
 
@@ -127,8 +148,11 @@ def _fmt(v, spec: str = ".2f") -> str:
     return "n/a" if v is None or not np.isfinite(v) else format(v, spec)
 
 
-def plot_layer_head_grid(values: np.ndarray, kept: np.ndarray | None = None,
-                         title: str = "per-head Pearson r with BLOSUM62 (direct mode)") -> Figure:
+def plot_layer_head_grid(
+    values: np.ndarray,
+    kept: np.ndarray | None = None,
+    title: str = "per-head Pearson r with BLOSUM62 (direct mode)",
+) -> Figure:
     """values [n_layers, n_heads]; excluded heads (``kept`` False) are hatched."""
     v = np.asarray(values, dtype=float)
     n_layers, n_heads = v.shape
@@ -138,21 +162,45 @@ def plot_layer_head_grid(values: np.ndarray, kept: np.ndarray | None = None,
     for layer in range(n_layers):
         for head in range(n_heads):
             excluded = kept is not None and not kept[layer, head]
-            text = "x" if excluded else ("" if not np.isfinite(v[layer, head]) else f"{v[layer, head]:.2f}")
-            ax.text(head, layer, text, ha="center", va="center",
-                    fontsize=9 if excluded else 6, color="0.4" if excluded else "k")
+            text = (
+                "x"
+                if excluded
+                else ("" if not np.isfinite(v[layer, head]) else f"{v[layer, head]:.2f}")
+            )
+            ax.text(
+                head,
+                layer,
+                text,
+                ha="center",
+                va="center",
+                fontsize=9 if excluded else 6,
+                color="0.4" if excluded else "k",
+            )
     ax.set_xticks(range(n_heads))
     ax.set_yticks(range(n_layers))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
-    ax.set_title(title + ("\n(x: head excluded, too little attention above threshold)"
-                          if kept is not None and not kept.all() else ""), fontsize=8)
+    ax.set_title(
+        title
+        + (
+            "\n(x: head excluded, too little attention above threshold)"
+            if kept is not None and not kept.all()
+            else ""
+        ),
+        fontsize=8,
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     return fig
 
 
-def plot_attention_map(attention: np.ndarray, labels: Sequence[str], layer: int, head: int,
-                       title: str | None = None, max_ticks: int = 80) -> Figure:
+def plot_attention_map(
+    attention: np.ndarray,
+    labels: Sequence[str],
+    layer: int,
+    head: int,
+    title: str | None = None,
+    max_ticks: int = 80,
+) -> Figure:
     """The [L, L] attention of one protein (rows: queries, columns: targets)."""
     a = np.asarray(attention)
     size = min(8.0, 2.0 + 0.06 * a.shape[0])
@@ -169,8 +217,9 @@ def plot_attention_map(attention: np.ndarray, labels: Sequence[str], layer: int,
     return fig
 
 
-def plot_sweep(table, x: str = "label", r_col: str = "pearson",
-               ppl_col: str = "perplexity") -> Figure:
+def plot_sweep(
+    table, x: str = "label", r_col: str = "pearson", ppl_col: str = "perplexity"
+) -> Figure:
     """Sweep comparison: BLOSUM correlation per model (bars) and, when known, perplexity."""
     import pandas as pd
 
@@ -193,8 +242,13 @@ def plot_sweep(table, x: str = "label", r_col: str = "pearson",
         ok = table[ppl_col].notna() & table[r_col].notna()
         ax2.scatter(table.loc[ok, ppl_col].astype(float), table.loc[ok, r_col].astype(float))
         for _, row in table[ok].iterrows():
-            ax2.annotate(str(row[x]), (float(row[ppl_col]), float(row[r_col])), fontsize=7,
-                         xytext=(3, 3), textcoords="offset points")
+            ax2.annotate(
+                str(row[x]),
+                (float(row[ppl_col]), float(row[r_col])),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         ax2.set_xlabel("perplexity")
         ax2.set_ylabel("Pearson r with BLOSUM62")
         ax2.set_title("correlation vs perplexity", fontsize=10)
@@ -211,23 +265,40 @@ def write_figures(result, out_dir: str | Path, attention_map=None) -> dict[str, 
     ref = result.references[ref_name]
     files: dict[str, list[str]] = {}
     vig_stats = result.overall["vig"][ref_name]
-    files["heatmaps"] = save(plot_heatmaps(result.vig, ref, "attention (Vig similarity)", ref_name,
-                                           vig_stats["pearson"]), out / "heatmaps")
+    files["heatmaps"] = save(
+        plot_heatmaps(
+            result.vig, ref, "attention (Vig similarity)", ref_name, vig_stats["pearson"]
+        ),
+        out / "heatmaps",
+    )
     files["heatmaps_direct"] = save(
-        plot_heatmaps(result.direct, ref, "attention (direct, log2 obs/exp)"
-                      if result.options.get("direct_log") else "attention (direct, obs/exp)",
-                      ref_name, result.overall["direct"][ref_name]["pearson"]),
-        out / "heatmaps_direct")
-    files["scatter"] = save(plot_scatter(result.vig, ref, ref_name, "attention similarity",
-                                         vig_stats), out / "scatter")
+        plot_heatmaps(
+            result.direct,
+            ref,
+            "attention (direct, log2 obs/exp)"
+            if result.options.get("direct_log")
+            else "attention (direct, obs/exp)",
+            ref_name,
+            result.overall["direct"][ref_name]["pearson"],
+        ),
+        out / "heatmaps_direct",
+    )
+    files["scatter"] = save(
+        plot_scatter(result.vig, ref, ref_name, "attention similarity", vig_stats), out / "scatter"
+    )
     grid = np.array([r["direct_pearson"] for r in result.per_head], dtype=float)
     grid = grid.reshape(result.n_layers, result.n_heads)
     files["layer_head_grid"] = save(
-        plot_layer_head_grid(grid, result.kept.reshape(result.n_layers, result.n_heads),
-                             f"per-head Pearson r with {ref_name} (direct mode)"),
-        out / "layer_head_grid")
+        plot_layer_head_grid(
+            grid,
+            result.kept.reshape(result.n_layers, result.n_heads),
+            f"per-head Pearson r with {ref_name} (direct mode)",
+        ),
+        out / "layer_head_grid",
+    )
     if attention_map is not None:
         matrix, labels, layer, head, title = attention_map
-        files["attention_map"] = save(plot_attention_map(matrix, labels, layer, head, title),
-                                      out / "attention_map")
+        files["attention_map"] = save(
+            plot_attention_map(matrix, labels, layer, head, title), out / "attention_map"
+        )
     return files

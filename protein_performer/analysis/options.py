@@ -41,7 +41,9 @@ class AnalysisOptions:
         if self.min_total_weight < 0:
             raise AnalysisInputError(f"min_total_weight must be >= 0, got {self.min_total_weight}")
         if self.direct_pseudocount < 0:
-            raise AnalysisInputError(f"direct_pseudocount must be >= 0, got {self.direct_pseudocount}")
+            raise AnalysisInputError(
+                f"direct_pseudocount must be >= 0, got {self.direct_pseudocount}"
+            )
         if self.n_permutations < 0:
             raise AnalysisInputError(f"n_permutations must be >= 0, got {self.n_permutations}")
         self.matrices = list(dict.fromkeys([self.reference, *self.matrices]))

@@ -18,8 +18,9 @@ def _matrix_frame(m: np.ndarray):
     return pd.DataFrame(m, index=list(AMINO_ACIDS), columns=list(AMINO_ACIDS))
 
 
-def write_outputs(result: AnalysisResult, out_dir: str | Path,
-                  agg: AttentionAggregates | None = None) -> dict[str, str]:
+def write_outputs(
+    result: AnalysisResult, out_dir: str | Path, agg: AttentionAggregates | None = None
+) -> dict[str, str]:
     """blosum_comparison.json, per_head.csv, per_layer.csv, the 20 x 20 matrices as CSV
     (alphabetical order, rows = query / first amino acid) and, given ``agg``, aggregates.npz."""
     import pandas as pd

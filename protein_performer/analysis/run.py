@@ -59,11 +59,15 @@ def analyze_model(
         best = result.best_head or {"layer": 0, "head": 0}
         layer = best["layer"] if map_layer is None else int(map_layer)
         head = best["head"] if map_head is None else int(map_head)
-        matrix, labels = protein_attention(model, source[index], layer, head, opts.device,
-                                           opts.max_length)
+        matrix, labels = protein_attention(
+            model, source[index], layer, head, opts.device, opts.max_length
+        )
         title = f"{source.accession(index)}: layer {layer}, head {head}"
         files.update(write_figures(result, out_dir, (matrix, labels, layer, head, title)))
-        result.extra["attention_map"] = {"protein": source.accession(index), "layer": layer,
-                                         "head": head}
+        result.extra["attention_map"] = {
+            "protein": source.accession(index),
+            "layer": layer,
+            "head": head,
+        }
     files.update(write_outputs(result, out_dir, agg))
     return result, files

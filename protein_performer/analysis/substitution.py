@@ -153,12 +153,21 @@ def compare_matrices(
         if ok.sum() >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
             pr = stats.pearsonr(x, y)
             sr = stats.spearmanr(x, y)
-            res.update(pearson=float(pr.statistic), pearson_p=float(pr.pvalue),
-                       spearman=float(sr.statistic), spearman_p=float(sr.pvalue))
+            res.update(
+                pearson=float(pr.statistic),
+                pearson_p=float(pr.pvalue),
+                spearman=float(sr.statistic),
+                spearman_p=float(sr.pvalue),
+            )
             res["permutation_p"] = mantel_p_value(a, ref, diag, n_permutations, seed)
         else:
-            res.update(pearson=float("nan"), pearson_p=float("nan"), spearman=float("nan"),
-                       spearman_p=float("nan"), permutation_p=float("nan"))
+            res.update(
+                pearson=float("nan"),
+                pearson_p=float("nan"),
+                spearman=float("nan"),
+                spearman_p=float("nan"),
+                permutation_p=float("nan"),
+            )
         out.update({k + suffix: v for k, v in res.items()})
     return out
 

@@ -52,8 +52,11 @@ class AnalysisResult:
         """pandas DataFrame: one row per (mode, matrix), the comparison statistics as columns."""
         import pandas as pd
 
-        rows = [{"mode": mode, "matrix": name, **stats}
-                for mode, by_matrix in self.overall.items() for name, stats in by_matrix.items()]
+        rows = [
+            {"mode": mode, "matrix": name, **stats}
+            for mode, by_matrix in self.overall.items()
+            for name, stats in by_matrix.items()
+        ]
         return pd.DataFrame(rows).set_index(["mode", "matrix"])
 
     def warnings(self) -> list[str]:
@@ -71,35 +74,44 @@ class AnalysisResult:
 
     def json_dict(self) -> dict[str, Any]:
         ref = self.options["reference"]
-        excluded = [[int(i // self.n_heads), int(i % self.n_heads)]
-                    for i in np.flatnonzero(~self.kept)]
-        return finite({
-            "method": ("Vig et al. 2020: per-head share of thresholded attention onto each "
-                       "target amino acid; amino-acid similarity = Pearson correlation of "
-                       "share vectors over kept heads; compared over amino-acid pairs. "
-                       "direct: observed/expected attention between residue types "
-                       "(independence given marginals), symmetrised. permutation_p: one-sided "
-                       "Mantel test (amino-acid labels permuted jointly on rows and columns)."),
-            "reference": ref,
-            "pearson": self.r,
-            "spearman": self.overall["vig"][ref]["spearman"],
-            "permutation_p": self.overall["vig"][ref]["permutation_p"],
-            "layers": self.n_layers,
-            "heads_per_layer": self.n_heads,
-            "heads": {"total": int(self.kept.size), "kept": int(self.kept.sum()),
-                      "excluded": excluded},
-            "warnings": self.warnings(),
-            **self.counts,
-            "options": self.options,
-            "overall": self.overall,
-            "per_layer": self.per_layer,
-            "best_head": self.best_head,
-            **self.extra,
-        })
+        excluded = [
+            [int(i // self.n_heads), int(i % self.n_heads)] for i in np.flatnonzero(~self.kept)
+        ]
+        return finite(
+            {
+                "method": (
+                    "Vig et al. 2020: per-head share of thresholded attention onto each "
+                    "target amino acid; amino-acid similarity = Pearson correlation of "
+                    "share vectors over kept heads; compared over amino-acid pairs. "
+                    "direct: observed/expected attention between residue types "
+                    "(independence given marginals), symmetrised. permutation_p: one-sided "
+                    "Mantel test (amino-acid labels permuted jointly on rows and columns)."
+                ),
+                "reference": ref,
+                "pearson": self.r,
+                "spearman": self.overall["vig"][ref]["spearman"],
+                "permutation_p": self.overall["vig"][ref]["permutation_p"],
+                "layers": self.n_layers,
+                "heads_per_layer": self.n_heads,
+                "heads": {
+                    "total": int(self.kept.size),
+                    "kept": int(self.kept.sum()),
+                    "excluded": excluded,
+                },
+                "warnings": self.warnings(),
+                **self.counts,
+                "options": self.options,
+                "overall": self.overall,
+                "per_layer": self.per_layer,
+                "best_head": self.best_head,
+                **self.extra,
+            }
+        )
 
 
 def summarise(
-    agg: AttentionAggregates, options: AnalysisOptions | None = None,
+    agg: AttentionAggregates,
+    options: AnalysisOptions | None = None,
     counts: dict[str, int] | None = None,
 ) -> AnalysisResult:
     """Aggregates -> Vig and direct matrices, compared with every requested matrix."""
@@ -112,8 +124,10 @@ def summarise(
     pc = opts.direct_pseudocount
     head_direct = direct_ratio(agg.pair_mass, opts.direct_log, pc)
     direct = direct_ratio(agg.pair_mass[kept].sum(axis=0), opts.direct_log, pc)
-    overall = {"vig": {n: cmp(vig, r) for n, r in refs.items()},
-               "direct": {n: cmp(direct, r) for n, r in refs.items()}}
+    overall = {
+        "vig": {n: cmp(vig, r) for n, r in refs.items()},
+        "direct": {n: cmp(direct, r) for n, r in refs.items()},
+    }
 
     per_layer = []
     for layer in range(agg.n_layers):
@@ -121,38 +135,76 @@ def summarise(
         k = kept[sl]
         entry: dict[str, Any] = {"layer": layer, "kept_heads": int(k.sum())}
         entry["vig"] = cmp(vig_similarity(shares[sl], k), ref)
-        entry["direct"] = cmp(direct_ratio(agg.pair_mass[sl][k].sum(axis=0), opts.direct_log, pc),
-                              ref)
+        entry["direct"] = cmp(
+            direct_ratio(agg.pair_mass[sl][k].sum(axis=0), opts.direct_log, pc), ref
+        )
         per_layer.append(entry)
 
     per_head = []
     for i, (layer, head) in enumerate(agg.head_labels()):
-        row: dict[str, Any] = {"layer": layer, "head": head,
-                               "total_weight": float(agg.total_weight[i]), "kept": bool(kept[i])}
+        row: dict[str, Any] = {
+            "layer": layer,
+            "head": head,
+            "total_weight": float(agg.total_weight[i]),
+            "kept": bool(kept[i]),
+        }
         stats = cmp(head_direct[i], ref)
-        for key in ("pearson", "spearman", "permutation_p", "pearson_diag", "spearman_diag",
-                    "n_pairs"):
+        for key in (
+            "pearson",
+            "spearman",
+            "permutation_p",
+            "pearson_diag",
+            "spearman_diag",
+            "n_pairs",
+        ):
             row[f"direct_{key}"] = stats[key]
         row.update({f"share_{a}": shares[i, j] for j, a in enumerate(AMINO_ACIDS)})
         per_head.append(row)
     # the best head is chosen among kept heads whose direct matrix covers at least half of
     # the 190 pairs (a correlation over a handful of pairs is noise)
-    candidates = [r for r in per_head if r["kept"] and np.isfinite(r["direct_pearson"])
-                  and r["direct_n_pairs"] >= MIN_PAIRS_BEST_HEAD]
+    candidates = [
+        r
+        for r in per_head
+        if r["kept"]
+        and np.isfinite(r["direct_pearson"])
+        and r["direct_n_pairs"] >= MIN_PAIRS_BEST_HEAD
+    ]
     best = max(candidates, key=lambda r: r["direct_pearson"]) if candidates else None
     best_head = None
     if best is not None:
-        best_head = {k: best[k] for k in ("layer", "head", "total_weight", "direct_n_pairs",
-                                          "direct_pearson",
-                                          "direct_spearman", "direct_permutation_p",
-                                          "direct_pearson_diag", "direct_spearman_diag")}
-    opts_dict = {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                 for k, v in asdict(opts).items()}
+        best_head = {
+            k: best[k]
+            for k in (
+                "layer",
+                "head",
+                "total_weight",
+                "direct_n_pairs",
+                "direct_pearson",
+                "direct_spearman",
+                "direct_permutation_p",
+                "direct_pearson_diag",
+                "direct_spearman_diag",
+            )
+        }
+    opts_dict = {
+        k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in asdict(opts).items()
+    }
     return AnalysisResult(
-        n_layers=agg.n_layers, n_heads=agg.n_heads, options=opts_dict,
-        counts=dict(counts or {"n_proteins": agg.n_proteins,
-                               "n_residues": int(agg.residue_counts.sum())}),
-        shares=shares, kept=kept, total_weight=agg.total_weight, vig=vig, direct=direct,
-        head_direct=head_direct, references=refs, overall=overall, per_layer=per_layer,
-        per_head=per_head, best_head=best_head,
+        n_layers=agg.n_layers,
+        n_heads=agg.n_heads,
+        options=opts_dict,
+        counts=dict(
+            counts or {"n_proteins": agg.n_proteins, "n_residues": int(agg.residue_counts.sum())}
+        ),
+        shares=shares,
+        kept=kept,
+        total_weight=agg.total_weight,
+        vig=vig,
+        direct=direct,
+        head_direct=head_direct,
+        references=refs,
+        overall=overall,
+        per_layer=per_layer,
+        per_head=per_head,
+        best_head=best_head,
     )

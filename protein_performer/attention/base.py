@@ -66,7 +66,9 @@ class Attention(nn.Module):
         b, l, _ = t.shape
         return t.view(b, l, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, L, Dh]
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, rotary: Rotary | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, rotary: Rotary | None = None
+    ) -> Tensor:
         q, k, v = self.project(x, rotary)
         out = self.attend(q, k, v, mask)  # [B, H, L, Dh]
         out = out.transpose(1, 2).reshape(x.shape)  # [B, L, D]
@@ -109,11 +111,15 @@ class Attention(nn.Module):
         return self.dropout(self.to_out(out.transpose(1, 2).reshape(x.shape)))
 
     def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
-        raise NotImplementedError(f"attention kind {self.cfg.kind!r} has no token-by-token decoding")
+        raise NotImplementedError(
+            f"attention kind {self.cfg.kind!r} has no token-by-token decoding"
+        )
 
     def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
         """One token's q, k, v [B, H, 1, Dh] -> output [B, H, 1, Dh]; updates state."""
-        raise NotImplementedError(f"attention kind {self.cfg.kind!r} has no token-by-token decoding")
+        raise NotImplementedError(
+            f"attention kind {self.cfg.kind!r} has no token-by-token decoding"
+        )
 
     def maybe_redraw(self, step: int) -> bool:
         """Called once per training step; returns True when random features were redrawn."""

@@ -58,8 +58,9 @@ class AttentionConfig:
         if self.causal is not None and not isinstance(self.causal, bool):
             raise ValueError(f"attention.causal must be true, false or unset, got {self.causal!r}")
         if self.causal_impl not in CAUSAL_IMPLS:
-            raise ValueError(f"attention.causal_impl must be one of {CAUSAL_IMPLS}, got "
-                             f"{self.causal_impl!r}")
+            raise ValueError(
+                f"attention.causal_impl must be one of {CAUSAL_IMPLS}, got {self.causal_impl!r}"
+            )
         _non_negative(self, "redraw_interval", "aft_window")
         if self.ortho_scaling not in (0, 1):
             raise ValueError(f"attention.ortho_scaling must be 0 or 1, got {self.ortho_scaling}")

@@ -98,8 +98,9 @@ class FavorState(DecodingState):
     run_max: Tensor = field(default_factory=lambda: torch.empty(0))
 
 
-def favor_init_state(batch: int, heads: int, nb_features: int, dv: int,
-                     device: torch.device, dtype: torch.dtype) -> FavorState:
+def favor_init_state(
+    batch: int, heads: int, nb_features: int, dv: int, device: torch.device, dtype: torch.dtype
+) -> FavorState:
     dt = compute_dtype(dtype)
     return FavorState(
         s=torch.zeros(batch, heads, nb_features, dv + 1, device=device, dtype=dt),
@@ -108,8 +109,16 @@ def favor_init_state(batch: int, heads: int, nb_features: int, dv: int,
     )
 
 
-def favor_step(q: Tensor, k: Tensor, v: Tensor, projection: Tensor, state: FavorState, *,
-               kernel_fn: Callable[[Tensor], Tensor] | None, eps: float) -> Tensor:
+def favor_step(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    projection: Tensor,
+    state: FavorState,
+    *,
+    kernel_fn: Callable[[Tensor], Tensor] | None,
+    eps: float,
+) -> Tensor:
     """One causal FAVOR+ token: q, k, v [B, H, 1, Dh], projection [m, Dh] -> [B, H, 1, Dv].
 
     ``kernel_fn``: None for softmax features, else f of the generalized features
@@ -156,13 +165,25 @@ class AFTState(DecodingState):
     window: int | None = 0  # keys kept with their bias; None = all (aft_full)
 
 
-def aft_init_state(batch: int, heads: int, head_dim: int, window: int | None,
-                   device: torch.device, dtype: torch.dtype) -> AFTState:
+def aft_init_state(
+    batch: int,
+    heads: int,
+    head_dim: int,
+    window: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> AFTState:
     dt = compute_dtype(dtype)
     zeros = torch.zeros(batch, heads, 1, head_dim, device=device, dtype=dt)
     empty = zeros[:, :, :0].clone()
-    return AFTState(run_max=torch.full_like(zeros, STAB_FLOOR), num=zeros.clone(),
-                    den=zeros.clone(), keys=empty, values=empty.clone(), window=window)
+    return AFTState(
+        run_max=torch.full_like(zeros, STAB_FLOOR),
+        num=zeros.clone(),
+        den=zeros.clone(),
+        keys=empty,
+        values=empty.clone(),
+        window=window,
+    )
 
 
 def aft_push(state: AFTState, k: Tensor, v: Tensor) -> None:

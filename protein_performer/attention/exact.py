@@ -11,7 +11,9 @@ from protein_performer.attention.base import Attention
 from protein_performer.attention.registry import register
 
 
-def sdpa_mask(mask: Tensor | None, causal: bool, length: int, device: torch.device) -> Tensor | None:
+def sdpa_mask(
+    mask: Tensor | None, causal: bool, length: int, device: torch.device
+) -> Tensor | None:
     """Boolean [B, 1, L, L] (or [L, L]) mask for SDPA, True where attention is allowed."""
     allowed = None
     if mask is not None:

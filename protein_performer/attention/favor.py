@@ -44,8 +44,12 @@ from torch import Tensor, nn
 from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
 from protein_performer.attention.favor_bidirectional import bidirectional_favor
-from protein_performer.attention.favor_causal import (CAUSAL_IMPLS, DEFAULT_CHUNK, causal_favor,
-                                                       resolve_impl)
+from protein_performer.attention.favor_causal import (
+    CAUSAL_IMPLS,
+    DEFAULT_CHUNK,
+    causal_favor,
+    resolve_impl,
+)
 from protein_performer.attention.kernels import FeatureKernel, resolve_kernel
 from protein_performer.attention.random_features import draw_projection, seeded_generator
 from protein_performer.attention.registry import register
@@ -85,16 +89,22 @@ def favor_attention(
     ``chunk_size`` None its default chunk.
     """
     if q.dim() != 4 or k.shape != q.shape or v.shape[:3] != q.shape[:3]:
-        raise ValueError(f"expected q, k [B, H, L, Dh] and v [B, H, L, Dv], got "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(
+            f"expected q, k [B, H, L, Dh] and v [B, H, L, Dv], got "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     if projection.dim() != 2 or projection.shape[1] != q.shape[-1]:
         raise ValueError(f"projection must be [m, {q.shape[-1]}], got {tuple(projection.shape)}")
     if mask is not None and mask.shape != (q.shape[0], q.shape[2]):
-        raise ValueError(f"mask must be [B, L] = {(q.shape[0], q.shape[2])}, got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must be [B, L] = {(q.shape[0], q.shape[2])}, got {tuple(mask.shape)}"
+        )
     if causal_impl not in CAUSAL_IMPLS:
         raise ValueError(f"causal_impl must be one of {CAUSAL_IMPLS}, got {causal_impl!r}")
     if chunk_size is not None and chunk_size <= 0:
-        raise ValueError(f"chunk_size must be > 0 (or None: the implementation's), got {chunk_size}")
+        raise ValueError(
+            f"chunk_size must be > 0 (or None: the implementation's), got {chunk_size}"
+        )
     kern = resolve_kernel(kernel)
     eps = kern.default_eps if eps is None else float(eps)
     out_dtype = v.dtype
@@ -150,9 +160,13 @@ def _flat_heads(fn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *args)
 
 def _bidirectional(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None) -> Tensor:
     if kern.is_softmax or kern.fn is torch.relu:
-        return _flat_heads(lambda q, k, v, mask: bidirectional_favor(q, k, v, w, mask, eps,
-                                                                     kern.is_softmax),
-                           q, k, v, mask)
+        return _flat_heads(
+            lambda q, k, v, mask: bidirectional_favor(q, k, v, w, mask, eps, kern.is_softmax),
+            q,
+            k,
+            v,
+            mask,
+        )
     phi_q, _, g_k = _features(q, k, w, kern, eps, mask)
     v1 = _with_ones(v, mask)  # [B, H, L, Dv+1]
     # phi(K)^T [V, 1] with phi(k) = g_k + eps: the eps part is a rank-one term.
@@ -160,12 +174,17 @@ def _bidirectional(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | N
     return _divide(phi_q @ state)
 
 
-def _causal(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chunk: int | None,
-            impl: str) -> Tensor:
+def _causal(
+    q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chunk: int | None, impl: str
+) -> Tensor:
     if kern.is_softmax or kern.fn is torch.relu:
-        return _flat_heads(lambda q, k, v, mask: causal_favor(q, k, v, w, mask, eps, chunk,
-                                                              kern.is_softmax, impl),
-                           q, k, v, mask)
+        return _flat_heads(
+            lambda q, k, v, mask: causal_favor(q, k, v, w, mask, eps, chunk, kern.is_softmax, impl),
+            q,
+            k,
+            v,
+            mask,
+        )
     # Generalized kernels: no stabiliser; all chunks at once (see :class:`_CausalChunks`),
     # with the chunk of the implementation auto picked (chunk-parallel like chunkwise).
     chunk = DEFAULT_CHUNK[impl] if chunk is None else chunk
@@ -252,8 +271,18 @@ def favor_attention_matrix(
     b, h, length, _ = q.shape
     dt = _compute_dtype(q.dtype)
     eye = torch.eye(length, dtype=dt, device=q.device).expand(b, h, length, length)
-    return favor_attention(q.to(dt), k.to(dt), eye, projection, kernel=kernel, causal=causal,
-                           mask=mask, chunk_size=chunk_size, eps=eps, causal_impl=causal_impl)
+    return favor_attention(
+        q.to(dt),
+        k.to(dt),
+        eye,
+        projection,
+        kernel=kernel,
+        causal=causal,
+        mask=mask,
+        chunk_size=chunk_size,
+        eps=eps,
+        causal_impl=causal_impl,
+    )
 
 
 _LAYER_IDS = itertools.count()
@@ -319,22 +348,41 @@ class FavorAttention(Attention):
         return True
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        return favor_attention(q, k, v, self.projection, kernel=self.kernel, causal=self.causal,
-                               mask=mask, chunk_size=self.chunk_size, eps=self.eps,
-                               causal_impl=self.causal_impl)
+        return favor_attention(
+            q,
+            k,
+            v,
+            self.projection,
+            kernel=self.kernel,
+            causal=self.causal,
+            mask=mask,
+            chunk_size=self.chunk_size,
+            eps=self.eps,
+            causal_impl=self.causal_impl,
+        )
 
     def attend_matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
-        return favor_attention_matrix(q, k, self.projection, kernel=self.kernel,
-                                      causal=self.causal, mask=mask, chunk_size=self.chunk_size,
-                                      eps=self.eps, causal_impl=self.causal_impl)
+        return favor_attention_matrix(
+            q,
+            k,
+            self.projection,
+            kernel=self.kernel,
+            causal=self.causal,
+            mask=mask,
+            chunk_size=self.chunk_size,
+            eps=self.eps,
+            causal_impl=self.causal_impl,
+        )
 
     def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
-        return decoding.favor_init_state(batch, self.n_heads, self.projection.shape[0],
-                                         self.head_dim, device, dtype)
+        return decoding.favor_init_state(
+            batch, self.n_heads, self.projection.shape[0], self.head_dim, device, dtype
+        )
 
     def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
-        return decoding.favor_step(q, k, v, self.projection, state,
-                                   kernel_fn=self.kernel.fn, eps=self.eps)
+        return decoding.favor_step(
+            q, k, v, self.projection, state, kernel_fn=self.kernel.fn, eps=self.eps
+        )
 
 
 @register("favor_softmax")

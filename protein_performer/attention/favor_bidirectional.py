@@ -10,12 +10,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
-                                                       inverse_den, ratio_grads, sub_at_row_max)
+from protein_performer.attention.favor_common import (
+    LOG2E,
+    STAB_FLOOR,
+    add_key_max_grads,
+    inverse_den,
+    ratio_grads,
+    sub_at_row_max,
+)
 
 
-def bidirectional_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None,
-                        eps: float, softmax: bool) -> Tensor:
+def bidirectional_favor(
+    q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float, softmax: bool
+) -> Tensor:
     """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv]."""
     fn = _BidirectionalSoftmax if softmax else _BidirectionalRelu
     return fn.apply(q, k, v, w, mask, eps)
@@ -65,8 +72,8 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         arg = torch.zeros(bh, dtype=torch.long, device=q.device)  # key holding R
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            lg = torch.bmm(k[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
-            lg.sub_(knorm[:, s:s + n, None])
+            lg = torch.bmm(k[:, s : s + n], wt, out=work[: bh * n * m].view(bh, n, m))
+            lg.sub_(knorm[:, s : s + n, None])
             row_max = lg.amax(-1)  # [BH, n]
             blk_max, blk_arg = row_max.max(-1)
             grow = blk_max > big
@@ -77,7 +84,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
             state_1.mul_(rescale[:, None])
             big = new
             g = lg.sub_(big[:, None, None]).exp2_()
-            state_v.baddbmm_(g.transpose(1, 2), v[:, s:s + n])
+            state_v.baddbmm_(g.transpose(1, 2), v[:, s : s + n])
             state_1 += g.sum(-2)
         if mask is not None:
             vm = v * mask[..., None].to(v.dtype)
@@ -95,13 +102,13 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         colsum_1 = eps * state_1.sum(-1, keepdim=True)  # [BH, 1]
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            p = torch.bmm(q[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m))
+            p = torch.bmm(q[:, s : s + n], wt, out=work[: bh * n * m].view(bh, n, m))
             e = p.sub_(p.amax(-1, keepdim=True)).exp2_()
             num = torch.baddbmm(colsum_v, e, state_v)
             dn = torch.baddbmm(colsum_1[..., None], e, state_1[..., None])  # [BH, n, 1]
-            den[:, s:s + n] = dn[..., 0]
+            den[:, s : s + n] = dn[..., 0]
             # no real key to attend: 0 / 0 -> 0 (see _divide)
-            out[:, s:s + n] = num / torch.where(dn > 0, dn, torch.ones_like(dn))
+            out[:, s : s + n] = num / torch.where(dn > 0, dn, torch.ones_like(dn))
         ctx.eps = eps
         state = torch.cat([state_v, state_1[..., None]], -1)
         ctx.save_for_backward(q, k, v, w, mask, knorm, state, big, arg, out, den)
@@ -128,8 +135,10 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         inv, gn_buf = inverse_den(den), q.new_empty(bh, rows, dv + 1)
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            gn = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], inv[:, s:s + n], gn_buf[:, :n])
-            p = torch.bmm(q[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            gn = ratio_grads(
+                g_out[:, s : s + n], out[:, s : s + n], inv[:, s : s + n], gn_buf[:, :n]
+            )
+            p = torch.bmm(q[:, s : s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
             # the max of this recomputed p (not a saved one): sub_at_row_max needs e == 1 there
             e = p.sub_(p.amax(-1, keepdim=True)).exp2_()
             g_state.baddbmm_(e.transpose(1, 2), gn)
@@ -138,7 +147,7 @@ class _BidirectionalSoftmax(torch.autograd.Function):
                 continue
             gp = torch.bmm(gn, st, out=work[1, : bh * n * m].view(bh, n, m)).mul_(e)
             sub_at_row_max(gp, e, out=work[2, : bh * n * m].view(bh, n, m))  # through the row max
-            g_q[:, s:s + n] = torch.bmm(gp, we)
+            g_q[:, s : s + n] = torch.bmm(gp, we)
         g_state += eps * gn_total  # phi(q) = e + eps
         # Key side.
         need_k, need_v = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
@@ -151,17 +160,20 @@ class _BidirectionalSoftmax(torch.autograd.Function):
         shift = knorm + big[:, None]  # l - R = k' W^T - shift
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            lg = torch.bmm(k[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
-            g = lg.sub_(shift[:, s:s + n, None]).exp2_()
+            lg = torch.bmm(k[:, s : s + n], wt, out=work[0, : bh * n * m].view(bh, n, m))
+            g = lg.sub_(shift[:, s : s + n, None]).exp2_()
             if need_v:
-                g_v[:, s:s + n] = torch.bmm(g, gs_v)
+                g_v[:, s : s + n] = torch.bmm(g, gs_v)
             if need_k:
-                gl = torch.baddbmm(gs_1, v[:, s:s + n], gs_vt,
-                                   out=work[1, : bh * n * m].view(bh, n, m)).mul_(g)
+                gl = torch.baddbmm(
+                    gs_1, v[:, s : s + n], gs_vt, out=work[1, : bh * n * m].view(bh, n, m)
+                ).mul_(g)
                 rs = gl.sum(-1, keepdim=True)
                 g_big -= rs.sum((-1, -2))
                 # dl/dk = d^-1/4 W - d^-1/2 k
-                g_k[:, s:s + n] = torch.bmm(gl, we).sub_(rs * k[:, s:s + n], alpha=scale * scale)
+                g_k[:, s : s + n] = torch.bmm(gl, we).sub_(
+                    rs * k[:, s : s + n], alpha=scale * scale
+                )
         if need_v:
             g_v += eps * gs_v.sum(-2, keepdim=True)
             if mask is not None:
@@ -199,12 +211,12 @@ class _BidirectionalRelu(torch.autograd.Function):
         state_1 = q.new_zeros(bh, m, 1)  # sum_j phi(k_j)
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            r = torch.bmm(k[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m)).relu_()
-            state_v.baddbmm_(r.transpose(1, 2), vm[:, s:s + n])
+            r = torch.bmm(k[:, s : s + n], wt, out=work[: bh * n * m].view(bh, n, m)).relu_()
+            state_v.baddbmm_(r.transpose(1, 2), vm[:, s : s + n])
             if keep is None:
                 state_1 += r.sum(-2)[..., None]
             else:
-                state_1.baddbmm_(r.transpose(1, 2), keep[:, s:s + n])
+                state_1.baddbmm_(r.transpose(1, 2), keep[:, s : s + n])
         # phi(k) = relu + eps: the eps part is a rank-one term.
         state_v += eps * vm.sum(-2, keepdim=True)
         state_1 += eps * cnt[:, None]
@@ -214,10 +226,10 @@ class _BidirectionalRelu(torch.autograd.Function):
         den = q.new_empty(bh, length)
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            r = torch.bmm(q[:, s:s + n], wt, out=work[: bh * n * m].view(bh, n, m)).relu_()
+            r = torch.bmm(q[:, s : s + n], wt, out=work[: bh * n * m].view(bh, n, m)).relu_()
             dn = torch.baddbmm(colsum_1, r, state_1)  # [BH, n, 1]
-            den[:, s:s + n] = dn[..., 0]
-            num = torch.baddbmm(colsum_v, r, state_v, out=out[:, s:s + n])
+            den[:, s : s + n] = dn[..., 0]
+            num = torch.baddbmm(colsum_v, r, state_v, out=out[:, s : s + n])
             num /= torch.where(dn > 0, dn, torch.ones_like(dn))
         ctx.eps = eps
         ctx.save_for_backward(q, k, v, w, keep, state_v, state_1, out, den)
@@ -244,9 +256,11 @@ class _BidirectionalRelu(torch.autograd.Function):
         inv, gn_buf = inverse_den(den), q.new_empty(bh, rows, dv + 1)
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            gn = ratio_grads(g_out[:, s:s + n], out[:, s:s + n], inv[:, s:s + n], gn_buf[:, :n])
+            gn = ratio_grads(
+                g_out[:, s : s + n], out[:, s : s + n], inv[:, s : s + n], gn_buf[:, :n]
+            )
             g_num, g_den = gn[..., :dv], gn[..., dv:]
-            r = torch.bmm(q[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m)).relu_()
+            r = torch.bmm(q[:, s : s + n], wt, out=work[0, : bh * n * m].view(bh, n, m)).relu_()
             g_sv.baddbmm_(r.transpose(1, 2), g_num)
             g_s1.baddbmm_(r.transpose(1, 2), g_den)
             sum_num += g_num.sum(-2, keepdim=True)
@@ -256,7 +270,7 @@ class _BidirectionalRelu(torch.autograd.Function):
             gp = torch.bmm(g_num, s_vt, out=work[1, : bh * n * m].view(bh, n, m))
             gp.addcmul_(g_den, s_1t)
             gp = torch.ops.aten.threshold_backward(gp, r, 0.0)
-            torch.bmm(gp, we, out=g_q[:, s:s + n])
+            torch.bmm(gp, we, out=g_q[:, s : s + n])
         # phi(q) = relu + eps: every query's eps part reaches the state too.
         g_sv += eps * sum_num
         g_s1 += eps * sum_den
@@ -266,14 +280,15 @@ class _BidirectionalRelu(torch.autograd.Function):
         g_svt, g_s1t = g_sv.transpose(1, 2), g_s1.transpose(1, 2)  # [BH, Dv, m], [BH, 1, m]
         for s in range(0, length, rows):
             n = min(rows, length - s)
-            r = torch.bmm(k[:, s:s + n], wt, out=work[0, : bh * n * m].view(bh, n, m)).relu_()
+            r = torch.bmm(k[:, s : s + n], wt, out=work[0, : bh * n * m].view(bh, n, m)).relu_()
             if need_v:
-                torch.bmm(r, g_sv, out=g_v[:, s:s + n])
+                torch.bmm(r, g_sv, out=g_v[:, s : s + n])
             if need_k:
-                gl = torch.baddbmm(g_s1t, v[:, s:s + n], g_svt,
-                                   out=work[1, : bh * n * m].view(bh, n, m))
+                gl = torch.baddbmm(
+                    g_s1t, v[:, s : s + n], g_svt, out=work[1, : bh * n * m].view(bh, n, m)
+                )
                 gl = torch.ops.aten.threshold_backward(gl, r, 0.0)
-                torch.bmm(gl, we, out=g_k[:, s:s + n])
+                torch.bmm(gl, we, out=g_k[:, s : s + n])
         if need_v:
             g_v += eps * g_sv.sum(-2, keepdim=True)
         if keep is not None:  # padded keys have zero features: no gradient

@@ -44,10 +44,18 @@ from torch import Tensor
 
 from protein_performer.attention import favor_causal_cpu, favor_chunkwise
 from protein_performer.attention.favor_causal_cpu import CausalFavorCpu
-from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
-                                                       feature_projection, inverse_den, key_norms,
-                                                       ratio_grads, rescale_cap, scaled_projection,
-                                                       sub_at_row_max)
+from protein_performer.attention.favor_common import (
+    LOG2E,
+    STAB_FLOOR,
+    add_key_max_grads,
+    feature_projection,
+    inverse_den,
+    key_norms,
+    ratio_grads,
+    rescale_cap,
+    scaled_projection,
+    sub_at_row_max,
+)
 
 
 log = logging.getLogger(__name__)
@@ -81,18 +89,29 @@ def resolve_impl(impl: str, q: Tensor) -> str:
         if impl == "cpp" and not favor_causal_cpu.usable(q):
             impl = "loop"
     elif impl == "cpp" and not favor_causal_cpu.usable(q):
-        raise ValueError(f"attention.causal_impl='cpp' runs CPU float32/float64 tensors once the "
-                         f"C++ kernel is built; got {q.device.type} {q.dtype} tensors"
-                         f"{'' if q.device.type != 'cpu' else ' (the build failed or is disabled)'}"
-                         "; use auto, loop or chunkwise")
+        raise ValueError(
+            f"attention.causal_impl='cpp' runs CPU float32/float64 tensors once the "
+            f"C++ kernel is built; got {q.device.type} {q.dtype} tensors"
+            f"{'' if q.device.type != 'cpu' else ' (the build failed or is disabled)'}"
+            "; use auto, loop or chunkwise"
+        )
     if (q.device.type, impl) not in _logged:
         _logged.add((q.device.type, impl))
         log.info("causal FAVOR+ on %s tensors: the %s implementation", q.device.type, impl)
     return impl
 
 
-def causal_favor(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float,
-                 chunk: int | None, softmax: bool, impl: str = "auto") -> Tensor:
+def causal_favor(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    mask: Tensor | None,
+    eps: float,
+    chunk: int | None,
+    softmax: bool,
+    impl: str = "auto",
+) -> Tensor:
     """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv].
 
     ``impl``: one of :data:`CAUSAL_IMPLS` (see :func:`resolve_impl`); ``chunk``: tokens per
@@ -130,7 +149,6 @@ def _rows(buf: Tensor, bh: int, n: int, width: int) -> Tensor:
 
 
 class _CausalFavor(torch.autograd.Function):
-
     @staticmethod
     def forward(ctx, q, k, v, w, mask, eps: float, chunk: int, softmax: bool):
         bh, length, d = q.shape
@@ -143,7 +161,9 @@ class _CausalFavor(torch.autograd.Function):
         work = q.new_empty(2, bh * chunk * m)
         # Saved for backward only when a gradient is wanted (inference reuses one chunk's room).
         keep = any(ctx.needs_input_grad[:3])
-        saved_scores = q.new_empty(n_chunks if keep else 1, bh * chunk * chunk)  # tril(phi(Q_c) G_c^T)
+        saved_scores = q.new_empty(
+            n_chunks if keep else 1, bh * chunk * chunk
+        )  # tril(phi(Q_c) G_c^T)
         # The state is held transposed, [Dv+1, m]: its update V1_c^T G_c then has m output
         # columns (a GEMM with 65 output columns ran 20-30% slower than this one).
         # With a gradient, chunk c's state is made in place in states[c] (no copy): there
@@ -156,13 +176,19 @@ class _CausalFavor(torch.autograd.Function):
         out = q.new_empty(bh, length, dv)
         den = q.new_empty(bh, length)
         tiny = torch.finfo(q.dtype).tiny
-        qc, kc, vc, mc, outc, denc = (_chunks(t, chunk, n_chunks) for t in (q, k, v, mask, out, den))
+        qc, kc, vc, mc, outc, denc = (
+            _chunks(t, chunk, n_chunks) for t in (q, k, v, mask, out, den)
+        )
         sum_q = q.new_empty(bh, length, 1) if softmax else None  # sum_f phi(q_i)_f
         if softmax:
             knorm = key_norms(k, mask)
             run = q.new_empty(bh, length)  # M_i
-            src = torch.empty(bh, length, dtype=torch.long, device=q.device)  # key of M_i, -1: floored
-            knc, sqc, runc, srcc = (_chunks(t, chunk, n_chunks) for t in (knorm[..., None], sum_q, run, src))
+            src = torch.empty(
+                bh, length, dtype=torch.long, device=q.device
+            )  # key of M_i, -1: floored
+            knc, sqc, runc, srcc = (
+                _chunks(t, chunk, n_chunks) for t in (knorm[..., None], sum_q, run, src)
+            )
             # Starting at the floor, a row whose keys all lie below it keeps the floor, source -1.
             m_prev = q.new_full((bh, 1), STAB_FLOOR * LOG2E)
             src_prev = torch.full((bh, 1), -1, dtype=torch.long, device=q.device)
@@ -240,7 +266,9 @@ class _CausalFavor(torch.autograd.Function):
         gn_buf = q.new_empty(bh, chunk, dv + 1)
         g_t = q.new_zeros(bh, dv + 1, m)  # dL/dT_c^T, from the later chunks
         inv = inverse_den(den)  # for gn = dL/d[num, den]
-        chunks = [_chunks(t, chunk, n_chunks) for t in (q, k, v, mask, g_out, out, inv, g_q, g_k, g_v)]
+        chunks = [
+            _chunks(t, chunk, n_chunks) for t in (q, k, v, mask, g_out, out, inv, g_q, g_k, g_v)
+        ]
         qc, kc, vc, mc, goc, outc, invc, gqc, gkc, gvc = chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
         # faults than in arithmetic). num_i = f_i A_i + eps sum_q_i cum_i, cum_i = sum_{j <= i} [v_j, 1].
@@ -250,15 +278,19 @@ class _CausalFavor(torch.autograd.Function):
             g_keymax = q.new_zeros(bh, length)  # dL / d (row max of key j's logits)
             g_r_next = q.new_zeros(bh)  # dL/dR_c from chunk c+1's carry
             cap = rescale_cap(q.dtype)
-            ends = (torch.arange(1, n_chunks + 1, device=q.device) * chunk - 1).clamp_max(length - 1)
+            ends = (torch.arange(1, n_chunks + 1, device=q.device) * chunk - 1).clamp_max(
+                length - 1
+            )
             r_all = run[:, ends]  # R_c [BH, N]
             carries = torch.exp2(r_all[:, :-1] - r_all[:, 1:])  # exp(R_{c-1} - R_c) [BH, N-1]
             # Per row: R_c - M_i, the rescale factor f_i and where it was capped; M_i's key.
             diff = r_all.repeat_interleave(chunk, dim=1)[:, :length] - run
             f_all = torch.exp2(diff.clamp_max(cap))[..., None]
             src_ok = (src >= 0).to(q.dtype)
-            rowc = [_chunks(t, chunk, n_chunks)
-                    for t in (knorm[..., None], sum_q, f_all, diff > cap, src.clamp_min(0), src_ok)]
+            rowc = [
+                _chunks(t, chunk, n_chunks)
+                for t in (knorm[..., None], sum_q, f_all, diff > cap, src.clamp_min(0), src_ok)
+            ]
             knc, sqc, fc, overc, srcc, okc = rowc
         for c in range(n_chunks - 1, -1, -1):
             n = qc[c].shape[1]
@@ -290,8 +322,10 @@ class _CausalFavor(torch.autograd.Function):
             if softmax:
                 # num_i = f_i phi_i S_c + sum_{j <= i} (f_i phi_i.G_j + eps sq_i) v1_j + eps sq_i total
                 sq = sqc[c]
-                g_sum_q = (d_scores.sum(-1, keepdim=True)  # dL/dsum_q = eps gn_i . cum_i
-                           + torch.bmm(gn, totals[c].transpose(1, 2))).mul_(eps)
+                g_sum_q = (
+                    d_scores.sum(-1, keepdim=True)  # dL/dsum_q = eps gn_i . cum_i
+                    + torch.bmm(gn, totals[c].transpose(1, 2))
+                ).mul_(eps)
                 gv1.add_(g_eps_later)  # the eps part of the later chunks' rows
                 g_eps_later.baddbmm_(sq.transpose(1, 2), gn, alpha=eps)
                 # dL/dM_i through f_i = exp(R_c - M_i) is -dL/df_i f_i = -gn_i . (num_i - eps
@@ -315,7 +349,9 @@ class _CausalFavor(torch.autograd.Function):
                 dl = g_g.mul_(g)  # dL/dl through G = exp(l - R_c)
                 g_r = g_r_next - g_m.sum(-1) - dl.sum((1, 2))  # dL/dR_c
                 if c > 0:
-                    g_carry = s_c.mul_(g_s).sum((1, 2))  # dL/dcarry * carry (s_c is s_buf: free now)
+                    g_carry = s_c.mul_(g_s).sum(
+                        (1, 2)
+                    )  # dL/dcarry * carry (s_c is s_buf: free now)
                     g_r -= g_carry
                     g_r_next = g_carry
                     g_t = g_s.mul_(carry)
@@ -324,7 +360,7 @@ class _CausalFavor(torch.autograd.Function):
                 g_m[:, -1] += g_r  # R_c = M at the chunk's last row
                 g_keymax.scatter_add_(1, srcc[c], g_m.mul_(okc[c]))  # to the key holding M_i
                 gk = torch.bmm(dl, we, out=_rows(work_in[1], bh, n, d))
-                gk.addcmul_(dl.sum(-1, keepdim=True), kc[c], value=-d**-0.5)
+                gk.addcmul_(dl.sum(-1, keepdim=True), kc[c], value=-(d**-0.5))
                 dp = g_phi.mul_(e)
                 sub_at_row_max(dp, e, out=views[4])
             else:
@@ -339,4 +375,3 @@ class _CausalFavor(torch.autograd.Function):
         if mask is not None:  # (padded keys have zero features: their g_k is 0 already)
             g_v.mul_(mask[..., None])
         return g_q, g_k, g_v, None, None, None, None, None
-

@@ -24,9 +24,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, add_key_max_grads,
-                                                       feature_projection, key_norms, rescale_cap,
-                                                       scaled_projection)
+from protein_performer.attention.favor_common import (
+    LOG2E,
+    STAB_FLOOR,
+    add_key_max_grads,
+    feature_projection,
+    key_norms,
+    rescale_cap,
+    scaled_projection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +57,22 @@ def _ops():
         built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
         if not built.exists():
             log.info("building the C++ causal FAVOR+ kernel (first use on this machine, ~10 s)")
-        cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS,
-                           extra_ldflags=["-fopenmp"], is_python_module=False, verbose=False)
+        cpp_extension.load(
+            name=name,
+            sources=[str(SOURCE)],
+            extra_cflags=CFLAGS,
+            extra_ldflags=["-fopenmp"],
+            is_python_module=False,
+            verbose=False,
+        )
         return torch.ops.protein_performer_favor
     except Exception as exc:  # no compiler, no ninja, a read-only cache...
-        warnings.warn(f"the C++ causal FAVOR+ kernel could not be built ({_reason(exc)}); using "
-                      f"the Python loop (1.2-1.3x slower). Set {DISABLE_ENV}=1 to skip the build.",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"the C++ causal FAVOR+ kernel could not be built ({_reason(exc)}); using "
+            f"the Python loop (1.2-1.3x slower). Set {DISABLE_ENV}=1 to skip the build.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
 
 
@@ -95,7 +110,9 @@ def _put_ninja_on_path() -> None:
 
 def usable(q: Tensor) -> bool:
     """True when the C++ kernel takes these inputs: CPU float32/float64, and it is built."""
-    return q.device.type == "cpu" and q.dtype in (torch.float32, torch.float64) and _ops() is not None
+    return (
+        q.device.type == "cpu" and q.dtype in (torch.float32, torch.float64) and _ops() is not None
+    )
 
 
 def _mask_arg(mask: Tensor | None) -> Tensor:
@@ -111,8 +128,20 @@ class CausalFavorCpu(torch.autograd.Function):
         wt = feature_projection(w, q.shape[-1], softmax)
         knorm = key_norms(k, mask) if softmax else q.new_empty(0)
         keep = any(ctx.needs_input_grad[:3])
-        out, *saved = _ops().causal_forward(q, k, v, wt, _mask_arg(mask), knorm, eps, chunk,
-                                            softmax, keep, rescale_cap(q.dtype), STAB_FLOOR * LOG2E)
+        out, *saved = _ops().causal_forward(
+            q,
+            k,
+            v,
+            wt,
+            _mask_arg(mask),
+            knorm,
+            eps,
+            chunk,
+            softmax,
+            keep,
+            rescale_cap(q.dtype),
+            STAB_FLOOR * LOG2E,
+        )
         ctx.eps, ctx.chunk, ctx.softmax = eps, chunk, softmax
         ctx.save_for_backward(q, k, v, w, mask, knorm, out, *saved)
         return out
@@ -121,10 +150,26 @@ class CausalFavorCpu(torch.autograd.Function):
     def backward(ctx, g_out):
         q, k, v, w, mask, knorm, out, *saved = ctx.saved_tensors
         d = q.shape[-1]
-        wt, ws = feature_projection(w, d, ctx.softmax), scaled_projection(w, d, ctx.softmax).contiguous()
+        wt, ws = (
+            feature_projection(w, d, ctx.softmax),
+            scaled_projection(w, d, ctx.softmax).contiguous(),
+        )
         g_q, g_k, g_v, g_keymax = _ops().causal_backward(
-            q, k, v, wt, ws, _mask_arg(mask), knorm, out, *saved, g_out.contiguous(), ctx.eps,
-            ctx.chunk, ctx.softmax, rescale_cap(q.dtype))
+            q,
+            k,
+            v,
+            wt,
+            ws,
+            _mask_arg(mask),
+            knorm,
+            out,
+            *saved,
+            g_out.contiguous(),
+            ctx.eps,
+            ctx.chunk,
+            ctx.softmax,
+            rescale_cap(q.dtype),
+        )
         if ctx.softmax:  # the keys holding a running maximum
             add_key_max_grads(g_k, k, ws, g_keymax)
         return g_q, g_k, g_v, None, None, None, None, None

@@ -27,12 +27,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import (LOG2E, STAB_FLOOR, feature_projection,
-                                                       rescale_cap)
+from protein_performer.attention.favor_common import (
+    LOG2E,
+    STAB_FLOOR,
+    feature_projection,
+    rescale_cap,
+)
 
 
-def causal_favor_chunkwise(q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None,
-                           eps: float, chunk: int, softmax: bool) -> Tensor:
+def causal_favor_chunkwise(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    w: Tensor,
+    mask: Tensor | None,
+    eps: float,
+    chunk: int,
+    softmax: bool,
+) -> Tensor:
     """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv]."""
     bh, length, d = q.shape
     dv = v.shape[-1]

@@ -46,7 +46,9 @@ def resolve_kernel(kernel: str | Callable[[Tensor], Tensor] | FeatureKernel) -> 
         return kernel
     if isinstance(kernel, str):
         if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {sorted(KERNELS)} or a callable, got {kernel!r}")
+            raise ValueError(
+                f"kernel must be one of {sorted(KERNELS)} or a callable, got {kernel!r}"
+            )
         return KERNELS[kernel]
     if callable(kernel):
         return FeatureKernel(getattr(kernel, "__name__", "custom"), kernel, RELU_EPS)

@@ -59,6 +59,7 @@ def favor_attention_matrix_reference(
     m = w.shape[0]
     allowed = _allowed(length, causal, mask, b).expand(b, h, length, length)
     if kern.is_softmax:
+
         def logits(x: Tensor) -> Tensor:
             xs = x * d**-0.25
             return xs @ w.T - (xs * xs).sum(-1, keepdim=True) / 2
@@ -72,6 +73,7 @@ def favor_attention_matrix_reference(
             phi_k = (torch.exp(lk - stab[..., None, None]) + eps) / math.sqrt(m)  # [B, H, L, m]
             mat[:, :, i, :] = (phi_k @ phi_q[:, :, i, :, None])[..., 0]
     else:
+
         def feats(x: Tensor) -> Tensor:
             return kern.fn(x @ w.T / math.sqrt(m)) + eps
 

@@ -103,20 +103,24 @@ def _checkpoint(value: Any):
     return path
 
 
-def _analyze_one(cfg: DictConfig, ckpt: Path, source_path: Path, source, options,
-                 out_dir: Path) -> dict[str, Any]:
+def _analyze_one(
+    cfg: DictConfig, ckpt: Path, source_path: Path, source, options, out_dir: Path
+) -> dict[str, Any]:
     from protein_performer.analysis.control import analyze_with_control
     from protein_performer.analysis.inputs import load_model
     from protein_performer.analysis.run import analyze_model
 
     model = load_model(ckpt)
-    kwargs = dict(figures=bool(cfg.figures), map_protein=_plain(cfg.map_protein),
-                  map_layer=cfg.map_layer, map_head=cfg.map_head,
-                  extra={"checkpoint": str(ckpt), "input": str(source_path)})
+    kwargs = dict(
+        figures=bool(cfg.figures),
+        map_protein=_plain(cfg.map_protein),
+        map_layer=cfg.map_layer,
+        map_head=cfg.map_head,
+        extra={"checkpoint": str(ckpt), "input": str(source_path)},
+    )
     summary = None
     if cfg.get("control", True):
-        result, _, summary, files = analyze_with_control(model, source, out_dir, options,
-                                                         **kwargs)
+        result, _, summary, files = analyze_with_control(model, source, out_dir, options, **kwargs)
     else:
         result, files = analyze_model(model, source, out_dir, options, **kwargs)
     if cfg.get("favor_error", False):
@@ -126,20 +130,26 @@ def _analyze_one(cfg: DictConfig, ckpt: Path, source_path: Path, source, options
         print(f"warning: {warning}")
     ref = options.reference
     stats = result.overall["vig"][ref]
-    print(f"{ckpt}: attention (Vig similarity) vs {ref}: Pearson r = {stats['pearson']:.3f}, "
-          f"Spearman = {stats['spearman']:.3f}, permutation p = {stats['permutation_p']:.3g} "
-          f"({int(result.kept.sum())}/{result.kept.size} heads kept, "
-          f"{result.counts['n_proteins']} proteins); direct mode r = "
-          f"{result.overall['direct'][ref]['pearson']:.3f}")
+    print(
+        f"{ckpt}: attention (Vig similarity) vs {ref}: Pearson r = {stats['pearson']:.3f}, "
+        f"Spearman = {stats['spearman']:.3f}, permutation p = {stats['permutation_p']:.3g} "
+        f"({int(result.kept.sum())}/{result.kept.size} heads kept, "
+        f"{result.counts['n_proteins']} proteins); direct mode r = "
+        f"{result.overall['direct'][ref]['pearson']:.3f}"
+    )
     if result.best_head:
         b = result.best_head
-        print(f"best head (direct mode): layer {b['layer']} head {b['head']}, "
-              f"r = {b['direct_pearson']:.3f}")
+        print(
+            f"best head (direct mode): layer {b['layer']} head {b['head']}, "
+            f"r = {b['direct_pearson']:.3f}"
+        )
     if summary is not None:
         v = summary["vig"]
-        print(f"random-init control (same config, fresh weights): r = "
-              f"{_num(v['control_pearson'])}, permutation p = {_num(v['control_permutation_p'])}"
-              f"; {'beats' if v['beats_control'] else 'does not beat'} the control at p < 0.01")
+        print(
+            f"random-init control (same config, fresh weights): r = "
+            f"{_num(v['control_pearson'])}, permutation p = {_num(v['control_permutation_p'])}"
+            f"; {'beats' if v['beats_control'] else 'does not beat'} the control at p < 0.01"
+        )
     print(f"wrote {files['blosum_comparison']}")
     return json.loads(Path(files["blosum_comparison"]).read_text())
 
@@ -150,22 +160,32 @@ def _num(x: Any) -> str:
 
 def _favor_error(cfg: DictConfig, model, source, out_dir: Path) -> None:
     """FAVOR+ vs exact softmax on this model's own q, k: favor_error.csv + .png."""
-    from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
-                                                        plot_errors, protein_batch)
+    from protein_performer.analysis.favor_error import (
+        approximation_errors,
+        capture_qkv,
+        plot_errors,
+        protein_batch,
+    )
     from protein_performer.data.alphabet import tokens_to_letters
 
     n = min(int(cfg.get("favor_error_proteins", 8)), len(source))
     seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
     tokens, mask = protein_batch(seqs, model.cfg.max_length)
     double = model.double()
-    table = approximation_errors(capture_qkv(double, tokens, mask), mask, model.cfg.causal,
-                                 [int(m) for m in cfg.get("favor_error_features", [16, 64, 256])])
+    table = approximation_errors(
+        capture_qkv(double, tokens, mask),
+        mask,
+        model.cfg.causal,
+        [int(m) for m in cfg.get("favor_error_features", [16, 64, 256])],
+    )
     model.float()
     table.to_csv(out_dir / "favor_error.csv", index=False)
     plot_errors(table, out_dir / "favor_error")
     mean = table.groupby("nb_features")["output_rel_error"].mean()
-    print("FAVOR+ relative error of the attention output on this model's q, k: "
-          + ", ".join(f"m={m}: {e:.3f}" for m, e in mean.items()))
+    print(
+        "FAVOR+ relative error of the attention output on this model's q, k: "
+        + ", ".join(f"m={m}: {e:.3f}" for m, e in mean.items())
+    )
 
 
 def _unique(labels: list[str]) -> list[str]:
@@ -203,8 +223,10 @@ def _sweep(cfg: DictConfig, out_dir: Path, options) -> dict[str, Any]:
     metrics = _list(cfg, "metrics")
     for name, values in (("labels", labels), ("metrics", metrics)):
         if values is not None and len(values) != len(items):
-            raise ValueError(f"{name} has {len(values)} entries but {len(items)} "
-                             f"{'ckpts' if ckpts else 'runs'} were given: one per model")
+            raise ValueError(
+                f"{name} has {len(values)} entries but {len(items)} "
+                f"{'ckpts' if ckpts else 'runs'} were given: one per model"
+            )
     metrics_paths = [(_abs(m) if m else None) for m in metrics] if metrics else None
     if runs:
         table = load_runs([_abs(r) for r in runs], labels, metrics_paths)
@@ -219,11 +241,17 @@ def _sweep(cfg: DictConfig, out_dir: Path, options) -> dict[str, Any]:
             rows.append(summary_row(comp, label, read_metrics(m) if m else None))
         table = sweep_table(rows)
     files = write_sweep(table, out_dir)
-    print(table.drop(columns=["checkpoint"]).dropna(axis=1, how="all")
-          .to_markdown(index=False, floatfmt=".3g"))
+    print(
+        table.drop(columns=["checkpoint"])
+        .dropna(axis=1, how="all")
+        .to_markdown(index=False, floatfmt=".3g")
+    )
     print(f"wrote {files['comparison_csv']}")
-    return {"comparison": json.loads(table.to_json(orient="records")), "files": files,
-            "output_dir": str(out_dir)}
+    return {
+        "comparison": json.loads(table.to_json(orient="records")),
+        "files": files,
+        "output_dir": str(out_dir),
+    }
 
 
 def analyze(cfg: DictConfig) -> dict[str, Any]:
@@ -245,13 +273,20 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the inputs: reported in one line, no traceback."""
     from protein_performer.data.alphabet import InvalidResidueError
 
-    errors: list[type[BaseException]] = [ValueError, InvalidResidueError, FileNotFoundError,
-                                         KeyError]
+    errors: list[type[BaseException]] = [
+        ValueError,
+        InvalidResidueError,
+        FileNotFoundError,
+        KeyError,
+    ]
     try:
         from protein_performer.data import fasta as _fasta
 
-        errors += [v for v in vars(_fasta).values() if isinstance(v, type)
-                   and issubclass(v, Exception) and v.__module__ == _fasta.__name__]
+        errors += [
+            v
+            for v in vars(_fasta).values()
+            if isinstance(v, type) and issubclass(v, Exception) and v.__module__ == _fasta.__name__
+        ]
     except ImportError:
         pass
     return tuple(errors)

@@ -59,13 +59,19 @@ def _build(spec: dict):
     if spec["kind"] == PEER:
         from performer_pytorch import FastAttention
 
-        layer = FastAttention(dim_heads=spec["head_dim"], nb_features=spec["features"],
-                              causal=spec["causal"]).to(device)
+        layer = FastAttention(
+            dim_heads=spec["head_dim"], nb_features=spec["features"], causal=spec["causal"]
+        ).to(device)
         return lambda q, k, v: layer(q, k, v)
-    cfg = AttentionConfig(kind=spec["kind"], causal=spec["causal"], nb_features=spec["features"],
-                          chunk_size=spec["chunk_size"], redraw_interval=0,
-                          causal_impl=spec.get("causal_impl", "auto"),
-                          max_length=max(spec["length"], 1024))
+    cfg = AttentionConfig(
+        kind=spec["kind"],
+        causal=spec["causal"],
+        nb_features=spec["features"],
+        chunk_size=spec["chunk_size"],
+        redraw_interval=0,
+        causal_impl=spec.get("causal_impl", "auto"),
+        max_length=max(spec["length"], 1024),
+    )
     layer = build_attention(cfg, d_model=spec["heads"] * spec["head_dim"], n_heads=spec["heads"])
     layer = layer.to(device=device, dtype=dtype).eval()
     return lambda q, k, v: layer.attend(q, k, v, None)
@@ -81,8 +87,9 @@ def run_case(spec: dict) -> dict:
     torch.set_float32_matmul_precision(spec.get("matmul_precision", "highest"))
     fn = _build(spec)
     shape = (spec["batch"], spec["heads"], spec["length"], spec["head_dim"])
-    q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=backward)
-               for _ in range(3))
+    q, k, v = (
+        torch.randn(shape, device=device, dtype=dtype, requires_grad=backward) for _ in range(3)
+    )
     grad = torch.randn(shape, device=device, dtype=dtype)
     cuda = device.type == "cuda"
 
@@ -123,14 +130,20 @@ def run_case(spec: dict) -> dict:
         once()
         times.append(time.perf_counter() - t0)
     times, rates = times or [first], rates or [rate]
-    res = {"time_s": min(times), "median_s": sorted(times)[len(times) // 2],
-           "runs": len(times), "peak_bytes": max(peak, 0), "matmul_gflops": max(rates)}
+    res = {
+        "time_s": min(times),
+        "median_s": sorted(times)[len(times) // 2],
+        "runs": len(times),
+        "peak_bytes": max(peak, 0),
+        "matmul_gflops": max(rates),
+    }
     if spec["causal"] and spec["kind"].startswith("favor"):
         from protein_performer.attention.favor_causal import resolve_impl
 
         # what ran (FAVOR+ computes in float32 whatever the input dtype)
-        res["impl"] = resolve_impl(spec.get("causal_impl", "auto"),
-                                   torch.empty(0, device=device, dtype=torch.float32))
+        res["impl"] = resolve_impl(
+            spec.get("causal_impl", "auto"), torch.empty(0, device=device, dtype=torch.float32)
+        )
     return res
 
 
@@ -235,7 +248,9 @@ def _in_process_case(spec: dict) -> dict:
     try:
         return run_case(spec)
     except Exception as exc:  # OOM at the largest L, a kind that cannot run this dtype...
-        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"}
+        return {
+            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        }
 
 
 def bench_attention(args: argparse.Namespace) -> "object":
@@ -247,19 +262,25 @@ def bench_attention(args: argparse.Namespace) -> "object":
     kinds = args.kinds or sorted(ATTENTION_REGISTRY)
     for kind in kinds:
         if kind not in ATTENTION_REGISTRY and kind != PEER:
-            raise SystemExit(f"--kinds: unknown kind {kind!r}; registered: {sorted(ATTENTION_REGISTRY)}")
+            raise SystemExit(
+                f"--kinds: unknown kind {kind!r}; registered: {sorted(ATTENTION_REGISTRY)}"
+            )
     if args.peer and PEER not in kinds:
         if _peer_available():
             kinds.append(PEER)
         else:
-            print(f"peer {PEER} not importable: skipped (pip install performer-pytorch==1.1.4 "
-                  "local-attention==1.4.4 einops --no-deps)")
+            print(
+                f"peer {PEER} not importable: skipped (pip install performer-pytorch==1.1.4 "
+                "local-attention==1.4.4 einops --no-deps)"
+            )
     device = args.device
     peak = matmul_peak_gflops(device, args.matmul_size)
-    print(f"device {device}, dtype {args.dtype}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {args.matmul_size}x{args.matmul_size} fp32 matmul: "
-          f"{peak:.0f} GFLOP/s; "
-          f"glibc malloc cache {'on' if args.malloc_cache else 'off'}")
+    print(
+        f"device {device}, dtype {args.dtype}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {args.matmul_size}x{args.matmul_size} fp32 matmul: "
+        f"{peak:.0f} GFLOP/s; "
+        f"glibc malloc cache {'on' if args.malloc_cache else 'off'}"
+    )
     rows = []
     for causal in args.causal:
         for pas in args.passes:
@@ -268,28 +289,52 @@ def bench_attention(args: argparse.Namespace) -> "object":
                 stop = None
                 for length in args.lengths:
                     # chunk None: the implementation's default (favor_causal.DEFAULT_CHUNK)
-                    spec = {"kind": kind, "causal": causal, "pass": pas, "length": length,
-                            "batch": args.batch, "heads": args.heads, "head_dim": args.head_dim,
-                            "features": args.features, "chunk_size": args.chunk_size,
-                            "causal_impl": impl, "matmul_precision": args.matmul_precision,
-                            "matmul_size": args.matmul_size,
-                            "device": device, "dtype": args.dtype, "repeats": args.repeats,
-                            "budget_s": args.max_case_seconds}
-                    row = {"kind": label, "mode": "causal" if causal else "bidirectional",
-                           "pass": pas, "L": length}
+                    spec = {
+                        "kind": kind,
+                        "causal": causal,
+                        "pass": pas,
+                        "length": length,
+                        "batch": args.batch,
+                        "heads": args.heads,
+                        "head_dim": args.head_dim,
+                        "features": args.features,
+                        "chunk_size": args.chunk_size,
+                        "causal_impl": impl,
+                        "matmul_precision": args.matmul_precision,
+                        "matmul_size": args.matmul_size,
+                        "device": device,
+                        "dtype": args.dtype,
+                        "repeats": args.repeats,
+                        "budget_s": args.max_case_seconds,
+                    }
+                    row = {
+                        "kind": label,
+                        "mode": "causal" if causal else "bidirectional",
+                        "pass": pas,
+                        "L": length,
+                    }
                     if stop:
                         row["note"] = stop
                         rows.append(row)
                         continue
-                    res = (_in_process_case(spec) if args.in_process else
-                           _subprocess_case(spec, timeout=args.timeout, malloc_cache=args.malloc_cache))
+                    res = (
+                        _in_process_case(spec)
+                        if args.in_process
+                        else _subprocess_case(
+                            spec, timeout=args.timeout, malloc_cache=args.malloc_cache
+                        )
+                    )
                     if "error" in res:
                         row["note"] = res["error"]
                         stop = f"skipped (L={length}: {res['error'][:40]})"
                     else:
                         fl = flops(kind, causal, pas == "fwd+bwd", spec)
-                        row.update(time_ms=1e3 * res["time_s"], median_ms=1e3 * res["median_s"],
-                                   runs=res["runs"], peak_mib=res["peak_bytes"] / 2**20)
+                        row.update(
+                            time_ms=1e3 * res["time_s"],
+                            median_ms=1e3 * res["median_s"],
+                            runs=res["runs"],
+                            peak_mib=res["peak_bytes"] / 2**20,
+                        )
                         if "impl" in res:
                             row["impl"] = res["impl"]
                         if fl:
@@ -297,15 +342,19 @@ def bench_attention(args: argparse.Namespace) -> "object":
                             row["pct_matmul_peak"] = 100 * row["gflops"] / peak
                             if "matmul_gflops" in res:
                                 row["matmul_beside"] = res["matmul_gflops"]
-                                row["pct_matmul_beside"] = 100 * row["gflops"] / res["matmul_gflops"]
+                                row["pct_matmul_beside"] = (
+                                    100 * row["gflops"] / res["matmul_gflops"]
+                                )
                         if res["time_s"] > args.max_case_seconds:
                             stop = f"skipped (L={length} took {res['time_s']:.0f} s)"
                     rows.append(row)
                     print(_line(row), flush=True)
     df = pd.DataFrame(rows)
     if "time_ms" in df:
-        exact = {(r["mode"], r["pass"], int(r["L"])): r["time_ms"]
-                 for _, r in df[df.kind == "exact"].iterrows()}
+        exact = {
+            (r["mode"], r["pass"], int(r["L"])): r["time_ms"]
+            for _, r in df[df.kind == "exact"].iterrows()
+        }
         df["speedup_vs_exact"] = [
             exact.get((r["mode"], r["pass"], int(r["L"])), math.nan) / r["time_ms"]
             for _, r in df.iterrows()
@@ -326,8 +375,11 @@ def bench_attention(args: argparse.Namespace) -> "object":
 def _series(kinds: list[str], causal: bool, impls: list[str]) -> list[tuple[str, str]]:
     """(kind, causal_impl) pairs to time: causal FAVOR+ once per implementation asked for,
     everything else once (the implementation choice is causal FAVOR+'s only)."""
-    return [(kind, impl) for kind in kinds
-            for impl in (impls if causal and kind.startswith("favor") else ["auto"])]
+    return [
+        (kind, impl)
+        for kind in kinds
+        for impl in (impls if causal and kind.startswith("favor") else ["auto"])
+    ]
 
 
 def _line(row: dict) -> str:
@@ -336,12 +388,15 @@ def _line(row: dict) -> str:
     g = f"{row['gflops']:7.1f} GFLOP/s ({row['pct_matmul_peak']:4.1f}%" if "gflops" in row else ""
     if g:
         g += f"; {row['pct_matmul_beside']:4.1f}% beside)" if "pct_matmul_beside" in row else ")"
-    return (f"{row['kind']:>24} {row['mode']:>13} {row['pass']:>7} L={row['L']:>6} "
-            f"{row['time_ms']:10.1f} ms {row['peak_mib']:9.1f} MiB {g}")
+    return (
+        f"{row['kind']:>24} {row['mode']:>13} {row['pass']:>7} L={row['L']:>6} "
+        f"{row['time_ms']:10.1f} ms {row['peak_mib']:9.1f} MiB {g}"
+    )
 
 
 def check_targets(df) -> list[str]:
     """The issue's targets, evaluated on this run's numbers (n/a where not measured)."""
+
     def t(kind, mode, pas, length, col="time_ms"):
         sel = df[(df.kind == kind) & (df["mode"] == mode) & (df["pass"] == pas) & (df.L == length)]
         if col not in sel or sel.empty or sel[col].isna().all():
@@ -354,37 +409,59 @@ def check_targets(df) -> list[str]:
     out = ["targets (float32, this run):"]
     fb = "fwd+bwd"
     r = t("exact", "bidirectional", fb, 8192) / t("favor_softmax", "bidirectional", fb, 8192)
-    out.append(f"  {verdict(None if r != r else r >= 6)} bidirectional favor_softmax fwd+bwd at L=8192 "
-               f">= 6x faster than exact: {r:.1f}x")
+    out.append(
+        f"  {verdict(None if r != r else r >= 6)} bidirectional favor_softmax fwd+bwd at L=8192 "
+        f">= 6x faster than exact: {r:.1f}x"
+    )
     ls = sorted(set(df.L[df.L >= 1024]))
-    sp = [t("exact", "bidirectional", fb, x) / t("favor_softmax", "bidirectional", fb, x) for x in ls]
+    sp = [
+        t("exact", "bidirectional", fb, x) / t("favor_softmax", "bidirectional", fb, x) for x in ls
+    ]
     sp = [s for s in sp if s == s]
-    out.append(f"  {verdict(None if not sp else min(sp) > 1)} bidirectional favor faster than exact from "
-               f"L=1024: min speedup {min(sp) if sp else math.nan:.2f}x")
+    out.append(
+        f"  {verdict(None if not sp else min(sp) > 1)} bidirectional favor faster than exact from "
+        f"L=1024: min speedup {min(sp) if sp else math.nan:.2f}x"
+    )
     r = t("exact", "causal", fb, 8192) / t("favor_softmax", "causal", fb, 8192)
-    out.append(f"  {verdict(None if r != r else r >= 3)} causal favor_softmax fwd+bwd at L=8192 "
-               f">= 3x faster than causal exact: {r:.1f}x")
+    out.append(
+        f"  {verdict(None if r != r else r >= 3)} causal favor_softmax fwd+bwd at L=8192 "
+        f">= 3x faster than causal exact: {r:.1f}x"
+    )
     ls = sorted(set(df.L[df.L >= 4096]))
     sp = [t("exact", "causal", fb, x) / t("favor_softmax", "causal", fb, x) for x in ls]
     sp = [s for s in sp if s == s]
-    out.append(f"  {verdict(None if not sp else min(sp) > 1)} causal favor faster than causal exact from "
-               f"L=4096: min speedup {min(sp) if sp else math.nan:.2f}x")
+    out.append(
+        f"  {verdict(None if not sp else min(sp) > 1)} causal favor faster than causal exact from "
+        f"L=4096: min speedup {min(sp) if sp else math.nan:.2f}x"
+    )
     r = t("favor_softmax", "causal", fb, 8192) / t("favor_softmax", "bidirectional", fb, 8192)
-    out.append(f"  {verdict(None if r != r else r <= 2)} causal within 2x of bidirectional favor at "
-               f"L=8192: {r:.2f}x")
+    out.append(
+        f"  {verdict(None if r != r else r <= 2)} causal within 2x of bidirectional favor at "
+        f"L=8192: {r:.2f}x"
+    )
     m32 = t("favor_softmax", "causal", fb, 32768, "peak_mib")
     m8 = t("favor_softmax", "causal", fb, 8192, "peak_mib")
-    out.append(f"  {verdict(None if m32 != m32 or m8 != m8 else m32 <= 4.5 * m8)} causal memory linear: "
-               f"peak(32768)/peak(8192) = {m32 / m8:.2f} (<= 4.5)")
-    out.append(f"  {verdict(None if m32 != m32 else m32 < 2048)} causal fwd+bwd peak at L=32768 "
-               f"< 2 GiB: {m32:.0f} MiB")
+    out.append(
+        f"  {verdict(None if m32 != m32 or m8 != m8 else m32 <= 4.5 * m8)} causal memory linear: "
+        f"peak(32768)/peak(8192) = {m32 / m8:.2f} (<= 4.5)"
+    )
+    out.append(
+        f"  {verdict(None if m32 != m32 else m32 < 2048)} causal fwd+bwd peak at L=32768 "
+        f"< 2 GiB: {m32:.0f} MiB"
+    )
     if "pct_matmul_peak" in df:
         for mode in ("bidirectional", "causal"):
             # the library's own choice (auto), not the forced implementations ("kind:impl")
-            sel = df[df.kind.isin(["favor_softmax", "favor_relu"]) & (df["mode"] == mode) & (df.L >= 4096)]
+            sel = df[
+                df.kind.isin(["favor_softmax", "favor_relu"])
+                & (df["mode"] == mode)
+                & (df.L >= 4096)
+            ]
             pct = sel["pct_matmul_peak"].dropna()
-            line = (f"  {verdict(None if pct.empty else pct.min() >= 40)} {mode} FAVOR+ >= 40% of "
-                    f"matmul peak at L>=4096: min {pct.min() if not pct.empty else math.nan:.1f}%")
+            line = (
+                f"  {verdict(None if pct.empty else pct.min() >= 40)} {mode} FAVOR+ >= 40% of "
+                f"matmul peak at L>=4096: min {pct.min() if not pct.empty else math.nan:.1f}%"
+            )
             beside = sel["pct_matmul_beside"].dropna() if "pct_matmul_beside" in sel else pct[:0]
             if not beside.empty:
                 line += f" (of the rate measured beside each case: min {beside.min():.1f}%)"
@@ -398,14 +475,18 @@ def check_targets(df) -> list[str]:
 
     for mode in ("bidirectional", "causal"):
         r = min_ratio(PEER, "favor_softmax", mode)
-        out.append(f"  {verdict(None if r != r else r >= 1.5)} {mode} favor_softmax >= 1.5x the "
-                   f"{PEER} peer: min {r:.2f}x")
+        out.append(
+            f"  {verdict(None if r != r else r >= 1.5)} {mode} favor_softmax >= 1.5x the "
+            f"{PEER} peer: min {r:.2f}x"
+        )
     for kind in ("aft_simple", "aft_conv"):
         rs = [min_ratio("favor_softmax", kind, mode) for mode in ("bidirectional", "causal")]
         rs = [r for r in rs if r == r]
         r = min(rs) if rs else math.nan
-        out.append(f"  {verdict(None if r != r else r > 1)} {kind} faster than favor_softmax at every "
-                   f"L>=1024: min {r:.2f}x")
+        out.append(
+            f"  {verdict(None if r != r else r > 1)} {kind} faster than favor_softmax at every "
+            f"L>=1024: min {r:.2f}x"
+        )
     return out
 
 
@@ -423,9 +504,16 @@ def _plot(df, path: Path) -> None:
     colour = {k: palette[i % len(palette)] for i, k in enumerate(sorted(set(df["kind"])))}
     fig, axes = plt.subplots(2, len(modes), figsize=(6 * len(modes), 9), squeeze=False)
     for j, mode in enumerate(modes):
-        for (kind, pas), g in df[df["mode"] == mode].dropna(subset=["time_ms"]).groupby(["kind", "pass"]):
-            style = dict(linestyle="-" if pas == "fwd+bwd" else "--", marker="o", markersize=3,
-                         color=colour[kind], label=f"{kind} {pas}")
+        for (kind, pas), g in (
+            df[df["mode"] == mode].dropna(subset=["time_ms"]).groupby(["kind", "pass"])
+        ):
+            style = dict(
+                linestyle="-" if pas == "fwd+bwd" else "--",
+                marker="o",
+                markersize=3,
+                color=colour[kind],
+                label=f"{kind} {pas}",
+            )
             axes[0, j].loglog(g.L, g.time_ms / 1e3, **style)
             axes[1, j].loglog(g.L, g.peak_mib.clip(lower=1e-1), **style)
         axes[0, j].set_title(f"{mode}: time")
@@ -447,41 +535,80 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="protein-performer-bench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("attention", help="time and peak memory of attention kinds vs length")
-    a.add_argument("--kinds", nargs="+", default=None,
-                   help="attention kinds (default: all registered), plus 'performer_pytorch' for the peer")
+    a.add_argument(
+        "--kinds",
+        nargs="+",
+        default=None,
+        help="attention kinds (default: all registered), plus 'performer_pytorch' for the peer",
+    )
     a.add_argument("--lengths", nargs="+", type=int, default=DEFAULT_LENGTHS)
-    a.add_argument("--causal", nargs="+", type=lambda s: s.lower() in ("1", "true", "causal"),
-                   default=[False, True], help="false/true (default: both)")
+    a.add_argument(
+        "--causal",
+        nargs="+",
+        type=lambda s: s.lower() in ("1", "true", "causal"),
+        default=[False, True],
+        help="false/true (default: both)",
+    )
     a.add_argument("--passes", nargs="+", choices=["fwd", "fwd+bwd"], default=["fwd", "fwd+bwd"])
     a.add_argument("--batch", type=int, default=1)
     a.add_argument("--heads", type=int, default=8)
     a.add_argument("--head-dim", type=int, default=64)
     a.add_argument("--features", type=int, default=256)
-    a.add_argument("--chunk-size", type=int, default=None,
-                   help="causal FAVOR+ chunk size (default: the implementation's, "
-                        "favor_causal.DEFAULT_CHUNK)")
-    a.add_argument("--impls", nargs="+", choices=CAUSAL_IMPLS, default=["auto"],
-                   help="causal FAVOR+ implementations to time (default: auto, the library's choice)")
-    a.add_argument("--matmul-precision", choices=["highest", "high", "medium"], default="highest",
-                   help="torch.set_float32_matmul_precision in each case (high: TF32 on CUDA)")
+    a.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="causal FAVOR+ chunk size (default: the implementation's, favor_causal.DEFAULT_CHUNK)",
+    )
+    a.add_argument(
+        "--impls",
+        nargs="+",
+        choices=CAUSAL_IMPLS,
+        default=["auto"],
+        help="causal FAVOR+ implementations to time (default: auto, the library's choice)",
+    )
+    a.add_argument(
+        "--matmul-precision",
+        choices=["highest", "high", "medium"],
+        default="highest",
+        help="torch.set_float32_matmul_precision in each case (high: TF32 on CUDA)",
+    )
     a.add_argument("--device", default="cuda" if _cuda() else "cpu")
     a.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     a.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
-    a.add_argument("--max-case-seconds", type=float, default=30.0,
-                   help="stop timing a case after this long; longer L of that series are skipped")
+    a.add_argument(
+        "--max-case-seconds",
+        type=float,
+        default=30.0,
+        help="stop timing a case after this long; longer L of that series are skipped",
+    )
     a.add_argument("--timeout", type=float, default=900.0, help="per-case subprocess timeout")
-    a.add_argument("--no-peer", dest="peer", action="store_false",
-                   help=f"do not add the {PEER} peer even when importable")
-    a.add_argument("--malloc-cache", action="store_true",
-                   help="run each case with glibc keeping freed memory (MALLOC_MMAP_THRESHOLD_ etc.), "
-                        "as jemalloc/tcmalloc would; applies to every kind alike")
-    a.add_argument("--matmul-size", type=int, default=2048,
-                   help="n of the n x n float32 matmul whose rate is printed beside the cases "
-                        "(smaller: quicker toy runs)")
-    a.add_argument("--in-process", action="store_true",
-                   help="run the cases in this process (CUDA: its peak memory is reset per case; "
-                        "saves the ~3 s start per case; no per-case timeout; CPU peaks are not "
-                        "comparable this way)")
+    a.add_argument(
+        "--no-peer",
+        dest="peer",
+        action="store_false",
+        help=f"do not add the {PEER} peer even when importable",
+    )
+    a.add_argument(
+        "--malloc-cache",
+        action="store_true",
+        help="run each case with glibc keeping freed memory (MALLOC_MMAP_THRESHOLD_ etc.), "
+        "as jemalloc/tcmalloc would; applies to every kind alike",
+    )
+    a.add_argument(
+        "--matmul-size",
+        type=int,
+        default=2048,
+        help="n of the n x n float32 matmul whose rate is printed beside the cases "
+        "(smaller: quicker toy runs)",
+    )
+    a.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the cases in this process (CUDA: its peak memory is reset per case; "
+        "saves the ~3 s start per case; no per-case timeout; CPU peaks are not "
+        "comparable this way)",
+    )
     a.add_argument("--out", default="bench_results")
     return p
 

@@ -54,8 +54,9 @@ def user_path(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def compose_train(overrides: Sequence[str] = (), output_dir: str | Path | None = None,
-                  config_name: str = "train") -> DictConfig:
+def compose_train(
+    overrides: Sequence[str] = (), output_dir: str | Path | None = None, config_name: str = "train"
+) -> DictConfig:
     """Compose conf/train.yaml as the CLI would, without running a job (tests, notebooks).
 
     Sets the Hydra runtime (output dir, cwd) so ``${paths.output_dir}`` resolves, and
@@ -70,8 +71,7 @@ def compose_train(overrides: Sequence[str] = (), output_dir: str | Path | None =
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose(config_name=config_name, overrides=list(overrides),
-                      return_hydra_config=True)
+        cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
     out = Path(output_dir) if output_dir is not None else Path.cwd() / "outputs" / "compose"
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(out.resolve())
@@ -117,7 +117,9 @@ class TrainSetup:
     data: Any  # protein_performer.data.config.DataConfig
     seed: int
     ckpt_path: Path | None
-    precision: str = "32-true"  # trainer.precision with ``auto`` resolved (devices.resolve_precision)
+    precision: str = (
+        "32-true"  # trainer.precision with ``auto`` resolved (devices.resolve_precision)
+    )
 
 
 def _check_paths(data: dict[str, Any]) -> None:
@@ -178,8 +180,7 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
     # read (nb_features); the attention group, already resolved, is the one source
     model_values.pop("attention", None)
     attention = make(AttentionConfig, "attention", _section(cfg, "attention"))
-    model = make(ModelConfig, "model", model_values, attention=attention,
-                 causal=objective.causal)
+    model = make(ModelConfig, "model", model_values, attention=attention, causal=objective.causal)
 
     data_values = _section(cfg, "data")
     if data_values.get("max_length") is not None and model.max_length is not None:
@@ -216,12 +217,20 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
 
     trainer = cfg.get("trainer") or {}
     try:
-        precision = resolve_precision(trainer.get("precision", "32-true"),
-                                      str(trainer.get("accelerator", "auto")))
+        precision = resolve_precision(
+            trainer.get("precision", "32-true"), str(trainer.get("accelerator", "auto"))
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    return TrainSetup(model=model, objective=objective, optim=optim, data=data,
-                      seed=int(cfg.get("seed", 0)), ckpt_path=ckpt_path, precision=precision)
+    return TrainSetup(
+        model=model,
+        objective=objective,
+        optim=optim,
+        data=data,
+        seed=int(cfg.get("seed", 0)),
+        ckpt_path=ckpt_path,
+        precision=precision,
+    )
 
 
 def fsdp_block_policy() -> set[type]:

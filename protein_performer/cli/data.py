@@ -30,10 +30,17 @@ def _read_options(p: argparse.ArgumentParser, *, filters: bool = True) -> None:
         p.add_argument("--min-length", type=int, default=1, help="drop shorter proteins")
         p.add_argument("--max-length", type=int, default=None, help="drop longer proteins")
         p.add_argument("--dedupe", action="store_true", help="drop exact duplicate sequences")
-    p.add_argument("--on-invalid", choices=["error", "skip"], default="error",
-                   help="malformed records: stop with an error (default) or skip and count them")
-    p.add_argument("--remove-gaps", action="store_true",
-                   help="delete '-' and '.' (aligned input) instead of rejecting them")
+    p.add_argument(
+        "--on-invalid",
+        choices=["error", "skip"],
+        default="error",
+        help="malformed records: stop with an error (default) or skip and count them",
+    )
+    p.add_argument(
+        "--remove-gaps",
+        action="store_true",
+        help="delete '-' and '.' (aligned input) instead of rejecting them",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,15 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     _read_options(p)
 
-    p = sub.add_parser("stream-prepare",
-                       help="FASTA or a prepared store -> WebDataset shards for streaming")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="one prepared store directory, or FASTA files (plain or gzip)")
-    p.add_argument("--out", required=True, help="shard directory to create (copy it to object "
-                   "storage afterwards)")
+    p = sub.add_parser(
+        "stream-prepare", help="FASTA or a prepared store -> WebDataset shards for streaming"
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="one prepared store directory, or FASTA files (plain or gzip)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="shard directory to create (copy it to object storage afterwards)",
+    )
     p.add_argument("--shard-mb", type=float, default=64.0, help="shard size in MB (default 64)")
-    p.add_argument("--block-proteins", type=int, default=1024,
-                   help="proteins per tar sample (default 1024)")
+    p.add_argument(
+        "--block-proteins", type=int, default=1024, help="proteins per tar sample (default 1024)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing shard set")
     _read_options(p)
 
@@ -67,10 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("split", help="random or cluster-based train/valid/test FASTA files")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files")
     p.add_argument("--out", required=True, help="directory for <split>.fasta.gz")
-    p.add_argument("--fractions", default="train=0.9,valid=0.05,test=0.05",
-                   help="name=fraction,... summing to 1 (default %(default)s)")
-    p.add_argument("--clusters", default=None, metavar="TSV",
-                   help="representative<TAB>member TSV: keep whole clusters in one split")
+    p.add_argument(
+        "--fractions",
+        default="train=0.9,valid=0.05,test=0.05",
+        help="name=fraction,... summing to 1 (default %(default)s)",
+    )
+    p.add_argument(
+        "--clusters",
+        default=None,
+        metavar="TSV",
+        help="representative<TAB>member TSV: keep whole clusters in one split",
+    )
     p.add_argument("--seed", type=int, default=0)
     _read_options(p, filters=False)
 
@@ -84,9 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = p.add_mutually_exclusive_group()
     check.add_argument("--md5", default=None, help="expected MD5 hex digest")
     check.add_argument("--sha256", default=None, help="expected SHA-256 hex digest")
-    check.add_argument("--checksum-url", default="auto",
-                       help="md5sum-style or metalink file (URL or path); default: "
-                            "RELEASE.metalink beside the file")
+    check.add_argument(
+        "--checksum-url",
+        default="auto",
+        help="md5sum-style or metalink file (URL or path); default: "
+        "RELEASE.metalink beside the file",
+    )
     check.add_argument("--no-verify", action="store_true", help="skip the checksum")
     p.add_argument("--retries", type=int, default=5)
     return parser
@@ -96,9 +122,15 @@ def _prepare(args: argparse.Namespace) -> None:
     from protein_performer.data.store import prepare_store
 
     report = prepare_store(
-        args.inputs, args.out, min_length=args.min_length, max_length=args.max_length,
-        dedupe=args.dedupe, on_invalid=args.on_invalid, remove_gaps=args.remove_gaps,
-        progress=not args.quiet, overwrite=args.overwrite,
+        args.inputs,
+        args.out,
+        min_length=args.min_length,
+        max_length=args.max_length,
+        dedupe=args.dedupe,
+        on_invalid=args.on_invalid,
+        remove_gaps=args.remove_gaps,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(report.summary())
     for example in report.read.examples:
@@ -109,13 +141,20 @@ def _stream_prepare(args: argparse.Namespace) -> None:
     from protein_performer.data.shards import write_shards
 
     report = write_shards(
-        args.inputs, args.out, shard_bytes=int(args.shard_mb * 1e6),
-        block_proteins=args.block_proteins, overwrite=args.overwrite, progress=not args.quiet,
-        min_length=args.min_length, max_length=args.max_length, dedupe=args.dedupe,
-        on_invalid=args.on_invalid, remove_gaps=args.remove_gaps,
+        args.inputs,
+        args.out,
+        shard_bytes=int(args.shard_mb * 1e6),
+        block_proteins=args.block_proteins,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        min_length=args.min_length,
+        max_length=args.max_length,
+        dedupe=args.dedupe,
+        on_invalid=args.on_invalid,
+        remove_gaps=args.remove_gaps,
     )
     print(report.summary())
-    for example in (report.read.examples if report.read else []):
+    for example in report.read.examples if report.read else []:
         print(f"  skipped: {example}")
 
 
@@ -125,9 +164,14 @@ def _stats(args: argparse.Namespace) -> None:
     if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
         stats = corpus_stats(args.inputs[0])  # a store: filtered when it was prepared
     else:
-        stats = corpus_stats(args.inputs, min_length=args.min_length, max_length=args.max_length,
-                             dedupe=args.dedupe, on_invalid=args.on_invalid,
-                             remove_gaps=args.remove_gaps)
+        stats = corpus_stats(
+            args.inputs,
+            min_length=args.min_length,
+            max_length=args.max_length,
+            dedupe=args.dedupe,
+            on_invalid=args.on_invalid,
+            remove_gaps=args.remove_gaps,
+        )
     print(stats.to_text())
     if args.out:
         out = Path(args.out)
@@ -144,7 +188,9 @@ def _split(args: argparse.Namespace) -> None:
 
     kw = dict(on_invalid=args.on_invalid, remove_gaps=args.remove_gaps)
     if args.clusters:
-        report = cluster_split(args.inputs, args.clusters, args.out, args.fractions, args.seed, **kw)
+        report = cluster_split(
+            args.inputs, args.clusters, args.out, args.fractions, args.seed, **kw
+        )
     else:
         report = random_split(args.inputs, args.out, args.fractions, args.seed, **kw)
     print(report.summary())
@@ -154,14 +200,27 @@ def _download(args: argparse.Namespace) -> None:
     from protein_performer.data.download import download
 
     result = download(
-        args.name, args.out, base_url=args.base_url, url=args.url, md5=args.md5,
-        sha256=args.sha256, checksum_url=None if args.no_verify else args.checksum_url,
-        verify=not args.no_verify, retries=args.retries, progress=not args.quiet,
+        args.name,
+        args.out,
+        base_url=args.base_url,
+        url=args.url,
+        md5=args.md5,
+        sha256=args.sha256,
+        checksum_url=None if args.no_verify else args.checksum_url,
+        verify=not args.no_verify,
+        retries=args.retries,
+        progress=not args.quiet,
     )
     print(result.summary())
 
 
-COMMANDS = {"prepare": _prepare, "stream-prepare": _stream_prepare, "stats": _stats, "split": _split, "download": _download}
+COMMANDS = {
+    "prepare": _prepare,
+    "stream-prepare": _stream_prepare,
+    "stats": _stats,
+    "split": _split,
+    "download": _download,
+}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -173,9 +232,20 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from protein_performer.data.shards import ShardError
     from protein_performer.data.store import StoreError
 
-    return (FastaFormatError, StoreError, ShardError, SplitError, ChecksumError, DownloadError,
-            InvalidResidueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, PermissionError)
+    return (
+        FastaFormatError,
+        StoreError,
+        ShardError,
+        SplitError,
+        ChecksumError,
+        DownloadError,
+        InvalidResidueError,
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     if lo is not None and hi is not None and hi < lo:
         parser.error(f"--max-length ({hi}) must be >= --min-length ({lo})")
     if args.command == "stream-prepare" and (args.shard_mb <= 0 or args.block_proteins < 1):
-        parser.error(f"--shard-mb must be > 0 and --block-proteins >= 1, got {args.shard_mb} "
-                     f"and {args.block_proteins}")
+        parser.error(
+            f"--shard-mb must be > 0 and --block-proteins >= 1, got {args.shard_mb} "
+            f"and {args.block_proteins}"
+        )
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
     try:
         COMMANDS[args.command](args)

@@ -37,15 +37,21 @@ def embed(cfg: DictConfig) -> dict[str, str]:
     loaded = load_lm(ckpt, map_location=resolve_device(str(cfg.device)))
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir)
     m = loaded.model.cfg
-    settings = {"checkpoint": str(ckpt), "layers": layers, "max_length": m.max_length,
-                "position": m.position, "attention": m.attention.kind,
-                "long_proteins": long_protein_policy(loaded.model)}
+    settings = {
+        "checkpoint": str(ckpt),
+        "layers": layers,
+        "max_length": m.max_length,
+        "position": m.position,
+        "attention": m.attention.kind,
+        "long_proteins": long_protein_policy(loaded.model),
+    }
     result = {}
     for label, source in sources.items():
         store = EmbeddingStore(out / label, settings)
         try:
-            n = embed_source(loaded.model, source, store, layers, int(cfg.batch_tokens),
-                             bool(cfg.progress))
+            n = embed_source(
+                loaded.model, source, store, layers, int(cfg.batch_tokens), bool(cfg.progress)
+            )
         finally:
             store.close()
         print(f"{label}: embedded {n} proteins ({len(source) - n} already done) -> {out / label}")

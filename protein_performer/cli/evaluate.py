@@ -60,8 +60,9 @@ def evaluate(cfg: DictConfig) -> dict:
     if not ckpt_value:
         raise ValueError(f"ckpt_path is required: {PROG} ckpt_path=path/to/last.ckpt")
     ckpt = user_path(str(ckpt_value))
-    paths = _input_paths(OmegaConf.to_container(cfg.fasta) if OmegaConf.is_config(cfg.fasta)
-                         else cfg.fasta)
+    paths = _input_paths(
+        OmegaConf.to_container(cfg.fasta) if OmegaConf.is_config(cfg.fasta) else cfg.fasta
+    )
     options = EvalOptions(
         batch_tokens=int(cfg.batch_tokens),
         window=cfg.window,
@@ -87,7 +88,10 @@ def evaluate(cfg: DictConfig) -> dict:
     sources = {label: open_input(p) for label, p in zip(labels, paths)}
     loaded = load_checkpoint(ckpt)
     run = evaluate_checkpoint(
-        loaded, sources, options=options, checkpoint=str(ckpt),
+        loaded,
+        sources,
+        options=options,
+        checkpoint=str(ckpt),
         per_protein_dir=out_dir / "per_protein" if cfg.per_protein else None,
     )
     for label, p in zip(labels, paths):
@@ -99,8 +103,10 @@ def evaluate(cfg: DictConfig) -> dict:
     table = metrics_table(run.files)
     print(format_table(table))
     first = next(iter(run.files.values()))
-    print(f"unigram baseline: {run.unigram_source}; windows of {first['window']} tokens, "
-          f"stride {first['stride']}")
+    print(
+        f"unigram baseline: {run.unigram_source}; windows of {first['window']} tokens, "
+        f"stride {first['stride']}"
+    )
     print(f"wrote {metrics_path}")
     return result
 

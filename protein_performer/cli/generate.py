@@ -35,20 +35,32 @@ def run_generate(cfg: DictConfig) -> Path:
         ckpt_value = None
     if not ckpt_value:
         raise ValueError(f"ckpt_path is required: {PROG} ckpt_path=path/to/last.ckpt")
-    opt = SamplingOptions(temperature=float(cfg.temperature), top_k=int(cfg.top_k),
-                          top_p=float(cfg.top_p), max_new_tokens=int(cfg.max_new_tokens),
-                          seed=int(cfg.seed))
+    opt = SamplingOptions(
+        temperature=float(cfg.temperature),
+        top_k=int(cfg.top_k),
+        top_p=float(cfg.top_p),
+        max_new_tokens=int(cfg.max_new_tokens),
+        seed=int(cfg.seed),
+    )
     prompt = "" if cfg.prompt is None else str(cfg.prompt)
     out_dir = Path(cfg.paths.output_dir)
     path = user_path(str(cfg.output)) if cfg.output else out_dir / "generated.fasta"
     loaded = load_lm(user_path(str(ckpt_value)), map_location=resolve_device(str(cfg.device)))
     if not loaded.objective.causal:
-        raise ValueError(f"{ckpt_value}: generation needs a causal model (objective=clm); this "
-                         f"checkpoint was trained with objective={loaded.objective}")
+        raise ValueError(
+            f"{ckpt_value}: generation needs a causal model (objective=clm); this "
+            f"checkpoint was trained with objective={loaded.objective}"
+        )
     n = int(cfg.n)
     progress = Progress(n, "generate", unit="protein", enabled=bool(cfg.progress), interval=30.0)
-    items = generate(loaded.model, n, opt, prompt=prompt, batch_size=int(cfg.batch_size),
-                     progress=progress.update)
+    items = generate(
+        loaded.model,
+        n,
+        opt,
+        prompt=prompt,
+        batch_size=int(cfg.batch_size),
+        progress=progress.update,
+    )
     progress.close()
     with open_output(path) as handle:
         for i, item in enumerate(items):

@@ -36,8 +36,10 @@ def _required(cfg: DictConfig, key: str, example: str) -> str:
     return str(value)
 
 
-USAGE = (f"{PROG} ckpt_path=last.ckpt 'fasta=[proteins.fasta.gz]' (per-protein scores) or "
-         f"{PROG} ckpt_path=last.ckpt wild_type=MKTAYIAK mutations=variants.csv (variant scores)")
+USAGE = (
+    f"{PROG} ckpt_path=last.ckpt 'fasta=[proteins.fasta.gz]' (per-protein scores) or "
+    f"{PROG} ckpt_path=last.ckpt wild_type=MKTAYIAK mutations=variants.csv (variant scores)"
+)
 
 
 def _given(cfg: DictConfig, key: str) -> bool:
@@ -53,12 +55,16 @@ def score(cfg: DictConfig) -> dict:
     per_protein = _given(cfg, "fasta")
     variants = [k for k in ("wild_type", "mutations") if _given(cfg, k)]
     if per_protein and variants:
-        raise ValueError(f"give fasta= (per-protein scores) or wild_type= with mutations= "
-                         f"(variant scores), not both (got fasta= and {'= and '.join(variants)}=)"
-                         f": {USAGE}")
+        raise ValueError(
+            f"give fasta= (per-protein scores) or wild_type= with mutations= "
+            f"(variant scores), not both (got fasta= and {'= and '.join(variants)}=)"
+            f": {USAGE}"
+        )
     if not per_protein and not variants:
-        raise ValueError(f"nothing to score: give fasta= (per-protein scores) or wild_type= "
-                         f"with mutations= (variant scores): {USAGE}")
+        raise ValueError(
+            f"nothing to score: give fasta= (per-protein scores) or wild_type= "
+            f"with mutations= (variant scores): {USAGE}"
+        )
     return score_proteins(cfg) if per_protein else score_variants(cfg)
 
 
@@ -82,16 +88,28 @@ def score_proteins(cfg: DictConfig) -> dict:
     model = loaded.model.to(device).eval()
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "protein_scores.csv"
     totals = write_likelihoods_csv(
-        model, out, sources, objective=loaded.objective, max_length=model.cfg.max_length,
-        window=cfg.window, stride=cfg.stride, batch_tokens=int(cfg.batch_tokens),
-        max_proteins=cfg.max_proteins, device=str(device), progress=bool(cfg.progress),
+        model,
+        out,
+        sources,
+        objective=loaded.objective,
+        max_length=model.cfg.max_length,
+        window=cfg.window,
+        stride=cfg.stride,
+        batch_tokens=int(cfg.batch_tokens),
+        max_proteins=cfg.max_proteins,
+        device=str(device),
+        progress=bool(cfg.progress),
     )
     kind = {"exact": "exact log-likelihood", "pseudo": "pseudo-log-likelihood"}
-    print(f"scored {sum(t['n_sequences'] for t in totals.values())} proteins "
-          f"({kind[METHODS[str(loaded.objective)]]}); wrote {out}")
+    print(
+        f"scored {sum(t['n_sequences'] for t in totals.values())} proteins "
+        f"({kind[METHODS[str(loaded.objective)]]}); wrote {out}"
+    )
     for label, t in totals.items():
-        print(f"{label}: {t['n_sequences']} proteins, perplexity {t['perplexity']:.4f} "
-              f"over {t['n_tokens']} tokens")
+        print(
+            f"{label}: {t['n_sequences']} proteins, perplexity {t['perplexity']:.4f} "
+            f"over {t['n_tokens']} tokens"
+        )
     return {"csv": str(out), "files": totals}
 
 
@@ -112,14 +130,17 @@ def score_variants(cfg: DictConfig) -> dict:
     table = pd.read_csv(csv)
     col = str(cfg.mutant_column)
     if col not in table.columns:
-        raise ValueError(f"{csv}: no column {col!r} (columns: {list(table.columns)}); "
-                         "set mutant_column=")
+        raise ValueError(
+            f"{csv}: no column {col!r} (columns: {list(table.columns)}); set mutant_column="
+        )
     measured = cfg.measured if cfg.measured else ("measured" if "measured" in table else None)
     if measured is not None and measured not in table.columns:
         raise ValueError(f"{csv}: no measured column {measured!r} (columns: {list(table.columns)})")
     # Row numbers as a spreadsheet shows them: header is line 1.
-    mutants = [parse_mutant(t, wild_type, offset=int(cfg.offset), row=f"{csv.name} line {i + 2}")
-               for i, t in enumerate(table[col].astype(str))]
+    mutants = [
+        parse_mutant(t, wild_type, offset=int(cfg.offset), row=f"{csv.name} line {i + 2}")
+        for i, t in enumerate(table[col].astype(str))
+    ]
     loaded = load_lm(ckpt, map_location=resolve_device(str(cfg.device)))
     table["score"] = score_mutants(loaded.model, wild_type, mutants, loaded.objective.name)
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "scores.csv"

@@ -30,8 +30,9 @@ def study_options(node: DictConfig | dict):
     """The ``study:`` block -> :class:`StudyOptions`; split paths from the start directory."""
     from protein_performer.study.report import StudyOptions
 
-    values: dict[str, Any] = (OmegaConf.to_container(node, resolve=True)
-                              if OmegaConf.is_config(node) else dict(node))  # type: ignore
+    values: dict[str, Any] = (
+        OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    )  # type: ignore
     splits = {str(k): str(user_path(v)) for k, v in (values.pop("splits", None) or {}).items()}
     for name, path in splits.items():
         if not Path(path).exists():
@@ -48,8 +49,10 @@ def study(cfg: DictConfig) -> dict[str, Any]:
 
     sweep = user_path(cfg.sweep_dir)
     if not sweep.is_dir():
-        raise FileNotFoundError(f"sweep_dir: no such directory: {sweep} (the multirun directory "
-                                f"of a training sweep, e.g. multirun/train/<date>/<time>)")
+        raise FileNotFoundError(
+            f"sweep_dir: no such directory: {sweep} (the multirun directory "
+            f"of a training sweep, e.g. multirun/train/<date>/<time>)"
+        )
     out = user_path(cfg.out) if cfg.get("out") else None
     result = run_study(sweep, study_options(cfg.study), out)
     print(f"wrote {(out or sweep / 'study') / 'report.md'}")
@@ -66,8 +69,9 @@ class StudyCallback(HydraCallback):
         try:
             run_study(sweep, study_options(config.study))
         except Exception as err:  # the report must never hide the trained runs
-            log.error("study report of %s failed: %s (rerun: %s sweep_dir=%s)", sweep, err,
-                      PROG, sweep)
+            log.error(
+                "study report of %s failed: %s (rerun: %s sweep_dir=%s)", sweep, err, PROG, sweep
+            )
             return
         log.info("study report: %s", sweep / "study" / "report.md")
 

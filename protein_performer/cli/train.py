@@ -99,8 +99,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = ProteinDataModule(setup.data)
     frequencies = _residue_frequencies(datamodule)
-    module = ProteinLMModule(model=setup.model, objective=setup.objective, optim=setup.optim,
-                             residue_frequencies=frequencies)
+    module = ProteinLMModule(
+        model=setup.model,
+        objective=setup.objective,
+        optim=setup.optim,
+        residue_frequencies=frequencies,
+    )
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None
@@ -116,7 +120,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if str(cfg.trainer.get("precision")) == "auto":
         log.info("trainer.precision=auto -> %s", setup.precision)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=setup.precision,
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=setup.precision,
         **({"plugins": plugins} if plugins else {}),
         # the DataModule's samplers shard across ranks themselves (equal steps, no duplicates)
         use_distributed_sampler=False,
@@ -171,16 +178,22 @@ def _residue_frequencies(datamodule: Any) -> list[float] | None:
 
 def _log_summary(metrics: dict[str, float], frequencies: list[float] | None) -> None:
     ppl = metrics.get("valid/perplexity")
-    text = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                     if k.startswith(("valid/", "test")) and not k.endswith("_step"))
+    text = ", ".join(
+        f"{k} {v:.4g}"
+        for k, v in metrics.items()
+        if k.startswith(("valid/", "test")) and not k.endswith("_step")
+    )
     if text:
         log.info("final: %s", text)
     if ppl is not None and frequencies:
         p = [f for f in frequencies if f > 0]
         total = sum(p)
         unigram = math.exp(-sum(f / total * math.log(f / total) for f in p))
-        log.info("valid perplexity %.3f vs unigram baseline %.3f (train residue frequencies)",
-                 ppl, unigram)
+        log.info(
+            "valid perplexity %.3f vs unigram baseline %.3f (train residue frequencies)",
+            ppl,
+            unigram,
+        )
 
 
 class SweepSummaryCallback(HydraCallback):

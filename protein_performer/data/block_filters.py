@@ -12,8 +12,14 @@ from protein_performer.data.fasta_report import ReadReport
 class Filter:
     """Length filters and exact-duplicate removal over blocks, counted in a ReadReport."""
 
-    def __init__(self, report: ReadReport, *, min_length: int = 1,
-                 max_length: int | None = None, dedupe: bool = False) -> None:
+    def __init__(
+        self,
+        report: ReadReport,
+        *,
+        min_length: int = 1,
+        max_length: int | None = None,
+        dedupe: bool = False,
+    ) -> None:
         if min_length < 1:
             raise ValueError(f"min_length must be >= 1, got {min_length}")
         if max_length is not None and max_length < min_length:

@@ -36,7 +36,8 @@ def iter_cluster_pairs(path: PathLike) -> Iterator[tuple[str, str]]:
             rep, member = (parts[0].strip(), parts[1].strip()) if len(parts) >= 2 else ("", "")
             if not rep or not member:
                 raise ClusterTsvError(
-                    f"{p}, line {lineno}: expected 'representative<TAB>member', got {line[:80]!r}")
+                    f"{p}, line {lineno}: expected 'representative<TAB>member', got {line[:80]!r}"
+                )
             yield rep, member
 
 
@@ -64,7 +65,9 @@ class ClusterReport:
         )
 
 
-def read_cluster_tsv(path: str | Path, accessions: Sequence[str]) -> tuple[np.ndarray, ClusterReport]:
+def read_cluster_tsv(
+    path: str | Path, accessions: Sequence[str]
+) -> tuple[np.ndarray, ClusterReport]:
     """Map a cluster TSV onto a corpus.
 
     ``accessions[i]`` is the accession of corpus protein i; members written as full UniProt

@@ -75,8 +75,14 @@ class DataConfig:
             raise ValueError(
                 f"data.on_invalid must be one of {', '.join(ON_INVALID)}, got {self.on_invalid!r}"
             )
-        for name in ("max_length", "batch_size", "num_workers", "seed", "min_length",
-                     "shuffle_buffer"):
+        for name in (
+            "max_length",
+            "batch_size",
+            "num_workers",
+            "seed",
+            "min_length",
+            "shuffle_buffer",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"data.{name} must be an integer, got {v!r}")

@@ -138,19 +138,29 @@ class ProteinDataModule(pl.LightningDataModule):
         cfg = self.cfg
         entries = getattr(cfg, split)
         if len(entries) != 1:
-            raise ValueError(f"data.{split}: a shard set must be the only entry of its split, "
-                             f"got {entries} (write the files as one shard set)")
-        unsupported = [(cfg.mode != "protein", f"data.mode={cfg.mode}", "data.mode=protein"),
-                       (cfg.max_tokens is not None, "data.max_tokens", "data.max_tokens=null"),
-                       (split == "train" and cfg.cluster_tsv is not None, "data.cluster_tsv",
-                        "data.cluster_tsv=null")]
+            raise ValueError(
+                f"data.{split}: a shard set must be the only entry of its split, "
+                f"got {entries} (write the files as one shard set)"
+            )
+        unsupported = [
+            (cfg.mode != "protein", f"data.mode={cfg.mode}", "data.mode=protein"),
+            (cfg.max_tokens is not None, "data.max_tokens", "data.max_tokens=null"),
+            (
+                split == "train" and cfg.cluster_tsv is not None,
+                "data.cluster_tsv",
+                "data.cluster_tsv=null",
+            ),
+        ]
         for bad, what, fix in unsupported:
             if bad:
-                raise ValueError(f"data.{split}: {what} is not available for a streamed shard "
-                                 f"set {entries[0]} (set {fix}, or train from a prepared store)")
+                raise ValueError(
+                    f"data.{split}: {what} is not available for a streamed shard "
+                    f"set {entries[0]} (set {fix}, or train from a prepared store)"
+                )
         shards = ShardSet(entries[0])
-        self.read_reports[split] = [f"{shards.location}: {len(shards)} proteins in "
-                                    f"{len(shards.names)} shards, streamed"]
+        self.read_reports[split] = [
+            f"{shards.location}: {len(shards)} proteins in {len(shards.names)} shards, streamed"
+        ]
         log.info("data.%s: %s", split, self.read_reports[split][0])
         return shards
 
@@ -180,7 +190,9 @@ class ProteinDataModule(pl.LightningDataModule):
             parts.append(src)
         source = parts[0] if len(parts) == 1 else ChainedSources(parts)
         if len(source) == 0:
-            raise ValueError(f"data.{split}: no proteins left after reading {[str(p) for p in paths]}")
+            raise ValueError(
+                f"data.{split}: no proteins left after reading {[str(p) for p in paths]}"
+            )
         self.read_reports[split] = reports
         for r in reports:
             log.info("data.%s: %s", split, r.summary() if hasattr(r, "summary") else r)
@@ -195,14 +207,20 @@ class ProteinDataModule(pl.LightningDataModule):
             if ds.n_tail_tokens:
                 log.info(
                     "data.%s: %d windows of %d tokens; the last window holds the %d-token tail",
-                    split, len(ds), self.cfg.max_length, ds.n_tail_tokens,
+                    split,
+                    len(ds),
+                    self.cfg.max_length,
+                    ds.n_tail_tokens,
                 )
             return ds
         ds = ProteinDataset(source, self.cfg.max_length, train=train, seed=self.cfg.seed)
         if ds.n_cropped:
             log.info(
                 "data.%s: %d of %d proteins longer than %d residues are cropped (%s)",
-                split, ds.n_cropped, len(ds), self.cfg.max_length - 2,
+                split,
+                ds.n_cropped,
+                len(ds),
+                self.cfg.max_length - 2,
                 "random window" if train else "first residues",
             )
         return ds
@@ -228,7 +246,9 @@ class ProteinDataModule(pl.LightningDataModule):
         if "train" in self.datasets and self.cfg.cluster_tsv and self.cluster_ids is None:
             src = self.sources["train"]
             accessions = [src.accession(i) for i in range(len(src))]
-            self.cluster_ids, self.cluster_report = read_cluster_tsv(self.cfg.cluster_tsv, accessions)
+            self.cluster_ids, self.cluster_report = read_cluster_tsv(
+                self.cfg.cluster_tsv, accessions
+            )
             log.info("data.cluster_tsv: %s", self.cluster_report.summary())
 
     def _has_split(self, split: str) -> bool:
@@ -257,19 +277,34 @@ class ProteinDataModule(pl.LightningDataModule):
         rank, world = self.rank_world()
         train = split == "train"
         ds = StreamingProteinDataset(
-            self._dataset(split), cfg.max_length, cfg.batch_size, train=train, seed=cfg.seed,
-            rank=rank, world_size=world, num_workers=cfg.num_workers,
-            shuffle_buffer=cfg.shuffle_buffer, collate=self.collate)
+            self._dataset(split),
+            cfg.max_length,
+            cfg.batch_size,
+            train=train,
+            seed=cfg.seed,
+            rank=rank,
+            world_size=world,
+            num_workers=cfg.num_workers,
+            shuffle_buffer=cfg.shuffle_buffer,
+            collate=self.collate,
+        )
         if ds.n_padded:
-            log.info("data.%s: %d proteins repeated at the end of the epoch so %d ranks run "
-                     "equal steps", split, ds.n_padded, world)
+            log.info(
+                "data.%s: %d proteins repeated at the end of the epoch so %d ranks run equal steps",
+                split,
+                ds.n_padded,
+                world,
+            )
         return ds
 
     def _stream_loader(self, ds: StreamingProteinDataset) -> StreamingLoader:
         rank, _ = self.rank_world()
         return StreamingLoader(
-            ds, num_workers=self.cfg.num_workers, pin_memory=self.cfg.pin_memory,
-            worker_init_fn=WorkerInit(self.cfg.seed, rank) if self.cfg.num_workers else None)
+            ds,
+            num_workers=self.cfg.num_workers,
+            pin_memory=self.cfg.pin_memory,
+            worker_init_fn=WorkerInit(self.cfg.seed, rank) if self.cfg.num_workers else None,
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
         ds = self._dataset(split)
@@ -330,7 +365,8 @@ class ProteinDataModule(pl.LightningDataModule):
         if sampler.n_padded_batches():
             log.info(
                 "data.train: %d batches repeated at the end of the epoch so %d ranks run equal steps",
-                sampler.n_padded_batches(), sampler.world_size,
+                sampler.n_padded_batches(),
+                sampler.world_size,
             )
         loader = self._loader(ds, sampler, TrainDataLoader)
         loader.batch_counter = self._counter

@@ -25,7 +25,10 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.seeding import mix_seed
 
-def crop_start(length: int, max_length: int, *, train: bool, seed: int, epoch: int, index: int) -> int:
+
+def crop_start(
+    length: int, max_length: int, *, train: bool, seed: int, epoch: int, index: int
+) -> int:
     """First residue kept of protein ``index`` (``length`` residues) in an example of
     ``max_length`` tokens: 0 unless it is cropped; a pure function of (seed, epoch, index)
     in training, so every worker on every rank (and the streaming reader) crops alike."""
@@ -69,7 +72,9 @@ class ChainedSources:
         sizes = np.array([len(s) for s in self.sources], dtype=np.int64)
         self._starts = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self._starts[1:])
-        self._lengths = np.concatenate([np.asarray(s.lengths, dtype=np.int64) for s in self.sources])
+        self._lengths = np.concatenate(
+            [np.asarray(s.lengths, dtype=np.int64) for s in self.sources]
+        )
 
     @property
     def lengths(self) -> np.ndarray:
@@ -137,7 +142,9 @@ class ProteinDataset(Dataset):
     each epoch), the first ``max_length - 2`` residues in evaluation.
     """
 
-    def __init__(self, source: ProteinSource, max_length: int, *, train: bool, seed: int = 0) -> None:
+    def __init__(
+        self, source: ProteinSource, max_length: int, *, train: bool, seed: int = 0
+    ) -> None:
         if max_length <= 2:
             raise ValueError(f"max_length must be > 2 (room for <cls>, <eos>), got {max_length}")
         self.source = source
@@ -172,13 +179,20 @@ class ProteinDataset(Dataset):
 
     def crop_start(self, i: int) -> int:
         """First residue kept of protein i (0 unless it is cropped)."""
-        return crop_start(self._protein_lengths[i], self.max_length, train=self.train,
-                          seed=self.seed, epoch=self.epoch, index=i)
+        return crop_start(
+            self._protein_lengths[i],
+            self.max_length,
+            train=self.train,
+            seed=self.seed,
+            epoch=self.epoch,
+            index=i,
+        )
 
     def __getitem__(self, i: int) -> dict:
         i = int(i)
-        return protein_example(self.source[i], i, self.max_length, train=self.train,
-                               seed=self.seed, epoch=self.epoch)
+        return protein_example(
+            self.source[i], i, self.max_length, train=self.train, seed=self.seed, epoch=self.epoch
+        )
 
 
 class ConcatenatedDataset(Dataset):

@@ -58,8 +58,10 @@ class DigestSet:
 
     def _merge(self) -> None:
         runs = self.runs
-        while len(runs) >= 2 and len(runs[-2]) <= 2 * len(runs[-1]) and (
-            len(runs[-2]) + len(runs[-1]) <= self.MAX_RUN
+        while (
+            len(runs) >= 2
+            and len(runs[-2]) <= 2 * len(runs[-1])
+            and (len(runs[-2]) + len(runs[-1]) <= self.MAX_RUN)
         ):
             b, a = runs.pop(), runs.pop()
             # A stable sort of two sorted runs is a linear merge (timsort).

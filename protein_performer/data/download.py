@@ -89,8 +89,9 @@ def parse_checksum_file(text: str, filename: str) -> tuple[str, str] | None:
     return None
 
 
-def _fetch_checksum(session: requests.Session, source: str, filename: str,
-                    timeout: float) -> tuple[str, str] | None:
+def _fetch_checksum(
+    session: requests.Session, source: str, filename: str, timeout: float
+) -> tuple[str, str] | None:
     if re.match(r"https?://", source):
         resp = session.get(source, timeout=timeout)
         if resp.status_code != 200:
@@ -148,15 +149,19 @@ def download(
         if md5 or sha256:
             expected = ("md5", md5.lower()) if md5 else ("sha256", sha256.lower())  # type: ignore[union-attr]
         elif checksum_url:
-            source = (file_url.rsplit("/", 1)[0] + "/" + CHECKSUM_FILE
-                      if checksum_url == "auto" else checksum_url)
+            source = (
+                file_url.rsplit("/", 1)[0] + "/" + CHECKSUM_FILE
+                if checksum_url == "auto"
+                else checksum_url
+            )
             try:
                 expected = _fetch_checksum(session, source, filename, timeout)
             except (DownloadError, requests.RequestException, OSError) as exc:
                 if checksum_url != "auto":
                     raise DownloadError(f"cannot read checksum file {source}: {exc}") from exc
-                log.warning("no checksum published at %s (%s); %s is not verified",
-                            source, exc, filename)
+                log.warning(
+                    "no checksum published at %s (%s); %s is not verified", source, exc, filename
+                )
             else:
                 if expected is None:
                     msg = f"{source} lists no md5/sha256 for {filename}"
@@ -167,25 +172,34 @@ def download(
     if final.exists():
         resumed = final.stat().st_size
         digest = _check(final, expected, file_url, keep_bad=True)
-        return DownloadResult(final, final.stat().st_size, resumed,
-                              expected[0] if expected else None, digest,
-                              time.perf_counter() - t0)
+        return DownloadResult(
+            final,
+            final.stat().st_size,
+            resumed,
+            expected[0] if expected else None,
+            digest,
+            time.perf_counter() - t0,
+        )
 
     resumed_from = part.stat().st_size if part.exists() else 0
     attempt = 0
     while True:
         try:
             done = _transfer(session, file_url, part, meta, timeout, chunk_size, progress)
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             attempt += 1
             if attempt > retries:
                 raise DownloadError(
                     f"{file_url}: transfer failed {attempt} times ({exc}); run again to resume "
                     f"from the {part.stat().st_size if part.exists() else 0:,} bytes in {part}"
                 ) from exc
-            log.warning("%s: interrupted (%s); resuming (attempt %d of %d)",
-                        file_url, exc, attempt, retries)
+            log.warning(
+                "%s: interrupted (%s); resuming (attempt %d of %d)", file_url, exc, attempt, retries
+            )
             time.sleep(min(2.0 ** (attempt - 1), 30.0) * 0.05)
             continue
         if done:
@@ -193,12 +207,19 @@ def download(
     digest = _check(part, expected, file_url, keep_bad=False)
     part.replace(final)
     meta.unlink(missing_ok=True)
-    return DownloadResult(final, final.stat().st_size, resumed_from,
-                          expected[0] if expected else None, digest, time.perf_counter() - t0)
+    return DownloadResult(
+        final,
+        final.stat().st_size,
+        resumed_from,
+        expected[0] if expected else None,
+        digest,
+        time.perf_counter() - t0,
+    )
 
 
-def _check(path: Path, expected: tuple[str, str] | None, file_url: str, *,
-           keep_bad: bool) -> str | None:
+def _check(
+    path: Path, expected: tuple[str, str] | None, file_url: str, *, keep_bad: bool
+) -> str | None:
     if expected is None:
         return None
     algo, want = expected
@@ -208,14 +229,20 @@ def _check(path: Path, expected: tuple[str, str] | None, file_url: str, *,
             path.unlink(missing_ok=True)
         what = "kept for inspection" if keep_bad else "deleted; run again to download afresh"
         raise ChecksumError(
-            f"{path}: {algo} mismatch for {file_url}: expected {want}, got {got} "
-            f"(file {what})"
+            f"{path}: {algo} mismatch for {file_url}: expected {want}, got {got} (file {what})"
         )
     return got
 
 
-def _transfer(session: requests.Session, file_url: str, part: Path, meta: Path,
-              timeout: float, chunk_size: int, progress: bool) -> bool:
+def _transfer(
+    session: requests.Session,
+    file_url: str,
+    part: Path,
+    meta: Path,
+    timeout: float,
+    chunk_size: int,
+    progress: bool,
+) -> bool:
     """One request: append to ``part`` from its current size. True when complete."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # byte offsets must be of the file itself
@@ -233,16 +260,22 @@ def _transfer(session: requests.Session, file_url: str, part: Path, meta: Path,
         if resp.status_code == 206:
             m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != have:
-                raise DownloadError(f"{file_url}: server answered an unexpected range "
-                                    f"{resp.headers.get('Content-Range')!r} for bytes={have}-")
+                raise DownloadError(
+                    f"{file_url}: server answered an unexpected range "
+                    f"{resp.headers.get('Content-Range')!r} for bytes={have}-"
+                )
             total = int(m.group(3)) if m.group(3) != "*" else None
             mode = "ab"
         elif resp.status_code == 200:
             if have:
-                log.warning("%s: server ignored the resume request (or the file changed); "
-                            "starting over", file_url)
+                log.warning(
+                    "%s: server ignored the resume request (or the file changed); starting over",
+                    file_url,
+                )
             have = 0
-            total = int(resp.headers["Content-Length"]) if "Content-Length" in resp.headers else None
+            total = (
+                int(resp.headers["Content-Length"]) if "Content-Length" in resp.headers else None
+            )
             mode = "wb"
         else:
             raise DownloadError(f"{file_url}: HTTP {resp.status_code} {resp.reason}")
@@ -262,5 +295,6 @@ def _transfer(session: requests.Session, file_url: str, part: Path, meta: Path,
             bar.close()
         if total is not None and n < total:
             raise requests.exceptions.ChunkedEncodingError(
-                f"connection closed at {n:,} of {total:,} bytes")
+                f"connection closed at {n:,} of {total:,} bytes"
+            )
     return True

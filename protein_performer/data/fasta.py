@@ -68,9 +68,15 @@ def iter_filtered_blocks(
         paths = [paths]
     filt = Filter(report, min_length=min_length, max_length=max_length, dedupe=dedupe)
     for path in paths:
-        reader = BlockReader(path, on_invalid=on_invalid, remove_gaps=remove_gaps,
-                             report=report, want_lines=want_lines, want_digests=dedupe,
-                             block_size=block_size)
+        reader = BlockReader(
+            path,
+            on_invalid=on_invalid,
+            remove_gaps=remove_gaps,
+            report=report,
+            want_lines=want_lines,
+            want_digests=dedupe,
+            block_size=block_size,
+        )
         for block in reader:
             yield filt(block)
 
@@ -90,8 +96,9 @@ def read_fasta(
     """
     own = report is None
     report = report if report is not None else ReadReport()
-    reader = BlockReader(path, on_invalid=on_invalid, remove_gaps=remove_gaps,
-                         report=report, want_lines=True)
+    reader = BlockReader(
+        path, on_invalid=on_invalid, remove_gaps=remove_gaps, report=report, want_lines=True
+    )
     for block in reader:
         report.records += block.n_records
         report.proteins += len(block.lengths)
@@ -129,8 +136,13 @@ def load_proteins(
     lens: list[np.ndarray] = []
     accs: list[str] = []
     for block in iter_filtered_blocks(
-        paths, report, min_length=min_length, max_length=max_length, dedupe=dedupe,
-        on_invalid=on_invalid, remove_gaps=remove_gaps,
+        paths,
+        report,
+        min_length=min_length,
+        max_length=max_length,
+        dedupe=dedupe,
+        on_invalid=on_invalid,
+        remove_gaps=remove_gaps,
     ):
         flats.append(block.tokens)
         lens.append(block.lengths)

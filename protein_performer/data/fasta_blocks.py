@@ -211,20 +211,29 @@ class BlockReader:
             line, col, char = self._locate(part, pos, header_line)
             if code == _GAP:
                 reason = GAP_CHAR
-                problem = (f"gap character {char!r} at column {col} (unaligned input expected; "
-                           "pass remove_gaps / --remove-gaps for aligned files)")
+                problem = (
+                    f"gap character {char!r} at column {col} (unaligned input expected; "
+                    "pass remove_gaps / --remove-gaps for aligned files)"
+                )
             elif code == _STOP:
                 reason = INNER_STOP
-                problem = f"stop '*' inside the sequence at column {col} (only a trailing '*' is allowed)"
+                problem = (
+                    f"stop '*' inside the sequence at column {col} (only a trailing '*' is allowed)"
+                )
             else:
                 reason = INVALID_CHAR
-                problem = (f"invalid character {char!r} at column {col} (allowed: the 20 standard "
-                           f"amino acids, {RARE_AMINO_ACIDS}, a trailing '*'; upper or lower case)")
+                problem = (
+                    f"invalid character {char!r} at column {col} (allowed: the 20 standard "
+                    f"amino acids, {RARE_AMINO_ACIDS}, a trailing '*'; upper or lower case)"
+                )
         if self.on_invalid == "skip":
             self.report.skip(reason, f"{self.path}, line {line}, record {acc!r}: {problem}")
             return
         raise FastaFormatError(
-            self.path, problem, line=line, record=acc,
+            self.path,
+            problem,
+            line=line,
+            record=acc,
             hint=" -- fix the file or pass on_invalid='skip' / --on-invalid skip to skip such records",
         )
 

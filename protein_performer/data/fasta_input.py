@@ -27,7 +27,8 @@ class FastaInput:
             raise FileNotFoundError(f"{self.path}: no such FASTA file")
         if self.path.is_dir():
             raise FastaFormatError(
-                self.path, "is a directory, not a FASTA file",
+                self.path,
+                "is a directory, not a FASTA file",
                 hint=" (a prepared store? open it with store.ProteinStore / open_source)",
             )
         self.size = self.path.stat().st_size

@@ -45,8 +45,6 @@ class FastaFormatError(ValueError):
         super().__init__(f"{where}: {problem}{hint}")
 
 
-
-
 @dataclass
 class ReadReport:
     """What reading kept and what it left out; skipped records are counted by reason."""

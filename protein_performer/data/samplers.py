@@ -174,7 +174,9 @@ class EpochPosition:
 class EpochBatchSampler(EpochPosition, Sampler[list[int]]):
     """Base class: a global per-epoch plan of batches, sharded by batch across ranks."""
 
-    def __init__(self, *, seed: int = 0, rank: int = 0, world_size: int = 1, pad_ranks: bool = True):
+    def __init__(
+        self, *, seed: int = 0, rank: int = 0, world_size: int = 1, pad_ranks: bool = True
+    ):
         super().__init__(seed=seed, rank=rank, world_size=world_size)
         self.pad_ranks = bool(pad_ranks)
         self._plan_cache: tuple[int, BatchPlan] | None = None

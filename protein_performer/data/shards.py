@@ -51,8 +51,10 @@ class ShardError(ValueError):
 
 
 def _hint(where: str) -> str:
-    return (f" (run `protein-performer-data stream-prepare INPUT --out DIR` to write one, "
-            f"then copy DIR to {where})")
+    return (
+        f" (run `protein-performer-data stream-prepare INPUT --out DIR` to write one, "
+        f"then copy DIR to {where})"
+    )
 
 
 # -- locations ----------------------------------------------------------------------------
@@ -98,9 +100,10 @@ def open_binary(location: str) -> IO[bytes]:
 
         return fsspec.open(location, "rb").open()
     except (ImportError, ValueError) as exc:
-        raise ShardError(f"{location}: cannot open {scheme}:// ({exc}); install the fsspec "
-                         f"backend for it (s3fs for s3://, gcsfs for gs://, adlfs for az://)"
-                         ) from exc
+        raise ShardError(
+            f"{location}: cannot open {scheme}:// ({exc}); install the fsspec "
+            f"backend for it (s3fs for s3://, gcsfs for gs://, adlfs for az://)"
+        ) from exc
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -119,9 +122,11 @@ class ShardReport:
     read: ReadReport | None = None
 
     def summary(self) -> str:
-        text = (f"wrote {self.out_dir}: {self.proteins:,} proteins, {self.residues:,} residues "
-                f"in {self.shards} shards, {self.bytes_written / 2**20:,.1f} MiB in "
-                f"{self.seconds:,.1f} s")
+        text = (
+            f"wrote {self.out_dir}: {self.proteins:,} proteins, {self.residues:,} residues "
+            f"in {self.shards} shards, {self.bytes_written / 2**20:,.1f} MiB in "
+            f"{self.seconds:,.1f} s"
+        )
         if self.read is not None and self.read.skipped:
             text += f"; {self.read.summary()}"
         return text
@@ -133,8 +138,11 @@ def _store_blocks(store: Any, block: int) -> Iterator[tuple[np.ndarray, np.ndarr
     for s in range(0, n, block):
         e = min(n, s + block)
         lo, hi = int(store.offsets[s]), int(store.offsets[e])
-        yield (np.asarray(store.tokens[lo:hi]), np.diff(store.offsets[s : e + 1]),
-               [store.accession(i).encode() for i in range(s, e)])
+        yield (
+            np.asarray(store.tokens[lo:hi]),
+            np.diff(store.offsets[s : e + 1]),
+            [store.accession(i).encode() for i in range(s, e)],
+        )
 
 
 def _fasta_blocks(paths: list[Path], report: ReadReport, **read) -> Iterator[tuple]:
@@ -144,7 +152,9 @@ def _fasta_blocks(paths: list[Path], report: ReadReport, **read) -> Iterator[tup
         yield b.tokens, b.lengths, [accession_bytes(h) for h in b.headers]
 
 
-def _reblock(chunks: Iterator[tuple], block: int) -> Iterator[tuple[np.ndarray, np.ndarray, list[bytes]]]:
+def _reblock(
+    chunks: Iterator[tuple], block: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[bytes]]]:
     """Regroup (tokens, lengths, accessions) chunks of any size into blocks of ``block`` proteins."""
     toks: list[np.ndarray] = []
     lens: list[np.ndarray] = []
@@ -197,8 +207,9 @@ def write_shards(
     from protein_performer.data.store import ProteinStore, is_store
 
     if shard_bytes < 1 or block_proteins < 1:
-        raise ValueError(f"shard_bytes and block_proteins must be >= 1, got {shard_bytes}, "
-                         f"{block_proteins}")
+        raise ValueError(
+            f"shard_bytes and block_proteins must be >= 1, got {shard_bytes}, {block_proteins}"
+        )
     t0 = time.perf_counter()
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     if not paths:
@@ -212,13 +223,22 @@ def write_shards(
     else:
         for p in paths:
             if p.is_dir():
-                raise ShardError(f"{p}: not a prepared store (no manifest.json); give one store "
-                                 "directory or FASTA files")
+                raise ShardError(
+                    f"{p}: not a prepared store (no manifest.json); give one store "
+                    "directory or FASTA files"
+                )
             if not p.is_file():
                 raise FileNotFoundError(f"{p}: no such FASTA file or store directory")
         report.read = ReadReport()
-        chunks = _fasta_blocks(paths, report.read, min_length=min_length, max_length=max_length,
-                               dedupe=dedupe, on_invalid=on_invalid, remove_gaps=remove_gaps)
+        chunks = _fasta_blocks(
+            paths,
+            report.read,
+            min_length=min_length,
+            max_length=max_length,
+            dedupe=dedupe,
+            on_invalid=on_invalid,
+            remove_gaps=remove_gaps,
+        )
         counts = None
         total = 0
     out = Path(out_dir)
@@ -232,19 +252,33 @@ def write_shards(
             if writer is None or shards[-1]["bytes"] >= shard_bytes:
                 if writer is not None:
                     writer.close()
-                shards.append({"name": SHARD_PATTERN.format(len(shards)), "proteins": 0,
-                               "residues": 0, "bytes": 0})
+                shards.append(
+                    {
+                        "name": SHARD_PATTERN.format(len(shards)),
+                        "proteins": 0,
+                        "residues": 0,
+                        "bytes": 0,
+                    }
+                )
                 writer = wds.TarWriter(str(out / shards[-1]["name"]))
             offsets = np.zeros(len(lengths) + 1, "<i8")
             np.cumsum(lengths, out=offsets[1:])
-            writer.write({"__key__": f"{report.proteins:09d}", "tok": tokens.tobytes(),
-                          "off": offsets.tobytes(), "acc": b"\n".join(accs)})
+            writer.write(
+                {
+                    "__key__": f"{report.proteins:09d}",
+                    "tok": tokens.tobytes(),
+                    "off": offsets.tobytes(),
+                    "acc": b"\n".join(accs),
+                }
+            )
             sh = shards[-1]
             sh["proteins"] += len(lengths)
             sh["residues"] += int(offsets[-1])
             # the tar's own size: a member is a 512-byte header + data padded to 512
-            sh["bytes"] += sum(512 + -(-n // 512) * 512 for n in
-                               (len(tokens), offsets.nbytes, sum(map(len, accs)) + len(accs)))
+            sh["bytes"] += sum(
+                512 + -(-n // 512) * 512
+                for n in (len(tokens), offsets.nbytes, sum(map(len, accs)) + len(accs))
+            )
             report.proteins += len(lengths)
             report.residues += int(offsets[-1])
             if counts is None:
@@ -261,10 +295,14 @@ def write_shards(
         report.bytes_written = sum(sh["bytes"] for sh in shards)
         report.seconds = time.perf_counter() - t0
         manifest = {
-            "format": FORMAT, "version": VERSION, "n_proteins": report.proteins,
-            "n_residues": report.residues, "alphabet": list(ALPHABET.tokens),
+            "format": FORMAT,
+            "version": VERSION,
+            "n_proteins": report.proteins,
+            "n_residues": report.residues,
+            "alphabet": list(ALPHABET.tokens),
             "residue_counts": [int(c) for c in (counted if counts is None else counts)],
-            "block_proteins": block_proteins, "shards": shards,
+            "block_proteins": block_proteins,
+            "shards": shards,
             "sources": [str(p) for p in paths],
         }
         tmp = out / (MANIFEST + ".tmp")
@@ -294,8 +332,10 @@ def _claim(out: Path, overwrite: bool) -> None:
                 p.unlink()
         return
     if (out / MANIFEST).exists():
-        raise FileExistsError(f"{out}: a shard set already exists (pass --overwrite to replace "
-                              "it, or choose another --out)")
+        raise FileExistsError(
+            f"{out}: a shard set already exists (pass --overwrite to replace "
+            "it, or choose another --out)"
+        )
     raise FileExistsError(f"{out}: directory exists and is not empty (choose another --out)")
 
 
@@ -347,14 +387,17 @@ class ShardSet:
 
         url = join(self.location, self.names[shard])
         with open_binary(url) as stream:
-            members = tar_file_expander([{"url": url, "stream": stream}], eof_value=None,
-                                        select_files=_tokens_only)
+            members = tar_file_expander(
+                [{"url": url, "stream": stream}], eof_value=None, select_files=_tokens_only
+            )
             for sample in group_by_keys(members):
                 try:
                     yield int(sample["__key__"]), sample["tok"], sample["off"]
                 except (KeyError, ValueError) as exc:
-                    raise ShardError(f"{url}: damaged block {sample.get('__key__')!r} ({exc}; "
-                                     "write the shard set again)") from exc
+                    raise ShardError(
+                        f"{url}: damaged block {sample.get('__key__')!r} ({exc}; "
+                        "write the shard set again)"
+                    ) from exc
 
     def iter_range(
         self, start: int, stop: int | None, order: np.ndarray | None = None
@@ -386,8 +429,10 @@ class ShardSet:
                 if seen >= hi:
                     break
             if seen < hi:
-                raise ShardError(f"{join(self.location, self.names[shard])}: {seen} proteins, "
-                                 f"the manifest says {int(self.shard_proteins[shard])} (a "
-                                 "truncated copy? copy the shard set again)")
+                raise ShardError(
+                    f"{join(self.location, self.names[shard])}: {seen} proteins, "
+                    f"the manifest says {int(self.shard_proteins[shard])} (a "
+                    "truncated copy? copy the shard set again)"
+                )
             start = int(firsts[k + 1])
             k += 1

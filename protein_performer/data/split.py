@@ -68,8 +68,9 @@ def parse_fractions(spec: str | Mapping[str, float] | None) -> dict[str, float]:
                     raise ValueError
                 out[name.strip()] = float(value)
             except ValueError:
-                raise SplitError(f"fractions: cannot parse {item!r}; write e.g. "
-                                 "'train=0.9,valid=0.05,test=0.05'") from None
+                raise SplitError(
+                    f"fractions: cannot parse {item!r}; write e.g. 'train=0.9,valid=0.05,test=0.05'"
+                ) from None
     else:
         out = {str(k): float(v) for k, v in spec.items()}
     if not out or any(v < 0 for v in out.values()) or abs(sum(out.values()) - 1) > 1e-6:
@@ -86,15 +87,23 @@ def _quotas(n: int, fractions: dict[str, float]) -> np.ndarray:
     return q
 
 
-def _write(inputs: list[Path], assign: np.ndarray, names: list[str], out_dir: Path,
-           suffix: str, on_invalid: OnInvalid, remove_gaps: bool) -> dict[str, str]:
+def _write(
+    inputs: list[Path],
+    assign: np.ndarray,
+    names: list[str],
+    out_dir: Path,
+    suffix: str,
+    on_invalid: OnInvalid,
+    remove_gaps: bool,
+) -> dict[str, str]:
     files = {name: str(out_dir / f"{name}{suffix}") for name in names}
     handles = [open_output(files[name]) for name in names]
     try:
         i = 0
         for path in inputs:
-            for rec in read_fasta(path, on_invalid=on_invalid, remove_gaps=remove_gaps,
-                                  report=ReadReport()):
+            for rec in read_fasta(
+                path, on_invalid=on_invalid, remove_gaps=remove_gaps, report=ReadReport()
+            ):
                 write_fasta(handles[assign[i]], rec.description, rec.sequence)
                 i += 1
     finally:
@@ -103,12 +112,14 @@ def _write(inputs: list[Path], assign: np.ndarray, names: list[str], out_dir: Pa
     return files
 
 
-def _accessions(inputs: list[Path], on_invalid: OnInvalid, remove_gaps: bool,
-                report: ReadReport) -> list[bytes]:
+def _accessions(
+    inputs: list[Path], on_invalid: OnInvalid, remove_gaps: bool, report: ReadReport
+) -> list[bytes]:
     accs: list[bytes] = []
     for path in inputs:
-        for block in BlockReader(path, on_invalid=on_invalid, remove_gaps=remove_gaps,
-                                 report=report):
+        for block in BlockReader(
+            path, on_invalid=on_invalid, remove_gaps=remove_gaps, report=report
+        ):
             report.records += block.n_records
             report.proteins += len(block.lengths)
             report.residues += int(block.lengths.sum())
@@ -183,9 +194,21 @@ def cluster_split(
     files = _write(paths, assign, list(fr), Path(out_dir), suffix, on_invalid, remove_gaps)
     counts = np.bincount(assign, minlength=len(fr))
     n_clusters = np.bincount(cluster_split_id, minlength=len(fr))
-    return SplitReport(files, dict(zip(fr, map(int, counts))),
-                       dict(zip(fr, map(int, n_clusters))), read=report, unclustered=unclustered)
+    return SplitReport(
+        files,
+        dict(zip(fr, map(int, counts))),
+        dict(zip(fr, map(int, n_clusters))),
+        read=report,
+        unclustered=unclustered,
+    )
 
 
-__all__ = ["random_split", "cluster_split", "parse_fractions", "read_clusters", "SplitReport",
-           "SplitError", "FastaFormatError"]
+__all__ = [
+    "random_split",
+    "cluster_split",
+    "parse_fractions",
+    "read_clusters",
+    "SplitReport",
+    "SplitError",
+    "FastaFormatError",
+]

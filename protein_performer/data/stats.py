@@ -32,11 +32,13 @@ class CorpusStats:
         summ = pd.Series(self.summary, name="value", dtype=object).to_frame()
         res = self.residues.copy()
         res["frequency"] = res["frequency"].map(lambda f: f"{f:.4f}")
-        return "\n\n".join([
-            summ.to_string(),
-            "length histogram\n" + self.length_histogram.to_string(index=False),
-            "residue frequencies\n" + res.to_string(index=False),
-        ])
+        return "\n\n".join(
+            [
+                summ.to_string(),
+                "length histogram\n" + self.length_histogram.to_string(index=False),
+                "residue frequencies\n" + res.to_string(index=False),
+            ]
+        )
 
     def plot(self, path: PathLike) -> Path:
         """Length histogram (log scale) and residue frequencies, as one PNG."""
@@ -78,23 +80,34 @@ def _from_counts(lengths: np.ndarray, counts: np.ndarray, report: ReadReport | N
     }
     if len(lengths):
         q = np.percentile(lengths, [50, 90, 99])
-        summary.update({
-            "length_min": int(lengths.min()), "length_median": float(q[0]),
-            "length_mean": round(float(lengths.mean()), 2), "length_p90": float(q[1]),
-            "length_p99": float(q[2]), "length_max": int(lengths.max()),
-        })
+        summary.update(
+            {
+                "length_min": int(lengths.min()),
+                "length_median": float(q[0]),
+                "length_mean": round(float(lengths.mean()), 2),
+                "length_p90": float(q[1]),
+                "length_p99": float(q[2]),
+                "length_max": int(lengths.max()),
+            }
+        )
     # exp(entropy) of the residue distribution: the unigram ("empirical") perplexity.
-    summary["unigram_perplexity"] = round(float(np.exp(-(nz * np.log(nz)).sum())), 3) if nz.size else None
+    summary["unigram_perplexity"] = (
+        round(float(np.exp(-(nz * np.log(nz)).sum())), 3) if nz.size else None
+    )
     if report is not None:
         summary["records_read"] = report.records
         for reason, n in sorted(report.skipped.items()):
             summary[f"skipped: {reason}"] = n
     hist, _ = np.histogram(lengths, bins=LENGTH_EDGES)
-    histogram = pd.DataFrame({"lo": LENGTH_EDGES[:-1], "hi": LENGTH_EDGES[1:] - 1, "proteins": hist})
+    histogram = pd.DataFrame(
+        {"lo": LENGTH_EDGES[:-1], "hi": LENGTH_EDGES[1:] - 1, "proteins": hist}
+    )
     nonempty = np.flatnonzero(hist)
     histogram = histogram.iloc[: (nonempty[-1] + 1 if nonempty.size else 0)]
     tokens = [ALPHABET.tokens[i] for i in res_idx]
-    residues = pd.DataFrame({"token": tokens, "count": res_counts.astype(np.int64), "frequency": freq})
+    residues = pd.DataFrame(
+        {"token": tokens, "count": res_counts.astype(np.int64), "frequency": freq}
+    )
     return CorpusStats(summary, residues, histogram.reset_index(drop=True), lengths)
 
 

@@ -52,12 +52,15 @@ class StoreError(ValueError):
     """A directory that is not a (complete, compatible) prepared store."""
 
 
-def check_manifest(m: dict, fmt: str, version: int, where: str, hint: str,
-                   error: type[ValueError]) -> None:
+def check_manifest(
+    m: dict, fmt: str, version: int, where: str, hint: str, error: type[ValueError]
+) -> None:
     """Raise ``error`` unless manifest ``m`` has this format, version and alphabet."""
     if m.get("format") != fmt or m.get("version") != version:
-        raise error(f"{where}: format {m.get('format')!r} version {m.get('version')!r}, this "
-                    f"code reads {fmt!r} version {version}" + hint)
+        raise error(
+            f"{where}: format {m.get('format')!r} version {m.get('version')!r}, this "
+            f"code reads {fmt!r} version {version}" + hint
+        )
     if m.get("alphabet") != list(ALPHABET.tokens):
         raise error(f"{where}: built with a different alphabet than this code's" + hint)
 
@@ -87,8 +90,11 @@ class NpyAppender:
     def _header(self) -> None:
         np.lib.format.write_array_header_1_0(
             self._f,
-            {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-             "shape": (self.n,)},
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (self.n,),
+            },
         )
 
     def append(self, values: np.ndarray) -> None:
@@ -141,8 +147,10 @@ class PrepareReport:
         return self.read.residues
 
     def summary(self) -> str:
-        text = (f"prepared {self.out_dir}: {self.read.summary()}; "
-                f"{self.bytes_written / 2**20:,.1f} MiB written in {self.seconds:,.1f} s")
+        text = (
+            f"prepared {self.out_dir}: {self.read.summary()}; "
+            f"{self.bytes_written / 2**20:,.1f} MiB written in {self.seconds:,.1f} s"
+        )
         if self.dedupe_bytes:
             text += f"; dedupe digests {self.dedupe_bytes / 2**20:,.1f} MiB"
         return text
@@ -185,9 +193,15 @@ def prepare_store(
     bar = Progress(sum(sizes), f"prepare {out.name}", enabled=progress)
     written: list[Path] = []
     try:
-        w = {k: NpyAppender(out / FILES[k], dt) for k, dt in
-             [("tokens", np.uint8), ("offsets", np.int64), ("lengths", np.int64),
-              ("accession_offsets", np.int64)]}
+        w = {
+            k: NpyAppender(out / FILES[k], dt)
+            for k, dt in [
+                ("tokens", np.uint8),
+                ("offsets", np.int64),
+                ("lengths", np.int64),
+                ("accession_offsets", np.int64),
+            ]
+        }
         written += [a.path for a in w.values()]
         acc_path = out / FILES["accessions"]
         written.append(acc_path)
@@ -199,8 +213,13 @@ def prepare_store(
         file_base = {str(p): sum(sizes[:i]) for i, p in reversed(list(enumerate(paths)))}
         with open(acc_path, "wb") as acc_file:
             for block in iter_filtered_blocks(
-                paths, report.read, min_length=min_length, max_length=max_length,
-                dedupe=dedupe, on_invalid=on_invalid, remove_gaps=remove_gaps,
+                paths,
+                report.read,
+                min_length=min_length,
+                max_length=max_length,
+                dedupe=dedupe,
+                on_invalid=on_invalid,
+                remove_gaps=remove_gaps,
                 block_size=block_size,
             ):
                 lengths = block.lengths
@@ -215,8 +234,9 @@ def prepare_store(
                     acc_lens = np.fromiter(map(len, accs), np.int64, len(accs)) + 1
                     w["accession_offsets"].append(n_acc + np.cumsum(acc_lens))
                     n_acc += int(acc_lens.sum())
-                bar.update_to(file_base[block.path] + block.raw_end,
-                              f"{report.read.proteins:,} proteins")
+                bar.update_to(
+                    file_base[block.path] + block.raw_end, f"{report.read.proteins:,} proteins"
+                )
         for a in w.values():
             a.close()
         bar.update_to(sum(sizes))
@@ -225,10 +245,18 @@ def prepare_store(
         report.seconds = time.perf_counter() - t0
         report.bytes_written = sum(p.stat().st_size for p in written)
         report.dedupe_bytes = report.read.dedupe_bytes
-        manifest = _manifest(report, paths, sizes, dict(
-            min_length=min_length, max_length=max_length, dedupe=dedupe,
-            on_invalid=on_invalid, remove_gaps=remove_gaps,
-        ))
+        manifest = _manifest(
+            report,
+            paths,
+            sizes,
+            dict(
+                min_length=min_length,
+                max_length=max_length,
+                dedupe=dedupe,
+                on_invalid=on_invalid,
+                remove_gaps=remove_gaps,
+            ),
+        )
         tmp = out / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
         os.replace(tmp, out / MANIFEST)
@@ -282,8 +310,12 @@ def _manifest(report: PrepareReport, paths: list[Path], sizes: list[int], option
         "sources": [{"path": str(p), "bytes": s} for p, s in zip(paths, sizes)],
         "options": options,
         "read": {
-            "records": r.records, "skipped": r.skipped, "too_short": r.too_short,
-            "too_long": r.too_long, "duplicates": r.duplicates, "examples": r.examples,
+            "records": r.records,
+            "skipped": r.skipped,
+            "too_short": r.too_short,
+            "too_long": r.too_long,
+            "duplicates": r.duplicates,
+            "examples": r.examples,
         },
         "seconds": round(report.seconds, 3),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -302,8 +334,10 @@ def is_store(path: PathLike) -> bool:
 def _load(path: Path, n: int, dtype: np.dtype | type) -> np.ndarray:
     arr = np.load(path, mmap_mode="r") if n else np.load(path)
     if arr.dtype != np.dtype(dtype) or arr.ndim != 1 or len(arr) != n:
-        raise StoreError(f"{path}: expected {n} values of {np.dtype(dtype)}, found "
-                         f"{arr.shape} {arr.dtype} (a damaged store? prepare it again)")
+        raise StoreError(
+            f"{path}: expected {n} values of {np.dtype(dtype)}, found "
+            f"{arr.shape} {arr.dtype} (a damaged store? prepare it again)"
+        )
     # A plain ndarray view of the map: slicing stays cheap and results are ndarrays.
     return np.asarray(arr)
 
@@ -323,12 +357,16 @@ class ProteinStore:
         if not p.exists():
             raise StoreError(f"{p}: no such store directory" + _prepare_hint(p))
         if not p.is_dir():
-            raise StoreError(f"{p}: not a store directory (a FASTA file? read it with "
-                             "fasta.load_proteins or store.open_source)" + _prepare_hint(p))
+            raise StoreError(
+                f"{p}: not a store directory (a FASTA file? read it with "
+                "fasta.load_proteins or store.open_source)" + _prepare_hint(p)
+            )
         mpath = p / MANIFEST
         if not mpath.is_file():
-            raise StoreError(f"{p}: not a prepared store (no {MANIFEST}; an interrupted "
-                             "prepare leaves none)" + _prepare_hint(p))
+            raise StoreError(
+                f"{p}: not a prepared store (no {MANIFEST}; an interrupted "
+                "prepare leaves none)" + _prepare_hint(p)
+            )
         try:
             m = json.loads(mpath.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -381,7 +419,9 @@ class ProteinStore:
         return raw.tobytes().decode("utf-8", "replace")
 
     def __repr__(self) -> str:
-        return f"ProteinStore({str(self.path)!r}, proteins={len(self)}, residues={self.tokens.size})"
+        return (
+            f"ProteinStore({str(self.path)!r}, proteins={len(self)}, residues={self.tokens.size})"
+        )
 
 
 def open_source(
@@ -404,6 +444,12 @@ def open_source(
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such FASTA file or store directory")
     source: InMemoryProteins
-    source, _ = load_proteins([p], min_length=min_length, max_length=max_length,
-                              dedupe=dedupe, on_invalid=on_invalid, remove_gaps=remove_gaps)
+    source, _ = load_proteins(
+        [p],
+        min_length=min_length,
+        max_length=max_length,
+        dedupe=dedupe,
+        on_invalid=on_invalid,
+        remove_gaps=remove_gaps,
+    )
     return source

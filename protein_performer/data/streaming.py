@@ -171,7 +171,9 @@ class StreamingProteinDataset(EpochPosition, IterableDataset):
         start = self.rank_start + int(self.worker_sizes[:worker].sum())
         return start, int(self.worker_sizes[worker])
 
-    def _positions(self, start: int, count: int, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def _positions(
+        self, start: int, count: int, order: np.ndarray
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Proteins at positions [start, start + count) of the epoch sequence, wrapping at N."""
         pos, end = start, start + count
         while pos < end:
@@ -213,8 +215,11 @@ class StreamingProteinDataset(EpochPosition, IterableDataset):
             if to_skip:
                 to_skip -= 1
                 continue
-            batch.append(protein_example(residues, index, self.max_length, train=self.train,
-                                         seed=self.seed, epoch=epoch))
+            batch.append(
+                protein_example(
+                    residues, index, self.max_length, train=self.train, seed=self.seed, epoch=epoch
+                )
+            )
             if len(batch) == self.batch_size:
                 yield self.collate(batch)
                 batch = []
@@ -247,8 +252,10 @@ class StreamingLoader(DataLoader):
 
     def __init__(self, dataset: StreamingProteinDataset, **kwargs) -> None:
         if kwargs.get("num_workers", 0) != dataset.num_workers:
-            raise ValueError(f"num_workers={kwargs.get('num_workers', 0)} differs from the "
-                             f"dataset's {dataset.num_workers}")
+            raise ValueError(
+                f"num_workers={kwargs.get('num_workers', 0)} differs from the "
+                f"dataset's {dataset.num_workers}"
+            )
         super().__init__(dataset, batch_size=None, **kwargs)
         # DataLoader forbids assigning .sampler after __init__; Lightning only reads it
         self.__dict__["sampler"] = _EpochHook(dataset)

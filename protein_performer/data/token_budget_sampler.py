@@ -15,7 +15,9 @@ from protein_performer.data.samplers import (
 )
 
 
-def _pack_sorted(sorted_lengths: np.ndarray, max_tokens: int, max_batch_size: int | None) -> np.ndarray:
+def _pack_sorted(
+    sorted_lengths: np.ndarray, max_tokens: int, max_batch_size: int | None
+) -> np.ndarray:
     """Batch boundaries over ascending lengths: each batch the longest run with max_len * n <= max_tokens."""
     n = len(sorted_lengths)
     bounds = [0]
@@ -72,7 +74,9 @@ class TokenBudgetBatchSampler(EpochBatchSampler):
                 f"({int(self.lengths.max())} tokens): raise max_tokens to at least max_length"
             )
         self._sorted_order = np.argsort(self.lengths, kind="stable")
-        self._bounds = _pack_sorted(self.lengths[self._sorted_order], self.max_tokens, max_batch_size)
+        self._bounds = _pack_sorted(
+            self.lengths[self._sorted_order], self.max_tokens, max_batch_size
+        )
 
     @property
     def n_batches(self) -> int:

@@ -94,16 +94,27 @@ def evaluate_checkpoint(
         if per_protein_dir is not None:
             csv_path = Path(per_protein_dir) / f"{_safe_name(label)}.csv"
         metrics = evaluate_source(
-            model, source, objective=objective, max_length=max_length, unigram_log_probs=lp,
-            options=opt, per_protein_csv=csv_path, desc=label,
+            model,
+            source,
+            objective=objective,
+            max_length=max_length,
+            unigram_log_probs=lp,
+            options=opt,
+            per_protein_csv=csv_path,
+            desc=label,
         )
         metrics["path"] = str(_describe(files[label]))
         if csv_path is not None:
             metrics["per_protein_csv"] = str(csv_path)
         results[label] = metrics
     return CheckpointEvaluation(
-        checkpoint=checkpoint, objective=objective.name, max_length=max_length, files=results,
-        unigram_source=note, unigram_log_probs=lp, unigram_residue_log_probs=lp_res,
+        checkpoint=checkpoint,
+        objective=objective.name,
+        max_length=max_length,
+        files=results,
+        unigram_source=note,
+        unigram_log_probs=lp,
+        unigram_residue_log_probs=lp_res,
     )
 
 

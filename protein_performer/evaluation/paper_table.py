@@ -39,8 +39,9 @@ def paper_table(
     splits: list[str] = []
     for per_split in [*(baseline and [baseline] or []), *results.values()]:
         splits += [s for s in per_split if s not in splits]
-    columns = pd.MultiIndex.from_tuples([(s, m) for s in splits for m in METRICS],
-                                        names=["split", "metric"])
+    columns = pd.MultiIndex.from_tuples(
+        [(s, m) for s in splits for m in METRICS], names=["split", "metric"]
+    )
     rows: dict[str, list[float]] = {}
     entries = ([(BASELINE_ROW, baseline)] if baseline else []) + list(results.items())
     for label, per_split in entries:
@@ -64,8 +65,9 @@ def table_markdown(table: pd.DataFrame, *, digits: int = 2) -> str:
     return flat.to_markdown(floatfmt=f".{digits}f")
 
 
-def write_paper_table(table: pd.DataFrame, out_dir: str | Path, *, name: str = "paper_table",
-                      digits: int = 2) -> dict[str, Path]:
+def write_paper_table(
+    table: pd.DataFrame, out_dir: str | Path, *, name: str = "paper_table", digits: int = 2
+) -> dict[str, Path]:
     """Write ``{name}.md`` and ``{name}.csv`` (two header rows: split, metric) into ``out_dir``.
 
     Read the CSV back with ``pd.read_csv(path, header=[0, 1], index_col=0)``.
@@ -119,7 +121,10 @@ def evaluate_paper_table(
         used[label] = str(ckpt)
         log.info("evaluating %s (%s)", label, ckpt)
         run = evaluate_checkpoint(
-            loaded, splits, options=options, checkpoint=str(ckpt),
+            loaded,
+            splits,
+            options=options,
+            checkpoint=str(ckpt),
             per_protein_dir=(out / "per_protein" / label) if per_protein else None,
         )
         results[label] = run.files
@@ -132,12 +137,19 @@ def evaluate_paper_table(
             baseline_note = run.unigram_source
     table = paper_table(results, baseline)
     write_paper_table(table, out)
-    (out / "paper_metrics.json").write_text(json.dumps(
-        {"checkpoints": used,
-         "splits": {k: str(v) for k, v in splits.items()},
-         "models": results, "baseline": baseline,
-         "baseline_frequencies": baseline_note},
-        indent=2, default=_jsonable))
+    (out / "paper_metrics.json").write_text(
+        json.dumps(
+            {
+                "checkpoints": used,
+                "splits": {k: str(v) for k, v in splits.items()},
+                "models": results,
+                "baseline": baseline,
+                "baseline_frequencies": baseline_note,
+            },
+            indent=2,
+            default=_jsonable,
+        )
+    )
     return table
 
 

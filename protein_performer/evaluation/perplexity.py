@@ -127,7 +127,9 @@ class _Pieces:
         return len(self.rows)
 
 
-def causal_pieces(tokens: np.ndarray, window: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def causal_pieces(
+    tokens: np.ndarray, window: int, stride: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(inputs, targets) per causal window: targets[t] = tokens[start + t + 1] if scored.
 
     The logits at position t predict the next token; each target in the window's scored span
@@ -180,8 +182,9 @@ def mask_protein(
     """Mask one protein reproducibly, every selected residue as <mask>: (inputs, targets) int64."""
     gen = torch.Generator().manual_seed(mix_seed(seed, masking, index))
     t = torch.from_numpy(tokens).unsqueeze(0)
-    inputs, targets = mask_tokens(t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen,
-                                 corrupt=False)
+    inputs, targets = mask_tokens(
+        t, torch.ones_like(t, dtype=torch.bool), prob=prob, generator=gen, corrupt=False
+    )
     return inputs[0].numpy().astype(np.int64), targets[0].numpy().astype(np.int64)
 
 
@@ -245,12 +248,15 @@ def _score_pieces(
             tgt[b, : lengths[j]] = pieces.targets[j]
         tokens = torch.from_numpy(tok).to(device, non_blocking=True)
         targets = torch.from_numpy(tgt).to(device, non_blocking=True)
-        mask = torch.arange(width, device=device)[None, :] < torch.from_numpy(lengths[idx]).to(
-            device
-        )[:, None]
+        mask = (
+            torch.arange(width, device=device)[None, :]
+            < torch.from_numpy(lengths[idx]).to(device)[:, None]
+        )
         logits = model(tokens, mask)  # [B, L, V]
         # float32 at least (bf16/fp16 logits), float64 kept for float64 models
-        logp = torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        logp = torch.log_softmax(
+            logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32)
+        )
         valid = targets != IGNORE
         safe = targets.clamp_min(0)
         nll = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1).double()  # [B, L]
@@ -259,10 +265,19 @@ def _score_pieces(
         uni_lp = unigram[safe] if unigram is not None else torch.zeros_like(nll)
         uni_nll = torch.where(valid, -uni_lp, torch.zeros_like(nll))
         uni_correct = (targets == uni_best) & valid
-        per = torch.stack(
-            [nll.sum(1), correct.sum(1).double(), valid.sum(1).double(), uni_nll.sum(1),
-             uni_correct.sum(1).double()]
-        ).cpu().numpy()  # [5, B]
+        per = (
+            torch.stack(
+                [
+                    nll.sum(1),
+                    correct.sum(1).double(),
+                    valid.sum(1).double(),
+                    uni_nll.sum(1),
+                    uni_correct.sum(1).double(),
+                ]
+            )
+            .cpu()
+            .numpy()
+        )  # [5, B]
         if not np.isfinite(per[0]).all():
             raise FloatingPointError("the model produced non-finite log-probabilities")
         r, s = rows_all[idx], slots_all[idx]
@@ -305,8 +320,10 @@ def score_chunks(
     while lo < n_total:
         pieces = _Pieces()
         hi = lo
-        while hi < n_total and hi - lo < chunk_proteins and (
-            hi == lo or pieces.n_tokens < chunk_token_budget
+        while (
+            hi < n_total
+            and hi - lo < chunk_proteins
+            and (hi == lo or pieces.n_tokens < chunk_token_budget)
         ):
             per_protein = pieces_of(hi, ALPHABET.wrap(source[hi]))
             w = 1.0 / max(len(per_protein), 1)
@@ -316,8 +333,15 @@ def score_chunks(
                 progress.update(1.0)
             hi += 1
         sums = TokenSums.zeros(n_slots, hi - lo)
-        _score_pieces(model, pieces, sums, unigram=unigram, batch_tokens=batch_tokens,
-                      device=device, on_batch=progress.update)
+        _score_pieces(
+            model,
+            pieces,
+            sums,
+            unigram=unigram,
+            batch_tokens=batch_tokens,
+            device=device,
+            on_batch=progress.update,
+        )
         yield lo, hi, sums
         lo = hi
 
@@ -395,9 +419,16 @@ def evaluate_source(
     progress = Progress(n_total, desc, unit="protein", enabled=opt.progress, interval=30.0)
     try:
         for lo, hi, sums in score_chunks(
-            model, source, pieces_of, n_slots=n_slots, n_total=n_total,
-            batch_tokens=opt.batch_tokens, chunk_proteins=opt.chunk_proteins, device=device,
-            progress=progress, unigram=unigram,
+            model,
+            source,
+            pieces_of,
+            n_slots=n_slots,
+            n_total=n_total,
+            batch_tokens=opt.batch_tokens,
+            chunk_proteins=opt.chunk_proteins,
+            device=device,
+            progress=progress,
+            unigram=unigram,
         ):
             for name in ("nll", "correct", "count", "uni_nll", "uni_correct"):
                 getattr(totals, name)[:, 0] += getattr(sums, name).sum(1)
@@ -458,8 +489,11 @@ def _write_rows(
     correct = sums.correct[model_slots].sum(0)
     count = sums.count[model_slots].sum(0)
     for r in range(hi - lo):
-        row = [source.accession(lo + r), int(lengths[lo + r]), *_protein_cells(
-            nll[r], correct[r], count[r])]
+        row = [
+            source.accession(lo + r),
+            int(lengths[lo + r]),
+            *_protein_cells(nll[r], correct[r], count[r]),
+        ]
         if pseudo_slot is not None:
             row += _protein_cells(
                 sums.nll[pseudo_slot, r], sums.correct[pseudo_slot, r], sums.count[pseudo_slot, r]
@@ -502,6 +536,4 @@ def open_input(path: str | Path) -> ProteinSource:
 def file_labels(paths: Sequence[str | Path]) -> list[str]:
     """Short unique labels for input files: the file name, or more of the path on clashes."""
     names = [Path(p).name for p in paths]
-    return [
-        n if names.count(n) == 1 else str(Path(p)) for n, p in zip(names, paths)
-    ]
+    return [n if names.count(n) == 1 else str(Path(p)) for n, p in zip(names, paths)]

@@ -8,8 +8,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SUMMARY_COLUMNS = (
-    "perplexity", "perplexity_std", "accuracy", "accuracy_std", "unigram_perplexity",
-    "pseudo_perplexity", "nll_per_token", "n_tokens", "n_sequences",
+    "perplexity",
+    "perplexity_std",
+    "accuracy",
+    "accuracy_std",
+    "unigram_perplexity",
+    "pseudo_perplexity",
+    "nll_per_token",
+    "n_tokens",
+    "n_sequences",
 )
 
 

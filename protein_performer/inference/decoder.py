@@ -58,8 +58,9 @@ class RecurrentDecoder:
         self.model = model
         self.batch = batch
         weight = model.token_embedding.weight
-        self.states = [block.attn.init_state(batch, weight.device, weight.dtype)
-                       for block in model.blocks]
+        self.states = [
+            block.attn.init_state(batch, weight.device, weight.dtype) for block in model.blocks
+        ]
         self.position = 0
 
     @property
@@ -83,8 +84,10 @@ class RecurrentDecoder:
         x = model.drop(x)
         rotary = None
         if model.rotary is not None:
+
             def rotary(y: Tensor) -> Tensor:
                 return rotate_at(model.rotary, y, t)
+
         for block, state in zip(model.blocks, self.states):
             x = block.step(x, state, rotary)
         self.position += 1

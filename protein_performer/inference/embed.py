@@ -74,15 +74,20 @@ def long_protein_policy(model: PerformerLM) -> str:
     """One line for the output metadata (settings.json) saying how long proteins run."""
     cfg = model.cfg
     if long_protein_mode(model) == "whole_long":
-        return (f"whole_long: proteins longer than {cfg.max_length} tokens run whole in one "
-                f"forward ({cfg.position} positions, {cfg.attention.kind} attention in linear "
-                "memory)")
+        return (
+            f"whole_long: proteins longer than {cfg.max_length} tokens run whole in one "
+            f"forward ({cfg.position} positions, {cfg.attention.kind} attention in linear "
+            "memory)"
+        )
     _, stride = window_and_stride(cfg.max_length)
-    return (f"windows of {cfg.max_length} tokens, stride {stride}, "
-            + ("causal scored spans" if cfg.causal else "centered split"))
+    return f"windows of {cfg.max_length} tokens, stride {stride}, " + (
+        "causal scored spans" if cfg.causal else "centered split"
+    )
 
 
-def window_plan(model: PerformerLM, n_tokens: int, stride: int | None = None) -> list[tuple[int, int, int, int]]:
+def window_plan(
+    model: PerformerLM, n_tokens: int, stride: int | None = None
+) -> list[tuple[int, int, int, int]]:
     """Windows ``(start, end, keep_from, keep_to)`` over ``n_tokens`` (with ``<cls>``/``<eos>``).
 
     Proteins that fit ``max_length`` run whole (one window), and so do longer ones when
@@ -114,8 +119,14 @@ def embed_long(
     return ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per])
 
 
-def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,),
-                 batch_tokens: int = 16384, progress: bool = True) -> int:
+def embed_source(
+    model: PerformerLM,
+    source,
+    store,
+    layers: Sequence[int] = (-1,),
+    batch_tokens: int = 16384,
+    progress: bool = True,
+) -> int:
     """Embed every protein of ``source`` not yet in ``store``; returns how many were written.
 
     Token-budget batches of length-sorted proteins that fit ``max_length`` (mode ``whole`` in
@@ -144,8 +155,7 @@ def embed_source(model: PerformerLM, source, store, layers: Sequence[int] = (-1,
         n = len(source[i]) + 2
         if n > limit:
             emb = embed_long(model, tokens_to_letters(source[i]).decode(), layers)
-            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean,
-                        long_mode)
+            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, long_mode)
             bar.update(1)
             written += 1
             continue

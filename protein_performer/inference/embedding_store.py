@@ -45,8 +45,15 @@ class EmbeddingStore:
             self._writer.writeheader()
             self._index.flush()
 
-    def write(self, index: int, accession: str, layers: list[int], per_residue: list[np.ndarray],
-              mean: list[np.ndarray], mode: str) -> None:
+    def write(
+        self,
+        index: int,
+        accession: str,
+        layers: list[int],
+        per_residue: list[np.ndarray],
+        mean: list[np.ndarray],
+        mode: str,
+    ) -> None:
         """Store protein ``index`` (its position in the input) once; index it last."""
         if index in self.done:
             return
@@ -57,8 +64,15 @@ class EmbeddingStore:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, self.dir / name)
-        self._writer.writerow({"index": index, "accession": accession,
-                               "length": len(per_residue[0]), "file": name, "mode": mode})
+        self._writer.writerow(
+            {
+                "index": index,
+                "accession": accession,
+                "length": len(per_residue[0]),
+                "file": name,
+                "mode": mode,
+            }
+        )
         self._index.flush()
         self.done.add(index)
 

@@ -29,10 +29,15 @@ class SamplingOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
-                and self.temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r} "
-                             "(for greedy decoding use top_k=1)")
+        if not (
+            isinstance(self.temperature, (int, float))
+            and math.isfinite(self.temperature)
+            and self.temperature > 0
+        ):
+            raise ValueError(
+                f"temperature must be a finite number > 0, got {self.temperature!r} "
+                "(for greedy decoding use top_k=1)"
+            )
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
         if not 0.0 < float(self.top_p) <= 1.0:
@@ -73,8 +78,9 @@ def encode_prompt(prompt: str) -> np.ndarray:
     try:
         return ALPHABET.encode(prompt).astype(np.int64)
     except InvalidResidueError as err:
-        raise ValueError(f"prompt: {err}; a prompt is a run of one-letter amino-acid codes "
-                         f"(e.g. prompt=MKT)") from None
+        raise ValueError(
+            f"prompt: {err}; a prompt is a run of one-letter amino-acid codes (e.g. prompt=MKT)"
+        ) from None
 
 
 @dataclass
@@ -85,8 +91,14 @@ class Generated:
 
 
 @torch.no_grad()
-def generate(model: PerformerLM, n: int, opt: SamplingOptions, prompt: str = "",
-             batch_size: int = 32, progress=None) -> list[Generated]:
+def generate(
+    model: PerformerLM,
+    n: int,
+    opt: SamplingOptions,
+    prompt: str = "",
+    batch_size: int = 32,
+    progress=None,
+) -> list[Generated]:
     """Sample ``n`` sequences (batches of ``batch_size`` decoded in lockstep).
 
     Reproducible for a given (seed, batch_size, device). ``progress(k)`` is called with each
@@ -96,15 +108,19 @@ def generate(model: PerformerLM, n: int, opt: SamplingOptions, prompt: str = "",
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not model.cfg.causal:
-        raise ValueError("generation needs a causal model (trained with objective=clm); "
-                         "this checkpoint is a bidirectional masked LM")
+        raise ValueError(
+            "generation needs a causal model (trained with objective=clm); "
+            "this checkpoint is a bidirectional masked LM"
+        )
     model.eval()
     device = model.token_embedding.weight.device
     prefix = np.concatenate([[ALPHABET.cls_idx], encode_prompt(prompt)])
     room = model.cfg.max_length - len(prefix)  # tokens that still fit in max_length
     if room < 1:
-        raise ValueError(f"prompt of {len(prefix) - 1} residues leaves no room: the model's "
-                         f"max_length is {model.cfg.max_length} (including <cls>)")
+        raise ValueError(
+            f"prompt of {len(prefix) - 1} residues leaves no room: the model's "
+            f"max_length is {model.cfg.max_length} (including <cls>)"
+        )
     budget = min(opt.max_new_tokens, room)
     gen = torch.Generator(device=device).manual_seed(opt.seed)
     out: list[Generated] = []
@@ -127,8 +143,11 @@ def generate(model: PerformerLM, n: int, opt: SamplingOptions, prompt: str = "",
             logits = dec.step(nxt)
         for row in range(b):
             k = int(lengths[row])
-            stop = "eos" if bool(done[row]) else (
-                "max_new_tokens" if budget == opt.max_new_tokens else "max_length")
+            stop = (
+                "eos"
+                if bool(done[row])
+                else ("max_new_tokens" if budget == opt.max_new_tokens else "max_length")
+            )
             residues = prompt.upper() + ALPHABET.decode(new[row, :k].tolist())
             out.append(Generated(residues=residues, n_new=k, stop=stop))
         if progress is not None:
@@ -137,5 +156,7 @@ def generate(model: PerformerLM, n: int, opt: SamplingOptions, prompt: str = "",
 
 
 def fasta_header(index: int, item: Generated, opt: SamplingOptions, prompt: str) -> str:
-    return (f"gen_{index} length={len(item.residues)} stop={item.stop} T={opt.temperature:g} "
-            f"top_k={opt.top_k} top_p={opt.top_p:g} seed={opt.seed} prompt={prompt or '-'}")
+    return (
+        f"gen_{index} length={len(item.residues)} stop={item.stop} T={opt.temperature:g} "
+        f"top_k={opt.top_k} top_p={opt.top_p:g} seed={opt.seed} prompt={prompt or '-'}"
+    )

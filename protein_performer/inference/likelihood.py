@@ -42,8 +42,16 @@ if TYPE_CHECKING:
 
 #: objective -> how its likelihood is computed (the ``method`` column)
 METHODS = {"clm": "exact", "mlm": "pseudo"}
-COLUMNS = ("file", "accession", "length", "method", "n_tokens", "log_likelihood",
-           "nll_per_token", "perplexity")
+COLUMNS = (
+    "file",
+    "accession",
+    "length",
+    "method",
+    "n_tokens",
+    "log_likelihood",
+    "nll_per_token",
+    "perplexity",
+)
 
 
 @dataclass(frozen=True)
@@ -100,12 +108,23 @@ def protein_likelihoods(
     bar = Progress(n_total, desc, unit="protein", enabled=progress, interval=30.0)
     try:
         for lo, hi, sums in score_chunks(
-            model, source, pieces_of, n_slots=1, n_total=n_total, batch_tokens=batch_tokens,
-            chunk_proteins=4096, device=resolve_device(device), progress=bar,
+            model,
+            source,
+            pieces_of,
+            n_slots=1,
+            n_total=n_total,
+            batch_tokens=batch_tokens,
+            chunk_proteins=4096,
+            device=resolve_device(device),
+            progress=bar,
         ):
             for r in range(hi - lo):
-                yield ProteinLikelihood(source.accession(lo + r), int(lengths[lo + r]),
-                                        int(sums.count[0, r]), -float(sums.nll[0, r]))
+                yield ProteinLikelihood(
+                    source.accession(lo + r),
+                    int(lengths[lo + r]),
+                    int(sums.count[0, r]),
+                    -float(sums.nll[0, r]),
+                )
     finally:
         bar.close()
 
@@ -132,15 +151,29 @@ def write_likelihoods_csv(
         writer.writerow(COLUMNS)
         for label, source in sources.items():
             n, tokens, ll = 0, 0, 0.0
-            for p in protein_likelihoods(model, source, objective=str(objective), desc=label,
-                                         **kwargs):
+            for p in protein_likelihoods(
+                model, source, objective=str(objective), desc=label, **kwargs
+            ):
                 # repr-precision floats; empty cells where nothing was scored
                 cells = [p.nll_per_token, p.perplexity] if p.n_tokens else ["", ""]
-                writer.writerow([label, p.accession, p.length, METHODS[str(objective)], p.n_tokens,
-                                 p.log_likelihood, *cells])
+                writer.writerow(
+                    [
+                        label,
+                        p.accession,
+                        p.length,
+                        METHODS[str(objective)],
+                        p.n_tokens,
+                        p.log_likelihood,
+                        *cells,
+                    ]
+                )
                 n, tokens, ll = n + 1, tokens + p.n_tokens, ll + p.log_likelihood
             handle.flush()
             nll = -ll / tokens if tokens else math.nan
-            totals[label] = {"n_sequences": n, "n_tokens": tokens, "nll_per_token": nll,
-                             "perplexity": math.exp(nll) if tokens else math.nan}
+            totals[label] = {
+                "n_sequences": n,
+                "n_tokens": tokens,
+                "nll_per_token": nll,
+                "perplexity": math.exp(nll) if tokens else math.nan,
+            }
     return totals

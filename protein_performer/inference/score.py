@@ -42,7 +42,9 @@ def _log_probs(model: Model, batch: np.ndarray) -> Tensor:
     return torch.log_softmax(logits.double(), dim=-1)
 
 
-def causal_log_likelihood(model: Model, sequences: Sequence[str], batch_size: int = 8) -> np.ndarray:
+def causal_log_likelihood(
+    model: Model, sequences: Sequence[str], batch_size: int = 8
+) -> np.ndarray:
     """float64 [N]: exact log p(<cls> seq <eos>) of a causal model, one value per sequence."""
     out = np.empty(len(sequences))
     for start in range(0, len(sequences), batch_size):
@@ -81,8 +83,10 @@ def score_mutants(
         marg = masked_marginals(model, wild_type, [m.index for ms in mutants for m in ms])
         idx = ALPHABET.index
         return np.array(
-            [sum(float(marg[m.index][idx(m.mt)] - marg[m.index][idx(m.wt)]) for m in ms)
-             for ms in mutants]
+            [
+                sum(float(marg[m.index][idx(m.mt)] - marg[m.index][idx(m.wt)]) for m in ms)
+                for ms in mutants
+            ]
         )
     if objective == "clm":
         seqs = [apply_mutant(wild_type, ms) for ms in mutants]

@@ -88,7 +88,7 @@ def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> Loade
             f"(causal={objective.causal}); the checkpoint is damaged"
         )
     model = PerformerLM(cfg)
-    state = {k[len(PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
+    state = {k[len(PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
     if not state:
         raise CheckpointError(f"{p}: the state_dict holds no 'model.*' weights")
     missing, unexpected = model.load_state_dict(state, strict=False)

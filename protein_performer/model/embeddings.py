@@ -58,8 +58,9 @@ class RotaryEmbedding(nn.Module):
             if length <= self.cos.shape[0]:
                 cos, sin = self.cos[:length].float(), self.sin[:length].float()  # [L, Dh]
             else:  # made on the CPU in float64 (MPS has none), then cast as the cache is
-                cos, sin = (t.to(x.device, torch.float32) for t in
-                            self._tables(length, torch.device("cpu")))
+                cos, sin = (
+                    t.to(x.device, torch.float32) for t in self._tables(length, torch.device("cpu"))
+                )
             xf = x.float()
         half = self.head_dim // 2
         rotated = torch.cat([-xf[..., half:], xf[..., :half]], dim=-1)

@@ -42,8 +42,12 @@ def plot_ratios(table: pd.DataFrame, stem: Path) -> list[str]:
     return save_closed(fig, stem)
 
 
-def plot_curves(metrics: dict[str, pd.DataFrame], table: pd.DataFrame, stem: Path,
-                column: str = "valid/perplexity") -> list[str]:
+def plot_curves(
+    metrics: dict[str, pd.DataFrame],
+    table: pd.DataFrame,
+    stem: Path,
+    column: str = "valid/perplexity",
+) -> list[str]:
     """Validation perplexity against step per model, with the unigram baseline."""
     from protein_performer.training.sweep_summary import curve
 
@@ -54,8 +58,9 @@ def plot_curves(metrics: dict[str, pd.DataFrame], table: pd.DataFrame, stem: Pat
         if not c.empty:
             ax.plot(c["step"], c[column], marker="o", ms=3, label=label)
     if len(table) and "unigram" in table:
-        ax.axhline(float(table["unigram"].iloc[0]), color="k", ls="--", lw=1,
-                   label="unigram (first split)")
+        ax.axhline(
+            float(table["unigram"].iloc[0]), color="k", ls="--", lw=1, label="unigram (first split)"
+        )
     ax.set_xlabel("step")
     ax.set_ylabel(column)
     ax.grid(True, alpha=0.3)
@@ -70,16 +75,17 @@ def plot_blosum_controls(table: pd.DataFrame, stem: Path) -> list[str]:
     models = list(table["model"])
     x = np.arange(len(models))
     fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(models), 4))
-    for off, col, pcol, name, color in ((-0.2, "trained_pearson", "trained_permutation_p",
-                                         "trained", "tab:blue"),
-                                        (0.2, "control_pearson", "control_permutation_p",
-                                         "random init (null)", "tab:gray")):
+    for off, col, pcol, name, color in (
+        (-0.2, "trained_pearson", "trained_permutation_p", "trained", "tab:blue"),
+        (0.2, "control_pearson", "control_permutation_p", "random init (null)", "tab:gray"),
+    ):
         values = table[col].astype(float).fillna(0.0)
         ax.bar(x + off, values, 0.4, label=name, color=color)
         for xi, v, p in zip(x + off, values, table[pcol]):
             if p is not None and p == p:
-                ax.annotate(f"p={p:.2g}", (xi, v), ha="center", va="bottom" if v >= 0 else "top",
-                            fontsize=7)
+                ax.annotate(
+                    f"p={p:.2g}", (xi, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=7
+                )
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x, models, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("Pearson r with BLOSUM62 (Vig similarity)")

@@ -54,8 +54,10 @@ class StudyOptions:
 
     def __post_init__(self) -> None:
         if not self.splits:
-            raise ValueError("splits must name at least one evaluation set, e.g. "
-                             "{valid: data/sample/valid.fasta.gz}")
+            raise ValueError(
+                "splits must name at least one evaluation set, e.g. "
+                "{valid: data/sample/valid.fasta.gz}"
+            )
         for name in ("n_maskings", "n_bootstrap", "analysis_proteins"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -77,8 +79,9 @@ def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
 
     runs = [r for r in find_runs(sweep_dir) if (r / "checkpoints" / "last.ckpt").is_file()]
     if not runs:
-        raise FileNotFoundError(f"no trained runs in {sweep_dir} (job directories with "
-                                f"checkpoints/last.ckpt)")
+        raise FileNotFoundError(
+            f"no trained runs in {sweep_dir} (job directories with checkpoints/last.ckpt)"
+        )
     overrides = {r: run_overrides(r) for r in runs}
     keys = sorted({k for o in overrides.values() for k in o})
     varying = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
@@ -89,8 +92,9 @@ def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
     return out
 
 
-def bootstrap_perplexity(nll: np.ndarray, n_tokens: np.ndarray, n: int = 1000,
-                         seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_perplexity(
+    nll: np.ndarray, n_tokens: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap CI of exp(sum nll / sum tokens), resampling proteins; ``nll``
     [proteins]: each protein's summed NLL, ``n_tokens``: its scored tokens."""
     nll, n_tokens = np.asarray(nll, float), np.asarray(n_tokens, float)
@@ -106,27 +110,46 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
     from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
     from protein_performer.evaluation.perplexity import EvalOptions
 
-    eval_opts = EvalOptions(n_maskings=opts.n_maskings, seed=opts.seed, device=opts.device,
-                            progress=opts.progress, max_proteins=opts.max_proteins)
+    eval_opts = EvalOptions(
+        n_maskings=opts.n_maskings,
+        seed=opts.seed,
+        device=opts.device,
+        progress=opts.progress,
+        max_proteins=opts.max_proteins,
+    )
     rows = []
     for run in runs:
         loaded = load_checkpoint(run.checkpoint)
-        result = evaluate_checkpoint(loaded, dict(opts.splits), options=eval_opts,
-                                     per_protein_dir=out / "per_protein" / _safe(run.label),
-                                     checkpoint=str(run.checkpoint))
+        result = evaluate_checkpoint(
+            loaded,
+            dict(opts.splits),
+            options=eval_opts,
+            per_protein_dir=out / "per_protein" / _safe(run.label),
+            checkpoint=str(run.checkpoint),
+        )
         for split, m in result.files.items():
             per = pd.read_csv(m["per_protein_csv"])  # nll: mean per scored token
             total = (per["nll"] * per["n_tokens"]).fillna(0.0)  # nothing scored: empty cells
             lo, hi = bootstrap_perplexity(total, per["n_tokens"], opts.n_bootstrap, opts.seed)
             uni = float(m["unigram_perplexity"])
-            rows.append({
-                "model": run.label, "objective": loaded.objective.name, "split": split,
-                "perplexity": m["perplexity"], "ppl_lo": lo, "ppl_hi": hi,
-                "perplexity_std_maskings": m.get("perplexity_std"),
-                "unigram": uni, "ratio": m["perplexity"] / uni, "ratio_lo": lo / uni,
-                "ratio_hi": hi / uni, "accuracy": m.get("accuracy"),
-                "n_proteins": m.get("n_sequences"), "n_tokens": m.get("n_tokens"),
-            })
+            rows.append(
+                {
+                    "model": run.label,
+                    "objective": loaded.objective.name,
+                    "split": split,
+                    "perplexity": m["perplexity"],
+                    "ppl_lo": lo,
+                    "ppl_hi": hi,
+                    "perplexity_std_maskings": m.get("perplexity_std"),
+                    "unigram": uni,
+                    "ratio": m["perplexity"] / uni,
+                    "ratio_lo": lo / uni,
+                    "ratio_hi": hi / uni,
+                    "accuracy": m.get("accuracy"),
+                    "n_proteins": m.get("n_sequences"),
+                    "n_tokens": m.get("n_tokens"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -137,23 +160,37 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
     from protein_performer.analysis.options import AnalysisOptions
 
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
-    a_opts = AnalysisOptions(n_proteins=opts.analysis_proteins, threshold=opts.threshold,
-                             min_total_weight=opts.min_total_weight,
-                             n_permutations=opts.n_permutations, seed=opts.seed,
-                             device=opts.device, progress=opts.progress)
+    a_opts = AnalysisOptions(
+        n_proteins=opts.analysis_proteins,
+        threshold=opts.threshold,
+        min_total_weight=opts.min_total_weight,
+        n_permutations=opts.n_permutations,
+        seed=opts.seed,
+        device=opts.device,
+        progress=opts.progress,
+    )
     rows = []
     for run in runs:
-        _, _, summary, _ = analyze_with_control(load_model(run.checkpoint), source,
-                                                out / "blosum" / _safe(run.label), a_opts)
-        rows.append({"model": run.label, **summary["vig"],
-                     **{f"direct_{k}": v for k, v in summary["direct"].items()}})
+        _, _, summary, _ = analyze_with_control(
+            load_model(run.checkpoint), source, out / "blosum" / _safe(run.label), a_opts
+        )
+        rows.append(
+            {
+                "model": run.label,
+                **summary["vig"],
+                **{f"direct_{k}": v for k, v in summary["direct"].items()},
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     """FAVOR+ vs exact softmax on ``run``'s own q, k (:mod:`analysis.favor_error`)."""
-    from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
-                                                        protein_batch)
+    from protein_performer.analysis.favor_error import (
+        approximation_errors,
+        capture_qkv,
+        protein_batch,
+    )
     from protein_performer.analysis.inputs import load_model, open_proteins
 
     model = load_model(run.checkpoint).double()
@@ -164,16 +201,18 @@ def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
     tokens, mask = protein_batch(seqs, model.cfg.max_length)
     qkv = capture_qkv(model, tokens, mask)
-    return approximation_errors(qkv, mask, model.cfg.causal, opts.favor_error_features,
-                                seed=opts.seed)
+    return approximation_errors(
+        qkv, mask, model.cfg.causal, opts.favor_error_features, seed=opts.seed
+    )
 
 
 def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "._=-" else "_" for c in label)[:80] or "model"
 
 
-def run_study(sweep_dir: str | Path, opts: StudyOptions, out_dir: str | Path | None = None
-              ) -> dict[str, Any]:
+def run_study(
+    sweep_dir: str | Path, opts: StudyOptions, out_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Evaluate, analyse and report every trained run of ``sweep_dir``; returns study.json."""
     from protein_performer.study import figures
     from protein_performer.training.sweep_summary import read_metrics
@@ -200,14 +239,19 @@ def run_study(sweep_dir: str | Path, opts: StudyOptions, out_dir: str | Path | N
         "favor_error": figures.plot_favor_error(favor, out / "favor_error", probe.label),
     }
     study = {
-        "sweep": str(sweep), "runs": [{"label": r.label, "checkpoint": str(r.checkpoint),
-                                        "attention": kinds[r.label]} for r in runs],
+        "sweep": str(sweep),
+        "runs": [
+            {"label": r.label, "checkpoint": str(r.checkpoint), "attention": kinds[r.label]}
+            for r in runs
+        ],
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()},
         "perplexity": perplexity.to_dict(orient="records"),
         "blosum": blosum.to_dict(orient="records"),
         "favor_error_model": probe.label,
         "favor_error": favor.groupby(["feature_type", "nb_features"])["output_rel_error"]
-        .mean().reset_index().to_dict(orient="records"),
+        .mean()
+        .reset_index()
+        .to_dict(orient="records"),
         "figures": files,
     }
     (out / "study.json").write_text(json.dumps(finite(study), indent=2, default=str) + "\n")
@@ -222,21 +266,38 @@ def _attention_kind(run: StudyRun) -> str:
     return str(load_lm(run.checkpoint).model_cfg.attention.kind)
 
 
-def render_report(study: dict[str, Any], perplexity: pd.DataFrame, blosum: pd.DataFrame,
-                  favor: pd.DataFrame) -> str:
+def render_report(
+    study: dict[str, Any], perplexity: pd.DataFrame, blosum: pd.DataFrame, favor: pd.DataFrame
+) -> str:
     """report.md: the tables and the figures, with what each number means."""
     ppl = perplexity.assign(
-        perplexity=[f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in
-                    zip(perplexity.perplexity, perplexity.ppl_lo, perplexity.ppl_hi)],
-        ratio=[f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi in
-               zip(perplexity.ratio, perplexity.ratio_lo, perplexity.ratio_hi)],
+        perplexity=[
+            f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
+            for p, lo, hi in zip(perplexity.perplexity, perplexity.ppl_lo, perplexity.ppl_hi)
+        ],
+        ratio=[
+            f"{r:.3f} [{lo:.3f}, {hi:.3f}]"
+            for r, lo, hi in zip(perplexity.ratio, perplexity.ratio_lo, perplexity.ratio_hi)
+        ],
         unigram=[f"{u:.2f}" for u in perplexity.unigram],
         accuracy=[f"{a:.3f}" for a in perplexity.accuracy],
     )[["model", "objective", "split", "perplexity", "unigram", "ratio", "accuracy", "n_proteins"]]
-    bl = blosum[["model", "trained_pearson", "trained_permutation_p", "control_pearson",
-                 "control_permutation_p", "difference", "beats_control"]]
-    fe = (favor.groupby(["feature_type", "nb_features"])["output_rel_error"].mean()
-          .unstack("feature_type"))
+    bl = blosum[
+        [
+            "model",
+            "trained_pearson",
+            "trained_permutation_p",
+            "control_pearson",
+            "control_permutation_p",
+            "difference",
+            "beats_control",
+        ]
+    ]
+    fe = (
+        favor.groupby(["feature_type", "nb_features"])["output_rel_error"]
+        .mean()
+        .unstack("feature_type")
+    )
     best = perplexity.sort_values("ratio").iloc[0]
     lines = [
         f"# Study of `{study['sweep']}`",

@@ -55,8 +55,9 @@ class TokensProgressBar(TQDMProgressBar):
         super().__init__(refresh_rate=refresh_rate)
         self._meter = _TokenMeter()
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._meter.add(batch)
         n = batch_idx + 1
         if self._should_update(n, self.train_progress_bar.total):
@@ -103,8 +104,9 @@ class LogLinesProgress(ProgressBar):
             parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
         return " | ".join(parts)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._meter.add(batch)
         step = trainer.global_step
         if not self._enabled or step == self._last_logged or step % self.every_n_steps:
@@ -118,9 +120,16 @@ class LogLinesProgress(ProgressBar):
         if total and done > 0:
             eta = f" | eta {_fmt_time(elapsed / done * (total - step))}"
         of = f"/{total}" if total else ""
-        log.info("step %d%s | epoch %d | %s | %s tok/s | %s elapsed%s", step, of,
-                 trainer.current_epoch, self._metrics_text(trainer, pl_module), _fmt_rate(rate),
-                 _fmt_time(elapsed), eta)
+        log.info(
+            "step %d%s | epoch %d | %s | %s tok/s | %s elapsed%s",
+            step,
+            of,
+            trainer.current_epoch,
+            self._metrics_text(trainer, pl_module),
+            _fmt_rate(rate),
+            _fmt_time(elapsed),
+            eta,
+        )
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self._enabled or trainer.sanity_checking:
@@ -144,13 +153,13 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def progress_bar(mode: str = "auto", refresh_rate: int = 1,
-                 every_n_steps: int = 50) -> ProgressBar:
+def progress_bar(mode: str = "auto", refresh_rate: int = 1, every_n_steps: int = 50) -> ProgressBar:
     """The progress callback: ``bar`` (tqdm), ``lines`` (log lines), or ``auto`` (a bar when
     stdout is a terminal, lines otherwise)."""
     if mode not in ("auto", "bar", "lines"):
-        raise ValueError(f"callbacks.progress.mode must be one of ['auto', 'bar', 'lines'], "
-                         f"got {mode!r}")
+        raise ValueError(
+            f"callbacks.progress.mode must be one of ['auto', 'bar', 'lines'], got {mode!r}"
+        )
     if mode == "auto":
         mode = "bar" if sys.stdout.isatty() else "lines"
     if mode == "bar":

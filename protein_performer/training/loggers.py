@@ -29,8 +29,10 @@ def wandb_mode(explicit: str | None = None) -> str:
     """``online`` | ``offline`` | ``disabled``, as described in the module docstring."""
     if explicit:
         if explicit not in ("online", "offline", "disabled"):
-            raise ValueError(f"logger.wandb.mode must be one of ['disabled', 'offline', 'online'] "
-                             f"or null, got {explicit!r}")
+            raise ValueError(
+                f"logger.wandb.mode must be one of ['disabled', 'offline', 'online'] "
+                f"or null, got {explicit!r}"
+            )
         return explicit
     env = os.environ.get("WANDB_MODE")
     if env:
@@ -64,10 +66,18 @@ def find_run_id(save_dir: str | Path, ckpt_path: str | Path | None = None) -> st
     return None
 
 
-def wandb_logger(save_dir: str, project: str = "protein-performer", name: str | None = None,
-                 group: str | None = None, tags: Sequence[str] | None = None,
-                 id: str | None = None, mode: str | None = None, log_model: bool = False,
-                 ckpt_path: str | Path | None = None, **kwargs: Any):
+def wandb_logger(
+    save_dir: str,
+    project: str = "protein-performer",
+    name: str | None = None,
+    group: str | None = None,
+    tags: Sequence[str] | None = None,
+    id: str | None = None,
+    mode: str | None = None,
+    log_model: bool = False,
+    ckpt_path: str | Path | None = None,
+    **kwargs: Any,
+):
     """A Lightning ``WandbLogger`` (or ``None`` when wandb is missing or disabled)."""
     try:
         from pytorch_lightning.loggers import WandbLogger
@@ -89,8 +99,17 @@ def wandb_logger(save_dir: str, project: str = "protein-performer", name: str | 
     if rank_zero_only.rank == 0:
         (Path(save_dir) / RUN_ID_FILE).write_text(run_id + "\n")
     # wandb reads its mode from the environment too; keep both in agreement
-    return WandbLogger(save_dir=save_dir, project=project, name=name, group=group,
-                       tags=list(tags or []), id=run_id, resume="allow", mode=mode,
-                       offline=mode == "offline",
-                       # checkpoints cannot be uploaded offline (Lightning refuses the pair)
-                       log_model=log_model if mode == "online" else False, **kwargs)
+    return WandbLogger(
+        save_dir=save_dir,
+        project=project,
+        name=name,
+        group=group,
+        tags=list(tags or []),
+        id=run_id,
+        resume="allow",
+        mode=mode,
+        offline=mode == "offline",
+        # checkpoints cannot be uploaded offline (Lightning refuses the pair)
+        log_model=log_model if mode == "online" else False,
+        **kwargs,
+    )

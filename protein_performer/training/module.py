@@ -88,8 +88,11 @@ class ProteinLMModule(pl.LightningModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        for name, value, cls in (("model", model, ModelConfig), ("objective", objective, Objective),
-                                 ("optim", optim, (OptimConfig, type(None)))):
+        for name, value, cls in (
+            ("model", model, ModelConfig),
+            ("objective", objective, Objective),
+            ("optim", optim, (OptimConfig, type(None))),
+        ):
             if not isinstance(value, cls):
                 raise TypeError(
                     f"ProteinLMModule({name}=...) takes a typed config, got {type(value).__name__}"
@@ -106,16 +109,21 @@ class ProteinLMModule(pl.LightningModule):
             seed = torch.initial_seed() & 0x7FFFFFFFFFFFFFFF
         freqs = None
         if residue_frequencies is not None:
-            values = residue_frequencies.tolist() if hasattr(residue_frequencies, "tolist") \
+            values = (
+                residue_frequencies.tolist()
+                if hasattr(residue_frequencies, "tolist")
                 else residue_frequencies
+            )
             freqs = [float(f) for f in values]
-        self.save_hyperparameters({
-            "model": cfg.to_dict(),
-            **objective.to_hparams(),
-            "optim": optim_cfg.to_dict(),
-            "residue_frequencies": freqs,
-            "seed": int(seed),
-        })
+        self.save_hyperparameters(
+            {
+                "model": cfg.to_dict(),
+                **objective.to_hparams(),
+                "optim": optim_cfg.to_dict(),
+                "residue_frequencies": freqs,
+                "seed": int(seed),
+            }
+        )
         self.model_cfg = cfg
         self.optim_cfg = optim_cfg
         self.objective = objective
@@ -147,7 +155,9 @@ class ProteinLMModule(pl.LightningModule):
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
-        cls, checkpoint_path: str | Path, map_location: str | torch.device | None = None,
+        cls,
+        checkpoint_path: str | Path,
+        map_location: str | torch.device | None = None,
         strict: bool = True,
     ) -> "ProteinLMModule":
         """The module of a training checkpoint: :meth:`from_hparams`, then its weights and
@@ -164,7 +174,9 @@ class ProteinLMModule(pl.LightningModule):
         return self.model(tokens, mask)
 
     def compute_loss(
-        self, batch: dict[str, Tensor], generator: torch.Generator | None = None,
+        self,
+        batch: dict[str, Tensor],
+        generator: torch.Generator | None = None,
         corrupt: bool = True,
     ) -> dict[str, Tensor]:
         """``loss`` (mean NLL over scored tokens), ``nll`` (their sum), ``count``, ``correct``.
@@ -172,13 +184,18 @@ class ProteinLMModule(pl.LightningModule):
         ``corrupt`` (mlm): BERT's 80/10/10 rule (training); without it every selected residue
         becomes <mask> (validation/test), so no scored position shows its answer.
         """
-        inputs, targets = self.objective.inputs_and_targets(batch["tokens"], batch["mask"],
-                                                            generator, corrupt)
+        inputs, targets = self.objective.inputs_and_targets(
+            batch["tokens"], batch["mask"], generator, corrupt
+        )
         logits = self.model(inputs, batch["mask"])
         vocab = logits.shape[-1]
         # float32 loss whatever the autocast dtype (fp16 logits lose the NLL's low digits)
-        nll = F.cross_entropy(logits.float().reshape(-1, vocab), targets.reshape(-1),
-                              ignore_index=IGNORE, reduction="sum")
+        nll = F.cross_entropy(
+            logits.float().reshape(-1, vocab),
+            targets.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
         scored = targets != IGNORE
         count = scored.sum()
         correct = ((logits.argmax(dim=-1) == targets) & scored).sum()
@@ -209,16 +226,32 @@ class ProteinLMModule(pl.LightningModule):
         out = self.compute_loss(batch, gen)
         self._sums("train").update(out["nll"], out["count"], out["correct"])
         size = batch["tokens"].shape[0]
-        self.log("train/loss", out["loss"], on_step=True, on_epoch=False, prog_bar=True,
-                 batch_size=size)
-        self.log("train/accuracy", out["correct"] / out["count"].clamp(min=1), on_step=True,
-                 on_epoch=False, batch_size=size)
-        self.log("train/feature_redraws", float(self.feature_redraws), on_step=True,
-                 on_epoch=False, batch_size=size)
+        self.log(
+            "train/loss", out["loss"], on_step=True, on_epoch=False, prog_bar=True, batch_size=size
+        )
+        self.log(
+            "train/accuracy",
+            out["correct"] / out["count"].clamp(min=1),
+            on_step=True,
+            on_epoch=False,
+            batch_size=size,
+        )
+        self.log(
+            "train/feature_redraws",
+            float(self.feature_redraws),
+            on_step=True,
+            on_epoch=False,
+            batch_size=size,
+        )
         optimizers = self.trainer.optimizers if self._trainer is not None else []
         if optimizers:
-            self.log("train/lr", optimizers[0].param_groups[0]["lr"], on_step=True,
-                     on_epoch=False, batch_size=size)
+            self.log(
+                "train/lr",
+                optimizers[0].param_groups[0]["lr"],
+                on_step=True,
+                on_epoch=False,
+                batch_size=size,
+            )
         self._log_throughput(batch, size)
         return out["loss"]
 
@@ -227,8 +260,13 @@ class ProteinLMModule(pl.LightningModule):
         self._tok_count = self._tok_count + batch["mask"].sum()
         elapsed = max(time.perf_counter() - self._tok_since, 1e-9)
         world = self.trainer.world_size if self._trainer is not None else 1
-        self.log("train/tokens_per_s", self._tok_count * world / elapsed, on_step=True,
-                 on_epoch=False, batch_size=size)
+        self.log(
+            "train/tokens_per_s",
+            self._tok_count * world / elapsed,
+            on_step=True,
+            on_epoch=False,
+            batch_size=size,
+        )
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
@@ -240,8 +278,9 @@ class ProteinLMModule(pl.LightningModule):
 
     # -- validation and test -------------------------------------------------------------------
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int,
-                        dataloader_idx: int = 0) -> Tensor:
+    def validation_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
         gen = self._generator(_STAGE_CODES["valid"], dataloader_idx, batch_idx)
         out = self.compute_loss(batch, gen, corrupt=False)
         self._sums("valid").update(out["nll"], out["count"], out["correct"])
@@ -255,8 +294,9 @@ class ProteinLMModule(pl.LightningModule):
         names = list(getattr(dm, "test_names", None) or ["test", "test_ood"])
         return names[dataloader_idx] if dataloader_idx < len(names) else "test_ood"
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int,
-                  dataloader_idx: int = 0) -> Tensor:
+    def test_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
         name = self._test_name(dataloader_idx)
         gen = self._generator(_STAGE_CODES["test"], dataloader_idx, batch_idx)
         out = self.compute_loss(batch, gen, corrupt=False)
@@ -279,8 +319,12 @@ class ProteinLMModule(pl.LightningModule):
             self.log(f"{stage}/loss", mean, sync_dist=False)
         else:
             self.log(f"{stage}/nll", mean, sync_dist=False)
-        self.log(f"{stage}/perplexity", math.exp(min(mean, 700.0)), sync_dist=False,
-                 prog_bar=stage == "valid")
+        self.log(
+            f"{stage}/perplexity",
+            math.exp(min(mean, 700.0)),
+            sync_dist=False,
+            prog_bar=stage == "valid",
+        )
         # train/accuracy is already a per-step series: the epoch value gets its own name
         name = f"{stage}/accuracy" if with_loss else f"{stage}/accuracy_epoch"
         self.log(name, correct / count, sync_dist=False)
@@ -294,8 +338,10 @@ class ProteinLMModule(pl.LightningModule):
             total = int(estimate) if math.isfinite(estimate) else None
         optimizer = build_optimizer(self.model, self.optim_cfg)
         scheduler = build_scheduler(optimizer, self.optim_cfg, total)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
 
     # -- checkpoint extras ---------------------------------------------------------------------
 

@@ -75,8 +75,9 @@ class WarmupDecay:
     to ``min_lr_ratio`` over ``total - warmup`` steps; ``min_lr_ratio`` after ``total``.
     """
 
-    def __init__(self, warmup_steps: int, total_steps: int | None, schedule: str,
-                 min_lr_ratio: float) -> None:
+    def __init__(
+        self, warmup_steps: int, total_steps: int | None, schedule: str, min_lr_ratio: float
+    ) -> None:
         self.warmup_steps = int(warmup_steps)
         self.total_steps = None if total_steps is None else int(total_steps)
         self.schedule = schedule
@@ -116,12 +117,14 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr,
-                             betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.AdamW(
+        parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
+    )
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig,
-                    total_steps: int | None) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int | None
+) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, WarmupDecay(cfg.warmup_steps, total_steps, cfg.schedule, cfg.min_lr_ratio)
     )

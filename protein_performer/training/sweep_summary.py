@@ -24,8 +24,14 @@ def find_runs(sweep_dir: str | Path) -> list[Path]:
     """Job directories of a sweep (those with Hydra's .hydra/, a metrics CSV or metrics.json),
     in numeric order of their names when numeric."""
     sweep = Path(sweep_dir)
-    runs = [d for d in sweep.iterdir() if d.is_dir() and (
-        (d / ".hydra").is_dir() or (d / METRICS_CSV).is_file() or (d / "metrics.json").is_file())]
+    runs = [
+        d
+        for d in sweep.iterdir()
+        if d.is_dir()
+        and (
+            (d / ".hydra").is_dir() or (d / METRICS_CSV).is_file() or (d / "metrics.json").is_file()
+        )
+    ]
 
     def key(p: Path) -> tuple[int, Any]:
         return (0, int(p.name)) if p.name.isdigit() else (1, p.name)
@@ -103,15 +109,17 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
     return row
 
 
-def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None,
-              plot: bool = True) -> pd.DataFrame:
+def summarize(
+    sweep_dir: str | Path, out_dir: str | Path | None = None, plot: bool = True
+) -> pd.DataFrame:
     """Write comparison.csv, comparison.md and valid_perplexity.png; return the table."""
     sweep = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep
     runs = find_runs(sweep)
     if not runs:
-        raise FileNotFoundError(f"no runs found in {sweep} (expected job directories with "
-                                f".hydra/ or {METRICS_CSV})")
+        raise FileNotFoundError(
+            f"no runs found in {sweep} (expected job directories with .hydra/ or {METRICS_CSV})"
+        )
     overrides = {r.name: run_overrides(r) for r in runs}
     keys = sorted({k for o in overrides.values() for k in o})
     # the overrides shared by every run say nothing about the difference between runs
@@ -120,8 +128,12 @@ def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None,
     for run in runs:
         row = summarize_run(run)
         label = " ".join(f"{k}={overrides[run.name].get(k, '')}" for k in varying)
-        row = {"run": row.pop("run"), "label": label or run.name,
-               **{k: overrides[run.name].get(k) for k in varying}, **row}
+        row = {
+            "run": row.pop("run"),
+            "label": label or run.name,
+            **{k: overrides[run.name].get(k) for k in varying},
+            **row,
+        }
         rows.append(row)
     table = pd.DataFrame(rows)
     sort_col = f"{PERPLEXITY} (final)"
@@ -130,15 +142,20 @@ def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(
-        f"# Sweep {sweep.name}\n\n{table.to_markdown(index=False, floatfmt='.4g')}\n")
+        f"# Sweep {sweep.name}\n\n{table.to_markdown(index=False, floatfmt='.4g')}\n"
+    )
     if plot:
-        plot_curves({r.name: read_metrics(r) for r in runs},
-                    {row["run"]: row["label"] for row in rows}, out / "valid_perplexity.png")
+        plot_curves(
+            {r.name: read_metrics(r) for r in runs},
+            {row["run"]: row["label"] for row in rows},
+            out / "valid_perplexity.png",
+        )
     return table
 
 
-def plot_curves(metrics: dict[str, pd.DataFrame], labels: dict[str, str], path: Path,
-                column: str = PERPLEXITY) -> Path:
+def plot_curves(
+    metrics: dict[str, pd.DataFrame], labels: dict[str, str], path: Path, column: str = PERPLEXITY
+) -> Path:
     """Validation perplexity against step, one line per run (log scale)."""
     import matplotlib
 
@@ -159,8 +176,7 @@ def plot_curves(metrics: dict[str, pd.DataFrame], labels: dict[str, str], path: 
         ax.set_yscale("log")
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, f"no {column} logged", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no {column} logged", ha="center", va="center", transform=ax.transAxes)
     ax.grid(True, alpha=0.3)
     ax.set_title("validation perplexity per run")
     fig.tight_layout()

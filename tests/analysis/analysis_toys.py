@@ -7,8 +7,9 @@ from torch import nn
 
 
 class ToyAttentionModel(nn.Module):
-    def __init__(self, n_layers: int = 2, n_heads: int = 3, d: int = 8, max_length: int = 64,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, n_layers: int = 2, n_heads: int = 3, d: int = 8, max_length: int = 64, seed: int = 0
+    ) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.max_length = max_length

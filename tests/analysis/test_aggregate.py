@@ -22,15 +22,23 @@ A, C, D, G = (AMINO_ACIDS.index(x) for x in "ACDG")
 
 def _hand_example():
     """<cls> A C A D G <eos>, one head; rows are queries, columns targets (positions 0..6)."""
-    tokens = torch.tensor([[ALPHABET.cls_idx, *ALPHABET.encode("ACADG").tolist(), ALPHABET.eos_idx]])
+    tokens = torch.tensor(
+        [[ALPHABET.cls_idx, *ALPHABET.encode("ACADG").tolist(), ALPHABET.eos_idx]]
+    )
     a = torch.zeros(1, 1, 7, 7, dtype=torch.float64)
-    a[0, 0, 0, 1] = 1.0                                    # <cls> query: excluded
-    a[0, 0, 1, [0, 2, 3]] = torch.tensor([0.45, 0.05, 0.5], dtype=torch.float64)  # A: ->cls excluded, ->C < 0.1, ->A
-    a[0, 0, 2, [1, 4]] = torch.tensor([0.2, 0.8], dtype=torch.float64)            # C: ->A, ->D
-    a[0, 0, 3, 5] = 1.0                                      # A: ->G
-    a[0, 0, 4, [2, 4, 6]] = torch.tensor([0.3, 0.4, 0.3], dtype=torch.float64)    # D: ->C, ->D, ->eos excluded
-    a[0, 0, 5, [1, 2, 5]] = torch.tensor([0.6, 0.1, 0.3], dtype=torch.float64)    # G: ->A, ->C (= threshold, kept), ->G
-    a[0, 0, 6, 0] = 1.0                                      # <eos> query: excluded
+    a[0, 0, 0, 1] = 1.0  # <cls> query: excluded
+    a[0, 0, 1, [0, 2, 3]] = torch.tensor(
+        [0.45, 0.05, 0.5], dtype=torch.float64
+    )  # A: ->cls excluded, ->C < 0.1, ->A
+    a[0, 0, 2, [1, 4]] = torch.tensor([0.2, 0.8], dtype=torch.float64)  # C: ->A, ->D
+    a[0, 0, 3, 5] = 1.0  # A: ->G
+    a[0, 0, 4, [2, 4, 6]] = torch.tensor(
+        [0.3, 0.4, 0.3], dtype=torch.float64
+    )  # D: ->C, ->D, ->eos excluded
+    a[0, 0, 5, [1, 2, 5]] = torch.tensor(
+        [0.6, 0.1, 0.3], dtype=torch.float64
+    )  # G: ->A, ->C (= threshold, kept), ->G
+    a[0, 0, 6, 0] = 1.0  # <eos> query: excluded
     return tokens, a
 
 
@@ -41,8 +49,17 @@ def test_hand_made_attention_gives_hand_computed_matrices():
 
     # Kept weights: A->A .5, C->A .2, C->D .8, A->G 1, D->C .3, D->D .4, G->A .6, G->C .1, G->G .3
     expected_pairs = np.zeros((20, 20))
-    for (q, t), w in {(A, A): 0.5, (C, A): 0.2, (C, D): 0.8, (A, G): 1.0, (D, C): 0.3,
-                      (D, D): 0.4, (G, A): 0.6, (G, C): 0.1, (G, G): 0.3}.items():
+    for (q, t), w in {
+        (A, A): 0.5,
+        (C, A): 0.2,
+        (C, D): 0.8,
+        (A, G): 1.0,
+        (D, C): 0.3,
+        (D, D): 0.4,
+        (G, A): 0.6,
+        (G, C): 0.1,
+        (G, G): 0.3,
+    }.items():
         expected_pairs[q, t] = w
     np.testing.assert_allclose(agg.pair_mass[0], expected_pairs, atol=1e-12)
 
@@ -89,7 +106,7 @@ def test_head_exclusion_and_similarity_against_numpy():
     rng = np.random.default_rng(0)
     mass = rng.random((6, 20)) * 10
     mass[2] *= 1e-3  # total ~0.1: excluded
-    mass[4] = 0.0    # nothing at all: excluded
+    mass[4] = 0.0  # nothing at all: excluded
     shares, kept = head_shares(mass, min_total_weight=1.0)
     assert kept.tolist() == [True, True, False, True, False, True]
     assert np.isnan(shares[~kept]).all()

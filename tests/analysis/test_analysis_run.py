@@ -39,8 +39,14 @@ def test_streaming_equals_one_protein_at_a_time():
     """Batching (padding, sorting, cropping) must not change the sums."""
     model = ToyAttentionModel(max_length=64).double()
     src = _source()
-    opts = AnalysisOptions(n_proteins=10, threshold=0.05, progress=False, device="cpu",
-                           n_permutations=0, attention_budget=20000)
+    opts = AnalysisOptions(
+        n_proteins=10,
+        threshold=0.05,
+        progress=False,
+        device="cpu",
+        n_permutations=0,
+        attention_budget=20000,
+    )
     agg, counts = aggregate_attention(model, src, opts)
     assert counts["n_proteins"] == 10 and agg.n_proteins == 10
     assert counts["n_cropped"] == int((src.lengths[:10] + 2 > 64).sum()) > 0
@@ -57,8 +63,15 @@ def test_streaming_equals_one_protein_at_a_time():
 
 def test_summary_outputs_and_figures(tmp_path):
     model = ToyAttentionModel(n_layers=2, n_heads=3)
-    opts = AnalysisOptions(n_proteins=12, threshold=0.1, min_total_weight=1.0, progress=False,
-                           device="cpu", n_permutations=50, matrices=["BLOSUM62", "PAM250"])
+    opts = AnalysisOptions(
+        n_proteins=12,
+        threshold=0.1,
+        min_total_weight=1.0,
+        progress=False,
+        device="cpu",
+        n_permutations=50,
+        matrices=["BLOSUM62", "PAM250"],
+    )
     agg, counts = aggregate_attention(model, _source(), opts)
     result = summarise(agg, opts, counts)
     assert result.vig.shape == (20, 20) and result.head_direct.shape == (6, 20, 20)
@@ -67,8 +80,13 @@ def test_summary_outputs_and_figures(tmp_path):
     data = json.loads((tmp_path / "blosum_comparison.json").read_text())
     assert data["reference"] == "BLOSUM62" and data["heads"]["total"] == 6
     assert data["n_proteins"] == 12
-    assert set(data["overall"]["vig"]["BLOSUM62"]) >= {"pearson", "spearman", "permutation_p",
-                                                       "pearson_diag", "n_pairs"}
+    assert set(data["overall"]["vig"]["BLOSUM62"]) >= {
+        "pearson",
+        "spearman",
+        "permutation_p",
+        "pearson_diag",
+        "n_pairs",
+    }
     per_head = pd.read_csv(files["per_head"])
     assert len(per_head) == 6 and {"layer", "head", "direct_pearson", "share_W"} <= set(per_head)
     vig = pd.read_csv(files["vig_similarity"], index_col=0)
@@ -121,10 +139,26 @@ def test_real_model_kinds_give_finite_results(kind, tmp_path):
     from protein_performer.model.config import ModelConfig
 
     torch.manual_seed(0)
-    model = lm.PerformerLM(ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, max_length=48,
-                                       dropout=0.0, attention=AttentionConfig(kind=kind)))
-    opts = AnalysisOptions(n_proteins=10, threshold=0.0, min_total_weight=0.0, device="cpu",
-                           progress=False, n_permutations=20, matrices=["BLOSUM62"])
+    model = lm.PerformerLM(
+        ModelConfig(
+            d_model=16,
+            n_layers=2,
+            n_heads=2,
+            d_ff=32,
+            max_length=48,
+            dropout=0.0,
+            attention=AttentionConfig(kind=kind),
+        )
+    )
+    opts = AnalysisOptions(
+        n_proteins=10,
+        threshold=0.0,
+        min_total_weight=0.0,
+        device="cpu",
+        progress=False,
+        n_permutations=20,
+        matrices=["BLOSUM62"],
+    )
     agg, counts = aggregate_attention(model, _source(), opts)
     # rows sum to 1 over real tokens: the kept mass is at most one unit per standard query
     assert (agg.total_weight <= agg.residue_counts.sum() + 1e-6).all()

@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from protein_performer.analysis.control import control_summary, random_init_like
-from protein_performer.analysis.favor_error import (approximation_errors, capture_qkv,
-                                                    exact_matrix, plot_errors, protein_batch)
+from protein_performer.analysis.favor_error import (
+    approximation_errors,
+    capture_qkv,
+    exact_matrix,
+    plot_errors,
+    protein_batch,
+)
 from protein_performer.attention import AttentionConfig
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
@@ -18,9 +23,17 @@ SEQS = ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "ACDEFGHIKLMNPQRSTVWYACDEFG"]
 
 
 def _model(kind: str = "exact", causal: bool = False, position: str = "learned") -> PerformerLM:
-    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, dropout=0.0, max_length=48,
-                      causal=causal, position=position,
-                      attention=AttentionConfig(kind=kind, nb_features=16))
+    cfg = ModelConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        d_ff=64,
+        dropout=0.0,
+        max_length=48,
+        causal=causal,
+        position=position,
+        attention=AttentionConfig(kind=kind, nb_features=16),
+    )
     return PerformerLM(cfg).eval()
 
 
@@ -31,8 +44,9 @@ def test_random_init_like_same_config_fresh_seeded_weights():
             p.add_(1.0)  # "training"
     a, b = random_init_like(trained, seed=3), random_init_like(trained, seed=3)
     assert a.cfg == trained.cfg and not a.training
-    for (name, pa), pb, pt in zip(a.state_dict().items(), b.state_dict().values(),
-                                  trained.state_dict().values()):
+    for (name, pa), pb, pt in zip(
+        a.state_dict().items(), b.state_dict().values(), trained.state_dict().values()
+    ):
         assert torch.equal(pa, pb), name  # seeded: the same control every time
         if pa.is_floating_point() and pa.numel() > 1 and "projection" not in name:
             assert not torch.equal(pa, pt), name  # none of the trained weights
@@ -44,11 +58,17 @@ def test_random_init_like_same_config_fresh_seeded_weights():
     assert torch.equal(state, torch.random.get_rng_state())
 
 
-@pytest.mark.parametrize("t,c,p,beats", [(0.4, 0.05, 0.001, True), (0.4, 0.05, 0.02, False),
-                                         (0.1, 0.2, 0.001, False), (None, 0.1, 0.5, False)])
+@pytest.mark.parametrize(
+    "t,c,p,beats",
+    [
+        (0.4, 0.05, 0.001, True),
+        (0.4, 0.05, 0.02, False),
+        (0.1, 0.2, 0.001, False),
+        (None, 0.1, 0.5, False),
+    ],
+)
 def test_control_summary(t, c, p, beats):
-    s = control_summary({"pearson": t, "permutation_p": p},
-                        {"pearson": c, "permutation_p": 0.5})
+    s = control_summary({"pearson": t, "permutation_p": p}, {"pearson": c, "permutation_p": 0.5})
     assert s["beats_control"] is beats
     assert s["difference"] == (None if t is None else pytest.approx(t - c))
 
@@ -86,8 +106,9 @@ def test_favor_error_falls_with_features_and_orthogonal_helps():
 def test_favor_error_plot(tmp_path):
     model = _model("exact")
     tokens, mask = protein_batch(SEQS, 48)
-    table = approximation_errors(capture_qkv(model, tokens, mask), mask, False,
-                                 nb_features=(8, 16), n_draws=2)
+    table = approximation_errors(
+        capture_qkv(model, tokens, mask), mask, False, nb_features=(8, 16), n_draws=2
+    )
     paths = plot_errors(table, tmp_path / "favor_error")
     assert [p[-3:] for p in paths] == ["png", "pdf"]
     assert (tmp_path / "favor_error.png").read_bytes()[:4] == b"\x89PNG"

@@ -105,8 +105,10 @@ def test_planted_direct_pattern_follows_blosum_and_shuffled_does_not(beta, r_min
     b = load_matrix("BLOSUM62")
     tokens = _random_proteins(8, 60, seed=0)
     results = {}
-    for name, labels in (("planted", np.arange(20)),
-                         ("shuffled", np.random.default_rng(7).permutation(20))):
+    for name, labels in (
+        ("planted", np.arange(20)),
+        ("shuffled", np.random.default_rng(7).permutation(20)),
+    ):
         bm = beta * torch.as_tensor(b[np.ix_(labels, labels)])
         cl = _class_of(tokens)
         logits = bm[cl[:, :, None], cl[:, None, :]]  # [B, L, L]
@@ -128,8 +130,10 @@ def test_planted_vig_pattern_follows_blosum_and_shuffled_does_not():
     tokens = _random_proteins(4, 40, seed=2)
     cl = _class_of(tokens)
     r = {}
-    for name, labels in (("planted", np.arange(20)),
-                         ("shuffled", np.random.default_rng(11).permutation(20))):
+    for name, labels in (
+        ("planted", np.arange(20)),
+        ("shuffled", np.random.default_rng(11).permutation(20)),
+    ):
         z = 0.1 * torch.as_tensor(b[np.ix_(labels, labels)])  # [heads = 20, target type]
         logits = z[:, cl]  # [heads, B, L]: each query's preference over the targets
         attn = torch.softmax(logits, dim=-1).permute(1, 0, 2)[:, :, None, :]

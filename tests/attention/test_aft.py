@@ -390,8 +390,9 @@ def test_causal_scan_saves_only_linear_state():
     """For backward: k, v, the output and 1 / D (plus the [B, H, 1, Dh] chunk maxima)."""
     k, v = (t.requires_grad_() for t in _keys_values(2, 300))
     saved = []
-    hooks = torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t,
-                                                     lambda t: t)
+    hooks = torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(t.numel()) or t, lambda t: t
+    )
     with hooks:
         causal_prefix_softmax(k, v, None, chunk=16)
     assert saved and max(saved) == k.numel() and sum(saved) == 4 * k.numel()

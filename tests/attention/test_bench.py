@@ -10,9 +10,21 @@ from protein_performer.cli.bench import check_targets, flops, run_case
 
 
 def _spec(kind, causal, pas):
-    return {"kind": kind, "causal": causal, "pass": pas, "length": 64, "batch": 1, "heads": 2,
-            "head_dim": 8, "features": 16, "chunk_size": 16, "device": "cpu",
-            "dtype": "float32", "repeats": 1, "budget_s": 1.0}
+    return {
+        "kind": kind,
+        "causal": causal,
+        "pass": pas,
+        "length": 64,
+        "batch": 1,
+        "heads": 2,
+        "head_dim": 8,
+        "features": 16,
+        "chunk_size": 16,
+        "device": "cpu",
+        "dtype": "float32",
+        "repeats": 1,
+        "budget_s": 1.0,
+    }
 
 
 def test_run_case_measures_time_and_memory():
@@ -31,28 +43,64 @@ def test_check_targets_reads_the_table():
     rows = []
     for mode in ("bidirectional", "causal"):
         for L in (1024, 4096, 8192, 32768):
-            rows.append({"kind": "exact", "mode": mode, "pass": "fwd+bwd", "L": L,
-                         "time_ms": L * L / 1e4, "peak_mib": 10.0})
-            rows.append({"kind": "favor_softmax", "mode": mode, "pass": "fwd+bwd", "L": L,
-                         "time_ms": L / 100, "peak_mib": L / 100, "pct_matmul_peak": 50.0})
-            rows.append({"kind": "aft_conv", "mode": mode, "pass": "fwd+bwd", "L": L,
-                         "time_ms": L / 200, "peak_mib": 1.0})
+            rows.append(
+                {
+                    "kind": "exact",
+                    "mode": mode,
+                    "pass": "fwd+bwd",
+                    "L": L,
+                    "time_ms": L * L / 1e4,
+                    "peak_mib": 10.0,
+                }
+            )
+            rows.append(
+                {
+                    "kind": "favor_softmax",
+                    "mode": mode,
+                    "pass": "fwd+bwd",
+                    "L": L,
+                    "time_ms": L / 100,
+                    "peak_mib": L / 100,
+                    "pct_matmul_peak": 50.0,
+                }
+            )
+            rows.append(
+                {
+                    "kind": "aft_conv",
+                    "mode": mode,
+                    "pass": "fwd+bwd",
+                    "L": L,
+                    "time_ms": L / 200,
+                    "peak_mib": 1.0,
+                }
+            )
             if L <= 4096:  # the peer stops early; only the lengths it has are compared
-                rows.append({"kind": "performer_pytorch", "mode": mode, "pass": "fwd+bwd",
-                             "L": L, "time_ms": L / 50, "peak_mib": 1.0})
+                rows.append(
+                    {
+                        "kind": "performer_pytorch",
+                        "mode": mode,
+                        "pass": "fwd+bwd",
+                        "L": L,
+                        "time_ms": L / 50,
+                        "peak_mib": 1.0,
+                    }
+                )
     lines = check_targets(pd.DataFrame(rows))
     assert len(lines) == 14 and all("PASS" in line for line in lines[1:12])
     assert "L=8192 >= 3x faster than causal exact: 81.9x" in lines[3]
     assert "beside" not in lines[9]
-    beside = pd.DataFrame(rows).assign(pct_matmul_beside=[44.0 if r.get("pct_matmul_peak") else None
-                                                          for r in rows])
+    beside = pd.DataFrame(rows).assign(
+        pct_matmul_beside=[44.0 if r.get("pct_matmul_peak") else None for r in rows]
+    )
     line = check_targets(beside)[9]
     assert "causal FAVOR+" in line and "PASS" in line and "beside each case: min 44.0%" in line
     assert "n/a" in lines[12] and "aft_simple" in lines[12]  # not measured
     assert "PASS" in lines[13] and "aft_conv" in lines[13]
     slow = pd.DataFrame(rows)
-    slow.loc[(slow.kind == "performer_pytorch") & (slow["mode"] == "causal") & (slow.L == 1024),
-             "time_ms"] = 1024 / 100 * 1.2
+    slow.loc[
+        (slow.kind == "performer_pytorch") & (slow["mode"] == "causal") & (slow.L == 1024),
+        "time_ms",
+    ] = 1024 / 100 * 1.2
     assert "FAIL" in check_targets(slow)[11] and "1.20x" in check_targets(slow)[11]
 
 
@@ -67,8 +115,25 @@ def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path
 
     monkeypatch.setattr(bench, "_subprocess_case", in_process)
     monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device, n=2048: 100.0)
-    tiny = ["--kinds", "favor_softmax", "--lengths", "32", "--causal", "true", "--passes", "fwd",
-            "--heads", "2", "--head-dim", "8", "--features", "16", "--repeats", "1", "--no-peer"]
+    tiny = [
+        "--kinds",
+        "favor_softmax",
+        "--lengths",
+        "32",
+        "--causal",
+        "true",
+        "--passes",
+        "fwd",
+        "--heads",
+        "2",
+        "--head-dim",
+        "8",
+        "--features",
+        "16",
+        "--repeats",
+        "1",
+        "--no-peer",
+    ]
     bench.main(["attention", *tiny, "--out", str(tmp_path / "a")])
     bench.main(["attention", *tiny, "--chunk-size", "8", "--out", str(tmp_path / "b")])
     assert seen == [None, 8]  # None: the implementation's default chunk
@@ -79,16 +144,44 @@ def test_impls_time_each_causal_implementation(monkeypatch, tmp_path):
     from protein_performer.cli import bench
 
     # the implementation choice is causal FAVOR+'s only
-    assert bench._series(["exact", "favor_relu"], False, ["loop", "chunkwise"]) == \
-        [("exact", "auto"), ("favor_relu", "auto")]
-    monkeypatch.setattr(bench, "_subprocess_case",
-                        lambda spec, timeout, malloc_cache=False: run_case(spec))
+    assert bench._series(["exact", "favor_relu"], False, ["loop", "chunkwise"]) == [
+        ("exact", "auto"),
+        ("favor_relu", "auto"),
+    ]
+    monkeypatch.setattr(
+        bench, "_subprocess_case", lambda spec, timeout, malloc_cache=False: run_case(spec)
+    )
     monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device, n=2048: 100.0)
-    df = bench.bench_attention(bench._parser().parse_args(
-        ["attention", "--kinds", "favor_relu", "--lengths", "64", "--causal", "true",
-         "--passes", "fwd", "--heads", "2", "--head-dim", "8", "--features", "16",
-         "--repeats", "1", "--no-peer", "--impls", "auto", "loop", "chunkwise",
-         "--out", str(tmp_path)]))
+    df = bench.bench_attention(
+        bench._parser().parse_args(
+            [
+                "attention",
+                "--kinds",
+                "favor_relu",
+                "--lengths",
+                "64",
+                "--causal",
+                "true",
+                "--passes",
+                "fwd",
+                "--heads",
+                "2",
+                "--head-dim",
+                "8",
+                "--features",
+                "16",
+                "--repeats",
+                "1",
+                "--no-peer",
+                "--impls",
+                "auto",
+                "loop",
+                "chunkwise",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    )
     assert list(df.kind) == ["favor_relu", "favor_relu:loop", "favor_relu:chunkwise"]
     auto = "cpp" if favor_causal_cpu.usable(torch.zeros(1)) else "loop"
     assert list(df.impl) == [auto, "loop", "chunkwise"]

@@ -124,8 +124,9 @@ def test_gradcheck(kernel, causal, eps, causal_impl):
     mask = torch.tensor([[True] * 6 + [False]])
 
     def fn(q, k, v):
-        return favor_attention(q, k, v, w, kernel=kernel, causal=causal, mask=mask,
-                               chunk_size=3, eps=eps)
+        return favor_attention(
+            q, k, v, w, kernel=kernel, causal=causal, mask=mask, chunk_size=3, eps=eps
+        )
 
     assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)
 
@@ -139,8 +140,11 @@ def test_backward_matches_reference_gradients(kernel, causal, causal_impl):
     for f in (favor_attention, favor_attention_reference):
         qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
         kwargs = {"chunk_size": 5} if f is favor_attention else {}
-        out = f(qq, kk, vv, w, kernel=kernel, causal=causal, **kwargs) if f is favor_attention \
+        out = (
+            f(qq, kk, vv, w, kernel=kernel, causal=causal, **kwargs)
+            if f is favor_attention
             else _ref_with_grad(qq, kk, vv, w, kernel, causal)
+        )
         out.pow(2).sum().backward()
         grads.append([t.grad for t in (qq, kk, vv)])
     for a, b in zip(*grads):
@@ -154,11 +158,13 @@ def test_causal_inference_path_equals_training_path(kernel, causal_impl):
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
     with torch.no_grad():
         plain = favor_attention(q, k, v, w, kernel=kernel, causal=True, chunk_size=4)
-    trained = favor_attention(q.clone().requires_grad_(), k, v, w, kernel=kernel, causal=True,
-                              chunk_size=4)
+    trained = favor_attention(
+        q.clone().requires_grad_(), k, v, w, kernel=kernel, causal=True, chunk_size=4
+    )
     assert torch.equal(plain, trained.detach())
-    assert torch.allclose(plain, favor_attention_reference(q, k, v, w, kernel=kernel, causal=True),
-                          atol=1e-12)
+    assert torch.allclose(
+        plain, favor_attention_reference(q, k, v, w, kernel=kernel, causal=True), atol=1e-12
+    )
 
 
 def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch, causal_impl):
@@ -173,9 +179,14 @@ def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch, causal_imp
         owner = favor_causal.CausalFavorCpu if causal_impl == "cpp" else favor_causal._CausalFavor
         name = "apply"
     inner = getattr(owner, name)
-    monkeypatch.setattr(owner, name,
-                        lambda q, k, v, *rest: seen.append((q.requires_grad, k.requires_grad,
-                                                            v.requires_grad)) or inner(q, k, v, *rest))
+    monkeypatch.setattr(
+        owner,
+        name,
+        lambda q, k, v, *rest: (
+            seen.append((q.requires_grad, k.requires_grad, v.requires_grad))
+            or inner(q, k, v, *rest)
+        ),
+    )
     q, k, v = (t.requires_grad_() for t in _qkv(b=1, h=2, length=9, d=4))
     w = gaussian_orthogonal_random_matrix(8, 4, dtype=torch.float64)
     with torch.no_grad():
@@ -202,7 +213,9 @@ def _ref_with_grad(q, k, v, w, kernel, causal):
         phi_q = (torch.exp(lq - lq.amax(-1, keepdim=True)) + eps) / math.sqrt(m)
         kmax = lk.amax(-1)  # [B, H, L]
         stab = kmax[..., None, :].masked_fill(~allowed, float("-inf")).amax(-1)  # M_i [B, H, L]
-        phi_k = (torch.exp(lk[:, :, None] - stab[..., None, None]) + eps) / math.sqrt(m)  # [B,H,i,j,m]
+        phi_k = (torch.exp(lk[:, :, None] - stab[..., None, None]) + eps) / math.sqrt(
+            m
+        )  # [B,H,i,j,m]
         mat = (phi_q[:, :, :, None] * phi_k).sum(-1)
     else:
         f = lambda x: torch.relu(x @ w.T / math.sqrt(m)) + 1e-3  # noqa: E731
@@ -235,8 +248,9 @@ def test_float32_and_bf16_autocast(causal, causal_impl):
     out32 = favor_attention(q, k, v, w, causal=causal, chunk_size=16)
     assert torch.allclose(out32.double(), ref, atol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out16 = favor_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), w, causal=causal,
-                                chunk_size=16)
+        out16 = favor_attention(
+            q.bfloat16(), k.bfloat16(), v.bfloat16(), w, causal=causal, chunk_size=16
+        )
     assert out16.dtype == torch.bfloat16
     # bf16 inputs (8-bit mantissa) with float32 accumulation inside.
     assert (out16.double() - ref).abs().max() < 0.05
@@ -278,8 +292,11 @@ def test_bidirectional_across_row_blocks(monkeypatch, kernel, masked):
         grads = []
         for f in ("fast", "ref"):
             qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
-            o = favor_attention(qq, kk, vv, w, kernel=kernel) if f == "fast" else \
-                _ref_with_grad(qq, kk, vv, w, kernel, False)
+            o = (
+                favor_attention(qq, kk, vv, w, kernel=kernel)
+                if f == "fast"
+                else _ref_with_grad(qq, kk, vv, w, kernel, False)
+            )
             o.pow(2).sum().backward()
             grads.append([t.grad for t in (qq, kk, vv)])
         for a, b in zip(*grads):
@@ -305,12 +322,14 @@ def test_causal_left_padding_and_gradients(kernel, causal_impl):
     mask[0, :4] = False
 
     def fn(q, k, v):
-        return favor_attention(q, k, v, w, kernel=kernel, causal=True, mask=mask,
-                               chunk_size=2, eps=0.3)
+        return favor_attention(
+            q, k, v, w, kernel=kernel, causal=True, mask=mask, chunk_size=2, eps=0.3
+        )
 
     out = fn(q, k, v)
-    ref = favor_attention_reference(q.detach(), k.detach(), v.detach(), w, kernel=kernel,
-                                    causal=True, mask=mask, eps=0.3)
+    ref = favor_attention_reference(
+        q.detach(), k.detach(), v.detach(), w, kernel=kernel, causal=True, mask=mask, eps=0.3
+    )
     assert (out[0, :, :4] == 0).all()
     assert torch.allclose(out[:, :, 4:], ref[:, :, 4:], atol=1e-12)
     assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)
@@ -321,9 +340,18 @@ def test_generalized_kernel_gradients():
     w = gaussian_orthogonal_random_matrix(5, 3, dtype=torch.float64)
     fn_kernel = lambda x: torch.nn.functional.elu(x) + 1  # noqa: E731
     for causal in (False, True):
+
         def fn(q, k, v):
-            return favor_attention(q, k, v, w, kernel=fn_kernel, causal=causal, chunk_size=3,
-                                   mask=torch.tensor([[True] * 6 + [False]]))
+            return favor_attention(
+                q,
+                k,
+                v,
+                w,
+                kernel=fn_kernel,
+                causal=causal,
+                chunk_size=3,
+                mask=torch.tensor([[True] * 6 + [False]]),
+            )
 
         assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-6)
 
@@ -378,8 +406,11 @@ def test_causal_gradients_at_the_default_chunk_size(kernel, causal_impl):
     grads = []
     for fast in (True, False):
         qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
-        out = (favor_attention(qq, kk, vv, w, kernel=kernel, causal=True) if fast
-               else _ref_with_grad(qq, kk, vv, w, kernel, True))
+        out = (
+            favor_attention(qq, kk, vv, w, kernel=kernel, causal=True)
+            if fast
+            else _ref_with_grad(qq, kk, vv, w, kernel, True)
+        )
         out.pow(2).sum().backward()
         grads.append([t.grad for t in (qq, kk, vv)])
     for a, b in zip(*grads):

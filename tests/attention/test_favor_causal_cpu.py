@@ -6,8 +6,11 @@ import warnings
 import pytest
 import torch
 
-from protein_performer.attention import (favor_causal, favor_causal_cpu,
-                                        gaussian_orthogonal_random_matrix)
+from protein_performer.attention import (
+    favor_causal,
+    favor_causal_cpu,
+    gaussian_orthogonal_random_matrix,
+)
 
 # The C++ kernel must build wherever a compiler is installed (conftest's cpp_kernel fixture).
 needs_ext = pytest.mark.usefixtures("cpp_kernel")
@@ -69,8 +72,9 @@ def test_cpu_tensors_go_to_the_cpp_kernel(monkeypatch):
     seen = []
     for fn in (favor_causal_cpu.CausalFavorCpu, favor_causal._CausalFavor):
         apply = fn.apply
-        monkeypatch.setattr(fn, "apply",
-                            lambda *a, _f=fn, _apply=apply: seen.append(_f) or _apply(*a))
+        monkeypatch.setattr(
+            fn, "apply", lambda *a, _f=fn, _apply=apply: seen.append(_f) or _apply(*a)
+        )
     q, k, v, w, mask = _inputs(torch.float32)
     favor_causal.causal_favor(q, k, v, w, mask, 1e-6, 8, True)
     monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
@@ -89,14 +93,19 @@ def test_a_failed_build_warns_and_falls_back(monkeypatch, fresh_build_state):
     import torch.utils.cpp_extension as ext
 
     def broken(**kwargs):  # what cpp_extension raises: the prefix, then the compiler's output
-        raise RuntimeError("Error building extension 'protein_performer_favor': [1/2] c++ -c x.cpp\n"
-                           "x.cpp:6:10: fatal error: ATen/ATen.h: No such file or directory\n"
-                           "compilation terminated.\nninja: build stopped: subcommand failed.")
+        raise RuntimeError(
+            "Error building extension 'protein_performer_favor': [1/2] c++ -c x.cpp\n"
+            "x.cpp:6:10: fatal error: ATen/ATen.h: No such file or directory\n"
+            "compilation terminated.\nninja: build stopped: subcommand failed."
+        )
 
     monkeypatch.delenv(favor_causal_cpu.DISABLE_ENV, raising=False)
     monkeypatch.setattr(ext, "load", broken)
-    with pytest.warns(RuntimeWarning, match="could not be built \\(RuntimeError: Error building "
-                      "extension.*fatal error: ATen/ATen.h: No such file.*Python loop"):
+    with pytest.warns(
+        RuntimeWarning,
+        match="could not be built \\(RuntimeError: Error building "
+        "extension.*fatal error: ATen/ATen.h: No such file.*Python loop",
+    ):
         assert favor_causal_cpu._ops() is None
     q, k, v, w, mask = _inputs(torch.float64)
     assert not favor_causal_cpu.usable(q)
@@ -143,8 +152,14 @@ def test_the_pip_ninja_is_put_on_path_when_none_is_found(monkeypatch):
 def test_builds_are_kept_apart_per_kind_of_cpu(tmp_path):
     # -march=native builds: a cache shared by different CPUs must not hand one another's build.
     tags = []
-    for name, flags in (("a", "fpu sse2 avx2"), ("b", "fpu sse2 avx2 avx512f"), ("c", "fpu sse2 avx2")):
+    for name, flags in (
+        ("a", "fpu sse2 avx2"),
+        ("b", "fpu sse2 avx2 avx512f"),
+        ("c", "fpu sse2 avx2"),
+    ):
         (tmp_path / name).write_text(f"processor\t: 0\nflags\t\t: {flags}\nbogomips\t: 1\n")
         tags.append(favor_causal_cpu._cpu_tag(str(tmp_path / name)))
     assert tags[0] == tags[2] != tags[1]
-    assert favor_causal_cpu._cpu_tag(str(tmp_path / "missing")) == favor_causal_cpu._cpu_tag("/nonexistent")
+    assert favor_causal_cpu._cpu_tag(str(tmp_path / "missing")) == favor_causal_cpu._cpu_tag(
+        "/nonexistent"
+    )

@@ -4,9 +4,15 @@ reference, is what the dispatch runs where asked, keeps O(L) memory and float32 
 import pytest
 import torch
 
-from protein_performer.attention import (AttentionConfig, build_attention, favor_attention,
-                                        favor_causal, favor_causal_cpu, favor_chunkwise,
-                                        gaussian_orthogonal_random_matrix)
+from protein_performer.attention import (
+    AttentionConfig,
+    build_attention,
+    favor_attention,
+    favor_causal,
+    favor_causal_cpu,
+    favor_chunkwise,
+    gaussian_orthogonal_random_matrix,
+)
 from protein_performer.attention.favor_chunkwise import causal_favor_chunkwise
 from protein_performer.attention.reference import favor_attention_reference
 
@@ -17,7 +23,10 @@ from protein_performer.attention.reference import favor_attention_reference
 def test_chunkwise_equals_loop_forward_and_gradients(softmax, length, chunk, eps):
     torch.manual_seed(0)
     bh, d, dv, m = 4, 5, 4, 9
-    q, k = torch.randn(bh, length, d, dtype=torch.float64), torch.randn(bh, length, d, dtype=torch.float64)
+    q, k = (
+        torch.randn(bh, length, d, dtype=torch.float64),
+        torch.randn(bh, length, d, dtype=torch.float64),
+    )
     k = k * torch.linspace(0.2, 3.0, length, dtype=torch.float64)[:, None]  # maxima jump
     v = torch.randn(bh, length, dv, dtype=torch.float64)
     w = gaussian_orthogonal_random_matrix(m, d, dtype=torch.float64)
@@ -77,9 +86,11 @@ def test_dispatch_picks_one_implementation_per_device_and_logs_it_once(monkeypat
         for impl in ("loop", "chunkwise"):
             assert favor_causal.resolve_impl(impl, torch.zeros(1, device="meta")) == impl
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == [f"causal FAVOR+ on cpu tensors: the {expected_cpu} implementation",
-                     "causal FAVOR+ on meta tensors: the chunkwise implementation",
-                     "causal FAVOR+ on meta tensors: the loop implementation"]
+    assert lines == [
+        f"causal FAVOR+ on cpu tensors: the {expected_cpu} implementation",
+        "causal FAVOR+ on meta tensors: the chunkwise implementation",
+        "causal FAVOR+ on meta tensors: the loop implementation",
+    ]
     with pytest.raises(ValueError, match=r"causal_impl must be one of .*got 'triton'"):
         favor_causal.resolve_impl("triton", cpu)
     with pytest.raises(ValueError, match="causal_impl='cpp' runs CPU float32/float64 tensors"):
@@ -94,11 +105,14 @@ def test_each_implementation_can_be_forced_and_takes_its_default_chunk(impl, mon
         pytest.skip("the C++ kernel is not built here")
     seen = []
     inner = favor_causal.resolve_impl
-    monkeypatch.setattr(favor_causal, "resolve_impl", lambda i, q: seen.append(inner(i, q)) or seen[-1])
+    monkeypatch.setattr(
+        favor_causal, "resolve_impl", lambda i, q: seen.append(inner(i, q)) or seen[-1]
+    )
     chunks = []
     run = favor_chunkwise.causal_favor_chunkwise
-    monkeypatch.setattr(favor_chunkwise, "causal_favor_chunkwise",
-                        lambda *a: chunks.append(a[6]) or run(*a))
+    monkeypatch.setattr(
+        favor_chunkwise, "causal_favor_chunkwise", lambda *a: chunks.append(a[6]) or run(*a)
+    )
     b, h, length, d = 1, 2, 300, 8
     q, k, v = (torch.randn(b, h, length, d, dtype=torch.float64) for _ in range(3))
     w = gaussian_orthogonal_random_matrix(16, d, dtype=torch.float64)
@@ -155,15 +169,18 @@ def test_bf16_autocast_keeps_features_state_and_normaliser_in_float32(monkeypatc
     run = favor_chunkwise.causal_favor_chunkwise
 
     def recording(*args):
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: dtypes.add(t.dtype) or t, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: dtypes.add(t.dtype) or t, lambda t: t
+        ):
             out = run(*args)
         dtypes.add(out.dtype)
         return out
 
     monkeypatch.setattr(favor_chunkwise, "causal_favor_chunkwise", recording)
     for kind in ("favor_softmax", "favor_relu"):
-        cfg = AttentionConfig(kind=kind, causal=True, nb_features=32, causal_impl="chunkwise",
-                              redraw_interval=0)
+        cfg = AttentionConfig(
+            kind=kind, causal=True, nb_features=32, causal_impl="chunkwise", redraw_interval=0
+        )
         layer = build_attention(cfg, d_model=64, n_heads=4)
         x = (30.0 * torch.randn(2, 200, 64)).requires_grad_()
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -64,8 +64,9 @@ def test_attention_matrix_reproduces_the_layer(kind, causal):
     # Running the layer's own mechanism equals applying its matrix to the values.
     assert torch.allclose(mat @ v, layer.attend(q, k, v, mask), atol=1e-10)
     if kind.startswith("favor"):
-        ref = favor_attention_matrix_reference(q, k, layer.projection, kernel=layer.kernel,
-                                               causal=causal, mask=mask, eps=layer.eps)
+        ref = favor_attention_matrix_reference(
+            q, k, layer.projection, kernel=layer.kernel, causal=causal, mask=mask, eps=layer.eps
+        )
         assert torch.allclose(mat, ref, atol=1e-12)
 
 
@@ -79,8 +80,11 @@ def test_exact_attention_matches_float64_softmax(causal):
     out = layer.attend(q, k, v, mask)
     assert torch.allclose(out[0].double(), ref[0], atol=1e-5)
     assert torch.allclose(out[1, :, :7].double(), ref[1, :, :7], atol=1e-5)
-    assert torch.allclose(layer.attend(q, k, v, None).double(),
-                          exact_attention_reference(q, k, v, causal=causal), atol=1e-5)
+    assert torch.allclose(
+        layer.attend(q, k, v, None).double(),
+        exact_attention_reference(q, k, v, causal=causal),
+        atol=1e-5,
+    )
     mat = layer.attention_matrix(x, mask)
     assert torch.allclose((mat @ v)[0].double(), ref[0], atol=1e-5)
 
@@ -151,7 +155,9 @@ def test_feature_config_is_honoured():
     relu = _layer("favor_relu")
     assert relu.eps == 1e-3 and relu.kernel.name == "relu"
     scaled = _layer("favor_softmax", ortho_scaling=1)
-    assert torch.allclose(scaled.projection.norm(dim=1), torch.full((32,), 8**0.5, dtype=torch.float64))
+    assert torch.allclose(
+        scaled.projection.norm(dim=1), torch.full((32,), 8**0.5, dtype=torch.float64)
+    )
 
 
 def test_layer_trains_under_autocast():

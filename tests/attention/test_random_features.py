@@ -36,11 +36,17 @@ def test_haar_sign_fix_makes_diagonal_mean_zero():
     # For Haar-uniform orthogonal matrices E[Q_ii] = 0; an uncorrected QR biases it.
     d, draws = 4, 600
     gen = torch.Generator().manual_seed(1234)
-    diag = torch.stack([
-        torch.diagonal(gaussian_orthogonal_random_matrix(d, d, scaling=1, generator=gen,
-                                                         dtype=torch.float64)) / math.sqrt(d)
-        for _ in range(draws)
-    ])
+    diag = torch.stack(
+        [
+            torch.diagonal(
+                gaussian_orthogonal_random_matrix(
+                    d, d, scaling=1, generator=gen, dtype=torch.float64
+                )
+            )
+            / math.sqrt(d)
+            for _ in range(draws)
+        ]
+    )
     se = math.sqrt(1.0 / d / draws)
     assert diag.mean(0).abs().max().item() < 5 * se
 

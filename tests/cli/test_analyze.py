@@ -52,9 +52,17 @@ def test_unknown_matrix_is_a_clear_error(tmp_path):
 
 def test_command_line_error_exit_status(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "protein_performer.cli.analyze", "ckpt_path=missing.ckpt",
-         f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.cli.analyze",
+            "ckpt_path=missing.ckpt",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "protein-performer-analyze: error: checkpoint not found" in proc.stderr
@@ -64,15 +72,28 @@ def test_command_line_error_exit_status(tmp_path):
 def _toy_run(out_dir: Path, seed: int) -> Path:
     from analysis_toys import ToyAttentionModel
 
-    from protein_performer.analysis import AnalysisOptions, aggregate_attention, summarise, write_outputs
+    from protein_performer.analysis import (
+        AnalysisOptions,
+        aggregate_attention,
+        summarise,
+        write_outputs,
+    )
     from protein_performer.data.source import InMemoryProteins
 
     rng = np.random.default_rng(seed)
     lengths = rng.integers(10, 40, size=6)
     seqs = rng.integers(6, 26, size=int(lengths.sum())).astype(np.uint8)
-    src = InMemoryProteins(seqs, np.concatenate([[0], np.cumsum(lengths)]), [str(i) for i in range(6)])
-    opts = AnalysisOptions(n_proteins=6, min_total_weight=0.0, n_permutations=10, device="cpu",
-                           progress=False, matrices=["BLOSUM62"])
+    src = InMemoryProteins(
+        seqs, np.concatenate([[0], np.cumsum(lengths)]), [str(i) for i in range(6)]
+    )
+    opts = AnalysisOptions(
+        n_proteins=6,
+        min_total_weight=0.0,
+        n_permutations=10,
+        device="cpu",
+        progress=False,
+        matrices=["BLOSUM62"],
+    )
     agg, counts = aggregate_attention(ToyAttentionModel(seed=seed), src, opts)
     write_outputs(summarise(agg, opts, counts), out_dir)
     return out_dir
@@ -85,7 +106,9 @@ def test_sweep_comparison_from_earlier_runs(tmp_path):
     m = tmp_path / "metrics.json"  # protein-performer-eval layout
     m.write_text(json.dumps({"files": {"valid.fasta.gz": {"perplexity": 17.5, "accuracy": 0.1}}}))
     out = tmp_path / "cmp"
-    result = analyze(compose([f"runs=[{a},{b}]", "labels=[exact,favor]", f"metrics=[{m},null]"], out))
+    result = analyze(
+        compose([f"runs=[{a},{b}]", "labels=[exact,favor]", f"metrics=[{m},null]"], out)
+    )
     table = pd.read_csv(out / "comparison.csv")
     assert list(table["label"]) == ["exact", "favor"]
     assert table["perplexity"].iloc[0] == 17.5 and np.isnan(table["perplexity"].iloc[1])
@@ -119,8 +142,14 @@ def ckpt(tmp_path_factory):
     return tiny_checkpoint(tmp_path_factory.mktemp("train"))
 
 
-FAST = ["n_proteins=16", "n_permutations=20", "min_total_weight=0", "threshold=0.0",
-        "progress=false", "device=cpu"]
+FAST = [
+    "n_proteins=16",
+    "n_permutations=20",
+    "min_total_weight=0",
+    "threshold=0.0",
+    "progress=false",
+    "device=cpu",
+]
 
 
 def test_cli_on_a_tiny_checkpoint(ckpt, tmp_path):
@@ -132,9 +161,19 @@ def test_cli_on_a_tiny_checkpoint(ckpt, tmp_path):
     assert result["checkpoint"] == str(ckpt)
     assert result["heads"]["kept"] == 4 and -1 <= result["pearson"] <= 1
     assert not result["warnings"]
-    for name in ("blosum_comparison.json", "per_head.csv", "per_layer.csv", "vig_similarity.csv",
-                 "direct_ratio.csv", "BLOSUM62.csv", "heatmaps.png", "heatmaps.pdf",
-                 "scatter.png", "layer_head_grid.png", "attention_map.png"):
+    for name in (
+        "blosum_comparison.json",
+        "per_head.csv",
+        "per_layer.csv",
+        "vig_similarity.csv",
+        "direct_ratio.csv",
+        "BLOSUM62.csv",
+        "heatmaps.png",
+        "heatmaps.pdf",
+        "scatter.png",
+        "layer_head_grid.png",
+        "attention_map.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     per_head = pd.read_csv(out / "per_head.csv")
     assert len(per_head) == 4
@@ -153,9 +192,20 @@ def test_favor_error_on_the_models_own_qk(ckpt, tmp_path, capsys):
     from protein_performer.cli.analyze import analyze
 
     out = tmp_path / "run"
-    analyze(compose([f"ckpt_path={ckpt}", *FAST, "figures=false", "control=false",
-                     "favor_error=true", "favor_error_proteins=2",
-                     "favor_error_features=[8,64]"], out))
+    analyze(
+        compose(
+            [
+                f"ckpt_path={ckpt}",
+                *FAST,
+                "figures=false",
+                "control=false",
+                "favor_error=true",
+                "favor_error_proteins=2",
+                "favor_error_features=[8,64]",
+            ],
+            out,
+        )
+    )
     table = pd.read_csv(out / "favor_error.csv")
     assert set(table["nb_features"]) == {8, 64} and set(table["layer"]) == {0, 1}
     assert (out / "favor_error.png").is_file() and not (out / "random_init").exists()
@@ -182,8 +232,19 @@ def test_default_threshold_on_a_barely_trained_model_warns(ckpt, tmp_path, capsy
     from protein_performer.cli.analyze import analyze
 
     out = tmp_path / "run"
-    result = analyze(compose([f"ckpt_path={ckpt}", "n_proteins=8", "n_permutations=5",
-                              "progress=false", "device=cpu", "figures=false"], out))
+    result = analyze(
+        compose(
+            [
+                f"ckpt_path={ckpt}",
+                "n_proteins=8",
+                "n_permutations=5",
+                "progress=false",
+                "device=cpu",
+                "figures=false",
+            ],
+            out,
+        )
+    )
     if result["heads"]["kept"] >= 3:
         raise AssertionError("precondition: this tiny model should attend diffusely")
     assert result["pearson"] is None and result["warnings"]

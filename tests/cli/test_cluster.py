@@ -10,8 +10,10 @@ from protein_performer.cli.config import build_setup, compose_train
 
 
 def test_slurm_launcher_derives_tasks_and_nodes_from_trainer(tmp_path):
-    cfg = compose_train(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
-                         "trainer.num_nodes=3"], output_dir=tmp_path)
+    cfg = compose_train(
+        ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=3"],
+        output_dir=tmp_path,
+    )
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["tasks_per_node"] == 4 and launcher["gpus_per_node"] == 4
     assert launcher["nodes"] == 3

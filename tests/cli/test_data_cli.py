@@ -25,8 +25,20 @@ def _fa(tmp_path: Path, text: str, name: str = "a.fa") -> Path:
 
 def test_prepare_and_stats(tmp_path: Path, capsys) -> None:
     fa = _fa(tmp_path, ">a\nMKV\n>b\nMJ\n>c\nMKVLL\n>d\nMKV\n")
-    rc = main(["-q", "prepare", str(fa), "--out", str(tmp_path / "s"), "--on-invalid", "skip",
-               "--dedupe", "--min-length", "2"])
+    rc = main(
+        [
+            "-q",
+            "prepare",
+            str(fa),
+            "--out",
+            str(tmp_path / "s"),
+            "--on-invalid",
+            "skip",
+            "--dedupe",
+            "--min-length",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "2 proteins" in out and "1 invalid character" in out
     assert "1 exact duplicates" in out and "line 4" in out
@@ -65,22 +77,58 @@ def test_errors_exit_2(tmp_path: Path, capsys) -> None:
 
 def test_split_cli(tmp_path: Path, capsys) -> None:
     fa = _fa(tmp_path, "".join(f">p{i}\nMKV{'L' * i}\n" for i in range(20)))
-    assert main(["split", str(fa), "--out", str(tmp_path / "o"), "--fractions",
-                 "train=0.5,test=0.5", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "split",
+                str(fa),
+                "--out",
+                str(tmp_path / "o"),
+                "--fractions",
+                "train=0.5,test=0.5",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "train: 10 proteins" in capsys.readouterr().out
     tsv = tmp_path / "c.tsv"
     tsv.write_text("".join(f"p{i - i % 4}\tp{i}\n" for i in range(20)))
-    assert main(["split", str(fa), "--out", str(tmp_path / "o2"), "--clusters", str(tsv),
-                 "--fractions", "train=0.5,test=0.5"]) == 0
+    assert (
+        main(
+            [
+                "split",
+                str(fa),
+                "--out",
+                str(tmp_path / "o2"),
+                "--clusters",
+                str(tsv),
+                "--fractions",
+                "train=0.5,test=0.5",
+            ]
+        )
+        == 0
+    )
     assert "clusters" in capsys.readouterr().out
 
 
 def test_console_script_entry_point(tmp_path: Path) -> None:
     """`python -m protein_performer.cli.data` (what the console script calls) end to end."""
     proc = subprocess.run(
-        [sys.executable, "-m", "protein_performer.cli.data", "prepare", str(SAMPLE),
-         "--out", str(tmp_path / "s")],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.cli.data",
+            "prepare",
+            str(SAMPLE),
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "500 proteins" in proc.stdout

@@ -13,8 +13,11 @@ from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest ro
 
 def test_embed_sample_and_rerun_skips(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path / "mlm.ckpt", "mlm", None)
-    cfg = compose_train([f"ckpt_path={ckpt}", "device=cpu", "progress=false", "layers=[0,-1]"],
-                        output_dir=tmp_path / "run", config_name="embed")
+    cfg = compose_train(
+        [f"ckpt_path={ckpt}", "device=cpu", "progress=false", "layers=[0,-1]"],
+        output_dir=tmp_path / "run",
+        config_name="embed",
+    )
     (out,) = embed(cfg).values()
     with open(f"{out}/index.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -34,12 +37,22 @@ def test_long_proteins_whole_or_windows_say_so(tmp_path):
 
     fasta = tmp_path / "p.fasta"
     fasta.write_text(">short\nMKTAYIAK\n>long\n" + "ACDEFGHIKLMNPQRSTVWY" * 5 + "\n")
-    for position, attention, mode in [("rotary", "favor_softmax", "whole_long"),
-                                      ("learned", "exact", "windows")]:
+    for position, attention, mode in [
+        ("rotary", "favor_softmax", "whole_long"),
+        ("learned", "exact", "windows"),
+    ]:
         ckpt = make_checkpoint(tmp_path / f"{position}.ckpt", "mlm", None, position, attention)
-        cfg = compose_train([f"ckpt_path={ckpt}", f"fasta=[{fasta}]", "device=cpu",
-                             "progress=false", f"out={tmp_path / position}"],
-                            output_dir=tmp_path / "run", config_name="embed")
+        cfg = compose_train(
+            [
+                f"ckpt_path={ckpt}",
+                f"fasta=[{fasta}]",
+                "device=cpu",
+                "progress=false",
+                f"out={tmp_path / position}",
+            ],
+            output_dir=tmp_path / "run",
+            config_name="embed",
+        )
         (out,) = embed(cfg).values()
         with open(f"{out}/index.csv", newline="") as f:
             modes = {r["accession"]: r["mode"] for r in csv.DictReader(f)}

@@ -21,8 +21,11 @@ SAMPLE_VALID = REPO / "data/sample/valid.fasta.gz"
 
 
 def _cfg(tmp_path: Path, *overrides: str):
-    return compose_train(["progress=false", "device=cpu", *overrides],
-                         output_dir=tmp_path / "run", config_name="eval")
+    return compose_train(
+        ["progress=false", "device=cpu", *overrides],
+        output_dir=tmp_path / "run",
+        config_name="eval",
+    )
 
 
 def _run_cli(cwd: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
@@ -30,15 +33,23 @@ def _run_cli(cwd: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
     from protein_performer.cli.evaluate import main
 
     monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["protein-performer-eval", *args, "progress=false",
-                                      f"hydra.run.dir={cwd / 'hydra_run'}"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["protein-performer-eval", *args, "progress=false", f"hydra.run.dir={cwd / 'hydra_run'}"],
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     return exc.value.code, capsys.readouterr().err
 
 
-def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None,
-                    position: str = "learned", attention: str = "exact") -> Path:
+def make_checkpoint(
+    path: Path,
+    objective: str,
+    frequencies: list[float] | None,
+    position: str = "learned",
+    attention: str = "exact",
+) -> Path:
     """A tiny ProteinLMModule trained 2 steps through a real pl.Trainer, then saved."""
     import pytorch_lightning as pl
     import torch
@@ -56,12 +67,26 @@ def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None,
         tok[:, 0], tok[:, -1] = 2, 3
         batches.append({"tokens": tok, "mask": torch.ones_like(tok, dtype=torch.bool)})
     obj = Objective(objective)
-    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, max_length=64, dropout=0.0,
-                      causal=obj.causal, position=position,
-                      attention=AttentionConfig(kind=attention, nb_features=16))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+        d_ff=32,
+        max_length=64,
+        dropout=0.0,
+        causal=obj.causal,
+        position=position,
+        attention=AttentionConfig(kind=attention, nb_features=16),
+    )
     module = ProteinLMModule(cfg, obj, residue_frequencies=frequencies)
-    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, DataLoader(batches, batch_size=None))
     trainer.save_checkpoint(path)
     return path
@@ -71,8 +96,10 @@ def make_checkpoint(path: Path, objective: str, frequencies: list[float] | None,
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("ckpt")
     freqs = [0.0] * 6 + [1.0 / 25] * 25  # normalised residue frequencies, as training stores
-    return {"clm": make_checkpoint(d / "clm.ckpt", "clm", freqs),
-            "mlm": make_checkpoint(d / "mlm.ckpt", "mlm", None)}
+    return {
+        "clm": make_checkpoint(d / "clm.ckpt", "clm", freqs),
+        "mlm": make_checkpoint(d / "mlm.ckpt", "mlm", None),
+    }
 
 
 def _write_fasta(path: Path, records: list[tuple[str, str]]) -> Path:
@@ -83,7 +110,11 @@ def _write_fasta(path: Path, records: list[tuple[str, str]]) -> Path:
     return path
 
 
-RECORDS = [("P1", "MKVLAAGIVG"), ("P2", "MSTNPKPQRKTKRNTNRRPQDVKFPGG" * 4), ("P3", "ACDEFGHIKLMNPQRSTVWY")]
+RECORDS = [
+    ("P1", "MKVLAAGIVG"),
+    ("P2", "MSTNPKPQRKTKRNTNRRPQDVKFPGG" * 4),
+    ("P3", "ACDEFGHIKLMNPQRSTVWY"),
+]
 
 
 def test_clm_checkpoint_end_to_end(tmp_path: Path, checkpoints, capsys) -> None:
@@ -93,7 +124,10 @@ def test_clm_checkpoint_end_to_end(tmp_path: Path, checkpoints, capsys) -> None:
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(out))
-    assert metrics["objective"] == "clm" and list(metrics["files"]) == ["test.fasta.gz", "ood.fasta"]
+    assert metrics["objective"] == "clm" and list(metrics["files"]) == [
+        "test.fasta.gz",
+        "ood.fasta",
+    ]
     m = metrics["files"]["test.fasta.gz"]
     n_res = sum(len(s) for _, s in RECORDS)
     assert m["n_sequences"] == 3 and m["n_tokens"] == n_res + 3  # residues + <eos>
@@ -110,9 +144,16 @@ def test_clm_checkpoint_end_to_end(tmp_path: Path, checkpoints, capsys) -> None:
 
 
 def test_mlm_checkpoint_defaults_to_embedded_valid(tmp_path: Path, checkpoints) -> None:
-    out = evaluate(_cfg(tmp_path, f"ckpt_path={checkpoints['mlm']}", "max_proteins=20",
-                        "n_maskings=2", "per_protein=false"))
-    (label, m), = out["files"].items()
+    out = evaluate(
+        _cfg(
+            tmp_path,
+            f"ckpt_path={checkpoints['mlm']}",
+            "max_proteins=20",
+            "n_maskings=2",
+            "per_protein=false",
+        )
+    )
+    ((label, m),) = out["files"].items()
     assert label == "valid.fasta.gz" and m["path"] == str(SAMPLE_VALID)
     assert m["n_sequences"] == 20 and m["n_maskings"] == 2 and "perplexity_std" in m
     assert "per_protein_csv" not in m
@@ -132,8 +173,9 @@ def test_missing_checkpoint_is_one_line_exit_2(tmp_path: Path, monkeypatch, caps
 def test_unknown_residues_is_one_line_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
     _write_fasta(tmp_path / "bad.fasta", [("P1", "MKVL"), ("P2", "MK#VL")])
     (tmp_path / "fake.ckpt").write_bytes(b"")  # inputs are read before the model
-    code, stderr = _run_cli(tmp_path, monkeypatch, capsys, "ckpt_path=fake.ckpt",
-                            "fasta=[bad.fasta]")
+    code, stderr = _run_cli(
+        tmp_path, monkeypatch, capsys, "ckpt_path=fake.ckpt", "fasta=[bad.fasta]"
+    )
     assert code == 2, stderr
     err = stderr.strip().splitlines()
     assert len(err) == 1 and "bad.fasta" in err[0] and "#" in err[0]
@@ -142,9 +184,13 @@ def test_unknown_residues_is_one_line_exit_2(tmp_path: Path, monkeypatch, capsys
 
 def test_console_script_exit_status(tmp_path: Path) -> None:
     # The real process: one line on stderr, exit status 2.
-    res = subprocess.run([sys.executable, "-m", "protein_performer.cli.evaluate",
-                          "ckpt_path=nothere.ckpt"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "protein_performer.cli.evaluate", "ckpt_path=nothere.ckpt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "checkpoint not found" in res.stderr
 

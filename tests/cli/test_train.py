@@ -45,18 +45,22 @@ def test_default_config_one_step_with_test(tmp_path, caplog):
     # the checkpoint carries the unigram baseline of the training corpus
     import torch
 
-    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu",
-                      weights_only=False)
+    ckpt = torch.load(
+        tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
     freqs = ckpt["hyper_parameters"].get("residue_frequencies")
     assert freqs is not None and abs(sum(freqs) - 1.0) < 1e-6
 
 
-@pytest.mark.parametrize("experiment", ["trembl_uni", "trembl_bid", "trembl_concat_8192",
-                                        "cpu_study"])
+@pytest.mark.parametrize(
+    "experiment", ["trembl_uni", "trembl_bid", "trembl_concat_8192", "cpu_study"]
+)
 def test_experiment_one_step(experiment, tmp_path):
     # the experiment's own optimiser, objective and data mode; tiny sizes and the sample corpus
-    metrics = run_train([f"experiment={experiment}", "attention.nb_features=16", *SAMPLE_DATA,
-                         "data.batch_size=2"], tmp_path)
+    metrics = run_train(
+        [f"experiment={experiment}", "attention.nb_features=16", *SAMPLE_DATA, "data.batch_size=2"],
+        tmp_path,
+    )
     assert metrics and (tmp_path / "metrics.json").is_file()
 
 
@@ -68,9 +72,14 @@ def test_clm_with_other_kernels(attention, tmp_path):
 
 
 def _cli(args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "protein_performer.train", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "WANDB_MODE": "disabled", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "protein_performer.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "disabled", **(env or {})},
+    )
 
 
 def test_cli_reports_config_errors(tmp_path):
@@ -78,8 +87,15 @@ def test_cli_reports_config_errors(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "attention.kind must be one of" in result.stderr
     assert "Traceback" not in result.stderr
-    result = _cli(["data=fasta", "data.train=[missing.fasta]", f"data.valid=[{SAMPLE_VALID}]",
-                   f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    result = _cli(
+        [
+            "data=fasta",
+            "data.train=[missing.fasta]",
+            f"data.valid=[{SAMPLE_VALID}]",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert f"data.train: no such file or directory: {tmp_path / 'missing.fasta'}" in result.stderr
 
@@ -87,18 +103,29 @@ def test_cli_reports_config_errors(tmp_path):
 def test_cli_reports_bad_fasta(tmp_path):
     bad = tmp_path / "bad.fasta"
     bad.write_text(">P1\nMKVL\n>P2\nMK!L\n")
-    result = _cli(["data=fasta", f"data.train=[{bad}]", f"data.valid=[{SAMPLE_VALID}]",
-                   "logger=none", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    result = _cli(
+        [
+            "data=fasta",
+            f"data.train=[{bad}]",
+            f"data.valid=[{SAMPLE_VALID}]",
+            "logger=none",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "bad.fasta" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("attention,impl", [("exact", None), ("favor_softmax", "chunkwise"),
-                                            ("favor_relu", "chunkwise")])
+@pytest.mark.parametrize(
+    "attention,impl", [("exact", None), ("favor_softmax", "chunkwise"), ("favor_relu", "chunkwise")]
+)
 def test_bf16_mixed_clm_steps_stay_finite(attention, impl, tmp_path):
     # the GPU default (trainer=gpu: bf16-mixed) on CPU autocast; chunkwise is the CUDA path
     extra = [] if impl is None else ["attention.nb_features=16", f"attention.causal_impl={impl}"]
-    metrics = run_train([f"attention={attention}", "objective=clm", *extra,
-                         "trainer.precision=bf16-mixed"], tmp_path)
+    metrics = run_train(
+        [f"attention={attention}", "objective=clm", *extra, "trainer.precision=bf16-mixed"],
+        tmp_path,
+    )
     losses = {k: v for k, v in metrics.items() if "loss" in k}
     assert losses and all(math.isfinite(v) for v in losses.values()), metrics

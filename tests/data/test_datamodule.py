@@ -55,14 +55,20 @@ def batches(loader) -> list[dict]:
 @pytest.mark.parametrize(
     "kw,message",
     [
-        (dict(max_length=1), "data.max_length must be > 2 (room for <cls>, <eos> and a residue), got 1"),
+        (
+            dict(max_length=1),
+            "data.max_length must be > 2 (room for <cls>, <eos> and a residue), got 1",
+        ),
         (dict(mode="stream"), "data.mode must be one of protein, concat, got 'stream'"),
         (dict(batch_size=0), "data.batch_size must be >= 1, got 0"),
         (dict(on_invalid="warn"), "data.on_invalid must be one of error, skip"),
         (dict(max_tokens=10), "data.max_tokens must be >= data.max_length"),
         (dict(mode="concat", max_tokens=100), "applies to mode=protein only"),
         (dict(num_workers=-1), "data.num_workers must be >= 0"),
-        (dict(min_length=5, max_protein_length=4), "data.max_protein_length must be >= data.min_length"),
+        (
+            dict(min_length=5, max_protein_length=4),
+            "data.max_protein_length must be >= data.min_length",
+        ),
         (dict(train=[]), "data.train must name at least one"),
         (dict(cluster_tsv="c.tsv", max_tokens=100), "cannot be combined"),
     ],
@@ -75,7 +81,9 @@ def test_config_validation_names_field(kw: dict, message: str) -> None:
 def test_config_missing_path_names_field(tmp_path: Path) -> None:
     cfg = make_cfg(train=str(tmp_path / "x.fasta"))
     assert cfg.train == [str(tmp_path / "x.fasta")]
-    with pytest.raises(FileNotFoundError, match=r"data.train: no such file .*x.fasta.* \(give a FASTA"):
+    with pytest.raises(
+        FileNotFoundError, match=r"data.train: no such file .*x.fasta.* \(give a FASTA"
+    ):
         cfg.check_paths()
     with pytest.raises(FileNotFoundError, match="data.train"):
         ProteinDataModule(cfg).setup("fit")
@@ -103,7 +111,12 @@ def test_two_workers_two_ranks_see_every_example_once(kw: dict) -> None:
     padding = Counter(i for k in range(sampler.n_padded_batches()) for i in plan[k % len(plan)])
     assert Counter({i: c - 1 for i, c in seen.items() if c > 1}) == padding
     # validation is sharded without padding: exactly once
-    val = [i for r in (0, 1) for b in module(r, 2, num_workers=2, **kw).val_dataloader() for i in b["index"].tolist()]
+    val = [
+        i
+        for r in (0, 1)
+        for b in module(r, 2, num_workers=2, **kw).val_dataloader()
+        for i in b["index"].tolist()
+    ]
     assert sorted(val) == list(range(len(module(**kw).datasets["valid"])))
 
 
@@ -171,9 +184,7 @@ def test_state_dict_resume_continues_mid_epoch(num_workers: int) -> None:
 
 # -- splits and statistics ------------------------------------------------------------------
 def test_test_dataloaders_and_names() -> None:
-    dm = ProteinDataModule(
-        make_cfg(test=["t.fa"], test_ood=["o.fa"]), sources=SOURCES
-    )
+    dm = ProteinDataModule(make_cfg(test=["t.fa"], test_ood=["o.fa"]), sources=SOURCES)
     dm.setup("test")
     loaders = dm.test_dataloader()
     assert dm.test_names == ["test", "test_ood"] and len(loaders) == 2
@@ -228,7 +239,9 @@ def test_datamodule_on_embedded_sample() -> None:
     freq = dm.residue_frequencies()
     assert abs(freq.sum() - 1) < 1e-12 and freq[ALPHABET.special_idx].sum() == 0
     assert freq[ALPHABET.index("L")] > 0.05  # leucine is the commonest residue
-    concat = ProteinDataModule(DataConfig(train=cfg.train, valid=cfg.valid, mode="concat", max_length=512))
+    concat = ProteinDataModule(
+        DataConfig(train=cfg.train, valid=cfg.valid, mode="concat", max_length=512)
+    )
     concat.setup("fit")
     ds = concat.datasets["train"]
     assert ds.stream_length == int(concat.sources["train"].lengths.sum()) + 5000
@@ -241,13 +254,23 @@ def test_datamodule_on_prepared_store(tmp_path: Path) -> None:
     prepare_store(fasta, tmp_path / "store", progress=False)
     from protein_performer.data.fasta import load_proteins
 
-    reference, _ = load_proteins([str(fasta)], min_length=1, max_length=None, dedupe=False,
-                                 on_invalid="error", remove_gaps=False)
-    cfg = DataConfig(train=[str(tmp_path / "store")], valid=[str(fasta)], max_length=40, batch_size=50)
+    reference, _ = load_proteins(
+        [str(fasta)],
+        min_length=1,
+        max_length=None,
+        dedupe=False,
+        on_invalid="error",
+        remove_gaps=False,
+    )
+    cfg = DataConfig(
+        train=[str(tmp_path / "store")], valid=[str(fasta)], max_length=40, batch_size=50
+    )
     dm = ProteinDataModule(cfg)
     dm.setup("fit")
     assert dm.n_train_examples == len(reference) == 500
-    fasta_dm = ProteinDataModule(DataConfig(train=[str(fasta)], valid=[str(fasta)], max_length=40, batch_size=50))
+    fasta_dm = ProteinDataModule(
+        DataConfig(train=[str(fasta)], valid=[str(fasta)], max_length=40, batch_size=50)
+    )
     fasta_dm.setup("fit")
     for a, b in zip(dm.train_dataloader(), fasta_dm.train_dataloader()):
         assert torch.equal(a["tokens"], b["tokens"])
@@ -281,8 +304,15 @@ def test_lightning_resume_mid_epoch_is_exact(tmp_path: Path) -> None:
 
     def trainer(**kw) -> pl.Trainer:
         return pl.Trainer(
-            max_epochs=2, accelerator="cpu", devices=1, logger=False, use_distributed_sampler=False,
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **kw,
+            max_epochs=2,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            use_distributed_sampler=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            **kw,
         )
 
     full = Recorder()
@@ -295,20 +325,31 @@ def test_lightning_resume_mid_epoch_is_exact(tmp_path: Path) -> None:
     epoch_orders = [[i for e, b, _ in full.seen if e == k for i in b] for k in (0, 1)]
     assert epoch_orders[0] != epoch_orders[1] and sorted(epoch_orders[0]) == sorted(epoch_orders[1])
     ends = sorted((tmp_path / "epochs").glob("epoch=0-*.ckpt"))
-    for step, path in [(5, None), (20, None), (steps_per_epoch, ends[0])]:  # mid epoch 0, 1; end of 0
+    for step, path in [
+        (5, None),
+        (20, None),
+        (steps_per_epoch, ends[0]),
+    ]:  # mid epoch 0, 1; end of 0
         path = path or next(tmp_path.glob(f"*step={step}.ckpt"))
         resumed = Recorder()
-        trainer(enable_checkpointing=False).fit(resumed, datamodule=module(num_workers=2), ckpt_path=path)
+        trainer(enable_checkpointing=False).fit(
+            resumed, datamodule=module(num_workers=2), ckpt_path=path
+        )
         assert [(e, i) for e, i, _ in resumed.seen] == [(e, i) for e, i, _ in full.seen[step:]]
-        assert all(torch.equal(a, b) for (_, _, a), (_, _, b) in zip(resumed.seen, full.seen[step:]))
+        assert all(
+            torch.equal(a, b) for (_, _, a), (_, _, b) in zip(resumed.seen, full.seen[step:])
+        )
 
 
 @pytest.mark.shared_data
 def test_cluster_tsv_of_the_shared_corpus(swissprot) -> None:
     tsv = swissprot / "train_clusters30.tsv.gz"
     cfg = DataConfig(
-        train=[str(SAMPLE / "train.fasta.gz")], valid=[str(SAMPLE / "valid.fasta.gz")],
-        cluster_tsv=str(tsv), max_length=32, batch_size=512,
+        train=[str(SAMPLE / "train.fasta.gz")],
+        valid=[str(SAMPLE / "valid.fasta.gz")],
+        cluster_tsv=str(tsv),
+        max_length=32,
+        batch_size=512,
     )
     dm = ProteinDataModule(cfg)
     dm.setup("fit")
@@ -318,7 +359,10 @@ def test_cluster_tsv_of_the_shared_corpus(swissprot) -> None:
     assert rep.n_members_missing == rep.n_lines - 5000
     assert len(np.unique(dm.cluster_ids)) == rep.n_clusters < 5000
     drawn = [i for b in dm.train_dataloader() for i in b["index"].tolist()]
-    assert len(drawn) == rep.n_clusters and len({int(dm.cluster_ids[i]) for i in drawn}) == rep.n_clusters
+    assert (
+        len(drawn) == rep.n_clusters
+        and len({int(dm.cluster_ids[i]) for i in drawn}) == rep.n_clusters
+    )
 
 
 def test_store_sharded_over_workers_and_ranks(tmp_path: Path) -> None:
@@ -326,7 +370,13 @@ def test_store_sharded_over_workers_and_ranks(tmp_path: Path) -> None:
 
     fasta = SAMPLE / "valid.fasta.gz"
     prepare_store(fasta, tmp_path / "store", progress=False)
-    cfg = dict(train=[str(tmp_path / "store")], valid=[str(fasta)], max_length=40, batch_size=64, num_workers=2)
+    cfg = dict(
+        train=[str(tmp_path / "store")],
+        valid=[str(fasta)],
+        max_length=40,
+        batch_size=64,
+        num_workers=2,
+    )
     seen = Counter()
     steps = []
     for rank in (0, 1):
@@ -355,8 +405,12 @@ class _WorkerView(torch.utils.data.Dataset):
         tokens = self.dataset.source.tokens
         base = tokens.base
         assert get_worker_info() is not None
-        return {"index": i, "memmap": isinstance(base, np.memmap), "mode": getattr(base, "mode", None),
-                "writeable": bool(tokens.flags.writeable)}
+        return {
+            "index": i,
+            "memmap": isinstance(base, np.memmap),
+            "mode": getattr(base, "mode", None),
+            "writeable": bool(tokens.flags.writeable),
+        }
 
 
 def test_store_is_mapped_read_only_in_every_worker(tmp_path: Path) -> None:
@@ -366,16 +420,26 @@ def test_store_is_mapped_read_only_in_every_worker(tmp_path: Path) -> None:
 
     prepare_store(SAMPLE / "train.fasta.gz", tmp_path / "store", progress=False)
     for mode in ("protein", "concat"):
-        dm = ProteinDataModule(DataConfig(train=[str(tmp_path / "store")], valid=[str(tmp_path / "store")],
-                                          mode=mode, max_length=64, num_workers=2))
+        dm = ProteinDataModule(
+            DataConfig(
+                train=[str(tmp_path / "store")],
+                valid=[str(tmp_path / "store")],
+                mode=mode,
+                max_length=64,
+                num_workers=2,
+            )
+        )
         dm.setup("fit")
         ds = dm.datasets["train"]
         # what a spawn/forkserver worker receives: the path, not the 1.8 MB of tokens or 40 kB of lengths
         assert len(pickle.dumps(ds)) < 1000, mode
         again = pickle.loads(pickle.dumps(ds))
         assert torch.equal(again[7]["tokens"], ds[7]["tokens"])
-    views = list(torch.utils.data.DataLoader(_WorkerView(dm.datasets["train"]), batch_size=None,
-                                             sampler=[0, 1, 2, 3], num_workers=2))
+    views = list(
+        torch.utils.data.DataLoader(
+            _WorkerView(dm.datasets["train"]), batch_size=None, sampler=[0, 1, 2, 3], num_workers=2
+        )
+    )
     assert all(v["memmap"] and v["mode"] == "r" and not v["writeable"] for v in views), views
 
 
@@ -384,8 +448,13 @@ def test_store_two_nodes_two_ranks_three_workers_every_protein_once(tmp_path: Pa
     from protein_performer.data.store import prepare_store
 
     prepare_store(SAMPLE / "valid.fasta.gz", tmp_path / "store", progress=False)
-    cfg = dict(train=[str(tmp_path / "store")], valid=[str(tmp_path / "store")], max_length=40,
-               batch_size=9, num_workers=3)
+    cfg = dict(
+        train=[str(tmp_path / "store")],
+        valid=[str(tmp_path / "store")],
+        max_length=40,
+        batch_size=9,
+        num_workers=3,
+    )
     world = 2 * 2  # nodes x ranks per node: Lightning's global rank = node * 2 + local rank
     seen, steps, padded = Counter(), [], 0
     for rank in range(world):

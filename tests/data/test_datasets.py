@@ -23,7 +23,9 @@ CLS, EOS, SEP, PAD = ALPHABET.cls_idx, ALPHABET.eos_idx, ALPHABET.sep_idx, ALPHA
 def toy_source(n: int = 40, lo: int = 1, hi: int = 60, seed: int = 0) -> InMemoryProteins:
     rng = np.random.default_rng(seed)
     residues = ALPHABET.residue_idx
-    arrays = [rng.choice(residues, size=int(rng.integers(lo, hi + 1))).astype(np.uint8) for _ in range(n)]
+    arrays = [
+        rng.choice(residues, size=int(rng.integers(lo, hi + 1))).astype(np.uint8) for _ in range(n)
+    ]
     return InMemoryProteins.from_arrays(arrays, [f"P{i:05d}" for i in range(n)])
 
 
@@ -158,4 +160,7 @@ def test_collate_pads_to_batch_max() -> None:
         assert bool(batch["mask"][row, :n].all()) and not bool(batch["mask"][row, n:].any())
         assert bool((batch["tokens"][row, n:] == PAD).all())
     bare = Collate(PAD)([torch.tensor([2, 6, 3]), torch.tensor([2, 3])])
-    assert bare["tokens"].tolist() == [[2, 6, 3], [2, 3, PAD]] and bare["index"].tolist() == [-1, -1]
+    assert bare["tokens"].tolist() == [[2, 6, 3], [2, 3, PAD]] and bare["index"].tolist() == [
+        -1,
+        -1,
+    ]

@@ -19,12 +19,13 @@ from protein_performer.data.download import (
 )
 from protein_performer.data.fasta import load_proteins
 
-PAYLOAD = gzip.compress(b"".join(b">P%05d GO=GO:1\n%s\n" % (i, b"MKVLAGHW" * (i % 9 + 1))
-                                 for i in range(2000)))
+PAYLOAD = gzip.compress(
+    b"".join(b">P%05d GO=GO:1\n%s\n" % (i, b"MKVLAGHW" * (i % 9 + 1)) for i in range(2000))
+)
 PATH = "/" + DATASETS["swissprot"]
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
 METALINK = f"""<?xml version="1.0"?><metalink><files>
-<file name="other.gz"><verification><hash type="md5">{'0' * 32}</hash></verification></file>
+<file name="other.gz"><verification><hash type="md5">{"0" * 32}</hash></verification></file>
 <file name="uniprot_sprot.fasta.gz"><size>{len(PAYLOAD)}</size>
 <verification><hash type="md5">{MD5}</hash></verification></file></files></metalink>"""
 
@@ -104,7 +105,10 @@ def server():
 
 def test_parse_checksum_file() -> None:
     assert parse_checksum_file(METALINK, "uniprot_sprot.fasta.gz") == ("md5", MD5)
-    assert parse_checksum_file(f"{MD5}  uniprot_sprot.fasta.gz\n", "uniprot_sprot.fasta.gz") == ("md5", MD5)
+    assert parse_checksum_file(f"{MD5}  uniprot_sprot.fasta.gz\n", "uniprot_sprot.fasta.gz") == (
+        "md5",
+        MD5,
+    )
     assert parse_checksum_file(f"MD5 (x.gz) = {MD5}", "x.gz") == ("md5", MD5)
     assert parse_checksum_file(METALINK, "absent.gz") is None
 
@@ -124,8 +128,9 @@ def test_download_verified_with_metalink(server, tmp_path: Path) -> None:
 def test_interrupted_download_resumes_in_the_same_call(server, tmp_path: Path) -> None:
     server.cut_first = True
     # small reads: a broken read loses at most one chunk, the rest is resumed
-    r = download("swissprot", tmp_path, base_url=server.base, md5=MD5, progress=False,
-                 chunk_size=256)
+    r = download(
+        "swissprot", tmp_path, base_url=server.base, md5=MD5, progress=False, chunk_size=256
+    )
     assert r.path.read_bytes() == PAYLOAD
     ranges = [rng for p, rng in server.requests if p == PATH]
     assert ranges[0] is None and len(ranges) == 2
@@ -158,8 +163,13 @@ def test_missing_checksum_file_and_http_errors(server, tmp_path: Path) -> None:
     r = download("swissprot", tmp_path / "a", base_url=server.base, progress=False)
     assert r.algorithm is None and r.path.read_bytes() == PAYLOAD
     with pytest.raises(DownloadError, match="checksum file"):
-        download("swissprot", tmp_path / "b", base_url=server.base, progress=False,
-                 checksum_url=server.base + "/nope.md5")
+        download(
+            "swissprot",
+            tmp_path / "b",
+            base_url=server.base,
+            progress=False,
+            checksum_url=server.base + "/nope.md5",
+        )
     with pytest.raises(DownloadError, match="HTTP 404"):
         download("uniref50", tmp_path / "c", base_url=server.base, verify=False, progress=False)
     with pytest.raises(ValueError, match="unknown dataset"):

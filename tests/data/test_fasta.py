@@ -45,14 +45,17 @@ TEXT = (
 )
 
 
-@pytest.mark.parametrize("header, acc", [
-    ("sp|P69905|HBA_HUMAN Hemoglobin", "P69905"),
-    (">tr|Q6GZX4|001R_FRG3G Putative", "Q6GZX4"),
-    ("A0A183 GO=GO:0031424,GO:1", "A0A183"),
-    ("UniRef50_Q6GZX4 n=1", "UniRef50_Q6GZX4"),
-    (b"P12345", "P12345"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "header, acc",
+    [
+        ("sp|P69905|HBA_HUMAN Hemoglobin", "P69905"),
+        (">tr|Q6GZX4|001R_FRG3G Putative", "Q6GZX4"),
+        ("A0A183 GO=GO:0031424,GO:1", "A0A183"),
+        ("UniRef50_Q6GZX4 n=1", "UniRef50_Q6GZX4"),
+        (b"P12345", "P12345"),
+        ("", ""),
+    ],
+)
 def test_parse_accession(header, acc) -> None:
     assert parse_accession(header) == acc
 
@@ -148,8 +151,9 @@ def test_truncated_gzip(tmp_path: Path) -> None:
 
 
 def test_skip_counts_by_reason(tmp_path: Path) -> None:
-    path = _write(tmp_path / "mix.fa",
-                  ">ok1\nMK\n>empty\n>bad\nMJ\n>gap\nM-K\n>ok2\nLL*\n>bad2\nBZ#\n")
+    path = _write(
+        tmp_path / "mix.fa", ">ok1\nMK\n>empty\n>bad\nMJ\n>gap\nM-K\n>ok2\nLL*\n>bad2\nBZ#\n"
+    )
     report = ReadReport()
     recs = list(read_fasta(path, on_invalid="skip", report=report))
     assert [r.accession for r in recs] == ["ok1", "ok2"]
@@ -173,8 +177,12 @@ def test_length_filters_and_dedupe(tmp_path: Path) -> None:
 
 def test_dedupe_matches_set_on_sample(tmp_path: Path) -> None:
     recs = list(read_fasta(SAMPLE))
-    doubled = _write(tmp_path / "d.fa", b"".join(
-        b">" + r.description.encode() + b"\n" + r.sequence + b"\n" for r in recs + recs[:100]))
+    doubled = _write(
+        tmp_path / "d.fa",
+        b"".join(
+            b">" + r.description.encode() + b"\n" + r.sequence + b"\n" for r in recs + recs[:100]
+        ),
+    )
     src, rep = load_proteins([doubled], dedupe=True)
     assert len(src) == len({r.sequence for r in recs})
     assert rep.duplicates == len(recs) + 100 - len(src)

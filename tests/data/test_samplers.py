@@ -28,7 +28,9 @@ def _epoch(sampler_factory, world: int, epoch: int = 0) -> list[list[list[int]]]
     return out
 
 
-@pytest.mark.parametrize("n,batch,world", [(10, 3, 1), (10, 3, 3), (12, 4, 3), (5, 4, 4), (1, 1, 2)])
+@pytest.mark.parametrize(
+    "n,batch,world", [(10, 3, 1), (10, 3, 3), (12, 4, 3), (5, 4, 4), (1, 1, 2)]
+)
 def test_sharded_every_example_once_and_equal_steps(n: int, batch: int, world: int) -> None:
     make = lambda r, w: ShardedBatchSampler(n, batch, seed=1, rank=r, world_size=w)  # noqa: E731
     per_rank = _epoch(make, world)
@@ -47,7 +49,9 @@ def test_sharded_every_example_once_and_equal_steps(n: int, batch: int, world: i
 
 
 def test_sharded_eval_no_padding_no_duplicates() -> None:
-    make = lambda r, w: ShardedBatchSampler(10, 3, shuffle=False, pad_ranks=False, rank=r, world_size=w)  # noqa: E731
+    make = lambda r, w: ShardedBatchSampler(
+        10, 3, shuffle=False, pad_ranks=False, rank=r, world_size=w
+    )  # noqa: E731
     per_rank = _epoch(make, 3)
     flat = [i for batches in per_rank for b in batches for i in b]
     assert sorted(flat) == list(range(10))

@@ -41,7 +41,9 @@ def test_stats_against_direct_counts(tmp_path: Path) -> None:
         assert row.loc[aa, "frequency"] == pytest.approx(counts[aa] / lengths.sum())
     assert st.length_histogram["proteins"].sum() == 5
     f = np.array([c / lengths.sum() for c in counts.values()])
-    assert st.summary["unigram_perplexity"] == pytest.approx(np.exp(-(f * np.log(f)).sum()), rel=1e-3)
+    assert st.summary["unigram_perplexity"] == pytest.approx(
+        np.exp(-(f * np.log(f)).sum()), rel=1e-3
+    )
     # same numbers from a store and from an in-memory source
     prepare_store([fa], tmp_path / "s", progress=False)
     for other in (corpus_stats(tmp_path / "s"), corpus_stats(load_proteins([fa])[0])):
@@ -81,10 +83,14 @@ def test_random_split_exact_and_deterministic(tmp_path: Path) -> None:
     orig = {x.accession: x for x in read_fasta(fa)}
     for v in out.values():
         for x in v:
-            assert x.sequence == orig[x.accession].sequence and x.description == orig[x.accession].description
+            assert (
+                x.sequence == orig[x.accession].sequence
+                and x.description == orig[x.accession].description
+            )
     r2 = random_split([fa], tmp_path / "o2", "train=0.8,valid=0.1,test=0.1", seed=3)
-    assert {k: [x.accession for x in v] for k, v in _read_split(r2.files).items()} == \
-        {k: [x.accession for x in v] for k, v in out.items()}
+    assert {k: [x.accession for x in v] for k, v in _read_split(r2.files).items()} == {
+        k: [x.accession for x in v] for k, v in out.items()
+    }
 
 
 def test_cluster_split_keeps_clusters_whole(tmp_path: Path) -> None:

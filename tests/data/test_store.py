@@ -30,13 +30,18 @@ SAMPLE = REPO / "data/sample/valid.fasta.gz"
 
 
 def test_npy_appender_roundtrip(tmp_path: Path) -> None:
-    for dtype, parts in [(np.uint8, [np.arange(5), np.arange(0), np.arange(300) % 256]),
-                         (np.int64, [np.array([2**40, -1])]), (np.int64, [])]:
+    for dtype, parts in [
+        (np.uint8, [np.arange(5), np.arange(0), np.arange(300) % 256]),
+        (np.int64, [np.array([2**40, -1])]),
+        (np.int64, []),
+    ]:
         w = NpyAppender(tmp_path / "a.npy", dtype)
         for p in parts:
             w.append(p)
         w.close()
-        want = np.concatenate([np.asarray(p, dtype) for p in parts]) if parts else np.zeros(0, dtype)
+        want = (
+            np.concatenate([np.asarray(p, dtype) for p in parts]) if parts else np.zeros(0, dtype)
+        )
         got = np.load(tmp_path / "a.npy")
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(got, want)
@@ -76,8 +81,15 @@ def test_roundtrip_equals_fasta(tmp_path: Path, block_size: int) -> None:
 def test_filters_skip_and_report(tmp_path: Path) -> None:
     fa = tmp_path / "x.fa.gz"
     fa.write_bytes(gzip.compress(b">a\nMKV\n>b\nM\n>c\nMKJ\n>sp|P1|N\nmkv\n>e\nACDEFGHIK\n"))
-    r = prepare_store([fa], tmp_path / "s", min_length=2, max_length=8, dedupe=True,
-                      on_invalid="skip", progress=False)
+    r = prepare_store(
+        [fa],
+        tmp_path / "s",
+        min_length=2,
+        max_length=8,
+        dedupe=True,
+        on_invalid="skip",
+        progress=False,
+    )
     s = ProteinStore(tmp_path / "s")
     assert [s.accession(i) for i in range(len(s))] == ["a"]
     assert (r.read.too_short, r.read.too_long, r.read.duplicates) == (1, 1, 1)

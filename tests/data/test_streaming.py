@@ -34,7 +34,9 @@ def corpus(tmp_path_factory) -> tuple[ProteinStore, Path]:
     """The sample's 500 validation proteins as a store and as 6 small shards (blocks of 32)."""
     root = tmp_path_factory.mktemp("stream")
     prepare_store(SAMPLE_VALID, root / "store", progress=False)
-    write_shards(root / "store", root / "shards", shard_bytes=30_000, block_proteins=32, progress=False)
+    write_shards(
+        root / "store", root / "shards", shard_bytes=30_000, block_proteins=32, progress=False
+    )
     return ProteinStore(root / "store"), root / "shards"
 
 
@@ -58,7 +60,9 @@ def test_round_trip_from_store_and_fasta(corpus, tmp_path: Path) -> None:
     assert all(np.array_equal(t, store[i]) for i, t in got)
     np.testing.assert_array_equal(s.residue_counts, store.residue_counts)
     # from FASTA directly (streamed, residue counts computed on the way): the same set
-    write_shards(SAMPLE_VALID, tmp_path / "f", shard_bytes=30_000, block_proteins=32, progress=False)
+    write_shards(
+        SAMPLE_VALID, tmp_path / "f", shard_bytes=30_000, block_proteins=32, progress=False
+    )
     f = ShardSet("file://" + str(tmp_path / "f"))
     assert [s.tolist() for _, s in f.iter_range(0, None)] == [t.tolist() for _, t in got]
     np.testing.assert_array_equal(f.residue_counts, store.residue_counts)
@@ -91,15 +95,27 @@ def test_locations_and_errors(corpus, tmp_path: Path) -> None:
     manifest["n_proteins"] = manifest["shards"][0]["proteins"]
     (tmp_path / "bad" / "shards.json").write_text(json.dumps(manifest))
     (tmp_path / "bad" / manifest["shards"][0]["name"]).write_bytes(
-        (shards / manifest["shards"][0]["name"]).read_bytes())
+        (shards / manifest["shards"][0]["name"]).read_bytes()
+    )
     with pytest.raises(ShardError, match="truncated copy"):
         list(ShardSet(str(tmp_path / "bad")).iter_range(0, None))
 
 
 def test_cli_stream_prepare(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "protein_performer.cli.data", "-q", "stream-prepare",
-           str(SAMPLE_VALID), "--out", str(tmp_path / "s"), "--shard-mb", "0.05",
-           "--block-proteins", "50"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "protein_performer.cli.data",
+        "-q",
+        "stream-prepare",
+        str(SAMPLE_VALID),
+        "--out",
+        str(tmp_path / "s"),
+        "--shard-mb",
+        "0.05",
+        "--block-proteins",
+        "50",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "500 proteins" in done.stdout and len(ShardSet(str(tmp_path / "s")).names) > 1
@@ -126,10 +142,15 @@ def test_every_protein_once_across_nodes_ranks_workers(corpus, world, workers, b
     # evaluation: every protein exactly once, no padding
     val = Counter()
     for rank in range(world):
-        ds = stream(shards, batch_size=batch, rank=rank, world_size=world, num_workers=workers,
-                    train=False)
-        val.update(i for k in range(workers) for b in ds.iter_worker(k, workers)
-                   for i in b["index"].tolist())
+        ds = stream(
+            shards, batch_size=batch, rank=rank, world_size=world, num_workers=workers, train=False
+        )
+        val.update(
+            i
+            for k in range(workers)
+            for b in ds.iter_worker(k, workers)
+            for i in b["index"].tolist()
+        )
     assert val == Counter(range(500))
 
 
@@ -177,7 +198,14 @@ def test_resume_plan_against_round_robin() -> None:
                 done[k] += 1
                 order.append(k)
             k = (k + 1) % len(batches)
-        nxt = next((j % len(batches) for j in range(k, k + len(batches)) if done[j % len(batches)] < batches[j % len(batches)]), 0)
+        nxt = next(
+            (
+                j % len(batches)
+                for j in range(k, k + len(batches))
+                if done[j % len(batches)] < batches[j % len(batches)]
+            ),
+            0,
+        )
         return done, nxt
 
     for batches in ([5, 5, 4], [3, 1, 0, 2], [4]):
@@ -223,7 +251,9 @@ def test_resume_needs_same_workers(corpus) -> None:
 def test_datamodule_streams_like_the_store(corpus) -> None:
     store, shards = corpus
     cfg = dict(valid=[str(shards)], max_length=40, batch_size=50, seed=5)
-    dm = ProteinDataModule(DataConfig(train=[str(shards)], num_workers=2, **cfg), rank=0, world_size=1)
+    dm = ProteinDataModule(
+        DataConfig(train=[str(shards)], num_workers=2, **cfg), rank=0, world_size=1
+    )
     dm.setup("fit")
     assert dm.n_train_examples == 500
     ref = ProteinDataModule(DataConfig(train=[str(SAMPLE_VALID)], **cfg))
@@ -235,7 +265,9 @@ def test_datamodule_streams_like_the_store(corpus) -> None:
     # evaluation: no shuffle; worker k streams the k-th half in stored order
     assert [i for b in val[::2] for i in b] == list(range(250))
     assert sorted(i for b in val for i in b) == list(range(500))
-    with pytest.raises(ValueError, match=r"data.train: data.max_tokens is not available .*set data.max_tokens=null"):
+    with pytest.raises(
+        ValueError, match=r"data.train: data.max_tokens is not available .*set data.max_tokens=null"
+    ):
         ProteinDataModule(DataConfig(train=[str(shards)], max_tokens=80, **cfg)).setup("fit")
     with pytest.raises(ValueError, match="must be the only entry of its split"):
         ProteinDataModule(DataConfig(train=[str(shards), str(SAMPLE_TRAIN)], **cfg)).setup("fit")
@@ -266,13 +298,29 @@ def test_lightning_resume_mid_epoch_is_exact(corpus, tmp_path: Path) -> None:
             return torch.optim.SGD(self.parameters(), lr=0.0)
 
     def datamodule() -> ProteinDataModule:
-        return ProteinDataModule(DataConfig(train=[str(shards)], valid=[str(shards)], max_length=40,
-                                            batch_size=16, num_workers=2, seed=5))
+        return ProteinDataModule(
+            DataConfig(
+                train=[str(shards)],
+                valid=[str(shards)],
+                max_length=40,
+                batch_size=16,
+                num_workers=2,
+                seed=5,
+            )
+        )
 
     def trainer(**kw) -> pl.Trainer:
-        return pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False,
-                          use_distributed_sampler=False, enable_progress_bar=False,
-                          enable_model_summary=False, limit_val_batches=0, **kw)
+        return pl.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            use_distributed_sampler=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            **kw,
+        )
 
     full = Recorder()
     ckpt = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=7, save_top_k=-1, save_last=False)
@@ -284,5 +332,6 @@ def test_lightning_resume_mid_epoch_is_exact(corpus, tmp_path: Path) -> None:
     for step in (7, 21, 35):  # mid epoch 0 (twice) and mid epoch 1
         resumed = Recorder()
         trainer(enable_checkpointing=False).fit(
-            resumed, datamodule=datamodule(), ckpt_path=next(tmp_path.glob(f"*step={step}.ckpt")))
+            resumed, datamodule=datamodule(), ckpt_path=next(tmp_path.glob(f"*step={step}.ckpt"))
+        )
         assert resumed.seen == full.seen[step:]

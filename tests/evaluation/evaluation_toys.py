@@ -84,21 +84,35 @@ class BiKGramLM(nn.Module):
         return out
 
 
-def save_tiny_checkpoint(path, *, kind: str, objective: str, frequencies=None, seed: int = 0,
-                         max_length: int = 48):
+def save_tiny_checkpoint(
+    path, *, kind: str, objective: str, frequencies=None, seed: int = 0, max_length: int = 48
+):
     """A checkpoint in the layout ProteinLMModule writes (hyper_parameters + model.* weights),
     without Lightning: fast, for tests that need several checkpoints."""
     from protein_performer.attention import AttentionConfig
     from protein_performer.model import ModelConfig, PerformerLM
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0,
-                      max_length=max_length, causal=objective == "clm",
-                      attention=AttentionConfig(kind=kind, nb_features=16))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        max_length=max_length,
+        causal=objective == "clm",
+        attention=AttentionConfig(kind=kind, nb_features=16),
+    )
     model = PerformerLM(cfg)
-    torch.save({
-        "hyper_parameters": {"model": cfg.to_dict(), "objective": objective,
-                             "residue_frequencies": frequencies},
-        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-    }, path)
+    torch.save(
+        {
+            "hyper_parameters": {
+                "model": cfg.to_dict(),
+                "objective": objective,
+                "residue_frequencies": frequencies,
+            },
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        path,
+    )
     return path

@@ -17,19 +17,27 @@ from protein_performer.evaluation.paper_table import (
 
 def _results():
     return {
-        "exact_uni": {"test": {"accuracy": 0.30, "perplexity": 11.3},
-                      "ood": {"accuracy": 0.19, "perplexity": 16.5}},
+        "exact_uni": {
+            "test": {"accuracy": 0.30, "perplexity": 11.3},
+            "ood": {"accuracy": 0.19, "perplexity": 16.5},
+        },
         "favor_relu_bid": {"test": {"accuracy": 0.36, "perplexity": 9.6}},
     }
 
 
 def test_layout_and_values() -> None:
-    baseline = {"test": {"accuracy": 0.0992, "perplexity": 17.8},
-                "ood": {"accuracy": 0.0907, "perplexity": 17.93}}
+    baseline = {
+        "test": {"accuracy": 0.0992, "perplexity": 17.8},
+        "ood": {"accuracy": 0.0907, "perplexity": 17.93},
+    }
     t = paper_table(_results(), baseline)
     assert list(t.index) == [BASELINE_ROW, "exact_uni", "favor_relu_bid"]
-    assert list(t.columns) == [("test", "accuracy"), ("test", "perplexity"),
-                               ("ood", "accuracy"), ("ood", "perplexity")]
+    assert list(t.columns) == [
+        ("test", "accuracy"),
+        ("test", "perplexity"),
+        ("ood", "accuracy"),
+        ("ood", "perplexity"),
+    ]
     assert t.loc["exact_uni", ("test", "accuracy")] == pytest.approx(30.0)  # percent
     assert t.loc[BASELINE_ROW, ("ood", "perplexity")] == pytest.approx(17.93)
     assert math.isnan(t.loc["favor_relu_bid", ("ood", "perplexity")])
@@ -72,21 +80,43 @@ def test_script_evaluates_checkpoints_into_the_paper_layout(tmp_path) -> None:
     uni = save_tiny_checkpoint(ck / "a.ckpt", kind="exact", objective="clm", frequencies=freqs)
     bid = save_tiny_checkpoint(ck / "b.ckpt", kind="favor_relu", objective="mlm")
     splits = {}
-    for name, seqs in (("test", ["MKVLAAGIVG", "ACDEFGHIKLMNPQRSTVWY" * 3]), ("ood", ["MSTNPK" * 5])):
+    for name, seqs in (
+        ("test", ["MKVLAAGIVG", "ACDEFGHIKLMNPQRSTVWY" * 3]),
+        ("ood", ["MSTNPK" * 5]),
+    ):
         path = tmp_path / f"{name}.fasta.gz"
         with gzip.open(path, "wt") as f:
             f.writelines(f">{name}{i}\n{s}\n" for i, s in enumerate(seqs))
         splits[name] = path
     out = tmp_path / "table"
     script = _load_script()
-    rc = script.main(["--ckpt", f"my_uni={uni}", "--ckpt", str(bid),
-                      "--split", f"test={splits['test']}", "--split", f"ood={splits['ood']}",
-                      "--out", str(out), "--n-maskings", "2", "--device", "cpu"])
+    rc = script.main(
+        [
+            "--ckpt",
+            f"my_uni={uni}",
+            "--ckpt",
+            str(bid),
+            "--split",
+            f"test={splits['test']}",
+            "--split",
+            f"ood={splits['ood']}",
+            "--out",
+            str(out),
+            "--n-maskings",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     table = pd.read_csv(out / "paper_table.csv", header=[0, 1], index_col=0)
     assert list(table.index) == [BASELINE_ROW, "my_uni", "favor_relu_bid"]
-    assert list(table.columns) == [("test", "accuracy"), ("test", "perplexity"),
-                                   ("ood", "accuracy"), ("ood", "perplexity")]
+    assert list(table.columns) == [
+        ("test", "accuracy"),
+        ("test", "perplexity"),
+        ("ood", "accuracy"),
+        ("ood", "perplexity"),
+    ]
     # The baseline: uniform frequencies over 25 residues -> perplexity 25 on any residues.
     assert table.loc[BASELINE_ROW, ("test", "perplexity")] == pytest.approx(25.0)
     metrics = json.loads((out / "paper_metrics.json").read_text())

@@ -20,8 +20,9 @@ CPU = dict(device="cpu", progress=False)
 
 
 def _unigram(include_eos: bool) -> np.ndarray:
-    return unigram_log_probs(token_counts(random_proteins([300, 200], seed=11)),
-                             include_eos=include_eos)
+    return unigram_log_probs(
+        token_counts(random_proteins([300, 200], seed=11)), include_eos=include_eos
+    )
 
 
 def test_accumulator_is_token_weighted() -> None:
@@ -42,8 +43,14 @@ def test_accumulator_is_token_weighted() -> None:
 def test_unigram_model_equals_unigram_baseline_causal() -> None:
     src = random_proteins([5, 37, 12, 80, 3, 21])
     lp = _unigram(include_eos=True)
-    out = evaluate_source(ConstantLM(lp), src, objective="clm", max_length=64,
-                          unigram_log_probs=lp, options=EvalOptions(batch_tokens=100, **CPU))
+    out = evaluate_source(
+        ConstantLM(lp),
+        src,
+        objective="clm",
+        max_length=64,
+        unigram_log_probs=lp,
+        options=EvalOptions(batch_tokens=100, **CPU),
+    )
     assert out["perplexity"] == pytest.approx(out["unigram_perplexity"], rel=1e-6)
     assert out["accuracy"] == pytest.approx(out["unigram_accuracy"])
     # Every residue and each <eos> is scored once (<cls> never).
@@ -59,8 +66,14 @@ def test_token_weighting_across_batches_of_different_sizes() -> None:
     # Two proteins in two batches (token budget 16): 3 and 40 scored tokens.
     src = random_proteins([2, 39], seed=5)
     lp = _unigram(include_eos=True)
-    out = evaluate_source(ConstantLM(lp), src, objective="clm", max_length=64,
-                          unigram_log_probs=lp, options=EvalOptions(batch_tokens=16, **CPU))
+    out = evaluate_source(
+        ConstantLM(lp),
+        src,
+        objective="clm",
+        max_length=64,
+        unigram_log_probs=lp,
+        options=EvalOptions(batch_tokens=16, **CPU),
+    )
     t1, t2 = (ALPHABET.wrap(src[i])[1:] for i in range(2))
     nll1, nll2 = -lp[t1].sum(), -lp[t2].sum()
     assert out["n_tokens"] == 3 + 40
@@ -76,12 +89,24 @@ def test_causal_windows_equal_full_context(tmp_path, window: int, stride: int) -
     model = KGramLM(k)
     src = random_proteins([5, 37, 12, 80, 3, 21, 64], seed=2)
     lp = _unigram(include_eos=True)
-    full = evaluate_source(model, src, objective="clm", max_length=128, unigram_log_probs=lp,
-                           options=EvalOptions(batch_tokens=512, **CPU),
-                           per_protein_csv=tmp_path / "full.csv")
-    win = evaluate_source(model, src, objective="clm", max_length=window, unigram_log_probs=lp,
-                          options=EvalOptions(batch_tokens=64, stride=stride, **CPU),
-                          per_protein_csv=tmp_path / "win.csv")
+    full = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=128,
+        unigram_log_probs=lp,
+        options=EvalOptions(batch_tokens=512, **CPU),
+        per_protein_csv=tmp_path / "full.csv",
+    )
+    win = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=window,
+        unigram_log_probs=lp,
+        options=EvalOptions(batch_tokens=64, stride=stride, **CPU),
+        per_protein_csv=tmp_path / "win.csv",
+    )
     assert win["n_windowed_sequences"] > 0 and full["n_windowed_sequences"] == 0
     assert (win["window"], win["stride"]) == (window, stride)
     assert win["n_tokens"] == full["n_tokens"]
@@ -108,10 +133,22 @@ def test_short_windows_lose_context() -> None:
     model = KGramLM(4)
     src = random_proteins([60], seed=1)
     lp = _unigram(include_eos=True)
-    full = evaluate_source(model, src, objective="clm", max_length=128, unigram_log_probs=lp,
-                           options=EvalOptions(**CPU))
-    win = evaluate_source(model, src, objective="clm", max_length=8, unigram_log_probs=lp,
-                          options=EvalOptions(stride=7, **CPU))
+    full = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=128,
+        unigram_log_probs=lp,
+        options=EvalOptions(**CPU),
+    )
+    win = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=8,
+        unigram_log_probs=lp,
+        options=EvalOptions(stride=7, **CPU),
+    )
     assert win["n_tokens"] == full["n_tokens"]
     assert win["nll_per_token"] != pytest.approx(full["nll_per_token"], rel=1e-6)
 
@@ -131,9 +168,15 @@ def test_per_protein_csv_streams_in_order(tmp_path) -> None:
     src = random_proteins([5, 37, 12, 80, 3, 21], seed=9)
     lp = _unigram(include_eos=True)
     path = tmp_path / "sub" / "proteins.csv"
-    out = evaluate_source(ConstantLM(lp), src, objective="clm", max_length=32,
-                          unigram_log_probs=lp, per_protein_csv=path,
-                          options=EvalOptions(chunk_proteins=2, batch_tokens=40, **CPU))
+    out = evaluate_source(
+        ConstantLM(lp),
+        src,
+        objective="clm",
+        max_length=32,
+        unigram_log_probs=lp,
+        per_protein_csv=path,
+        options=EvalOptions(chunk_proteins=2, batch_tokens=40, **CPU),
+    )
     rows = list(csv.DictReader(open(path)))
     assert list(rows[0]) == ["accession", "length", "n_tokens", "nll", "perplexity", "accuracy"]
     assert [r["accession"] for r in rows] == [src.accession(i) for i in range(len(src))]
@@ -148,20 +191,44 @@ def test_per_protein_csv_streams_in_order(tmp_path) -> None:
 def test_max_proteins_and_option_errors() -> None:
     src = random_proteins([5, 6, 7])
     lp = _unigram(include_eos=True)
-    out = evaluate_source(ConstantLM(lp), src, objective="clm", max_length=32,
-                          unigram_log_probs=lp, options=EvalOptions(max_proteins=2, **CPU))
+    out = evaluate_source(
+        ConstantLM(lp),
+        src,
+        objective="clm",
+        max_length=32,
+        unigram_log_probs=lp,
+        options=EvalOptions(max_proteins=2, **CPU),
+    )
     assert out["n_sequences"] == 2 and out["n_tokens"] == 5 + 6 + 2
     with pytest.raises(ValueError, match="objective"):
-        evaluate_source(ConstantLM(lp), src, objective="xlm", max_length=32,
-                        unigram_log_probs=lp, options=EvalOptions(**CPU))
+        evaluate_source(
+            ConstantLM(lp),
+            src,
+            objective="xlm",
+            max_length=32,
+            unigram_log_probs=lp,
+            options=EvalOptions(**CPU),
+        )
     with pytest.raises(ValueError, match="pseudo_perplexity"):
-        evaluate_source(ConstantLM(lp), src, objective="clm", max_length=32, unigram_log_probs=lp,
-                        options=EvalOptions(pseudo_perplexity=True, **CPU))
+        evaluate_source(
+            ConstantLM(lp),
+            src,
+            objective="clm",
+            max_length=32,
+            unigram_log_probs=lp,
+            options=EvalOptions(pseudo_perplexity=True, **CPU),
+        )
     with pytest.raises(ValueError, match="batch_tokens"):
         EvalOptions(batch_tokens=0)
     with pytest.raises(ValueError, match="device"):
-        evaluate_source(ConstantLM(lp), src, objective="clm", max_length=32,
-                        unigram_log_probs=lp, options=EvalOptions(device="tpu", progress=False))
+        evaluate_source(
+            ConstantLM(lp),
+            src,
+            objective="clm",
+            max_length=32,
+            unigram_log_probs=lp,
+            options=EvalOptions(device="tpu", progress=False),
+        )
 
 
 def test_prepared_store_scores_like_fasta(tmp_path) -> None:
@@ -173,9 +240,19 @@ def test_prepared_store_scores_like_fasta(tmp_path) -> None:
     prepare_store([fasta], tmp_path / "store")
     lp = _unigram(include_eos=True)
     model = KGramLM(2)
-    runs = [evaluate_source(model, open_input(p), objective="clm", max_length=16,
-                            unigram_log_probs=lp, options=EvalOptions(**CPU))
-            for p in (fasta, tmp_path / "store")]
+    runs = [
+        evaluate_source(
+            model,
+            open_input(p),
+            objective="clm",
+            max_length=16,
+            unigram_log_probs=lp,
+            options=EvalOptions(**CPU),
+        )
+        for p in (fasta, tmp_path / "store")
+    ]
     assert runs[0] == runs[1]
-    assert token_counts(open_input(tmp_path / "store")).tolist() == \
-        token_counts(open_input(fasta)).tolist()
+    assert (
+        token_counts(open_input(tmp_path / "store")).tolist()
+        == token_counts(open_input(fasta)).tolist()
+    )

@@ -21,9 +21,16 @@ CPU = dict(device="cpu", progress=False)
 
 def tiny_lm(kind: str, causal: bool, max_length: int, seed: int = 0) -> PerformerLM:
     torch.manual_seed(seed)
-    cfg = ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0,
-                      max_length=max_length, causal=causal,
-                      attention=AttentionConfig(kind=kind, nb_features=16))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        max_length=max_length,
+        causal=causal,
+        attention=AttentionConfig(kind=kind, nb_features=16),
+    )
     return PerformerLM(cfg).eval()
 
 
@@ -36,8 +43,14 @@ def test_causal_exact_model_equals_full_context_reference(lp_eos) -> None:
     # max_length >= every protein: one window each; batching pads, the reference does not.
     model = tiny_lm("exact", causal=True, max_length=64)
     src = random_proteins([5, 37, 12, 60, 3, 21], seed=6)
-    out = evaluate_source(model, src, objective="clm", max_length=64, unigram_log_probs=lp_eos,
-                          options=EvalOptions(batch_tokens=128, **CPU))
+    out = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=64,
+        unigram_log_probs=lp_eos,
+        options=EvalOptions(batch_tokens=128, **CPU),
+    )
     assert out["n_windowed_sequences"] == 0
     model64 = tiny_lm("exact", causal=True, max_length=64).double()
     total, n, correct = 0.0, 0, 0
@@ -57,8 +70,14 @@ def test_causal_exact_model_equals_full_context_reference(lp_eos) -> None:
 def test_causal_windows_on_real_model_score_every_token_once(lp_eos) -> None:
     model = tiny_lm("favor_relu", causal=True, max_length=16)
     src = random_proteins([5, 37, 60], seed=7)
-    out = evaluate_source(model, src, objective="clm", max_length=16, unigram_log_probs=lp_eos,
-                          options=EvalOptions(stride=8, **CPU))
+    out = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=16,
+        unigram_log_probs=lp_eos,
+        options=EvalOptions(stride=8, **CPU),
+    )
     assert out["n_windowed_sequences"] == 2
     assert out["n_tokens"] == int(src.lengths.sum()) + len(src)
     assert np.isfinite(out["perplexity"])
@@ -69,18 +88,26 @@ def test_masked_model_with_windows_is_deterministic() -> None:
     model = tiny_lm("exact", causal=False, max_length=24)
     src = random_proteins([10, 70, 33], seed=8)
     opts = EvalOptions(n_maskings=2, pseudo_perplexity=True, batch_tokens=96, **CPU)
-    a = evaluate_source(model, src, objective="mlm", max_length=24, unigram_log_probs=lp,
-                        options=opts)
-    b = evaluate_source(model, src, objective="mlm", max_length=24, unigram_log_probs=lp,
-                        options=opts)
+    a = evaluate_source(
+        model, src, objective="mlm", max_length=24, unigram_log_probs=lp, options=opts
+    )
+    b = evaluate_source(
+        model, src, objective="mlm", max_length=24, unigram_log_probs=lp, options=opts
+    )
     assert a == b
     assert a["n_windowed_sequences"] == 2
     assert a["pseudo_n_tokens"] == int(src.lengths.sum())
     assert 1.0 < a["perplexity"] < 100
     # *_std is the sample std over maskings: rebuild masking 1 from the pooled sums minus
     # masking 0 alone (n_maskings=1 draws the same first masking)
-    one = evaluate_source(model, src, objective="mlm", max_length=24, unigram_log_probs=lp,
-                          options=EvalOptions(n_maskings=1, batch_tokens=96, **CPU))
+    one = evaluate_source(
+        model,
+        src,
+        objective="mlm",
+        max_length=24,
+        unigram_log_probs=lp,
+        options=EvalOptions(n_maskings=1, batch_tokens=96, **CPU),
+    )
     n0, n = one["n_tokens"], a["n_tokens"]
     nll1 = (a["nll_per_token"] * n - one["nll_per_token"] * n0) / (n - n0)
     per_masking = [one["perplexity"], math.exp(nll1)]
@@ -92,9 +119,21 @@ def test_masked_model_with_windows_is_deterministic() -> None:
 def test_cuda_matches_cpu(lp_eos) -> None:
     model = tiny_lm("favor_relu", causal=True, max_length=32)
     src = random_proteins([5, 37, 12, 60], seed=9)
-    cpu = evaluate_source(model, src, objective="clm", max_length=32, unigram_log_probs=lp_eos,
-                          options=EvalOptions(**CPU))
-    gpu = evaluate_source(model, src, objective="clm", max_length=32, unigram_log_probs=lp_eos,
-                          options=EvalOptions(device="cuda", progress=False))
+    cpu = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=32,
+        unigram_log_probs=lp_eos,
+        options=EvalOptions(**CPU),
+    )
+    gpu = evaluate_source(
+        model,
+        src,
+        objective="clm",
+        max_length=32,
+        unigram_log_probs=lp_eos,
+        options=EvalOptions(device="cuda", progress=False),
+    )
     assert gpu["n_tokens"] == cpu["n_tokens"]
     assert gpu["nll_per_token"] == pytest.approx(cpu["nll_per_token"], rel=1e-4)

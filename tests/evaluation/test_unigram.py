@@ -44,7 +44,9 @@ def test_log_probs_errors() -> None:
     with pytest.raises(ValueError, match="31 entries"):
         unigram_log_probs(np.ones(5))
     with pytest.raises(ValueError, match="<eos>"):
-        unigram_log_probs(np.ones(len(ALPHABET)) * (np.arange(len(ALPHABET)) >= 6), include_eos=True)
+        unigram_log_probs(
+            np.ones(len(ALPHABET)) * (np.arange(len(ALPHABET)) >= 6), include_eos=True
+        )
 
 
 def test_residue_metrics_match_direct_sum() -> None:

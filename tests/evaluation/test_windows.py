@@ -10,8 +10,11 @@ from protein_performer.evaluation.windows import (
     sliding_windows,
 )
 
-CASES = [(n, w, s) for n in (0, 1, 2, 5, 16, 17, 31, 100, 257) for w, s in
-         ((4, 2), (8, 4), (8, 1), (8, 8), (16, 5), (64, 32))]
+CASES = [
+    (n, w, s)
+    for n in (0, 1, 2, 5, 16, 17, 31, 100, 257)
+    for w, s in ((4, 2), (8, 4), (8, 1), (8, 8), (16, 5), (64, 32))
+]
 
 
 @pytest.mark.parametrize("n, window, stride", CASES)
@@ -58,7 +61,10 @@ def test_default_stride_and_validation() -> None:
 def test_example_layout() -> None:
     # 10 tokens, window 4, stride 2: starts 0, 2, 4, right-aligned 6.
     assert [tuple(w) for w in sliding_windows(10, 4, 2)] == [
-        (0, 4, 0), (2, 6, 4), (4, 8, 6), (6, 10, 8)
+        (0, 4, 0),
+        (2, 6, 4),
+        (4, 8, 6),
+        (6, 10, 8),
     ]
 
 

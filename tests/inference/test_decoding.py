@@ -13,16 +13,32 @@ from protein_performer.inference.decoder import RecurrentDecoder
 from protein_performer.model import ModelConfig
 from protein_performer.model.lm import PerformerLM
 
-CAUSAL_KINDS = ["exact", "favor_softmax", "favor_relu", "aft_simple", "aft_full", "aft_local",
-                "aft_conv"]
+CAUSAL_KINDS = [
+    "exact",
+    "favor_softmax",
+    "favor_relu",
+    "aft_simple",
+    "aft_full",
+    "aft_local",
+    "aft_conv",
+]
 
 
 def _model(kind: str, position: str, seed: int = 0) -> PerformerLM:
     torch.manual_seed(seed)
-    cfg = ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, max_length=80, dropout=0.0,
-                      causal=True, position=position,
-                      attention=AttentionConfig(kind=kind, nb_features=16, chunk_size=8,
-                                                aft_window=5, aft_conv_kernel=4))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        max_length=80,
+        dropout=0.0,
+        causal=True,
+        position=position,
+        attention=AttentionConfig(
+            kind=kind, nb_features=16, chunk_size=8, aft_window=5, aft_conv_kernel=4
+        ),
+    )
     model = PerformerLM(cfg).double().eval()
     with torch.no_grad():  # non-trivial weights: AFT biases start at 0 otherwise
         for p in model.parameters():
@@ -53,8 +69,17 @@ def test_favor_running_max_grows() -> None:
     state = favor_init_state(b, h, m, d, q.device, q.dtype)
     maxima, out = [], []
     for t in range(n):
-        out.append(favor_step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1], w, state,
-                              kernel_fn=None, eps=1e-3))
+        out.append(
+            favor_step(
+                q[:, :, t : t + 1],
+                k[:, :, t : t + 1],
+                v[:, :, t : t + 1],
+                w,
+                state,
+                kernel_fn=None,
+                eps=1e-3,
+            )
+        )
         maxima.append(state.run_max.clone())
     out = torch.cat(out, dim=2)
     assert sum(bool((b2 > a).any()) for a, b2 in zip(maxima, maxima[1:])) > n // 4

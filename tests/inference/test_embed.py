@@ -15,8 +15,16 @@ SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MKV", "ACDEFGHIKLMNPQRSTVWY"]
 
 def _model(position: str, kind: str) -> PerformerLM:
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, max_length=64,
-                      position=position, attention=AttentionConfig(kind=kind, nb_features=16))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        max_length=64,
+        position=position,
+        attention=AttentionConfig(kind=kind, nb_features=16),
+    )
     return PerformerLM(cfg).double().eval()
 
 
@@ -43,8 +51,16 @@ def test_last_layer_is_what_the_head_reads():
 @pytest.mark.parametrize("causal", [False, True])
 def test_long_protein_in_windows(causal):
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0, max_length=16,
-                      causal=causal, attention=AttentionConfig(kind="exact"))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        max_length=16,
+        causal=causal,
+        attention=AttentionConfig(kind="exact"),
+    )
     model = PerformerLM(cfg).double().eval()
     seq = "ACDEFGHIKLMNPQRSTVWY" * 3  # 62 tokens with <cls>/<eos>, > max_length 16
     plan = window_plan(model, len(seq) + 2)
@@ -54,12 +70,14 @@ def test_long_protein_in_windows(causal):
     assert emb.per_residue[0].shape == (len(seq), 16)
     # Each residue equals the model run on its own window alone.
     from protein_performer.data.alphabet import ALPHABET
+
     tokens = torch.from_numpy(ALPHABET.wrap(ALPHABET.encode(seq)))
     for start, end, lo, hi in plan:
         (s,) = model.hidden_states(tokens[start:end][None], None, [-1])
         for i in range(max(lo, 1), min(hi, len(seq) + 1)):
-            np.testing.assert_allclose(emb.per_residue[0][i - 1], s[0, i - start].numpy(),
-                                       rtol=0, atol=1e-6)
+            np.testing.assert_allclose(
+                emb.per_residue[0][i - 1], s[0, i - start].numpy(), rtol=0, atol=1e-6
+            )
 
 
 def test_short_protein_whole_equals_batch():
@@ -72,16 +90,26 @@ def test_short_protein_whole_equals_batch():
 def _rotary_pair(kind: str, causal: bool) -> tuple[PerformerLM, PerformerLM]:
     """The same weights at max_length 16 and at 128 (rotary: nothing depends on the length)."""
     torch.manual_seed(0)
-    cfg = dict(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, causal=causal,
-               position="rotary", attention=AttentionConfig(kind=kind, nb_features=16))
+    cfg = dict(
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        causal=causal,
+        position="rotary",
+        attention=AttentionConfig(kind=kind, nb_features=16),
+    )
     short = PerformerLM(ModelConfig(max_length=16, **cfg)).double().eval()
     full = PerformerLM(ModelConfig(max_length=128, **cfg)).double().eval()
     full.load_state_dict(short.state_dict())
     return short, full
 
 
-@pytest.mark.parametrize("kind, causal", [("favor_softmax", False), ("favor_relu", True),
-                                          ("aft_simple", False), ("aft_conv", True)])
+@pytest.mark.parametrize(
+    "kind, causal",
+    [("favor_softmax", False), ("favor_relu", True), ("aft_simple", False), ("aft_conv", True)],
+)
 def test_long_protein_whole_equals_the_model_on_the_full_sequence(kind, causal):
     from protein_performer.data.alphabet import ALPHABET
     from protein_performer.inference.embed import long_protein_mode, long_protein_policy
@@ -98,14 +126,23 @@ def test_long_protein_whole_equals_the_model_on_the_full_sequence(kind, causal):
         np.testing.assert_allclose(got, w[0, 1:-1].numpy(), rtol=0, atol=1e-6)  # float32 out
 
 
-@pytest.mark.parametrize("position, kind", [("learned", "favor_softmax"), ("rotary", "exact"),
-                                            ("rotary", "aft_local")])
+@pytest.mark.parametrize(
+    "position, kind", [("learned", "favor_softmax"), ("rotary", "exact"), ("rotary", "aft_local")]
+)
 def test_models_that_cannot_run_long_inputs_still_window(position, kind):
     from protein_performer.inference.embed import long_protein_mode, long_protein_policy
 
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0, max_length=16,
-                      position=position, attention=AttentionConfig(kind=kind, nb_features=16))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        max_length=16,
+        position=position,
+        attention=AttentionConfig(kind=kind, nb_features=16),
+    )
     model = PerformerLM(cfg).double().eval()
     assert long_protein_mode(model) == "windows"
     assert long_protein_policy(model) == "windows of 16 tokens, stride 8, centered split"

@@ -26,8 +26,16 @@ def _source() -> InMemoryProteins:
 
 def _model() -> PerformerLM:
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0, max_length=16,
-                      position="rotary", attention=AttentionConfig(kind="favor_softmax", nb_features=16))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        max_length=16,
+        position="rotary",
+        attention=AttentionConfig(kind="favor_softmax", nb_features=16),
+    )
     return PerformerLM(cfg).eval()
 
 

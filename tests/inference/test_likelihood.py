@@ -29,8 +29,11 @@ def _source(seqs: list[str]) -> InMemoryProteins:
 
 def _run(model, seqs, objective, **kw):
     kw.setdefault("max_length", model.cfg.max_length)
-    return list(protein_likelihoods(model, _source(seqs), objective=objective, device="cpu",
-                                    progress=False, **kw))
+    return list(
+        protein_likelihoods(
+            model, _source(seqs), objective=objective, device="cpu", progress=False, **kw
+        )
+    )
 
 
 def test_causal_equals_hand_sum_of_bias_log_probs():
@@ -56,8 +59,16 @@ def test_pseudo_equals_hand_sum_of_bias_log_probs_in_windows():
 
 def _tiny(causal: bool, max_length: int = 64) -> PerformerLM:
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, causal=causal,
-                      max_length=max_length, attention=AttentionConfig(kind="exact"))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        causal=causal,
+        max_length=max_length,
+        attention=AttentionConfig(kind="exact"),
+    )
     return PerformerLM(cfg).double().eval()
 
 
@@ -90,16 +101,27 @@ def test_equals_evaluation_per_protein_numbers(tmp_path, objective):
     model = _tiny(causal=objective == "clm", max_length=24)
     seqs = ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "ACDEF", "MKV" * 7]
     pseudo = objective == "mlm"
-    evaluate_source(model, _source(seqs), objective=objective, max_length=24,
-                    unigram_log_probs=np.zeros(len(ALPHABET)), per_protein_csv=tmp_path / "e.csv",
-                    options=EvalOptions(device="cpu", progress=False, pseudo_perplexity=pseudo,
-                                        n_maskings=1))
+    evaluate_source(
+        model,
+        _source(seqs),
+        objective=objective,
+        max_length=24,
+        unigram_log_probs=np.zeros(len(ALPHABET)),
+        per_protein_csv=tmp_path / "e.csv",
+        options=EvalOptions(device="cpu", progress=False, pseudo_perplexity=pseudo, n_maskings=1),
+    )
     with open(tmp_path / "e.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     prefix = "pseudo_" if pseudo else ""
-    mine = write_likelihoods_csv(model, tmp_path / "s.csv", {"x": _source(seqs)},
-                                 objective=objective, max_length=24, device="cpu",
-                                 progress=False)
+    mine = write_likelihoods_csv(
+        model,
+        tmp_path / "s.csv",
+        {"x": _source(seqs)},
+        objective=objective,
+        max_length=24,
+        device="cpu",
+        progress=False,
+    )
     with open(tmp_path / "s.csv", newline="") as f:
         ours = list(csv.DictReader(f))
     for e, o in zip(rows, ours, strict=True):
@@ -107,8 +129,7 @@ def test_equals_evaluation_per_protein_numbers(tmp_path, objective):
         assert int(e[f"{prefix}n_tokens"]) == int(o["n_tokens"])
         # evaluation writes 6 decimals
         assert math.isclose(float(e[f"{prefix}nll"]), float(o["nll_per_token"]), abs_tol=1e-6)
-        assert math.isclose(float(e[f"{prefix}perplexity"]), float(o["perplexity"]),
-                            rel_tol=1e-6)
+        assert math.isclose(float(e[f"{prefix}perplexity"]), float(o["perplexity"]), rel_tol=1e-6)
         assert o["method"] == ("pseudo" if pseudo else "exact") and o["file"] == "x"
     n = sum(int(o["n_tokens"]) for o in ours)
     ll = sum(float(o["log_likelihood"]) for o in ours)

@@ -2,7 +2,12 @@
 
 import pytest
 
-from protein_performer.inference.mutations import Mutation, MutationError, apply_mutant, parse_mutant
+from protein_performer.inference.mutations import (
+    Mutation,
+    MutationError,
+    apply_mutant,
+    parse_mutant,
+)
 
 WT = "MKTAYIAK"
 

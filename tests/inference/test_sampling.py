@@ -14,9 +14,16 @@ from protein_performer.model.lm import PerformerLM
 
 def _lm(causal: bool = True) -> PerformerLM:
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, max_length=40, dropout=0.0,
-                      causal=causal, attention=AttentionConfig(kind="favor_softmax",
-                                                               nb_features=8))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=1,
+        n_heads=2,
+        d_ff=32,
+        max_length=40,
+        dropout=0.0,
+        causal=causal,
+        attention=AttentionConfig(kind="favor_softmax", nb_features=8),
+    )
     return PerformerLM(cfg).eval()
 
 
@@ -74,11 +81,17 @@ def test_temperature_sharpens() -> None:
     assert p[others].sum() == 0 and p[ALPHABET.eos_idx] > 0  # specials (but eos), rare: never
 
 
-@pytest.mark.parametrize("kwargs, match", [({"temperature": 0}, "temperature"),
-                                           ({"temperature": float("nan")}, "temperature"),
-                                           ({"top_k": -1}, "top_k"), ({"top_p": 0.0}, "top_p"),
-                                           ({"top_p": 1.5}, "top_p"),
-                                           ({"max_new_tokens": 0}, "max_new_tokens")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"temperature": 0}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"top_k": -1}, "top_k"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+    ],
+)
 def test_option_validation(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         SamplingOptions(**kwargs)

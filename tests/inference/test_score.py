@@ -17,8 +17,21 @@ WT = "MKTAYIAK"
 def bias_only_lm(causal: bool, seed: int = 0) -> tuple[PerformerLM, np.ndarray]:
     """A PerformerLM whose logits are its head bias alone (token embeddings zeroed)."""
     torch.manual_seed(seed)
-    model = PerformerLM(ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0,
-                                    max_length=64, causal=causal)).double().eval()
+    model = (
+        PerformerLM(
+            ModelConfig(
+                d_model=16,
+                n_layers=1,
+                n_heads=2,
+                d_ff=32,
+                dropout=0.0,
+                max_length=64,
+                causal=causal,
+            )
+        )
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -40,8 +53,9 @@ def test_causal_log_likelihood_and_ratio_by_hand():
     i = ALPHABET.index
     want_wt = sum(lp[i(a)] for a in WT) + lp[ALPHABET.eos_idx]
     ll = causal_log_likelihood(model, [WT, "MK"], batch_size=2)  # padded batch
-    np.testing.assert_allclose(ll, [want_wt, lp[i("M")] + lp[i("K")] + lp[ALPHABET.eos_idx]],
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        ll, [want_wt, lp[i("M")] + lp[i("K")] + lp[ALPHABET.eos_idx]], rtol=0, atol=1e-10
+    )
     got = score_mutants(model, WT, [parse_mutant("Y5W", WT)], "clm")
     np.testing.assert_allclose(got, [lp[i("W")] - lp[i("Y")]], rtol=0, atol=1e-10)
 

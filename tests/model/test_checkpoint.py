@@ -52,14 +52,28 @@ def test_round_trip_through_a_trainer_checkpoint(objective, tmp_path):
     torch.manual_seed(0)
     freqs = np.linspace(0, 1, len(ALPHABET)).tolist()
     obj = Objective(objective)
-    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_length=32,
-                      position="rotary" if objective == "clm" else "learned", causal=obj.causal,
-                      attention=AttentionConfig(kind=KIND, nb_features=16, redraw_interval=2))
+    cfg = ModelConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        d_ff=64,
+        max_length=32,
+        position="rotary" if objective == "clm" else "learned",
+        causal=obj.causal,
+        attention=AttentionConfig(kind=KIND, nb_features=16, redraw_interval=2),
+    )
     module = ProteinLMModule(cfg, obj, residue_frequencies=freqs)
     loader = torch.utils.data.DataLoader(_Batches([_batch(i) for i in range(3)]), batch_size=None)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(module, train_dataloaders=loader)
@@ -74,16 +88,24 @@ def test_round_trip_through_a_trainer_checkpoint(objective, tmp_path):
     b = _batch(7)
     module.eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded.model(b["tokens"], b["mask"]),
-                                   module.model(b["tokens"], b["mask"]), atol=0, rtol=0)
+        torch.testing.assert_close(
+            loaded.model(b["tokens"], b["mask"]),
+            module.model(b["tokens"], b["mask"]),
+            atol=0,
+            rtol=0,
+        )
     # and the module's own loader rebuilds the module from the plain hyper-parameters
     again = ProteinLMModule.load_from_checkpoint(path)
     assert again.objective == obj and again.model_cfg == module.model_cfg
     assert again.feature_redraws == module.feature_redraws > 0
     again.eval()
     with torch.no_grad():
-        torch.testing.assert_close(again.model(b["tokens"], b["mask"]),
-                                   module.model(b["tokens"], b["mask"]), atol=0, rtol=0)
+        torch.testing.assert_close(
+            again.model(b["tokens"], b["mask"]),
+            module.model(b["tokens"], b["mask"]),
+            atol=0,
+            rtol=0,
+        )
 
 
 @pytest.mark.parametrize("objective,mask_prob", [("clm", 0.15), ("mlm", 0.2)])

@@ -19,8 +19,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(kind: str = "exact", **kw) -> PerformerLM:
-    values = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, dropout=0.0, max_length=48,
-                  attention={"kind": kind, "nb_features": 16, "chunk_size": 4})
+    values = dict(
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        d_ff=64,
+        dropout=0.0,
+        max_length=48,
+        attention={"kind": kind, "nb_features": 16, "chunk_size": 4},
+    )
     values.update(kw)
     torch.manual_seed(0)
     return PerformerLM(ModelConfig.from_dict(values)).eval()
@@ -28,8 +35,12 @@ def tiny(kind: str = "exact", **kw) -> PerformerLM:
 
 def proteins(batch: int, length: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    t = torch.randint(int(ALPHABET.standard_idx[0]), int(ALPHABET.standard_idx[-1]) + 1,
-                      (batch, length), generator=g)
+    t = torch.randint(
+        int(ALPHABET.standard_idx[0]),
+        int(ALPHABET.standard_idx[-1]) + 1,
+        (batch, length),
+        generator=g,
+    )
     t[:, 0] = ALPHABET.cls_idx
     t[:, -1] = ALPHABET.eos_idx
     return t
@@ -72,7 +83,9 @@ def test_max_length_error():
 
 def test_config_validation_and_the_model_deciding_causal_and_max_length():
     exact = AttentionConfig(kind="exact")
-    with pytest.raises(ValueError, match=r"model.d_model \(100\) must be divisible by model.n_heads \(3\)"):
+    with pytest.raises(
+        ValueError, match=r"model.d_model \(100\) must be divisible by model.n_heads \(3\)"
+    ):
         ModelConfig(d_model=100, n_heads=3, attention=exact)
     with pytest.raises(ValueError, match="model.position must be one of"):
         ModelConfig(position="sinusoidal", attention=exact)
@@ -91,9 +104,13 @@ def test_config_validation_and_the_model_deciding_causal_and_max_length():
     # set: they must agree, never silently overwritten
     agreeing = AttentionConfig(kind="exact", causal=True, max_length=77)
     assert ModelConfig(causal=True, max_length=77, attention=agreeing).attention is agreeing
-    with pytest.raises(ValueError, match=r"attention.causal \(False\) disagrees with model.causal \(True\)"):
+    with pytest.raises(
+        ValueError, match=r"attention.causal \(False\) disagrees with model.causal \(True\)"
+    ):
         ModelConfig(causal=True, attention=AttentionConfig(kind="exact", causal=False))
-    with pytest.raises(ValueError, match=r"attention.max_length \(64\) disagrees with model.max_length \(77\)"):
+    with pytest.raises(
+        ValueError, match=r"attention.max_length \(64\) disagrees with model.max_length \(77\)"
+    ):
         ModelConfig(max_length=77, attention=AttentionConfig(kind="exact", max_length=64))
     again = ModelConfig.from_dict(cfg.to_dict())
     assert again == cfg
@@ -109,10 +126,10 @@ def test_causal_model_does_not_see_the_future(kind, position):
     for cut in (1, 7, 18):
         changed = t.clone()
         # every later token becomes another one
-        changed[:, cut + 1:] = (t[:, cut + 1:] - 5) % 20 + 6
+        changed[:, cut + 1 :] = (t[:, cut + 1 :] - 5) % 20 + 6
         out = model(changed, mask)
         torch.testing.assert_close(out[:, : cut + 1], base[:, : cut + 1], atol=1e-10, rtol=1e-10)
-        assert not torch.allclose(out[:, cut + 1:], base[:, cut + 1:])
+        assert not torch.allclose(out[:, cut + 1 :], base[:, cut + 1 :])
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -131,19 +148,27 @@ def test_padding_invariance(causal):
 
 
 def test_tied_head_and_init():
-    model = PerformerLM(ModelConfig(d_model=64, n_layers=8, n_heads=4, d_ff=128,
-                                    attention=AttentionConfig(kind="exact")))
+    model = PerformerLM(
+        ModelConfig(
+            d_model=64, n_layers=8, n_heads=4, d_ff=128, attention=AttentionConfig(kind="exact")
+        )
+    )
     assert model.head is None
-    assert sum(p.data_ptr() == model.token_embedding.weight.data_ptr()
-               for p in model.parameters()) == 1
+    assert (
+        sum(p.data_ptr() == model.token_embedding.weight.data_ptr() for p in model.parameters())
+        == 1
+    )
     scaled = 0.02 / math.sqrt(16)
     for block in model.blocks:
         assert block.ff.fc2.weight.std().item() == pytest.approx(scaled, rel=0.15)
         assert block.attn.to_out.weight.std().item() == pytest.approx(scaled, rel=0.15)
         assert block.ff.fc1.weight.std().item() == pytest.approx(0.02, rel=0.1)
         assert torch.all(block.ff.fc1.bias == 0)
-    untied = PerformerLM(ModelConfig(d_model=32, n_heads=2, tie_embeddings=False,
-                                     attention=AttentionConfig(kind="exact")))
+    untied = PerformerLM(
+        ModelConfig(
+            d_model=32, n_heads=2, tie_embeddings=False, attention=AttentionConfig(kind="exact")
+        )
+    )
     assert untied.head is not None and untied(proteins(1, 5)).shape == (1, 5, V)
 
 
@@ -196,25 +221,40 @@ def test_rotary_matches_complex_rotation_and_is_relative():
     shifted[..., 6, :], shifted[..., 9, :] = q, k
     rs = rope(shifted)
     assert torch.dot(r[0, 0, 2], r[0, 0, 5]).item() == pytest.approx(
-        torch.dot(rs[0, 0, 6], rs[0, 0, 9]).item())
+        torch.dot(rs[0, 0, 6], rs[0, 0, 9]).item()
+    )
 
 
 def test_rotary_beyond_its_cached_length_equals_a_longer_table():
     from protein_performer.model import RotaryEmbedding
 
     x = torch.randn(2, 3, 40, 8)
-    torch.testing.assert_close(RotaryEmbedding(8, 16)(x), RotaryEmbedding(8, 64)(x), rtol=0,
-                               atol=0)
+    torch.testing.assert_close(RotaryEmbedding(8, 16)(x), RotaryEmbedding(8, 64)(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("position, kind, whole", [
-    ("rotary", "favor_softmax", True), ("rotary", "aft_simple", True), ("rotary", "aft_conv", True),
-    ("rotary", "exact", False), ("rotary", "aft_local", False), ("rotary", "aft_full", False),
-    ("learned", "favor_softmax", False),
-])
+@pytest.mark.parametrize(
+    "position, kind, whole",
+    [
+        ("rotary", "favor_softmax", True),
+        ("rotary", "aft_simple", True),
+        ("rotary", "aft_conv", True),
+        ("rotary", "exact", False),
+        ("rotary", "aft_local", False),
+        ("rotary", "aft_full", False),
+        ("learned", "favor_softmax", False),
+    ],
+)
 def test_longer_inputs_only_when_positions_and_attention_allow(position, kind, whole):
-    cfg = ModelConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, max_length=16,
-                      position=position, attention=AttentionConfig(kind=kind, nb_features=8))
+    cfg = ModelConfig(
+        d_model=16,
+        n_layers=2,
+        n_heads=2,
+        d_ff=32,
+        dropout=0.0,
+        max_length=16,
+        position=position,
+        attention=AttentionConfig(kind=kind, nb_features=8),
+    )
     model = PerformerLM(cfg).eval()
     assert model.runs_any_length is whole
     tokens = torch.randint(6, 26, (1, 20))

@@ -12,8 +12,12 @@ import pandas as pd
 import pytest
 
 from protein_performer.cli.config import compose_train
-from protein_performer.study.report import (StudyOptions, bootstrap_perplexity,
-                                            find_study_runs, run_study)
+from protein_performer.study.report import (
+    StudyOptions,
+    bootstrap_perplexity,
+    find_study_runs,
+    run_study,
+)
 
 from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 
@@ -44,12 +48,22 @@ def sweep(tmp_path_factory):
     for i, kind in enumerate(["exact", "favor_relu"]):
         run = root / str(i)
         overrides = [f"attention={kind}", "objective=clm"]
-        cfg = compose_train([*overrides, *TINY_RUN, *SAMPLE_DATA, "model.attention.nb_features=16", "model.n_layers=2",
-                             "trainer.max_steps=3"], output_dir=run)
+        cfg = compose_train(
+            [
+                *overrides,
+                *TINY_RUN,
+                *SAMPLE_DATA,
+                "model.attention.nb_features=16",
+                "model.n_layers=2",
+                "trainer.max_steps=3",
+            ],
+            output_dir=run,
+        )
         train(cfg)
         (run / ".hydra").mkdir(parents=True, exist_ok=True)
         (run / ".hydra" / "overrides.yaml").write_text(
-            "".join(f"- {o}\n" for o in [*overrides, "trainer.max_steps=3"]))
+            "".join(f"- {o}\n" for o in [*overrides, "trainer.max_steps=3"])
+        )
     return root
 
 
@@ -57,9 +71,16 @@ def sweep(tmp_path_factory):
 def test_study_report(sweep):
     runs = find_study_runs(sweep)
     assert [r.label for r in runs] == ["attention=exact", "attention=favor_relu"]
-    opts = StudyOptions(splits={"valid": str(SAMPLE_VALID)}, max_proteins=20, n_bootstrap=200,
-                        analysis_proteins=20, n_permutations=50, favor_error_proteins=2,
-                        favor_error_features=(8, 32), progress=False)
+    opts = StudyOptions(
+        splits={"valid": str(SAMPLE_VALID)},
+        max_proteins=20,
+        n_bootstrap=200,
+        analysis_proteins=20,
+        n_permutations=50,
+        favor_error_proteins=2,
+        favor_error_features=(8, 32),
+        progress=False,
+    )
     study = run_study(sweep, opts)
     out = sweep / "study"
     table = pd.read_csv(out / "perplexity.csv")
@@ -87,14 +108,28 @@ def test_study_report(sweep):
 
 
 def test_study_cli_errors(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "protein_performer.cli.study",
-                        f"sweep_dir={tmp_path / 'nope'}"], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "protein_performer.cli.study", f"sweep_dir={tmp_path / 'nope'}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 2 and "sweep_dir: no such directory" in r.stderr
     assert "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "protein_performer.cli.study",
-                        f"sweep_dir={tmp_path}", "study.splits.valid=missing.fasta"],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.cli.study",
+            f"sweep_dir={tmp_path}",
+            "study.splits.valid=missing.fasta",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 2 and "study.splits.valid: no such file" in r.stderr
 
 
@@ -104,17 +139,38 @@ def test_cpu_study_experiment_end_to_end(tmp_path):
     import os
 
     sweep = tmp_path / "sweep"
-    small = ["study.max_proteins=10", "study.n_bootstrap=50", "study.analysis_proteins=10",
-             "study.n_permutations=20", "study.favor_error_proteins=2",
-             "study.favor_error_features=[8,16]", "study.progress=false",
-             f"study.splits.valid={SAMPLE_VALID}", "~study.splits.test", "~study.splits.test_ood"]
+    small = [
+        "study.max_proteins=10",
+        "study.n_bootstrap=50",
+        "study.analysis_proteins=10",
+        "study.n_permutations=20",
+        "study.favor_error_proteins=2",
+        "study.favor_error_features=[8,16]",
+        "study.progress=false",
+        f"study.splits.valid={SAMPLE_VALID}",
+        "~study.splits.test",
+        "~study.splits.test_ood",
+    ]
     r = subprocess.run(
-        [sys.executable, "-m", "protein_performer.train", "experiment=cpu_study",
-         "attention=exact,favor_relu", *TINY_RUN, *SAMPLE_DATA,
-         "model.n_layers=2", "model.attention.nb_features=16", *small,
-         f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "WANDB_MODE": "disabled"})
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.train",
+            "experiment=cpu_study",
+            "attention=exact,favor_relu",
+            *TINY_RUN,
+            *SAMPLE_DATA,
+            "model.n_layers=2",
+            "model.attention.nb_features=16",
+            *small,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     table = pd.read_csv(sweep / "study" / "perplexity.csv")
     assert sorted(table["model"]) == ["attention=exact", "attention=favor_relu"]

@@ -21,11 +21,25 @@ TINY.append("attention.nb_features=16")
 def test_ddp_two_cpu_processes_in_multirun(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "protein_performer.train", "-m", "objective=clm", *TINY,
-         "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-         "trainer.precision=32-true", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=500,
-        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.train",
+            "-m",
+            "objective=clm",
+            *TINY,
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=500,
+        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"},
+    )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-5000:]
     run = sweep / "0"

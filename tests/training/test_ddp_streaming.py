@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from common import SAMPLE_VALID, assert_plausible_perplexity
+
 # pytest puts this folder on sys.path (no __init__.py): the DDP test's tiny config
 from test_ddp import TINY  # noqa: E402
 
@@ -20,23 +21,48 @@ def test_ddp_two_processes_stream_one_epoch(tmp_path):
     from protein_performer.data.shards import write_shards
 
     # 500 proteins in 8 shards; 2 ranks x 2 workers of 125 proteins: 8 batches of <= 16 each
-    write_shards(SAMPLE_VALID, tmp_path / "shards", shard_bytes=20_000, block_proteins=50,
-                 progress=False)
-    settings = [o for o in TINY if not o.startswith(("trainer.max_steps=", "data.num_workers=",
-                                                     "data.batch_size="))]
+    write_shards(
+        SAMPLE_VALID, tmp_path / "shards", shard_bytes=20_000, block_proteins=50, progress=False
+    )
+    settings = [
+        o
+        for o in TINY
+        if not o.startswith(("trainer.max_steps=", "data.num_workers=", "data.batch_size="))
+    ]
     run = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "protein_performer.train", "data=streaming", *settings,
-         "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
-         "trainer.max_epochs=1", "trainer.max_steps=-1", "trainer.val_check_interval=8",
-         "data.batch_size=16", "data.num_workers=2", f"data.train=[{tmp_path / 'shards'}]",
-         f"data.valid=[{tmp_path / 'shards'}]", "data.test=null", "data.test_ood=null",
-         f"hydra.run.dir={run}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=500,
-        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.train",
+            "data=streaming",
+            *settings,
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            "trainer.max_epochs=1",
+            "trainer.max_steps=-1",
+            "trainer.val_check_interval=8",
+            "data.batch_size=16",
+            "data.num_workers=2",
+            f"data.train=[{tmp_path / 'shards'}]",
+            f"data.valid=[{tmp_path / 'shards'}]",
+            "data.test=null",
+            "data.test_ood=null",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=500,
+        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"},
+    )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-5000:]
-    assert_plausible_perplexity(json.loads((run / "metrics.json").read_text()).get("valid/perplexity"))
+    assert_plausible_perplexity(
+        json.loads((run / "metrics.json").read_text()).get("valid/perplexity")
+    )
     import torch
 
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)

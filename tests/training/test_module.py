@@ -22,12 +22,14 @@ TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_length=
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_module(kind: str = "exact", objective: str = "mlm", optim: dict | None = None,
-                **attention) -> ProteinLMModule:
+def tiny_module(
+    kind: str = "exact", objective: str = "mlm", optim: dict | None = None, **attention
+) -> ProteinLMModule:
     """A one-layer module; ``attention`` overrides the layer's options."""
     obj = Objective(objective)
-    layer = AttentionConfig(**{"kind": kind, "nb_features": 32, "chunk_size": 8,
-                               "redraw_interval": 0, **attention})
+    layer = AttentionConfig(
+        **{"kind": kind, "nb_features": 32, "chunk_size": 8, "redraw_interval": 0, **attention}
+    )
     cfg = ModelConfig(**TINY, causal=obj.causal, attention=layer)
     return ProteinLMModule(cfg, obj, optim=None if optim is None else OptimConfig(**optim))
 
@@ -50,8 +52,9 @@ def protein(seed: int, n: int) -> list[int]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_overfits_a_tiny_batch(kind, objective):
     torch.manual_seed(0)
-    module = tiny_module(kind, objective, optim={"lr": 1e-2, "weight_decay": 0.0,
-                                                 "warmup_steps": 0})
+    module = tiny_module(
+        kind, objective, optim={"lr": 1e-2, "weight_decay": 0.0, "warmup_steps": 0}
+    )
     # clm: one protein (two different proteins share the prefix <cls>, so their first residue
     # would be unpredictable); mlm: two proteins, one fixed masking (memorisation)
     rows = [protein(1, 14)] if objective == "clm" else [protein(1, 14), protein(2, 10)]
@@ -113,9 +116,15 @@ def _loader(batches):
 def _trainer(tmp_path, **kw):
     import pytorch_lightning as pl
 
-    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False,
-                default_root_dir=tmp_path)
+    args = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     args.update(kw)
     return pl.Trainer(**args)
 
@@ -127,7 +136,9 @@ def test_valid_perplexity_is_token_weighted(tmp_path):
     batches = [make_batch([protein(3, 25), protein(4, 5)]), make_batch([protein(5, 2)])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        metrics = _trainer(tmp_path).validate(module, dataloaders=_loader(batches), verbose=False)[0]
+        metrics = _trainer(tmp_path).validate(module, dataloaders=_loader(batches), verbose=False)[
+            0
+        ]
     nll, count, correct, batch_ppl = 0.0, 0, 0, []
     module.eval()
     with torch.no_grad():
@@ -152,9 +163,12 @@ def test_validation_masking_is_fixed(tmp_path):
     batches = [make_batch([protein(i, 20), protein(i + 10, 12)]) for i in range(3)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        runs = [_trainer(tmp_path).validate(module, dataloaders=_loader(batches),
-                                            verbose=False)[0]["valid/perplexity"]
-                for _ in range(2)]
+        runs = [
+            _trainer(tmp_path).validate(module, dataloaders=_loader(batches), verbose=False)[0][
+                "valid/perplexity"
+            ]
+            for _ in range(2)
+        ]
     assert runs[0] == runs[1]
 
 
@@ -163,19 +177,40 @@ def test_fit_logs_training_metrics(tmp_path):
     from pytorch_lightning.loggers import CSVLogger
 
     torch.manual_seed(0)
-    module = tiny_module(KINDS[-1], "mlm", optim={"warmup_steps": 2}, nb_features=16,
-                         chunk_size=64, redraw_interval=2)
+    module = tiny_module(
+        KINDS[-1],
+        "mlm",
+        optim={"warmup_steps": 2},
+        nb_features=16,
+        chunk_size=64,
+        redraw_interval=2,
+    )
     batches = [make_batch([protein(i, 12), protein(i + 7, 9)]) for i in range(4)]
-    trainer = _trainer(tmp_path, max_steps=4, log_every_n_steps=1,
-                       logger=CSVLogger(tmp_path, name="csv"), num_sanity_val_steps=0)
+    trainer = _trainer(
+        tmp_path,
+        max_steps=4,
+        log_every_n_steps=1,
+        logger=CSVLogger(tmp_path, name="csv"),
+        num_sanity_val_steps=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(module, train_dataloaders=_loader(batches), val_dataloaders=_loader(batches[:2]))
+        trainer.fit(
+            module, train_dataloaders=_loader(batches), val_dataloaders=_loader(batches[:2])
+        )
     import pandas as pd
 
     frame = pd.read_csv(next(tmp_path.glob("csv/*/metrics.csv")))
-    for col in ("train/loss", "train/accuracy", "train/lr", "train/tokens_per_s",
-                "train/feature_redraws", "valid/perplexity", "valid/loss", "valid/accuracy"):
+    for col in (
+        "train/loss",
+        "train/accuracy",
+        "train/lr",
+        "train/tokens_per_s",
+        "train/feature_redraws",
+        "valid/perplexity",
+        "valid/loss",
+        "valid/accuracy",
+    ):
         assert col in frame.columns, col
     assert (frame["train/tokens_per_s"].dropna() > 0).all()
     # warm-up: lr rises over the first two steps
@@ -188,11 +223,13 @@ def test_fit_logs_training_metrics(tmp_path):
 
 def _fit_final_loss(tmp_path, precision: str) -> tuple[float, ProteinLMModule]:
     torch.manual_seed(0)
-    module = tiny_module(KINDS[-1], "clm", optim={"lr": 1e-2, "warmup_steps": 2,
-                                                  "weight_decay": 0.0})
+    module = tiny_module(
+        KINDS[-1], "clm", optim={"lr": 1e-2, "warmup_steps": 2, "weight_decay": 0.0}
+    )
     batches = [make_batch([protein(1, 20)])] * 30
-    trainer = _trainer(tmp_path, max_steps=30, precision=precision, num_sanity_val_steps=0,
-                       gradient_clip_val=0.5)
+    trainer = _trainer(
+        tmp_path, max_steps=30, precision=precision, num_sanity_val_steps=0, gradient_clip_val=0.5
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(module, train_dataloaders=_loader(batches))

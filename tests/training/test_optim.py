@@ -68,8 +68,16 @@ def test_config_validation():
 
 @pytest.mark.parametrize("position", ["learned", "rotary"])
 def test_weight_decay_groups(position):
-    model = PerformerLM(ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                                    position=position, attention=AttentionConfig(kind="exact")))
+    model = PerformerLM(
+        ModelConfig(
+            d_model=32,
+            n_layers=2,
+            n_heads=2,
+            d_ff=64,
+            position=position,
+            attention=AttentionConfig(kind="exact"),
+        )
+    )
     decay, no_decay = parameter_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}

@@ -14,11 +14,17 @@ from protein_performer.cli.config import compose_train
 from common import TINY_RUN
 
 TINY = [
-    *TINY_RUN, "trainer.limit_val_batches=0", "optim.warmup_steps=2", "optim.total_steps=5",
-    "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.every_n_train_steps=2",
+    *TINY_RUN,
+    "trainer.limit_val_batches=0",
+    "optim.warmup_steps=2",
+    "optim.total_steps=5",
+    "callbacks.model_checkpoint.monitor=null",
+    "callbacks.model_checkpoint.every_n_train_steps=2",
     "test=false",
     # a feature redraw after the resume point: the draw must not depend on the interruption
-    "attention=favor_relu", "attention.nb_features=16", "attention.redraw_interval=3",
+    "attention=favor_relu",
+    "attention.nb_features=16",
+    "attention.redraw_interval=3",
 ]
 
 
@@ -44,14 +50,16 @@ def test_resume_matches_uninterrupted(objective, tmp_path):
     _train([f"objective={objective}", "trainer.max_steps=2"], tmp_path / "first")
     ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
-    _train([f"objective={objective}", "trainer.max_steps=5", f"ckpt_path={ckpt}"],
-           tmp_path / "resumed")
+    _train(
+        [f"objective={objective}", "trainer.max_steps=5", f"ckpt_path={ckpt}"], tmp_path / "resumed"
+    )
     full, resumed = _losses(tmp_path / "full"), _losses(tmp_path / "resumed")
     after = [s for s in resumed.index if s in full.index]
     assert len(after) >= 3, (full, resumed)
     for step in after:
         assert math.isclose(resumed[step], full[step], rel_tol=1e-5, abs_tol=1e-6), (
-            f"step {step}: resumed {resumed[step]} != uninterrupted {full[step]}")
+            f"step {step}: resumed {resumed[step]} != uninterrupted {full[step]}"
+        )
     # and the first part matches too (same seed, same data order)
     first = _losses(tmp_path / "first")
     for step in first.index:

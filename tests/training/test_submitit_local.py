@@ -20,10 +20,22 @@ from test_ddp import TINY  # noqa: E402
 def test_two_jobs_through_submitit_local(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "protein_performer.train", "-m", "hydra/launcher=local",
-         "objective=mlm,clm", *TINY, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.train",
+            "-m",
+            "hydra/launcher=local",
+            "objective=mlm,clm",
+            *TINY,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"},
+    )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-5000:]
     for job in ("0", "1"):

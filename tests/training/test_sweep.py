@@ -31,18 +31,28 @@ def _fake_run(sweep: Path, num: int, overrides: list[str], ppl: list[float]) -> 
         rows.append({"step": step - 1, "valid/perplexity": p, "valid/loss": math.log(p)})
     (run / "csv").mkdir()
     pd.DataFrame(rows).to_csv(run / "csv" / "metrics.csv", index=False)
-    (run / "metrics.json").write_text(json.dumps({"valid/perplexity": ppl[-1],
-                                                  "test/perplexity": ppl[-1] + 1}))
+    (run / "metrics.json").write_text(
+        json.dumps({"valid/perplexity": ppl[-1], "test/perplexity": ppl[-1] + 1})
+    )
 
 
 def test_summary_from_fake_runs(tmp_path):
-    _fake_run(tmp_path, 0, ["attention=exact", "objective=mlm", "trainer.max_steps=300"],
-              [15.0, 12.0, 11.0])
-    _fake_run(tmp_path, 1, ["attention=favor_relu", "objective=mlm", "trainer.max_steps=300"],
-              [16.0, 13.0, 10.5])
+    _fake_run(
+        tmp_path,
+        0,
+        ["attention=exact", "objective=mlm", "trainer.max_steps=300"],
+        [15.0, 12.0, 11.0],
+    )
+    _fake_run(
+        tmp_path,
+        1,
+        ["attention=favor_relu", "objective=mlm", "trainer.max_steps=300"],
+        [16.0, 13.0, 10.5],
+    )
     (tmp_path / "2" / ".hydra").mkdir(parents=True)  # a job that crashed before logging
     (tmp_path / "2" / ".hydra" / "overrides.yaml").write_text(
-        "- attention=favor_softmax\n- objective=mlm\n- trainer.max_steps=300\n")
+        "- attention=favor_softmax\n- objective=mlm\n- trainer.max_steps=300\n"
+    )
     table = summarize(tmp_path)
     assert len(table) == 3
     # sorted by final validation perplexity; constant overrides are not columns
@@ -73,10 +83,22 @@ TINY = [*TINY_RUN, "trainer.val_check_interval=1"]
 def test_real_multirun_writes_comparison(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "protein_performer.train", "-m", "attention=exact,favor_relu",
-         "model.attention.nb_features=16", *TINY, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=400,
-        env={**os.environ, "WANDB_MODE": "disabled"})
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.train",
+            "-m",
+            "attention=exact,favor_relu",
+            "model.attention.nb_features=16",
+            *TINY,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     table = pd.read_csv(sweep / "comparison.csv")
     assert sorted(table["attention"]) == ["exact", "favor_relu"]

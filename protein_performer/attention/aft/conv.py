@@ -94,8 +94,12 @@ def _banded(xpad: Tensor, mats: Tensor, carry: Tensor, n_blocks: int) -> Tensor:
         for j in range(h):
             x = xpad[i, j]
             windows = x.as_strided((n_blocks, width, c), (p * x.stride(0), x.stride(0), 1))
-            torch.baddbmm(carry[i, j, :, None, :].expand(n_blocks, p, c),
-                          mats[j].expand(n_blocks, p, width), windows, out=out[i, j])
+            torch.baddbmm(
+                carry[i, j, :, None, :].expand(n_blocks, p, c),
+                mats[j].expand(n_blocks, p, width),
+                windows,
+                out=out[i, j],
+            )
     return out.view(b, h, n_blocks * p, c)
 
 
@@ -103,7 +107,7 @@ def _padded(b: int, h: int, n: int, c: int, left: int, total: int, like: Tensor)
     """Uninitialised [B, H, total, C] with zero rows before ``left`` and from ``left + n``."""
     buf = like.new_empty(b, h, total, c)
     buf[:, :, :left].zero_()
-    buf[:, :, left + n:].zero_()
+    buf[:, :, left + n :].zero_()
     return buf
 
 
@@ -139,11 +143,12 @@ class _ConvCore(torch.autograd.Function):
         ks = coef.shape[-1]
         nb = -(-n // _BLOCK)
         xpad = _padded(b, h, n, 2 * d, left_pad, nb * _BLOCK + ks - 1, e)
-        x = xpad[:, :, left_pad:left_pad + n]
+        x = xpad[:, :, left_pad : left_pad + n]
         torch.mul(e, v, out=x[..., :d])
         x[..., d:].copy_(e)
-        carry = _block_carry(xpad[:, :, left_pad:left_pad + nb * _BLOCK], base, causal, nb,
-                             reverse=False)
+        carry = _block_carry(
+            xpad[:, :, left_pad : left_pad + nb * _BLOCK], base, causal, nb, reverse=False
+        )
         mats = _band_matrices(coef, base, left_pad, "lower" if causal else None)
         acc = _banded(xpad, mats, carry, nb)[:, :, :n]
         # In place in acc (no further large allocations): den, then y over the numerator.
@@ -162,15 +167,15 @@ class _ConvCore(torch.autograd.Function):
         nb = -(-n // _BLOCK)
         right_pad = ks - 1 - left_pad  # the transpose's left padding
         gpad = _padded(b, h, n, 2 * d, right_pad, nb * _BLOCK + ks - 1, gy)
-        g = gpad[:, :, right_pad:right_pad + n]  # d loss / d [numerator, denominator]
+        g = gpad[:, :, right_pad : right_pad + n]  # d loss / d [numerator, denominator]
         torch.div(gy, den, out=g[..., :d])
         torch.mul(g[..., :d], y, out=g[..., d:]).neg_()
-        g_blocks = gpad[:, :, right_pad:right_pad + nb * _BLOCK]
+        g_blocks = gpad[:, :, right_pad : right_pad + nb * _BLOCK]
         carry = _block_carry(g_blocks, base, causal, nb, reverse=True)
         mats = _band_matrices(coef.flip(-1), base, right_pad, "upper" if causal else None)
         gx = _banded(gpad, mats, carry, nb)[:, :, :n]
         g_coef = _kernel_grad(g_blocks, xpad, ks, nb) if ctx.needs_input_grad[2] else None
-        e = xpad[:, :, left_pad:left_pad + n, d:]
+        e = xpad[:, :, left_pad : left_pad + n, d:]
         g_e = gx[..., d:].addcmul_(gx[..., :d], v)  # in place in gx
         g_v = gx[..., :d].mul_(e)
         return g_e, g_v, g_coef, None, None, None

@@ -9,7 +9,12 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from protein_performer.attention import decoding
-from protein_performer.attention.aft.common import compute_dtype, shift_exp_keys, prefix_or_total, ratio
+from protein_performer.attention.aft.common import (
+    compute_dtype,
+    shift_exp_keys,
+    prefix_or_total,
+    ratio,
+)
 from protein_performer.attention.aft.scan import causal_prefix_softmax
 from protein_performer.attention.base import Attention
 from protein_performer.attention.registry import register
@@ -84,8 +89,9 @@ class AFTAttention(Attention):
         return torch.zeros(1, n, device=self.to_q.weight.device)
 
     def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
-        return decoding.aft_init_state(batch, self.n_heads, self.head_dim, self.decode_window(),
-                                       device, dtype)
+        return decoding.aft_init_state(
+            batch, self.n_heads, self.head_dim, self.decode_window(), device, dtype
+        )
 
     def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
         self.check_length(state.position + 1)
@@ -138,7 +144,7 @@ class AFTFull(AFTAttention):
             self.w = None
             # u random, v zero: w = u v^T = 0 at init (the layer starts as AFT-simple) while
             # both factors get gradients (u = v = 0 would be a saddle point).
-            self.u = nn.Parameter(torch.randn(n, cfg.aft_factor_dim) * cfg.aft_factor_dim ** -0.5)
+            self.u = nn.Parameter(torch.randn(n, cfg.aft_factor_dim) * cfg.aft_factor_dim**-0.5)
             self.v = nn.Parameter(torch.zeros(n, cfg.aft_factor_dim))
 
     def _bias_rows(self, start: int, stop: int, length: int) -> Tensor:
@@ -153,7 +159,7 @@ class AFTFull(AFTAttention):
         return None
 
     def decode_bias(self, position: int, n: int) -> Tensor:
-        return self._bias_rows(position, position + 1, position + 1)[:, position + 1 - n:]
+        return self._bias_rows(position, position + 1, position + 1)[:, position + 1 - n :]
 
     def _weighted(self, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         b, h, n, d = k.shape

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 
-def aft_reference(q: Tensor, k: Tensor, v: Tensor, w: Tensor, causal: bool = False,
-                  mask: Tensor | None = None) -> Tensor:
+def aft_reference(
+    q: Tensor, k: Tensor, v: Tensor, w: Tensor, causal: bool = False, mask: Tensor | None = None
+) -> Tensor:
     """Y_t = sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt').
 
     q, k, v [B, H, L, Dh]; w [L, L] or [H, L, L]; causal keeps t' <= t; mask [B, L] drops
@@ -22,8 +23,9 @@ def aft_reference(q: Tensor, k: Tensor, v: Tensor, w: Tensor, causal: bool = Fal
     return torch.sigmoid(q.double()) * avg
 
 
-def aft_weights_reference(k: Tensor, w: Tensor, causal: bool = False,
-                          mask: Tensor | None = None) -> Tensor:
+def aft_weights_reference(
+    k: Tensor, w: Tensor, causal: bool = False, mask: Tensor | None = None
+) -> Tensor:
     """Per-channel weights exp(K_t' + w_tt') / sum_t'' exp(K_t'' + w_tt''): [B, H, Dh, L, L]."""
     b, h, n, d = k.shape
     w = w.double()

@@ -15,8 +15,9 @@ from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR
 SCAN_CHUNK = 256
 
 
-def causal_prefix_softmax(k: Tensor, v: Tensor, mask: Tensor | None,
-                          chunk: int | None = None) -> Tensor:
+def causal_prefix_softmax(
+    k: Tensor, v: Tensor, mask: Tensor | None, chunk: int | None = None
+) -> Tensor:
     """sum_{t'<=t} exp(K_t') V_t' / sum_{t'<=t} exp(K_t') per channel, stably, O(L d) memory.
 
     k, v [B, H, L, Dh] (one dtype, computed in it); mask [B, L], True on real tokens. A scan
@@ -76,8 +77,9 @@ def _exp_keys(k: Tensor, bias: Tensor | None, ref: Tensor | None, out: Tensor) -
     return out if ref is None else out.sub_(ref).exp2_()
 
 
-def _scan_forward(k: Tensor, v: Tensor, mask: Tensor | None, chunk: int,
-                  keep: bool) -> tuple[Tensor, Tensor | None, list[Tensor]]:
+def _scan_forward(
+    k: Tensor, v: Tensor, mask: Tensor | None, chunk: int, keep: bool
+) -> tuple[Tensor, Tensor | None, list[Tensor]]:
     """y; with ``keep`` also 1 / D per row (0 where D <= tiny) and the running maxima (base 2,
     [B, H, 1, Dh]) of the chunks. Numerator and denominator are two planes of one buffer
     [B, H, 2, C, Dh], scanned by one cumsum."""
@@ -91,7 +93,7 @@ def _scan_forward(k: Tensor, v: Tensor, mask: Tensor | None, chunk: int,
     m = torch.full((), STAB_FLOOR * LOG2E, dtype=k.dtype, device=k.device)
     carry = None  # the earlier chunks' last [N | D] row, set at the end of each chunk
     for s0, s1 in _spans(n, chunk):
-        xc, ac = x[:, :, :s1 - s0], acc[:, :, :, :s1 - s0]
+        xc, ac = x[:, :, : s1 - s0], acc[:, :, :, : s1 - s0]
         num, den = ac[:, :, 0], ac[:, :, 1]
         _exp_keys(k[:, :, s0:s1], None if bias is None else bias[:, :, s0:s1], None, xc)
         m_prev, m = m, torch.maximum(xc.amax(dim=-2, keepdim=True), m)
@@ -108,8 +110,16 @@ def _scan_forward(k: Tensor, v: Tensor, mask: Tensor | None, chunk: int,
     return y, inv, maxima
 
 
-def _scan_backward(gy: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, y: Tensor,
-                   inv: Tensor, maxima: list[Tensor], chunk: int) -> tuple[Tensor, Tensor]:
+def _scan_backward(
+    gy: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    y: Tensor,
+    inv: Tensor,
+    maxima: list[Tensor],
+    chunk: int,
+) -> tuple[Tensor, Tensor]:
     """dK, dV: the chunks in reverse, each a reverse cumsum of [g_N | g_D] plus the carry.
 
     With e_s = exp(K_s - M_c(s)), N = sum_{s<=t} e_s V_s, D = sum_{s<=t} e_s, y = N / D:
@@ -126,7 +136,7 @@ def _scan_backward(gy: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, y: Ten
     carry = None  # the later chunks' gradient sums, rescaled to this chunk's maximum
     for i in reversed(range(len(spans))):
         s0, s1 = spans[i]
-        e, g = x[:, :, :s1 - s0], acc[:, :, :, :s1 - s0]
+        e, g = x[:, :, : s1 - s0], acc[:, :, :, : s1 - s0]
         _exp_keys(k[:, :, s0:s1], None if bias is None else bias[:, :, s0:s1], maxima[i], e)
         g_num = torch.mul(gy[:, :, s0:s1], inv[:, :, s0:s1], out=g[:, :, 0])
         torch.mul(g_num, y[:, :, s0:s1], out=g[:, :, 1])
