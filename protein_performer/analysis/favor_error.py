@@ -124,6 +124,27 @@ def protein_batch(sequences: Sequence[str], max_length: int) -> tuple[Tensor, Te
     return tokens_t, tokens_t != ALPHABET.pad_idx
 
 
+def errors_on_source(
+    model: torch.nn.Module,
+    source,
+    n_proteins: int = 8,
+    nb_features: Sequence[int] = (16, 32, 64, 128, 256, 512),
+    seed: int = 0,
+):
+    """:func:`approximation_errors` on the model's q, k of the first ``n_proteins`` of
+    ``source`` (a ProteinSource), in float64 on a copy (``model`` is left as it is)."""
+    import copy
+
+    from protein_performer.data.alphabet import tokens_to_letters
+
+    n = min(n_proteins, len(source))
+    seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
+    tokens, mask = protein_batch(seqs, model.cfg.max_length)
+    double = copy.deepcopy(model).double()
+    qkv = capture_qkv(double, tokens, mask)
+    return approximation_errors(qkv, mask, model.cfg.causal, nb_features, seed=seed)
+
+
 def plot_errors(table, path_stem, title: str = "FAVOR+ vs exact softmax on the model's q, k"):
     """Error of the attention output vs nb_features (log-log), one line per feature type,
     mean over layers and draws with the draws' spread; PNG + PDF."""

@@ -160,25 +160,10 @@ def _num(x: Any) -> str:
 
 def _favor_error(cfg: DictConfig, model, source, out_dir: Path) -> None:
     """FAVOR+ vs exact softmax on this model's own q, k: favor_error.csv + .png."""
-    from protein_performer.analysis.favor_error import (
-        approximation_errors,
-        capture_qkv,
-        plot_errors,
-        protein_batch,
-    )
-    from protein_performer.data.alphabet import tokens_to_letters
+    from protein_performer.analysis.favor_error import errors_on_source, plot_errors
 
-    n = min(int(cfg.get("favor_error_proteins", 8)), len(source))
-    seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
-    tokens, mask = protein_batch(seqs, model.cfg.max_length)
-    double = model.double()
-    table = approximation_errors(
-        capture_qkv(double, tokens, mask),
-        mask,
-        model.cfg.causal,
-        [int(m) for m in cfg.get("favor_error_features", [16, 64, 256])],
-    )
-    model.float()
+    features = [int(m) for m in cfg.get("favor_error_features", [16, 64, 256])]
+    table = errors_on_source(model, source, int(cfg.get("favor_error_proteins", 8)), features)
     table.to_csv(out_dir / "favor_error.csv", index=False)
     plot_errors(table, out_dir / "favor_error")
     mean = table.groupby("nb_features")["output_rel_error"].mean()

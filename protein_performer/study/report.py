@@ -135,6 +135,7 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
             rows.append(
                 {
                     "model": run.label,
+                    "attention": str(loaded.model_cfg.attention.kind),
                     "objective": loaded.objective.name,
                     "split": split,
                     "perplexity": m["perplexity"],
@@ -186,23 +187,16 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
 
 def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     """FAVOR+ vs exact softmax on ``run``'s own q, k (:mod:`analysis.favor_error`)."""
-    from protein_performer.analysis.favor_error import (
-        approximation_errors,
-        capture_qkv,
-        protein_batch,
-    )
+    from protein_performer.analysis.favor_error import errors_on_source
     from protein_performer.analysis.inputs import load_model, open_proteins
 
-    model = load_model(run.checkpoint).double()
     source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
-    from protein_performer.data.alphabet import tokens_to_letters
-
-    n = min(opts.favor_error_proteins, len(source))
-    seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
-    tokens, mask = protein_batch(seqs, model.cfg.max_length)
-    qkv = capture_qkv(model, tokens, mask)
-    return approximation_errors(
-        qkv, mask, model.cfg.causal, opts.favor_error_features, seed=opts.seed
+    return errors_on_source(
+        load_model(run.checkpoint),
+        source,
+        opts.favor_error_proteins,
+        opts.favor_error_features,
+        seed=opts.seed,
     )
 
 
@@ -227,7 +221,7 @@ def run_study(
     blosum = blosum_with_controls(runs, opts, out)
     blosum.to_csv(out / "blosum_vs_control.csv", index=False)
     # the diagnostic needs one model's q, k: the exact one when the sweep has it
-    kinds = {r.label: _attention_kind(r) for r in runs}
+    kinds = dict(zip(perplexity["model"], perplexity["attention"]))
     probe = next((r for r in runs if kinds[r.label] == "exact"), runs[0])
     favor = favor_error_table(probe, opts)
     favor.to_csv(out / "favor_error.csv", index=False)
@@ -258,12 +252,6 @@ def run_study(
     (out / "report.md").write_text(render_report(study, perplexity, blosum, favor))
     log.info("study report: %s", out / "report.md")
     return study
-
-
-def _attention_kind(run: StudyRun) -> str:
-    from protein_performer.model.checkpoint import load_lm
-
-    return str(load_lm(run.checkpoint).model_cfg.attention.kind)
 
 
 def render_report(

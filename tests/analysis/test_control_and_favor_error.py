@@ -113,3 +113,19 @@ def test_favor_error_plot(tmp_path):
     assert [p[-3:] for p in paths] == ["png", "pdf"]
     assert (tmp_path / "favor_error.png").read_bytes()[:4] == b"\x89PNG"
     assert math.isfinite(table["output_rel_error"].mean())
+
+
+def test_errors_on_source_leaves_the_model_float32():
+    import numpy as np
+
+    from protein_performer.analysis.favor_error import errors_on_source
+    from protein_performer.data.alphabet import ALPHABET
+    from protein_performer.data.source import InMemoryProteins
+
+    model = _model("exact")
+    encoded = [ALPHABET.encode(s).astype(np.uint8) for s in SEQS]
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+    source = InMemoryProteins(np.concatenate(encoded), offsets, ["a", "b"])
+    table = errors_on_source(model, source, n_proteins=2, nb_features=(8,), seed=0)
+    assert set(table["layer"]) == {0, 1} and (table["output_rel_error"] > 0).all()
+    assert next(model.parameters()).dtype == torch.float32
