@@ -4,11 +4,13 @@ Every item is a dict ``{"tokens": LongTensor [L], "index": int}`` (``index`` is 
 own index, so batches can say which examples they hold); :class:`~.collate.Collate` pads
 them into a batch.
 
-* :class:`ProteinDataset` -- one protein per example: ``[<cls>] + residues + [<eos>]``,
-  residues cropped to ``max_length - 2``. Training crops a random window whose start is a
-  pure function of ``(seed, epoch, index)``, so any worker on any rank crops an example the
-  same way. Evaluation keeps the *start* of the protein (the first ``max_length - 2``
-  residues): deterministic, and the N-terminus is where <cls> really is the beginning.
+* :class:`ProteinDataset` -- one protein per example: ``[<cls>] + residues + [<eos>]`` when
+  it fits in ``max_length`` tokens. A longer protein gives a window of ``max_length`` tokens of
+  that token stream: ``<cls>`` only if the window holds the N-terminus, ``<eos>`` only if it
+  holds the C-terminus, so a model never learns a false "protein starts/ends here" and sees
+  the same windows the sliding-window evaluation scores. Training draws the window's start
+  from ``(seed, epoch, index)``, so any worker on any rank crops an example the same way;
+  evaluation keeps the start (``<cls>`` + the first ``max_length - 1`` residues).
 * :class:`ConcatenatedDataset` -- the paper's long-sequence mode: every protein followed by
   ``<sep>`` (``p0 <sep> p1 <sep> ... pN-1 <sep>``) forms one stream, cut into consecutive
   windows of exactly ``max_length`` tokens. Windows are located by binary search over the
@@ -29,10 +31,11 @@ from protein_performer.seeding import mix_seed
 def crop_start(
     length: int, max_length: int, *, train: bool, seed: int, epoch: int, index: int
 ) -> int:
-    """First residue kept of protein ``index`` (``length`` residues) in an example of
-    ``max_length`` tokens: 0 unless it is cropped; a pure function of (seed, epoch, index)
-    in training, so every worker on every rank (and the streaming reader) crops alike."""
-    excess = int(length) - (int(max_length) - 2)
+    """First token kept of protein ``index``'s token stream (``<cls>`` + ``length`` residues +
+    ``<eos>``) in an example of ``max_length`` tokens: 0 unless it is cropped; a pure function
+    of (seed, epoch, index) in training, so every worker on every rank (and the streaming
+    reader) crops alike."""
+    excess = int(length) + 2 - int(max_length)
     if excess <= 0 or not train:
         return 0
     return mix_seed(seed, epoch, index) % (excess + 1)
@@ -41,10 +44,13 @@ def crop_start(
 def protein_example(
     residues: np.ndarray, index: int, max_length: int, *, train: bool, seed: int, epoch: int
 ) -> dict:
-    """``{"tokens": [<cls>] + cropped residues + [<eos>], "index": index}`` (LongTensor tokens)."""
+    """``{"tokens": window of [<cls>] + residues + [<eos>], "index": index}`` (LongTensor).
+
+    The window is the whole stream when it fits; a cropped window keeps ``<cls>`` / ``<eos>``
+    only where it holds the protein's real start / end (never a false terminus)."""
     start = crop_start(len(residues), max_length, train=train, seed=seed, epoch=epoch, index=index)
-    out = ALPHABET.wrap(residues[start : start + int(max_length) - 2])
-    return {"tokens": torch.from_numpy(out), "index": int(index)}
+    out = ALPHABET.wrap(residues)[start : start + int(max_length)]
+    return {"tokens": torch.from_numpy(np.ascontiguousarray(out)), "index": int(index)}
 
 
 def _without_derived(self) -> dict:
@@ -137,9 +143,10 @@ def filter_lengths(
 class ProteinDataset(Dataset):
     """One example per protein: ``[<cls>] + residues + [<eos>]``, at most ``max_length`` tokens.
 
-    Proteins longer than ``max_length - 2`` residues are cropped: a random window in
-    training (start drawn from ``mix_seed(seed, epoch, index)``; call :meth:`set_epoch`
-    each epoch), the first ``max_length - 2`` residues in evaluation.
+    Proteins longer than ``max_length - 2`` residues are cropped to a window of the token
+    stream (see the module docstring): a random window in training (start drawn from
+    ``mix_seed(seed, epoch, index)``; call :meth:`set_epoch` each epoch), the first
+    ``max_length`` tokens in evaluation.
     """
 
     def __init__(
@@ -178,7 +185,7 @@ class ProteinDataset(Dataset):
         return int((self._protein_lengths > self.max_length - 2).sum())
 
     def crop_start(self, i: int) -> int:
-        """First residue kept of protein i (0 unless it is cropped)."""
+        """First token kept of protein i's ``<cls> + residues + <eos>`` (0 unless cropped)."""
         return crop_start(
             self._protein_lengths[i],
             self.max_length,

@@ -36,22 +36,34 @@ def _find(haystack: np.ndarray, needle: np.ndarray) -> list[int]:
 
 
 @pytest.mark.parametrize("train", [True, False])
-def test_protein_examples_have_cls_eos_and_fit(train: bool) -> None:
+def test_protein_examples_are_windows_of_the_token_stream(train: bool) -> None:
+    """An example is <cls> + residues + <eos> when it fits, else a window of that stream:
+    <cls> only at the real start, <eos> only at the real end (no false terminus)."""
     src = toy_source()
     ds = ProteinDataset(src, max_length=20, train=train, seed=3)
     assert len(ds) == len(src)
+    n_cropped = n_no_cls = n_no_eos = 0
     for i in range(len(ds)):
         item = ds[i]
-        t = item["tokens"]
-        assert item["index"] == i and t.dtype == torch.long
-        assert t[0] == CLS and t[-1] == EOS
+        t = item["tokens"].numpy()
+        assert item["index"] == i and item["tokens"].dtype == torch.long
         assert len(t) == min(len(src[i]) + 2, 20) == ds.lengths[i]
-        body = t[1:-1].numpy()
-        starts = _find(src[i].astype(np.int64), body)
-        assert starts, "the example body must be a contiguous window of the protein"
-        if not train:
-            assert starts[0] == 0, "evaluation keeps the first residues"
-        assert 0 <= ds.crop_start(i) <= max(0, len(src[i]) - 18)
+        stream = np.concatenate([[CLS], src[i].astype(np.int64), [EOS]])
+        s = ds.crop_start(i)
+        assert 0 <= s <= max(0, len(stream) - 20)
+        np.testing.assert_array_equal(t, stream[s : s + 20])
+        assert (t[0] == CLS) == (s == 0)
+        assert (t[-1] == EOS) == (s + len(t) == len(stream))
+        assert (t == CLS).sum() <= 1 and (t == EOS).sum() <= 1
+        if len(stream) > 20:
+            n_cropped += 1
+            n_no_cls += t[0] != CLS
+            n_no_eos += t[-1] != EOS
+            if not train:
+                assert s == 0, "evaluation keeps the first tokens"
+    assert n_cropped > 0 and n_no_eos > 0, "the toy source must exercise cropping"
+    if train:
+        assert n_no_cls > 0, "random training windows must also start mid-protein"
 
 
 def test_training_crops_deterministic_and_vary_with_epoch() -> None:
