@@ -23,12 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64 (tests); anything else runs in float32, as the forwards do."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from protein_performer.attention.numerics import STAB_FLOOR, compute_dtype
 
 
 @dataclass

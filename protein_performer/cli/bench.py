@@ -14,7 +14,7 @@ and next to the rate measured beside the case (before each of its timed runs, in
 Writes ``attention.csv`` and ``attention.png`` (log-log time and peak memory vs L) to --out.
 
 ``--impls`` times causal FAVOR+ by each implementation (auto | loop | chunkwise | cpp, see
-:mod:`protein_performer.attention.favor_causal`): a forced one is the series
+:mod:`protein_performer.attention.favor.causal`): a forced one is the series
 ``favor_softmax:chunkwise``; ``auto`` keeps the plain kind name (the one the targets judge),
 and the ``impl`` column says what it ran.
 """
@@ -138,7 +138,7 @@ def run_case(spec: dict) -> dict:
         "matmul_gflops": max(rates),
     }
     if spec["causal"] and spec["kind"].startswith("favor"):
-        from protein_performer.attention.favor_causal import resolve_impl
+        from protein_performer.attention.favor.causal import resolve_impl
 
         # what ran (FAVOR+ computes in float32 whatever the input dtype)
         res["impl"] = resolve_impl(
@@ -288,7 +288,7 @@ def bench_attention(args: argparse.Namespace) -> "object":
                 label = kind if impl == "auto" else f"{kind}:{impl}"
                 stop = None
                 for length in args.lengths:
-                    # chunk None: the implementation's default (favor_causal.DEFAULT_CHUNK)
+                    # chunk None: the implementation's default (favor.causal.DEFAULT_CHUNK)
                     spec = {
                         "kind": kind,
                         "causal": causal,
@@ -530,7 +530,7 @@ def _plot(df, path: Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from protein_performer.attention.favor_causal import CAUSAL_IMPLS
+    from protein_performer.attention.favor.causal import CAUSAL_IMPLS
 
     p = argparse.ArgumentParser(prog="protein-performer-bench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -558,7 +558,7 @@ def _parser() -> argparse.ArgumentParser:
         "--chunk-size",
         type=int,
         default=None,
-        help="causal FAVOR+ chunk size (default: the implementation's, favor_causal.DEFAULT_CHUNK)",
+        help="causal FAVOR+ chunk size (default: the implementation's, favor.causal.DEFAULT_CHUNK)",
     )
     a.add_argument(
         "--impls",

@@ -140,7 +140,7 @@ def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path
 
 
 def test_impls_time_each_causal_implementation(monkeypatch, tmp_path):
-    from protein_performer.attention import favor_causal_cpu
+    from protein_performer.attention.favor import causal_cpu as favor_causal_cpu
     from protein_performer.cli import bench
 
     # the implementation choice is causal FAVOR+'s only
@@ -204,7 +204,7 @@ def test_memory_probe_sees_a_fresh_allocation():
 
 
 def test_in_process_case_turns_an_error_into_the_case_note(monkeypatch):
-    from protein_performer.attention import favor_causal_cpu
+    from protein_performer.attention.favor import causal_cpu as favor_causal_cpu
     from protein_performer.cli import bench
 
     monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)

@@ -7,8 +7,8 @@ import torch
 
 from protein_performer.attention import AttentionConfig
 from protein_performer.attention.decoding import favor_init_state, favor_step
-from protein_performer.attention.favor import favor_attention
-from protein_performer.attention.reference import favor_attention_reference
+from protein_performer.attention.favor.layer import favor_attention
+from protein_performer.attention.favor.naive import favor_attention_reference
 from protein_performer.inference.decoder import RecurrentDecoder
 from protein_performer.model import ModelConfig
 from protein_performer.model.lm import PerformerLM

@@ -10,14 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import (
-    LOG2E,
-    STAB_FLOOR,
+from protein_performer.attention.favor.common import (
     add_key_max_grads,
     inverse_den,
     ratio_grads,
     sub_at_row_max,
 )
+from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
 
 def bidirectional_favor(

@@ -1,37 +1,5 @@
-"""FAVOR+ linear attention (Choromanski et al., ICLR 2021): functional core and module.
-
-Bidirectional: out = D^-1 (phi(Q) (phi(K)^T V)), D = diag(phi(Q) (phi(K)^T 1)).
-
-Causal, chunk-wise: the sequence is cut into chunks of C tokens. Inside a chunk the masked
-quadratic form (phi(Q_c) phi(K_c)^T * tril) V_c is used; between chunks a running [m, d+1]
-state S = sum phi(k) [v, 1]^T is carried, so memory is linear in L for forward and backward
-alike (no O(L m d) cumulative sum is ever built).
-
-Where the code lives: the softmax and ReLU kernels run hand-written autograd Functions that
-never build an [L, m] tensor (:mod:`favor_bidirectional`: blocks of rows;
-:mod:`favor_causal`: a loop over chunks carrying the state, backward a reverse loop; on
-CPU the same loop in C++, :mod:`favor_causal_cpu`, one head per thread), except the causal
-chunk-parallel form for GPUs (:mod:`favor_chunkwise`, plain autograd; :mod:`favor_causal`
-picks the implementation);
-generalized kernels f use plain autograd features and :class:`_CausalChunks` (all chunks at
-once). This module has the functional API and the attention layer.
-
-Padding: padded keys get zero features and zero values, so they leave both the numerator
-and the normaliser (and never set the stabiliser).
-
-Causal softmax stabiliser without lookahead. Query i uses the key features
-    phi_i(k_j) = (exp(l_j - M_i) + eps) / sqrt(m),   l_j = w.k_j' - |k_j'|^2/2,
-with M_i = max_{j <= i, f} l_jf, the running maximum over real keys up to i (the
-bidirectional form uses the maximum over all keys). Since the eps term does not scale
-with exp(-M_i), the numerator splits into
-    exp(R_c - M_i) * phi(q_i).sum_j exp(l_j - R_c)/sqrt(m) v_j  +  eps/sqrt(m) * sum(phi(q_i)) * sum_{j<=i} v_j,
-where R_c is the running maximum at the end of q_i's chunk: keys are exponentiated against
-R_c (never overflow), the carried state is rescaled by exp(R_{c-1} - R_c) between chunks, and
-the per-query factor exp(R_c - M_i) restores the exact no-lookahead value. For float safety
-the factor is capped at exp(60) (float32; exp(600) in float64): only if the key logits jump by
-more than 60 within one chunk does query i use max(M_i, R_c - 60), which looks ahead inside
-its chunk; any realistic input stays exact.
-"""
+"""FAVOR+ functional API (:func:`favor_attention`, :func:`favor_attention_matrix`), the
+generalized-kernel path and the attention layer; the math is in the package docstring."""
 
 from __future__ import annotations
 
@@ -43,25 +11,21 @@ from torch import Tensor, nn
 
 from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
-from protein_performer.attention.favor_bidirectional import bidirectional_favor
-from protein_performer.attention.favor_causal import (
+from protein_performer.attention.favor.bidirectional import bidirectional_favor
+from protein_performer.attention.favor.causal import (
     CAUSAL_IMPLS,
     DEFAULT_CHUNK,
     causal_favor,
     resolve_impl,
 )
-from protein_performer.attention.kernels import FeatureKernel, resolve_kernel
-from protein_performer.attention.random_features import draw_projection, seeded_generator
+from protein_performer.attention.favor.features import FeatureKernel, resolve_kernel
+from protein_performer.attention.favor.projection import draw_projection, seeded_generator
+from protein_performer.attention.numerics import compute_dtype
 from protein_performer.attention.registry import register
 
 # causal chunk of the CPU implementations (the C++ kernel and the loop); the chunkwise form
-# (CUDA) takes its own, favor_causal.DEFAULT_CHUNK["chunkwise"]
+# (CUDA) takes its own, favor.causal.DEFAULT_CHUNK["chunkwise"]
 DEFAULT_CHUNK_SIZE = DEFAULT_CHUNK["cpp"]
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    # Feature maps, states and normaliser always in >= float32 (exp overflows fp16).
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def favor_attention(
@@ -85,7 +49,7 @@ def favor_attention(
     the kernel's paper default (1e-6 softmax, 1e-3 relu). Computed in float32 (float64 for
     float64 inputs) with autocast disabled; returned in v's dtype. Causal softmax/ReLU:
     ``causal_impl`` auto | loop | chunkwise | cpp picks the implementation
-    (:func:`favor_causal.resolve_impl`; auto: C++ on CPU, chunkwise on CUDA) and
+    (:func:`favor.causal.resolve_impl`; auto: C++ on CPU, chunkwise on CUDA) and
     ``chunk_size`` None its default chunk.
     """
     if q.dim() != 4 or k.shape != q.shape or v.shape[:3] != q.shape[:3]:
@@ -108,7 +72,7 @@ def favor_attention(
     kern = resolve_kernel(kernel)
     eps = kern.default_eps if eps is None else float(eps)
     out_dtype = v.dtype
-    dt = _compute_dtype(q.dtype)
+    dt = compute_dtype(q.dtype)
     with torch.autocast(device_type=q.device.type, enabled=False):
         q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
         if mask is not None:
@@ -209,7 +173,7 @@ def _causal(
 
 class _CausalChunks(torch.autograd.Function):
     """Y_c = phi(Q_c) P_c + tril(phi(Q_c) phi(K_c)^T) V_c for all chunks c at once (generalized
-    kernels; the softmax and ReLU kernels take :mod:`favor_causal`).
+    kernels; the softmax and ReLU kernels take :mod:`favor.causal`).
 
     qc, kc [B, H, N, C, m], vc [B, H, N, C, E]; P_c = sum_{c' < c} K_c'^T V_c' (exclusive
     cumsum of the chunk states). Keeps the per-chunk prefix states (O((L/C) m E)) besides the
@@ -269,7 +233,7 @@ def favor_attention_matrix(
     (V = I_L), so it is exactly what the fast path computes. O(L^2 m): short sequences only.
     """
     b, h, length, _ = q.shape
-    dt = _compute_dtype(q.dtype)
+    dt = compute_dtype(q.dtype)
     eye = torch.eye(length, dtype=dt, device=q.device).expand(b, h, length, length)
     return favor_attention(
         q.to(dt),
