@@ -7,16 +7,17 @@ quadratic form (phi(Q_c) phi(K_c)^T * tril) V_c is used; between chunks a runnin
 state S = sum phi(k) [v, 1]^T is carried, so memory is linear in L for forward and backward
 alike (no O(L m d) cumulative sum is ever built).
 
-Where the code lives: ``layer.py`` has the functional API, the generalized kernels f (plain
-autograd features and :class:`~protein_performer.attention.favor.layer._CausalChunks`, all
-chunks at once) and the attention layer; the softmax and ReLU kernels run hand-written
-autograd Functions that never build an [L, m] tensor: ``bidirectional.py`` (blocks of rows),
-``causal.py`` (the implementation switch, and a loop over chunks carrying the state, backward
-a reverse loop), ``causal_cpu.py`` + ``csrc/favor_causal.cpp`` (the same loop in C++ for CPU,
-one head per thread) and ``chunkwise.py`` (the chunk-parallel causal form for GPUs, plain
-autograd). ``features.py``: the kernels and their feature maps phi; ``projection.py``: the
-random projections W; ``common.py``: pieces shared by the fast paths; ``naive.py``: the
-float64 quadratic references of the tests.
+Where the code lives: ``layer.py`` has the functional API and the attention layer;
+``kernels.py`` the kernel objects (softmax, ReLU, generalized f), chosen once, each running its
+own paths: generalized kernels f plain autograd (``generalized.py``; causal: all chunks at
+once), the softmax and ReLU kernels hand-written autograd Functions that never build an [L, m]
+tensor: ``bidirectional.py`` (blocks of rows), ``causal.py`` (the implementation switch, and a
+loop over chunks carrying the state, backward a reverse loop), ``causal_cpu.py`` +
+``csrc/favor_causal.cpp`` (the same loop in C++ for CPU, one head per thread) and
+``chunkwise.py`` (the chunk-parallel causal form for GPUs, plain autograd). ``features.py``:
+the feature maps phi in readable form; ``projection.py``: the random projections W;
+``common.py``: pieces shared by the fast paths; ``naive.py``: the float64 quadratic
+references of the tests.
 
 Padding: padded keys get zero features and zero values, so they leave both the numerator
 and the normaliser (and never set the stabiliser).

@@ -46,6 +46,14 @@ def add_key_max_grads(g_k: Tensor, k: Tensor, ws: Tensor, g_max: Tensor) -> None
     g_k[rows] += g_max[rows][:, None] * (ws[f_star] - kk * kk.shape[-1] ** -0.5)
 
 
+def flat_heads(fn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *args) -> Tensor:
+    """Run fn(q, k, v, *, mask, ...) on [B*H, L, .] tensors (mask repeated per head)."""
+    b, h, length, _ = q.shape
+    flat = [t.reshape(b * h, length, t.shape[-1]).contiguous() for t in (q, k, v)]
+    bmask = None if mask is None else mask.repeat_interleave(h, dim=0)  # [B*H, L]
+    return fn(*flat, bmask, *args).view(b, h, length, v.shape[-1])
+
+
 # The causal kernels' projections and stabiliser pieces (the Python loop and the C++ kernel).
 
 

@@ -1,5 +1,5 @@
-"""FAVOR+ functional API (:func:`favor_attention`, :func:`favor_attention_matrix`), the
-generalized-kernel path and the attention layer; the math is in the package docstring."""
+"""FAVOR+ functional API (:func:`favor_attention`, :func:`favor_attention_matrix`) and the
+attention layer; the math is in the package docstring, the paths in :mod:`favor.kernels`."""
 
 from __future__ import annotations
 
@@ -7,18 +7,12 @@ import itertools
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
-from protein_performer.attention.favor.bidirectional import bidirectional_favor
-from protein_performer.attention.favor.causal import (
-    CAUSAL_IMPLS,
-    DEFAULT_CHUNK,
-    causal_favor,
-    resolve_impl,
-)
-from protein_performer.attention.favor.features import FeatureKernel, resolve_kernel
+from protein_performer.attention.favor.causal import CAUSAL_IMPLS, DEFAULT_CHUNK, resolve_impl
+from protein_performer.attention.favor.kernels import RELU, SOFTMAX, FeatureKernel, resolve_kernel
 from protein_performer.attention.favor.projection import draw_projection, seeded_generator
 from protein_performer.attention.numerics import compute_dtype
 from protein_performer.attention.registry import register
@@ -79,140 +73,10 @@ def favor_attention(
             mask = mask.to(torch.bool)
         if causal:
             causal_impl = resolve_impl(causal_impl, q)  # on the compute dtype (C++: fp32/fp64)
-            out = _causal(q, k, v, w, kern, eps, mask, chunk_size, causal_impl)
+            out = kern.causal(q, k, v, w, eps, mask, chunk_size, causal_impl)
         else:
-            out = _bidirectional(q, k, v, w, kern, eps, mask)
+            out = kern.bidirectional(q, k, v, w, eps, mask)
     return out.to(out_dtype)
-
-
-def _with_ones(v: Tensor, mask: Tensor | None) -> Tensor:
-    """[v, 1] [B, H, L, Dv+1], zero on padded keys: one matmul gives numerator and normaliser."""
-    v1 = torch.cat([v, v.new_ones(v.shape[:-1] + (1,))], dim=-1)
-    if mask is not None:
-        v1 = v1 * mask[:, None, :, None].to(v.dtype)
-    return v1
-
-
-def _divide(num: Tensor) -> Tensor:
-    """num [..., Dv+1] -> num[..., :Dv] / num[..., Dv]. A query with no real key to attend
-    (a padded one, or a causal query before the first real key) has 0 / 0: it gets 0 and a
-    zero gradient (``where`` rather than a clamp, whose backward would give 0 * inf)."""
-    den = num[..., -1:]
-    den = torch.where(den > 0, den, torch.ones_like(den))
-    return num[..., :-1] / den
-
-
-def _features(q, k, w, kern: FeatureKernel, eps: float, mask: Tensor | None):
-    """Generalized kernels f (plain autograd): query features f(q W^T / sqrt(m)) + eps, their
-    row sums, and key features f(k W^T / sqrt(m)) without eps (zero on padded keys). The
-    common factor of phi(q).phi(k) is dropped: it cancels in the attention ratio."""
-    wt = w.transpose(-1, -2) * w.shape[0] ** -0.5
-    phi_q = kern.fn(q @ wt) + eps
-    g_k = kern.fn(k @ wt)
-    if mask is not None:
-        g_k = g_k * mask[:, None, :, None].to(g_k.dtype)
-    return phi_q, phi_q.sum(-1, keepdim=True), g_k
-
-
-def _flat_heads(fn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *args) -> Tensor:
-    """Run fn(q, k, v, *, mask, ...) on [B*H, L, .] tensors (mask repeated per head)."""
-    b, h, length, _ = q.shape
-    flat = [t.reshape(b * h, length, t.shape[-1]).contiguous() for t in (q, k, v)]
-    bmask = None if mask is None else mask.repeat_interleave(h, dim=0)  # [B*H, L]
-    return fn(*flat, bmask, *args).view(b, h, length, v.shape[-1])
-
-
-def _bidirectional(q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None) -> Tensor:
-    if kern.is_softmax or kern.fn is torch.relu:
-        return _flat_heads(
-            lambda q, k, v, mask: bidirectional_favor(q, k, v, w, mask, eps, kern.is_softmax),
-            q,
-            k,
-            v,
-            mask,
-        )
-    phi_q, _, g_k = _features(q, k, w, kern, eps, mask)
-    v1 = _with_ones(v, mask)  # [B, H, L, Dv+1]
-    # phi(K)^T [V, 1] with phi(k) = g_k + eps: the eps part is a rank-one term.
-    state = g_k.transpose(-1, -2) @ v1 + eps * v1.sum(-2, keepdim=True)  # [B, H, m, Dv+1]
-    return _divide(phi_q @ state)
-
-
-def _causal(
-    q, k, v, w, kern: FeatureKernel, eps: float, mask: Tensor | None, chunk: int | None, impl: str
-) -> Tensor:
-    if kern.is_softmax or kern.fn is torch.relu:
-        return _flat_heads(
-            lambda q, k, v, mask: causal_favor(q, k, v, w, mask, eps, chunk, kern.is_softmax, impl),
-            q,
-            k,
-            v,
-            mask,
-        )
-    # Generalized kernels: no stabiliser; all chunks at once (see :class:`_CausalChunks`),
-    # with the chunk of the implementation auto picked (chunk-parallel like chunkwise).
-    chunk = DEFAULT_CHUNK[impl] if chunk is None else chunk
-    b, h, length, _ = q.shape
-    dv = v.shape[-1]
-    m = w.shape[0]
-    chunk = min(chunk, length)
-    n = -(-length // chunk)  # number of chunks
-    pad = n * chunk - length
-    phi_q, sum_q, kg = _features(q, k, w, kern, eps, mask)
-    v1 = _with_ones(v, mask)  # [B, H, L, Dv+1]
-    # Padded positions: zero features and values, so they change nothing.
-    qc = nn.functional.pad(phi_q, (0, 0, 0, pad)).view(b, h, n, chunk, m)
-    kc = nn.functional.pad(kg, (0, 0, 0, pad)).view(b, h, n, chunk, m)
-    vc = nn.functional.pad(v1, (0, 0, 0, pad)).view(b, h, n, chunk, dv + 1)
-    num = _CausalChunks.apply(qc, kc, vc)  # [B, H, N, C, Dv+1]
-    num = num.view(b, h, n * chunk, dv + 1)[:, :, :length]
-    # eps part of the key features: eps * sum_f phi(q_i)_f * sum_{j <= i} [v_j, 1]
-    num = num + (eps * sum_q) * torch.cumsum(v1, dim=-2)
-    return _divide(num)
-
-
-class _CausalChunks(torch.autograd.Function):
-    """Y_c = phi(Q_c) P_c + tril(phi(Q_c) phi(K_c)^T) V_c for all chunks c at once (generalized
-    kernels; the softmax and ReLU kernels take :mod:`favor.causal`).
-
-    qc, kc [B, H, N, C, m], vc [B, H, N, C, E]; P_c = sum_{c' < c} K_c'^T V_c' (exclusive
-    cumsum of the chunk states). Keeps the per-chunk prefix states (O((L/C) m E)) besides the
-    inputs; the [C, C] scores are recomputed in backward, whose state gradients are the reverse
-    exclusive cumsum of the per-chunk ones.
-    """
-
-    @staticmethod
-    def forward(ctx, qc: Tensor, kc: Tensor, vc: Tensor):
-        b, h, n, c, m = qc.shape
-        e = vc.shape[-1]
-        q3, k3, v3 = (t.reshape(b * h * n, c, t.shape[-1]) for t in (qc, kc, vc))
-        states = torch.bmm(k3.transpose(1, 2), v3).view(b, h, n, m, e)
-        prefix = torch.zeros_like(states)
-        torch.cumsum(states[:, :, :-1], dim=2, out=prefix[:, :, 1:])
-        scores = torch.bmm(q3, k3.transpose(1, 2)).tril_()  # [BHN, C, C]
-        out = torch.bmm(q3, prefix.view(b * h * n, m, e)).baddbmm_(scores, v3)
-        ctx.save_for_backward(qc, kc, vc, prefix)
-        return out.view(b, h, n, c, e)
-
-    @staticmethod
-    def backward(ctx, g_out: Tensor):
-        qc, kc, vc, prefix = ctx.saved_tensors
-        b, h, n, c, m = qc.shape
-        e = vc.shape[-1]
-        bhn = b * h * n
-        q3, k3, v3 = (t.reshape(bhn, c, t.shape[-1]) for t in (qc, kc, vc))
-        g3 = g_out.reshape(bhn, c, e).contiguous()
-        g_prefix = torch.bmm(q3.transpose(1, 2), g3).view(b, h, n, m, e)
-        # g_S_c = sum_{c' > c} g_P_c'
-        g_states = torch.zeros_like(g_prefix)
-        g_states[:, :, :-1] = torch.cumsum(g_prefix[:, :, 1:].flip(2), dim=2).flip(2)
-        gs3 = g_states.view(bhn, m, e)
-        scores = torch.bmm(q3, k3.transpose(1, 2)).tril_()
-        g_v = torch.bmm(scores.transpose(1, 2), g3).baddbmm_(k3, gs3)
-        g_scores = torch.bmm(g3, v3.transpose(1, 2)).tril_()
-        g_q = torch.bmm(g3, prefix.view(bhn, m, e).transpose(1, 2)).baddbmm_(g_scores, k3)
-        g_k = torch.bmm(g_scores.transpose(1, 2), q3).baddbmm_(v3, gs3.transpose(1, 2))
-        return g_q.view_as(qc), g_k.view_as(kc), g_v.view_as(vc)
 
 
 def favor_attention_matrix(
@@ -262,12 +126,11 @@ class FavorAttention(Attention):
     in eval mode.
     """
 
-    kernel_name = "softmax"
+    kernel: FeatureKernel = SOFTMAX
     linear_memory = True
 
     def __init__(self, cfg, d_model: int, n_heads: int) -> None:
         super().__init__(cfg, d_model, n_heads)
-        self.kernel = resolve_kernel(self.kernel_name)
         self.eps = self.kernel.default_eps if cfg.kernel_eps is None else cfg.kernel_eps
         self.chunk_size = cfg.chunk_size
         self.causal_impl = cfg.causal_impl
@@ -289,9 +152,9 @@ class FavorAttention(Attention):
 
     @torch.no_grad()
     def assign_layer_id(self, layer_id: int) -> None:
-        """Give this layer an explicit id (e.g. its block index; the model should call this
-        so that ids do not depend on how many layers a process built before) and redraw the
-        step-0 projection from (cfg.seed, layer_id, 0)."""
+        """Take an explicit id (the model's block index: ids then do not depend on how many
+        layers a process built before) and redraw the step-0 projection from
+        (cfg.seed, layer_id, 0)."""
         self.layer_id.fill_(int(layer_id))
         self.redraw(0)
 
@@ -344,20 +207,18 @@ class FavorAttention(Attention):
         )
 
     def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
-        return decoding.favor_step(
-            q, k, v, self.projection, state, kernel_fn=self.kernel.fn, eps=self.eps
-        )
+        return self.kernel.decode(q, k, v, self.projection, state, self.eps)
 
 
 @register("favor_softmax")
 class FavorSoftmaxAttention(FavorAttention):
     """FAVOR+ with positive random features of the softmax kernel."""
 
-    kernel_name = "softmax"
+    kernel = SOFTMAX
 
 
 @register("favor_relu")
 class FavorReluAttention(FavorAttention):
     """Performer-ReLU: generalized features relu(x W^T / sqrt(m)) + eps."""
 
-    kernel_name = "relu"
+    kernel = RELU

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor.features import FeatureKernel, resolve_kernel
+from protein_performer.attention.favor.kernels import FeatureKernel, SoftmaxKernel, resolve_kernel
 from protein_performer.attention.reference import allowed_pairs
 
 
@@ -38,7 +38,7 @@ def favor_attention_matrix_reference(
     b, h, length, d = q.shape
     m = w.shape[0]
     allowed = allowed_pairs(length, causal, mask, b).expand(b, h, length, length)
-    if kern.is_softmax:
+    if isinstance(kern, SoftmaxKernel):
 
         def logits(x: Tensor) -> Tensor:
             xs = x * d**-0.25
