@@ -51,7 +51,12 @@ RECIPES: dict[str, list[str]] = {
     # attention kind at this length
     "tiny_clm_favor_softmax": [*TINY, *CLM, "attention=favor_softmax"],
     "tiny_clm_favor_relu": [*TINY, *CLM, "attention=favor_relu"],
-    "tiny_clm_favor_relu_bf16": [*TINY, *CLM, "attention=favor_relu", "trainer.precision=bf16-mixed"],
+    "tiny_clm_favor_relu_bf16": [
+        *TINY,
+        *CLM,
+        "attention=favor_relu",
+        "trainer.precision=bf16-mixed",
+    ],
     # data: the embedded 5,000-protein sample (scored on Swiss-Prot valid like the others)
     "tiny_clm_exact_sample": [*TINY, *CLM, "attention=exact", "data=sample"],
 }
