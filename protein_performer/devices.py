@@ -61,7 +61,7 @@ def resolve_precision(precision: str | int, accelerator: str = "auto") -> str:
     """``auto`` -> ``bf16-mixed`` where the hardware computes bf16 natively (a CUDA GPU with
     bf16, a CPU with AVX-512-BF16/AMX), else ``32-true``; any other Lightning value as given.
 
-    Under bf16-mixed the FAVOR+ features, state and normaliser stay float32 (attention/favor.py)
+    Under bf16-mixed the FAVOR+ features, state and normaliser stay float32 (attention/favor/)
     and the loss is computed in float32 (training/module.py)."""
     value = str(precision)
     if value not in PRECISIONS:

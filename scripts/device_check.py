@@ -102,7 +102,7 @@ def parity(out: Path, device: str, length: int = 700) -> bool:
     import pandas as pd
     import torch
 
-    from protein_performer.attention import favor_causal
+    from protein_performer.attention.favor import causal as favor_causal
 
     rows, ok = [], True
     for kernel in ("softmax", "relu"):
@@ -249,7 +249,7 @@ def report(out: Path) -> Path:
     import pandas as pd
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from protein_performer.cli.bench import check_targets
+    from protein_performer.benchmarks.attention import check_targets
 
     lines = ["# Device check", ""]
     env_path = out / "env.json"

@@ -54,7 +54,7 @@ def have_cpp_compiler() -> bool:
 @pytest.fixture
 def cpp_kernel():
     """The built C++ causal kernel's ops; skips only on a machine without a C++ compiler."""
-    from protein_performer.attention import favor_causal_cpu
+    from protein_performer.attention.favor import causal_cpu as favor_causal_cpu
 
     if not have_cpp_compiler():
         pytest.skip("no C++ compiler: the causal kernel runs in Python (tested separately)")

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor import favor_attention_matrix
-from protein_performer.attention.random_features import draw_projection, seeded_generator
+from protein_performer.attention.favor.layer import favor_attention_matrix
+from protein_performer.attention.favor.projection import draw_projection, seeded_generator
 from protein_performer.data.alphabet import ALPHABET
 
 

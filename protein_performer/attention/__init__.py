@@ -7,21 +7,17 @@ Pure torch: no Lightning, no Hydra. Build a layer with
 from protein_performer.attention.base import Attention
 from protein_performer.attention.config import AttentionConfig
 from protein_performer.attention.registry import ATTENTION_REGISTRY, build_attention, register
-from protein_performer.attention.random_features import (
-    draw_projection,
-    gaussian_orthogonal_random_matrix,
-    iid_gaussian_random_matrix,
-)
 
 # Importing the implementations registers their kinds.
 from protein_performer.attention import exact as _exact  # noqa: E402,F401
-from protein_performer.attention import favor as _favor  # noqa: E402,F401
 from protein_performer.attention import aft as _aft  # noqa: E402,F401
-
 from protein_performer.attention.favor import (  # noqa: E402
     FavorAttention,
+    draw_projection,
     favor_attention,
     favor_attention_matrix,
+    gaussian_orthogonal_random_matrix,
+    iid_gaussian_random_matrix,
 )
 
 __all__ = [

@@ -124,3 +124,8 @@ class Attention(nn.Module):
     def maybe_redraw(self, step: int) -> bool:
         """Called once per training step; returns True when random features were redrawn."""
         return False
+
+    def assign_layer_id(self, layer_id: int) -> None:
+        """Told by the holding model (its block index). Layers with seeded random features
+        (FAVOR+) derive their draws from it, so that two identically configured models draw
+        identical features whatever else a process built before; the others ignore it."""

@@ -27,11 +27,11 @@ class AttentionConfig:
     feature_type: str = "orthogonal"  # orthogonal | iid
     redraw_interval: int = 1000  # training steps between feature redraws; 0 = never
     kernel_eps: float | None = None  # None: the kernel's paper default
-    # causal FAVOR+: tokens per chunk; None = the implementation's (favor_causal.DEFAULT_CHUNK:
+    # causal FAVOR+: tokens per chunk; None = the implementation's (favor.causal.DEFAULT_CHUNK:
     # 64 for the CPU loop and C++ kernel, 128 for the chunkwise form)
     chunk_size: int | None = None
     # causal FAVOR+ implementation: auto (C++ kernel on CPU, chunkwise on CUDA) | loop |
-    # chunkwise | cpp (favor_causal.resolve_impl)
+    # chunkwise | cpp (favor.causal.resolve_impl)
     causal_impl: str = "auto"
     seed: int = 0  # base seed of feature draws: draw = f(seed, layer, step)
     # AFT (Zhai et al. 2021)
@@ -49,7 +49,7 @@ class AttentionConfig:
             raise ValueError(
                 f"attention.kind must be one of {sorted(ATTENTION_REGISTRY)}, got {self.kind!r}"
             )
-        from protein_performer.attention.favor_causal import CAUSAL_IMPLS
+        from protein_performer.attention.favor.causal import CAUSAL_IMPLS
 
         _positive(self, "nb_features", "aft_factor_dim", "aft_conv_kernel")
         for name in ("chunk_size", "max_length"):

@@ -23,12 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import STAB_FLOOR
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64 (tests); anything else runs in float32, as the forwards do."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from protein_performer.attention.numerics import STAB_FLOOR, compute_dtype
 
 
 @dataclass
@@ -109,42 +104,51 @@ def favor_init_state(
     )
 
 
-def favor_step(
+def favor_softmax_step(
+    q: Tensor, k: Tensor, v: Tensor, projection: Tensor, state: FavorState, *, eps: float
+) -> Tensor:
+    """One causal FAVOR+ softmax token: q, k, v [B, H, 1, Dh], projection [m, Dh] -> [B, H, 1, Dv].
+
+    The features' common 1/sqrt(m) cancels in the ratio and is left out.
+    """
+    dt = state.s.dtype
+    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
+    d = q.shape[-1]
+    v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, 1, Dv+1]
+    qs, ks = q * d**-0.25, k * d**-0.25
+    lq = qs @ w.T  # the query's |q'|^2/2 cancels with its own row maximum
+    phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps  # [B, H, 1, m]
+    lk = ks @ w.T - (ks * ks).sum(-1, keepdim=True) / 2  # [B, H, 1, m]
+    new_max = torch.maximum(state.run_max, lk.amax(-1, keepdim=True))
+    state.s.mul_(torch.exp(state.run_max - new_max))  # older keys re-referenced to M_t
+    state.s.add_(torch.exp(lk - new_max).transpose(-1, -2) @ v1)
+    state.run_max = new_max
+    state.z.add_(v1)
+    num = phi_q @ state.s + eps * phi_q.sum(-1, keepdim=True) * state.z
+    state.position += 1
+    return num[..., :-1] / num[..., -1:]
+
+
+def favor_generalized_step(
     q: Tensor,
     k: Tensor,
     v: Tensor,
     projection: Tensor,
     state: FavorState,
     *,
-    kernel_fn: Callable[[Tensor], Tensor] | None,
+    fn: Callable[[Tensor], Tensor],
     eps: float,
 ) -> Tensor:
-    """One causal FAVOR+ token: q, k, v [B, H, 1, Dh], projection [m, Dh] -> [B, H, 1, Dv].
-
-    ``kernel_fn``: None for softmax features, else f of the generalized features
-    f(x W^T / sqrt(m)) + eps (ReLU: torch.relu). The softmax features' common 1/sqrt(m)
-    cancels in the ratio and is left out.
-    """
+    """One causal FAVOR+ token with generalized features f(x W^T / sqrt(m)) + eps (ReLU:
+    f = torch.relu); arguments and result as :func:`favor_softmax_step`."""
     dt = state.s.dtype
     q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
-    d, m = q.shape[-1], w.shape[0]
+    m = w.shape[0]
     v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, 1, Dv+1]
-    if kernel_fn is None:
-        qs, ks = q * d**-0.25, k * d**-0.25
-        lq = qs @ w.T  # the query's |q'|^2/2 cancels with its own row maximum
-        phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps  # [B, H, 1, m]
-        lk = ks @ w.T - (ks * ks).sum(-1, keepdim=True) / 2  # [B, H, 1, m]
-        new_max = torch.maximum(state.run_max, lk.amax(-1, keepdim=True))
-        state.s.mul_(torch.exp(state.run_max - new_max))  # older keys re-referenced to M_t
-        state.s.add_(torch.exp(lk - new_max).transpose(-1, -2) @ v1)
-        state.run_max = new_max
-        state.z.add_(v1)
-        num = phi_q @ state.s + eps * phi_q.sum(-1, keepdim=True) * state.z
-    else:
-        phi_q = kernel_fn(q @ w.T * m**-0.5) + eps
-        phi_k = kernel_fn(k @ w.T * m**-0.5) + eps
-        state.s.add_(phi_k.transpose(-1, -2) @ v1)
-        num = phi_q @ state.s
+    phi_q = fn(q @ w.T * m**-0.5) + eps
+    phi_k = fn(k @ w.T * m**-0.5) + eps
+    state.s.add_(phi_k.transpose(-1, -2) @ v1)
+    num = phi_q @ state.s
     state.position += 1
     return num[..., :-1] / num[..., -1:]
 

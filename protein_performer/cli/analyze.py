@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -183,10 +182,6 @@ def _unique(labels: list[str]) -> list[str]:
     return out
 
 
-def _safe(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", label)[:100] or "model"
-
-
 def _sweep(cfg: DictConfig, out_dir: Path, options) -> dict[str, Any]:
     from protein_performer.analysis.compare import (
         load_runs,
@@ -197,6 +192,7 @@ def _sweep(cfg: DictConfig, out_dir: Path, options) -> dict[str, Any]:
         sweep_table,
         write_sweep,
     )
+    from protein_performer.filenames import safe_name
 
     ckpts, runs = _list(cfg, "ckpts"), _list(cfg, "runs")
     if ckpts and runs:
@@ -221,7 +217,9 @@ def _sweep(cfg: DictConfig, out_dir: Path, options) -> dict[str, Any]:
         source_path, source = _source(cfg)
         rows = []
         for i, (ckpt, label) in enumerate(zip(paths, labels)):
-            comp = _analyze_one(cfg, ckpt, source_path, source, options, out_dir / _safe(label))
+            comp = _analyze_one(
+                cfg, ckpt, source_path, source, options, out_dir / safe_name(label, "model", 100)
+            )
             m = metrics_paths[i] if metrics_paths else metrics_beside(ckpt)
             rows.append(summary_row(comp, label, read_metrics(m) if m else None))
         table = sweep_table(rows)

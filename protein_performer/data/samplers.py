@@ -274,7 +274,3 @@ class ShardedBatchSampler(EpochBatchSampler):
         else:
             order = np.arange(self.n_examples)
         return fixed_size_plan(order, self.batch_size)
-
-
-# The name used in the design notes.
-ShardedSampler = ShardedBatchSampler

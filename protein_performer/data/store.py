@@ -453,3 +453,19 @@ def open_source(
         remove_gaps=remove_gaps,
     )
     return source
+
+
+def open_proteins(path: PathLike, *, error: type[Exception] = ValueError) -> ProteinSource:
+    """A FASTA file (plain or gzip) or a prepared store, as a ProteinSource with >= 1 protein.
+
+    A missing path or one holding no proteins raises ``error`` (the caller's input-error
+    class) with a one-line message; malformed FASTA raises the reader's error (it names the
+    file, record and line).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise error(f"input not found: {p} (give a FASTA file or a prepared store)")
+    source = open_source(p)
+    if len(source) == 0:
+        raise error(f"{p} holds no proteins")
+    return source

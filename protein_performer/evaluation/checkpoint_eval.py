@@ -12,6 +12,7 @@ import numpy as np
 
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
+from protein_performer.filenames import safe_name
 from protein_performer.evaluation.perplexity import (
     EvalOptions,
     EvaluationInputError,
@@ -22,18 +23,11 @@ from protein_performer.evaluation.perplexity import (
 
 
 def load_checkpoint(path: str | Path):
-    """Load a trained LM (:func:`protein_performer.model.checkpoint.load_lm`) in eval mode."""
-    p = Path(path)
-    if not p.is_file():
-        raise EvaluationInputError(
-            f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
-            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
-        )
-    from protein_performer.model.checkpoint import load_lm
+    """A trained LM in eval mode (:func:`protein_performer.model.checkpoint.load_checkpoint`,
+    a missing file as EvaluationInputError)."""
+    from protein_performer.model import checkpoint
 
-    loaded = load_lm(p)
-    loaded.model.eval()
-    return loaded
+    return checkpoint.load_checkpoint(path, error=EvaluationInputError)
 
 
 @dataclass
@@ -92,7 +86,7 @@ def evaluate_checkpoint(
     for label, source in sources.items():
         csv_path = None
         if per_protein_dir is not None:
-            csv_path = Path(per_protein_dir) / f"{_safe_name(label)}.csv"
+            csv_path = Path(per_protein_dir) / f"{_csv_stem(label)}.csv"
         metrics = evaluate_source(
             model,
             source,
@@ -124,8 +118,9 @@ def _describe(item) -> str:
     return str(item)
 
 
-def _safe_name(label: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
+def _csv_stem(label: str) -> str:
+    """A file label as the stem of its per-protein CSV: sanitised, FASTA suffixes dropped."""
+    stem = safe_name(label, "input")
     for suffix in (".gz", ".fasta", ".fa", ".faa"):
-        keep = keep.removesuffix(suffix)
-    return keep or "input"
+        stem = stem.removesuffix(suffix)
+    return stem or "input"

@@ -518,19 +518,11 @@ class EvaluationInputError(ValueError):
 
 
 def open_input(path: str | Path) -> ProteinSource:
-    """A FASTA file (plain or gzip) or a prepared store, as a ProteinSource with >= 1 protein.
+    """A FASTA file (plain or gzip) or a prepared store with >= 1 protein
+    (:func:`protein_performer.data.store.open_proteins`, errors as EvaluationInputError)."""
+    from protein_performer.data.store import open_proteins
 
-    Malformed FASTA raises the reader's error (it names the file, record and line).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise EvaluationInputError(f"input not found: {p} (give FASTA files or prepared stores)")
-    from protein_performer.data.store import open_source
-
-    source = open_source(p)
-    if len(source) == 0:
-        raise EvaluationInputError(f"{p} holds no proteins")
-    return source
+    return open_proteins(path, error=EvaluationInputError)
 
 
 def file_labels(paths: Sequence[str | Path]) -> list[str]:

@@ -105,3 +105,15 @@ def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> Loade
         objective=objective,
         residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
     )
+
+
+def load_checkpoint(path: str | Path, *, error: type[Exception] = FileNotFoundError) -> LoadedLM:
+    """:func:`load_lm` for an entry point: a missing file raises ``error`` (the caller's
+    input-error class) naming the ``ckpt_path=`` setting to fix."""
+    p = Path(path)
+    if not p.is_file():
+        raise error(
+            f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
+            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
+        )
+    return load_lm(p)

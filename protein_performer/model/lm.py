@@ -48,7 +48,8 @@ class PerformerLM(nn.Module):
             self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
             self.head_bias = None
         self.reset_parameters()
-        self._number_feature_layers()
+        for index, block in enumerate(self.blocks):
+            block.attn.assign_layer_id(index)
 
     def reset_parameters(self) -> None:
         for module in self.modules():
@@ -67,18 +68,6 @@ class PerformerLM(nn.Module):
                 nn.init.normal_(linear.weight, 0.0, scaled)
         if self.head_bias is not None:
             nn.init.zeros_(self.head_bias)
-
-    def _number_feature_layers(self) -> None:
-        # Layers with seeded random features (FAVOR+) take their draw seed from a layer id.
-        # Use the block index, so two identically configured models draw identical features
-        # whatever else was built before in the process (reruns, resume, tests).
-        for index, block in enumerate(self.blocks):
-            attn = block.attn
-            layer_id = getattr(attn, "layer_id", None)
-            if isinstance(layer_id, Tensor) and hasattr(attn, "redraw"):
-                if int(layer_id) != index:
-                    layer_id.fill_(index)
-                    attn.redraw(0)
 
     # ----------------------------------------------------------------------------------------
 

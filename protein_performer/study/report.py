@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from protein_performer.filenames import safe_name
 from protein_performer.jsonsafe import finite
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
             loaded,
             dict(opts.splits),
             options=eval_opts,
-            per_protein_dir=out / "per_protein" / _safe(run.label),
+            per_protein_dir=out / "per_protein" / safe_name(run.label, "model", 80),
             checkpoint=str(run.checkpoint),
         )
         for split, m in result.files.items():
@@ -173,7 +174,10 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
     rows = []
     for run in runs:
         _, _, summary, _ = analyze_with_control(
-            load_model(run.checkpoint), source, out / "blosum" / _safe(run.label), a_opts
+            load_model(run.checkpoint),
+            source,
+            out / "blosum" / safe_name(run.label, "model", 80),
+            a_opts,
         )
         rows.append(
             {
@@ -198,10 +202,6 @@ def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
         opts.favor_error_features,
         seed=opts.seed,
     )
-
-
-def _safe(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "._=-" else "_" for c in label)[:80] or "model"
 
 
 def run_study(

@@ -10,11 +10,11 @@ from protein_performer.attention import (
     favor_attention_matrix,
     gaussian_orthogonal_random_matrix,
 )
-from protein_performer.attention.reference import (
-    exact_attention_reference,
+from protein_performer.attention.favor.naive import (
     favor_attention_matrix_reference,
     favor_attention_reference,
 )
+from protein_performer.attention.reference import exact_attention_reference
 
 KERNELS = ["softmax", "relu"]
 
@@ -38,7 +38,10 @@ def causal_impl(request, monkeypatch):
     """The causal softmax/ReLU kernels run by each implementation (favor_causal.CAUSAL_IMPLS):
     the C++ CPU kernel, the Python chunk loop and the chunk-parallel (GPU) form, chosen where
     the dispatch chooses ("auto" on CPU), so every test through favor_attention runs it."""
-    from protein_performer.attention import favor_causal, favor_causal_cpu
+    from protein_performer.attention.favor import (
+        causal as favor_causal,
+        causal_cpu as favor_causal_cpu,
+    )
 
     if request.param == "loop":
         monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
@@ -170,7 +173,10 @@ def test_causal_inference_path_equals_training_path(kernel, causal_impl):
 def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch, causal_impl):
     # Inside an autograd Function needs_input_grad ignores no_grad: inputs that require grad
     # (e.g. evaluation without a detach) must still reach it detached, so no buffers are kept.
-    from protein_performer.attention import favor_causal, favor_chunkwise
+    from protein_performer.attention.favor import (
+        causal as favor_causal,
+        chunkwise as favor_chunkwise,
+    )
 
     seen = []
     if causal_impl == "chunkwise":
@@ -277,7 +283,7 @@ def test_bidirectional_across_row_blocks(monkeypatch, kernel, masked):
     """The bidirectional paths run in blocks of rows (softmax with an online key maximum): with
     the smallest blocks (64 rows), a partial last block and a maximum that grows in later
     blocks (rescaled state), output and gradients still equal the float64 references."""
-    import protein_performer.attention.favor_bidirectional as favor
+    import protein_performer.attention.favor.bidirectional as favor
 
     monkeypatch.setattr(favor, "_BLOCK_ELEMS", 1)
     length = 150
@@ -395,8 +401,8 @@ def test_causal_gradients_at_the_default_chunk_size(kernel, causal_impl):
     # Full chunks of the implementation's default size and a partial last chunk, against the
     # float64 twin's autograd; the layer's config default (None) is the implementation's.
     from protein_performer.attention import AttentionConfig
-    from protein_performer.attention.favor import DEFAULT_CHUNK_SIZE
-    from protein_performer.attention.favor_causal import DEFAULT_CHUNK
+    from protein_performer.attention.favor.layer import DEFAULT_CHUNK_SIZE
+    from protein_performer.attention.favor.causal import DEFAULT_CHUNK
 
     assert AttentionConfig().chunk_size is None and AttentionConfig().causal_impl == "auto"
     assert DEFAULT_CHUNK_SIZE == DEFAULT_CHUNK["cpp"] == DEFAULT_CHUNK["loop"]

@@ -6,11 +6,9 @@ import warnings
 import pytest
 import torch
 
-from protein_performer.attention import (
-    favor_causal,
-    favor_causal_cpu,
-    gaussian_orthogonal_random_matrix,
-)
+from protein_performer.attention import gaussian_orthogonal_random_matrix
+from protein_performer.attention.favor import causal as favor_causal
+from protein_performer.attention.favor import causal_cpu as favor_causal_cpu
 
 # The C++ kernel must build wherever a compiler is installed (conftest's cpp_kernel fixture).
 needs_ext = pytest.mark.usefixtures("cpp_kernel")

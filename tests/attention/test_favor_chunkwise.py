@@ -8,13 +8,13 @@ from protein_performer.attention import (
     AttentionConfig,
     build_attention,
     favor_attention,
-    favor_causal,
-    favor_causal_cpu,
-    favor_chunkwise,
     gaussian_orthogonal_random_matrix,
 )
-from protein_performer.attention.favor_chunkwise import causal_favor_chunkwise
-from protein_performer.attention.reference import favor_attention_reference
+from protein_performer.attention.favor import causal as favor_causal
+from protein_performer.attention.favor import causal_cpu as favor_causal_cpu
+from protein_performer.attention.favor import chunkwise as favor_chunkwise
+from protein_performer.attention.favor.chunkwise import causal_favor_chunkwise
+from protein_performer.attention.favor.naive import favor_attention_reference
 
 
 @pytest.mark.parametrize("softmax", [True, False])

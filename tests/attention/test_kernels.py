@@ -5,14 +5,14 @@ import math
 import torch
 
 from protein_performer.attention import gaussian_orthogonal_random_matrix
-from protein_performer.attention.kernels import (
+from protein_performer.attention.favor.features import (
     generalized_kernel_features,
     positive_random_features,
     softmax_key_features,
     softmax_query_features,
 )
-from protein_performer.attention.random_features import iid_gaussian_random_matrix
-from protein_performer.attention.reference import softmax_kernel_reference
+from protein_performer.attention.favor.projection import iid_gaussian_random_matrix
+from protein_performer.attention.favor.naive import softmax_kernel_reference
 
 
 def _estimates(q, k, draw, draws, m, d, gen):
@@ -88,7 +88,7 @@ def test_relu_features_and_key_mask():
 
 
 def test_gradient_through_a_row_max_marks_the_maximum_and_splits_ties():
-    from protein_performer.attention.favor_common import sub_at_row_max
+    from protein_performer.attention.favor.common import sub_at_row_max
 
     p = torch.randn(3, 5, 7, dtype=torch.float64)
     p[0, 0, 2] = p[0, 0, 5] = p[0, 0].max() + 1.0  # a tie in one row

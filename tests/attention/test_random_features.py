@@ -6,7 +6,7 @@ import torch
 
 from protein_performer.attention import gaussian_orthogonal_random_matrix
 from protein_performer.seeding import mix_seed
-from protein_performer.attention.random_features import (
+from protein_performer.attention.favor.projection import (
     draw_projection,
     iid_gaussian_random_matrix,
     seeded_generator,

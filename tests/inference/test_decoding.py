@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from protein_performer.attention import AttentionConfig
-from protein_performer.attention.decoding import favor_init_state, favor_step
-from protein_performer.attention.favor import favor_attention
-from protein_performer.attention.reference import favor_attention_reference
+from protein_performer.attention.decoding import favor_init_state, favor_softmax_step
+from protein_performer.attention.favor.layer import favor_attention
+from protein_performer.attention.favor.naive import favor_attention_reference
 from protein_performer.inference.decoder import RecurrentDecoder
 from protein_performer.model import ModelConfig
 from protein_performer.model.lm import PerformerLM
@@ -70,14 +70,8 @@ def test_favor_running_max_grows() -> None:
     maxima, out = [], []
     for t in range(n):
         out.append(
-            favor_step(
-                q[:, :, t : t + 1],
-                k[:, :, t : t + 1],
-                v[:, :, t : t + 1],
-                w,
-                state,
-                kernel_fn=None,
-                eps=1e-3,
+            favor_softmax_step(
+                q[:, :, t : t + 1], k[:, :, t : t + 1], v[:, :, t : t + 1], w, state, eps=1e-3
             )
         )
         maxima.append(state.run_max.clone())

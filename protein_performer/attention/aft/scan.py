@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from protein_performer.attention.aft.common import smallest_normal
-from protein_performer.attention.favor_common import LOG2E, STAB_FLOOR
+from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
 
 SCAN_CHUNK = 256

@@ -10,22 +10,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import (
-    LOG2E,
-    STAB_FLOOR,
+from protein_performer.attention.favor.common import (
     add_key_max_grads,
     inverse_den,
     ratio_grads,
     sub_at_row_max,
 )
+from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
 
-def bidirectional_favor(
-    q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float, softmax: bool
+def bidirectional_softmax(
+    q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float
 ) -> Tensor:
     """q, k [BH, L, d], v [BH, L, Dv], w [m, d], mask [BH, L] (True = real) -> [BH, L, Dv]."""
-    fn = _BidirectionalSoftmax if softmax else _BidirectionalRelu
-    return fn.apply(q, k, v, w, mask, eps)
+    return _BidirectionalSoftmax.apply(q, k, v, w, mask, eps)
+
+
+def bidirectional_relu(
+    q: Tensor, k: Tensor, v: Tensor, w: Tensor, mask: Tensor | None, eps: float
+) -> Tensor:
+    """As :func:`bidirectional_softmax`, with the ReLU kernel."""
+    return _BidirectionalRelu.apply(q, k, v, w, mask, eps)
 
 
 # Rows per block of the blocked bidirectional softmax path: a [B*H, rows, m] block of about

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-# Floor of the key stabiliser (keeps exp finite before any real key; see favor.py).
-STAB_FLOOR = -1e4
-# The softmax kernels hold their logits in base 2 (times log2 e, folded into the projection)
-# and exponentiate with exp2: torch's CPU exp2 kernel is ~4x faster than its exp (22 vs 82 us
-# for 262k float32 values), same accuracy up to the rounding of the folded factor, and
-# exp2(0) is exactly 1 (see sub_at_row_max).
-LOG2E = 1.0 / math.log(2.0)
+from protein_performer.attention.numerics import LOG2E
 
 
 def inverse_den(den: Tensor) -> Tensor:
-    """1 / den as [.., 1], 0 where den = 0 (a row with no real key: out 0, see favor._divide)."""
+    """1 / den as [.., 1], 0 where den = 0 (a row with no real key: out 0, see favor.layer._divide)."""
     return den.reciprocal().masked_fill_(den <= 0, 0.0)[..., None]
 
 
@@ -52,6 +44,14 @@ def add_key_max_grads(g_k: Tensor, k: Tensor, ws: Tensor, g_max: Tensor) -> None
     kk = k[rows]  # [K, d]
     f_star = (kk @ ws.t()).argmax(-1)
     g_k[rows] += g_max[rows][:, None] * (ws[f_star] - kk * kk.shape[-1] ** -0.5)
+
+
+def flat_heads(fn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *args) -> Tensor:
+    """Run fn(q, k, v, *, mask, ...) on [B*H, L, .] tensors (mask repeated per head)."""
+    b, h, length, _ = q.shape
+    flat = [t.reshape(b * h, length, t.shape[-1]).contiguous() for t in (q, k, v)]
+    bmask = None if mask is None else mask.repeat_interleave(h, dim=0)  # [B*H, L]
+    return fn(*flat, bmask, *args).view(b, h, length, v.shape[-1])
 
 
 # The causal kernels' projections and stabiliser pieces (the Python loop and the C++ kernel).

@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import torch
 
-from protein_performer.cli.bench import check_targets, flops, run_case
+from protein_performer.benchmarks.attention import check_targets, flops, run_case
 
 
 def _spec(kind, causal, pas):
@@ -105,7 +105,8 @@ def test_check_targets_reads_the_table():
 
 
 def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path):
-    from protein_performer.cli import bench
+    from protein_performer.benchmarks import attention as bench
+    from protein_performer.cli import bench as cli
 
     seen = []
 
@@ -134,14 +135,14 @@ def test_chunk_size_defaults_to_the_library_and_can_be_set(monkeypatch, tmp_path
         "1",
         "--no-peer",
     ]
-    bench.main(["attention", *tiny, "--out", str(tmp_path / "a")])
-    bench.main(["attention", *tiny, "--chunk-size", "8", "--out", str(tmp_path / "b")])
+    cli.main(["attention", *tiny, "--out", str(tmp_path / "a")])
+    cli.main(["attention", *tiny, "--chunk-size", "8", "--out", str(tmp_path / "b")])
     assert seen == [None, 8]  # None: the implementation's default chunk
 
 
 def test_impls_time_each_causal_implementation(monkeypatch, tmp_path):
-    from protein_performer.attention import favor_causal_cpu
-    from protein_performer.cli import bench
+    from protein_performer.attention.favor import causal_cpu as favor_causal_cpu
+    from protein_performer.benchmarks import attention as bench
 
     # the implementation choice is causal FAVOR+'s only
     assert bench._series(["exact", "favor_relu"], False, ["loop", "chunkwise"]) == [
@@ -153,33 +154,18 @@ def test_impls_time_each_causal_implementation(monkeypatch, tmp_path):
     )
     monkeypatch.setattr(bench, "matmul_peak_gflops", lambda device, n=2048: 100.0)
     df = bench.bench_attention(
-        bench._parser().parse_args(
-            [
-                "attention",
-                "--kinds",
-                "favor_relu",
-                "--lengths",
-                "64",
-                "--causal",
-                "true",
-                "--passes",
-                "fwd",
-                "--heads",
-                "2",
-                "--head-dim",
-                "8",
-                "--features",
-                "16",
-                "--repeats",
-                "1",
-                "--no-peer",
-                "--impls",
-                "auto",
-                "loop",
-                "chunkwise",
-                "--out",
-                str(tmp_path),
-            ]
+        bench.AttentionBench(
+            kinds=["favor_relu"],
+            lengths=[64],
+            causal=[True],
+            passes=["fwd"],
+            heads=2,
+            head_dim=8,
+            features=16,
+            repeats=1,
+            peer=False,
+            impls=["auto", "loop", "chunkwise"],
+            out=str(tmp_path),
         )
     )
     assert list(df.kind) == ["favor_relu", "favor_relu:loop", "favor_relu:chunkwise"]
@@ -193,7 +179,7 @@ def test_memory_probe_sees_a_fresh_allocation():
     a fresh process, as the benchmark runs each case."""
     code = (
         "import torch\n"
-        "from protein_performer.cli.bench import _rss_peak, _rss_reset_peak\n"
+        "from protein_performer.benchmarks.attention import _rss_peak, _rss_reset_peak\n"
         "base = _rss_reset_peak()\n"
         "block = torch.ones(64 * 2**20 // 4)\n"  # 64 MiB, touched
         "print((_rss_peak() - base) / 2**20)\n"
@@ -204,8 +190,8 @@ def test_memory_probe_sees_a_fresh_allocation():
 
 
 def test_in_process_case_turns_an_error_into_the_case_note(monkeypatch):
-    from protein_performer.attention import favor_causal_cpu
-    from protein_performer.cli import bench
+    from protein_performer.attention.favor import causal_cpu as favor_causal_cpu
+    from protein_performer.benchmarks import attention as bench
 
     monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
     spec = {**_spec("favor_softmax", True, "fwd"), "causal_impl": "cpp"}
@@ -213,3 +199,23 @@ def test_in_process_case_turns_an_error_into_the_case_note(monkeypatch):
     assert res["error"].startswith("ValueError: attention.causal_impl='cpp' runs CPU")
     res = bench._in_process_case({**spec, "causal_impl": "chunkwise", "matmul_size": 64})
     assert res["time_s"] > 0 and res["impl"] == "chunkwise"
+
+
+def test_a_case_runs_in_a_fresh_process():
+    """The default path: each case in its own interpreter (``python -m`` of the benchmark
+    module), its result read back from the last stdout line."""
+    from protein_performer.benchmarks import attention as bench
+
+    res = bench._subprocess_case({**_spec("favor_relu", True, "fwd"), "matmul_size": 64}, 300)
+    assert res["time_s"] > 0 and res["runs"] == 1 and res["impl"] in ("cpp", "loop")
+    bad = bench._subprocess_case({**_spec("no_such_kind", False, "fwd"), "matmul_size": 64}, 300)
+    assert bad["error"].startswith("exit 1: ValueError: attention.kind must be one of")
+
+
+def test_cli_names_an_unknown_kind(tmp_path):
+    import pytest
+
+    from protein_performer.cli import bench as cli
+
+    with pytest.raises(SystemExit, match="--kinds: unknown kind 'favour'"):
+        cli.main(["attention", "--kinds", "favour", "--no-peer", "--out", str(tmp_path)])

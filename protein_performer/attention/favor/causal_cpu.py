@@ -1,7 +1,7 @@
 """The C++ causal FAVOR+ kernel for CPU tensors (``csrc/favor_causal.cpp``), built on first use.
 
 Same function, same saved tensors and the same arithmetic as the Python loop of
-:mod:`favor_causal`, but one head per task (``at::parallel_for`` over B*H) on cache-resident
+:mod:`favor.causal`, but one head per task (``at::parallel_for`` over B*H) on cache-resident
 [C, m] tiles: GEMMs through BLAS and the stabiliser, exp2, ratio and masks fused into a few
 vectorised passes per tile, with no per-op dispatch. 1.2-1.3x the Python loop's speed at
 L >= 4096 (docs/benchmarks.md). The build takes ~10 s once (gcc, through
@@ -24,15 +24,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import (
-    LOG2E,
-    STAB_FLOOR,
+from protein_performer.attention.favor.common import (
     add_key_max_grads,
     feature_projection,
     key_norms,
     rescale_cap,
     scaled_projection,
 )
+from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def _mask_arg(mask: Tensor | None) -> Tensor:
 
 
 class CausalFavorCpu(torch.autograd.Function):
-    """Arguments and result as :class:`favor_causal._CausalFavor`."""
+    """Arguments and result as :class:`favor.causal._CausalFavor`."""
 
     @staticmethod
     def forward(ctx, q, k, v, w, mask, eps: float, chunk: int, softmax: bool):

@@ -1,7 +1,7 @@
 """Chunk-parallel causal FAVOR+ (softmax and ReLU kernels) in plain torch: the GPU-shaped form.
 
-Same function as the chunk loop of :mod:`favor_causal` (see :mod:`favor` for the no-lookahead
-stabiliser and the cap), with no Python loop over chunks: a fixed series of ~40 batched ops
+Same function as the chunk loop of :mod:`favor.causal` (see the :mod:`favor` package docstring
+for the no-lookahead stabiliser and the cap), with no Python loop over chunks: a fixed series of ~40 batched ops
 whatever L, so a GPU is not bound by kernel launches. With N = L/C chunks of C rows:
 - intra-chunk: the masked [C, C] products tril(phi(Q_c) G_c^T) [V_c, 1] as one batched GEMM;
 - inter-chunk: the chunk states s_c = G_c^T [V_c, 1] [m, Dv+1]; chunk c reads
@@ -27,12 +27,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor_common import (
-    LOG2E,
-    STAB_FLOOR,
+from protein_performer.attention.favor.common import (
     feature_projection,
     rescale_cap,
 )
+from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
 
 def causal_favor_chunkwise(
@@ -96,5 +95,5 @@ def causal_favor_chunkwise(
     sum_q = e.sum(-1, keepdim=True) + m * eps  # sum_f phi(q_i)_f
     num = (num + eps * sum_q * v1.cumsum(1))[:, :length]
     den = num[..., -1:]
-    # a row with no real key yet has num = 0: out 0 with zero gradient (see favor._divide)
+    # a row with no real key yet has num = 0: out 0 with zero gradient (see favor.layer._divide)
     return num[..., :-1] / torch.where(den > 0, den, torch.ones_like(den))

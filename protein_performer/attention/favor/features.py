@@ -6,12 +6,14 @@
   phi(x) = (exp(w.x' - |x'|^2/2 - max) + eps) / sqrt(m).
 * generalized: phi(x) = f(x W^T / sqrt(m)) + eps (Performer-ReLU: f = relu, eps = 1e-3), as in
   the authors' reference code. ``f`` is pluggable.
+
+These are the readable forms (tests, analysis); the fast paths fuse them into their loops. The
+kernel objects (name, paper eps, the paths that compute attention) are in :mod:`favor.kernels`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -19,40 +21,6 @@ from torch import Tensor
 
 SOFTMAX_EPS = 1e-6
 RELU_EPS = 1e-3
-
-
-@dataclass(frozen=True)
-class FeatureKernel:
-    """A kernel for :func:`favor_attention`: ``fn=None`` means positive softmax features."""
-
-    name: str
-    fn: Callable[[Tensor], Tensor] | None
-    default_eps: float
-
-    @property
-    def is_softmax(self) -> bool:
-        return self.fn is None
-
-
-KERNELS: dict[str, FeatureKernel] = {
-    "softmax": FeatureKernel("softmax", None, SOFTMAX_EPS),
-    "relu": FeatureKernel("relu", torch.relu, RELU_EPS),
-}
-
-
-def resolve_kernel(kernel: str | Callable[[Tensor], Tensor] | FeatureKernel) -> FeatureKernel:
-    """A kernel name in :data:`KERNELS`, a FeatureKernel, or a callable f (generalized, eps 1e-3)."""
-    if isinstance(kernel, FeatureKernel):
-        return kernel
-    if isinstance(kernel, str):
-        if kernel not in KERNELS:
-            raise ValueError(
-                f"kernel must be one of {sorted(KERNELS)} or a callable, got {kernel!r}"
-            )
-        return KERNELS[kernel]
-    if callable(kernel):
-        return FeatureKernel(getattr(kernel, "__name__", "custom"), kernel, RELU_EPS)
-    raise TypeError(f"kernel must be a name, a FeatureKernel or a callable, got {type(kernel)}")
 
 
 def softmax_logits(x: Tensor, projection: Tensor) -> Tensor:

@@ -3,16 +3,16 @@
 :func:`causal_favor` is the one place that picks an implementation (logged once per device
 type and implementation); all three compute the same function and are tested against each
 other and the float64 reference:
-- ``cpp``: the chunk loop in C++ (:mod:`favor_causal_cpu`, csrc/favor_causal.cpp: one head per
+- ``cpp``: the chunk loop in C++ (:mod:`favor.causal_cpu`, csrc/favor_causal.cpp: one head per
   thread, fused elementwise passes), the CPU default when it builds;
 - ``loop``: the Python chunk loop below (the reference of the C++ kernel; the CPU fallback);
-- ``chunkwise``: the chunk-parallel form (:mod:`favor_chunkwise`), a fixed series of batched
+- ``chunkwise``: the chunk-parallel form (:mod:`favor.chunkwise`), a fixed series of batched
   ops whatever L: the default on CUDA (and other accelerators), where the loop's ~200 kernel
   launches per chunk would bind it.
 ``auto`` takes :data:`AUTO_IMPL` by device type. Each has its default chunk
 (:data:`DEFAULT_CHUNK`).
 
-The same function as the chunk-parallel form in :mod:`favor` (see its docstring for the
+The same function as the chunk-parallel form (see the :mod:`favor` package docstring for the
 no-lookahead softmax stabiliser), computed by a loop over chunks that carries the
 [m, Dv+1] state S (held transposed): per chunk, the query and key features are made in two
 reused [C, m] workspaces, the output is phi(Q_c) S_c + tril(phi(Q_c) G_c^T) [V_c, 1], and S is
@@ -42,11 +42,9 @@ import logging
 import torch
 from torch import Tensor
 
-from protein_performer.attention import favor_causal_cpu, favor_chunkwise
-from protein_performer.attention.favor_causal_cpu import CausalFavorCpu
-from protein_performer.attention.favor_common import (
-    LOG2E,
-    STAB_FLOOR,
+from protein_performer.attention.favor import causal_cpu, chunkwise
+from protein_performer.attention.favor.causal_cpu import CausalFavorCpu
+from protein_performer.attention.favor.common import (
     add_key_max_grads,
     feature_projection,
     inverse_den,
@@ -56,6 +54,7 @@ from protein_performer.attention.favor_common import (
     scaled_projection,
     sub_at_row_max,
 )
+from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
 
 log = logging.getLogger(__name__)
@@ -86,9 +85,9 @@ def resolve_impl(impl: str, q: Tensor) -> str:
         raise ValueError(f"attention.causal_impl must be one of {CAUSAL_IMPLS}, got {impl!r}")
     if impl == "auto":
         impl = AUTO_IMPL.get(q.device.type, "chunkwise")
-        if impl == "cpp" and not favor_causal_cpu.usable(q):
+        if impl == "cpp" and not causal_cpu.usable(q):
             impl = "loop"
-    elif impl == "cpp" and not favor_causal_cpu.usable(q):
+    elif impl == "cpp" and not causal_cpu.usable(q):
         raise ValueError(
             f"attention.causal_impl='cpp' runs CPU float32/float64 tensors once the "
             f"C++ kernel is built; got {q.device.type} {q.dtype} tensors"
@@ -121,7 +120,7 @@ def causal_favor(
     if not torch.is_grad_enabled():  # keep nothing for backward (needs_input_grad ignores no_grad)
         q, k, v = q.detach(), k.detach(), v.detach()
     if impl == "chunkwise":
-        return favor_chunkwise.causal_favor_chunkwise(q, k, v, w, mask, eps, chunk, softmax)
+        return chunkwise.causal_favor_chunkwise(q, k, v, w, mask, eps, chunk, softmax)
     fn = CausalFavorCpu if impl == "cpp" else _CausalFavor
     return fn.apply(q, k, v, w, mask, eps, chunk, softmax)
 

@@ -1,4 +1,4 @@
-// Causal FAVOR+ (softmax and ReLU kernels) on CPU: the chunk loop of favor_causal.py, one
+// Causal FAVOR+ (softmax and ReLU kernels) on CPU: the chunk loop of favor/causal.py, one
 // head per task (at::parallel_for over B*H), on cache-resident [C, m] tiles, GEMMs through
 // BLAS (single-threaded inside the parallel region) and the stabiliser, exp2, ratio and
 // masks fused into a few passes per tile. Same arithmetic and the same saved tensors as the
@@ -401,7 +401,7 @@ std::vector<at::Tensor> forward(const at::Tensor& q, const at::Tensor& k, const 
                                 const at::Tensor& knorm, double eps, int64_t chunk, bool softmax,
                                 bool keep, double cap, double floor_) {
   TORCH_CHECK(q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && wt.is_contiguous(),
-              "favor_causal_cpu: inputs must be contiguous");
+              "favor.causal_cpu: inputs must be contiguous");
   const bool masked = mask.numel() > 0;
   const int64_t bh = q.size(0), L = q.size(1), dv = v.size(2), m = wt.size(1);
   const int64_t C = std::min<int64_t>(chunk, L), N = (L + C - 1) / C;
@@ -434,7 +434,7 @@ std::vector<at::Tensor> forward(const at::Tensor& q, const at::Tensor& k, const 
 }
 
 // Gradients g_q, g_k, g_v (g_v not yet masked: padded rows are zeroed here) and
-// g_keymax [BH, L] (softmax: dL/d(row max of key j's logits), for favor_common.add_key_max_grads).
+// g_keymax [BH, L] (softmax: dL/d(row max of key j's logits), for favor/common.py add_key_max_grads).
 std::vector<at::Tensor> backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const at::Tensor& wt, const at::Tensor& we,
                                  const at::Tensor& mask, const at::Tensor& knorm,
@@ -444,7 +444,7 @@ std::vector<at::Tensor> backward(const at::Tensor& q, const at::Tensor& k, const
                                  const at::Tensor& run, const at::Tensor& src,
                                  const at::Tensor& g_out, double eps, int64_t chunk, bool softmax,
                                  double cap) {
-  TORCH_CHECK(g_out.is_contiguous() && we.is_contiguous(), "favor_causal_cpu: contiguous grads");
+  TORCH_CHECK(g_out.is_contiguous() && we.is_contiguous(), "favor.causal_cpu: contiguous grads");
   const bool masked = mask.numel() > 0;
   auto g_q = at::empty_like(q), g_k = at::empty_like(k), g_v = at::empty_like(v);
   auto g_keymax = at::zeros({softmax ? q.size(0) : 0, q.size(1)}, q.options());
