@@ -48,9 +48,17 @@ def protein_example(
 
     The window is the whole stream when it fits; a cropped window keeps ``<cls>`` / ``<eos>``
     only where it holds the protein's real start / end (never a false terminus)."""
-    start = crop_start(len(residues), max_length, train=train, seed=seed, epoch=epoch, index=index)
-    out = ALPHABET.wrap(residues)[start : start + int(max_length)]
-    return {"tokens": torch.from_numpy(np.ascontiguousarray(out)), "index": int(index)}
+    n = len(residues)
+    start = crop_start(n, max_length, train=train, seed=seed, epoch=epoch, index=index)
+    end = min(start + int(max_length), n + 2)  # stream position j holds residue j - 1
+    out = np.empty(end - start, dtype=np.int64)  # only the window: proteins can be 35k long
+    lo, hi = max(start, 1), min(end, n + 1)
+    out[lo - start : hi - start] = residues[lo - 1 : hi - 1]
+    if start == 0:
+        out[0] = ALPHABET.cls_idx
+    if end == n + 2:
+        out[-1] = ALPHABET.eos_idx
+    return {"tokens": torch.from_numpy(out), "index": int(index)}
 
 
 def _without_derived(self) -> dict:

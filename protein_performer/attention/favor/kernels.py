@@ -62,6 +62,15 @@ class FeatureKernel:
         return f"{type(self).__name__}({self.name!r})"
 
 
+def _fused_causal(q, k, v, w, eps, mask, chunk, impl, *, softmax: bool) -> Tensor:
+    """The hand-written causal paths (C++ / loop / chunkwise) of the softmax or ReLU kernel."""
+
+    def run(q, k, v, mask):
+        return causal_favor(q, k, v, w, mask, eps, chunk, softmax, impl)
+
+    return flat_heads(run, q, k, v, mask)
+
+
 class SoftmaxKernel(FeatureKernel):
     """Positive random features of the softmax kernel, stabilised by running maxima."""
 
@@ -75,10 +84,7 @@ class SoftmaxKernel(FeatureKernel):
         return flat_heads(run, q, k, v, mask)
 
     def causal(self, q, k, v, w, eps, mask, chunk, impl):
-        def run(q, k, v, mask):
-            return causal_favor(q, k, v, w, mask, eps, chunk, True, impl)  # True: softmax
-
-        return flat_heads(run, q, k, v, mask)
+        return _fused_causal(q, k, v, w, eps, mask, chunk, impl, softmax=True)
 
     def decode(self, q, k, v, w, state, eps):
         return decoding.favor_softmax_step(q, k, v, w, state, eps=eps)
@@ -118,10 +124,7 @@ class ReluKernel(GeneralizedKernel):
         return flat_heads(run, q, k, v, mask)
 
     def causal(self, q, k, v, w, eps, mask, chunk, impl):
-        def run(q, k, v, mask):
-            return causal_favor(q, k, v, w, mask, eps, chunk, False, impl)  # False: relu
-
-        return flat_heads(run, q, k, v, mask)
+        return _fused_causal(q, k, v, w, eps, mask, chunk, impl, softmax=False)
 
 
 SOFTMAX = SoftmaxKernel()
