@@ -16,15 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# The main job on the embedded corpus: train the default model (tiny FAVOR+-ReLU masked LM),
-# evaluate it against the unigram baseline, compare its attention with BLOSUM62.
+# The main job on the embedded corpus: train a tiny FAVOR+-ReLU causal LM (experiment=demo: the
+# fastest learner per CPU-minute measured, docs/benchmarks.md), evaluate it against the unigram
+# baseline, compare its attention with BLOSUM62.
 DEMO := outputs/demo
 demo: setup
 	rm -rf $(DEMO)
 	$(BIN)/protein-performer-data stats data/sample/train.fasta.gz --out $(DEMO)/data_stats
-	# bf16-mixed where the CPU has it natively (~1.5x the steps per minute at the same loss per step,
-	# docs/benchmarks.md "Learning per CPU-minute"), so 1,500 steps in the time 1,000 took in float32
-	$(BIN)/protein-performer-train hydra.run.dir=$(DEMO)/train trainer.precision=auto trainer.max_steps=1500
+	$(BIN)/protein-performer-train experiment=demo hydra.run.dir=$(DEMO)/train
 	$(BIN)/protein-performer-eval ckpt_path=$(DEMO)/train/checkpoints/last.ckpt hydra.run.dir=$(DEMO)/eval
 	# threshold 0: a model trained for minutes attends diffusely (no weight reaches the default 0.1);
 	# the same model at random init is analysed beside it (the null), and FAVOR+'s error on its q, k

@@ -57,6 +57,38 @@ RECIPES: dict[str, list[str]] = {
         "attention=favor_relu",
         "trainer.precision=bf16-mixed",
     ],
+    # after the crop fix, around the study recipe (tiny CLM exact bf16): context, positions,
+    # depth, learning rate
+    "tiny_clm_exact_bf16_L512": [
+        *TINY,
+        *CLM,
+        "attention=exact",
+        "trainer.precision=bf16-mixed",
+        "model.max_length=512",
+        "data.batch_size=16",
+    ],
+    "tiny_clm_exact_bf16_rotary": [
+        *TINY,
+        *CLM,
+        "attention=exact",
+        "trainer.precision=bf16-mixed",
+        "model.position=rotary",
+    ],
+    "tiny4_clm_exact_bf16": [
+        *TINY,
+        *CLM,
+        "attention=exact",
+        "trainer.precision=bf16-mixed",
+        "model.n_layers=4",
+        "model.d_ff=512",
+    ],
+    "tiny_clm_exact_bf16_lr5e-3": [
+        *TINY,
+        *CLM,
+        "attention=exact",
+        "trainer.precision=bf16-mixed",
+        "optim.lr=5e-3",
+    ],
     # data: the embedded 5,000-protein sample (scored on Swiss-Prot valid like the others)
     "tiny_clm_exact_sample": [*TINY, *CLM, "attention=exact", "data=sample"],
 }

@@ -53,7 +53,7 @@ def test_default_config_one_step_with_test(tmp_path, caplog):
 
 
 @pytest.mark.parametrize(
-    "experiment", ["trembl_uni", "trembl_bid", "trembl_concat_8192", "cpu_study"]
+    "experiment", ["trembl_uni", "trembl_bid", "trembl_concat_8192", "cpu_study", "demo"]
 )
 def test_experiment_one_step(experiment, tmp_path):
     # the experiment's own optimiser, objective and data mode; tiny sizes and the sample corpus
