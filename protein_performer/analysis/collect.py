@@ -1,7 +1,8 @@
 """Running a model over proteins: attention summed into :class:`AttentionAggregates` in
 length-sorted batches (memory does not grow with the number of proteins), or the map of
-one protein. Proteins longer than the model's context are cropped to their first
-``max_length - 2`` residues (Vig et al. crop too), and the crop is counted."""
+one protein. Proteins longer than the model's context keep their first ``max_length`` tokens
+(``<cls>`` + residues, no false ``<eos>``: the window validation shows the model; Vig et al.
+crop too), and the crop is counted."""
 
 from __future__ import annotations
 

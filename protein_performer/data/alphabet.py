@@ -134,11 +134,16 @@ class Alphabet:
     def wrap(self, residues: np.ndarray, max_length: int | None = None) -> np.ndarray:
         """int64 [n + 2]: ``<cls>`` + residues + ``<eos>``, the per-protein example layout.
 
-        With ``max_length``, the residues are cut to ``max_length - 2`` (from the start).
+        With ``max_length``, a protein that does not fit keeps its first ``max_length`` tokens:
+        ``<cls>`` + its first ``max_length - 1`` residues and no ``<eos>`` (its end is not
+        there), the window a validation example holds (data.datasets.protein_example).
         """
         r = np.asarray(residues)
-        if max_length is not None:
-            r = r[: max(max_length - 2, 0)]
+        if max_length is not None and len(r) + 2 > max_length:
+            out = np.empty(max(int(max_length), 1), dtype=np.int64)
+            out[0] = self.cls_idx
+            out[1:] = r[: len(out) - 1]
+            return out
         out = np.empty(len(r) + 2, dtype=np.int64)
         out[0] = self.cls_idx
         out[1:-1] = r

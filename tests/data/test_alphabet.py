@@ -43,3 +43,21 @@ def test_invalid_residue_position_and_unk():
     assert "position 3" in str(err.value)
     out = ALPHABET.encode("MKJ", unknown_to_unk=True)
     assert out.tolist()[-1] == ALPHABET.unk_idx
+
+
+def test_wrap_crops_to_the_first_window_of_the_token_stream():
+    """A cropped protein keeps <cls> + its first residues and no false <eos>: the window a
+    validation example holds, so analysis sees what the model was trained and validated on."""
+    from protein_performer.data.datasets import protein_example
+
+    residues = ALPHABET.encode("ACDEFGHIKLMNPQRSTVWY")
+    whole = ALPHABET.wrap(residues, 22)
+    assert whole[0] == ALPHABET.cls_idx and whole[-1] == ALPHABET.eos_idx and len(whole) == 22
+    for max_length in (5, 21):
+        cropped = ALPHABET.wrap(residues, max_length)
+        assert len(cropped) == max_length and cropped[0] == ALPHABET.cls_idx
+        assert ALPHABET.eos_idx not in cropped
+        np.testing.assert_array_equal(cropped[1:], residues[: max_length - 1])
+    for max_length in (5, 21, 22, 40):
+        example = protein_example(residues, 0, max_length, train=False, seed=0, epoch=0)
+        np.testing.assert_array_equal(ALPHABET.wrap(residues, max_length), example["tokens"])
