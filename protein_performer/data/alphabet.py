@@ -132,7 +132,7 @@ class Alphabet:
         return codes
 
     def wrap(self, residues: np.ndarray, max_length: int | None = None) -> np.ndarray:
-        """int64 [n + 2]: ``<cls>`` + residues + ``<eos>``, the per-protein example layout.
+        """int64 [min(n + 2, max_length)]: ``<cls>`` + residues + ``<eos>``, the example layout.
 
         With ``max_length``, a protein that does not fit keeps its first ``max_length`` tokens:
         ``<cls>`` + its first ``max_length - 1`` residues and no ``<eos>`` (its end is not
