@@ -32,15 +32,17 @@ STUDY = [
     "model.d_ff=512",
 ]
 CLM = ["objective=clm", "optim.lr=3e-3", "optim.warmup_steps=200", "data.batch_size=32"]
+# the study's recipe: tiny CLM exact in bf16-mixed
+STUDY_BF16 = [*TINY, *CLM, "attention=exact", "trainer.precision=bf16-mixed"]
 
 RECIPES: dict[str, list[str]] = {
-    # the defaults of conf/train.yaml (make demo's recipe): tiny favor_relu masked LM, lr 1e-3
+    # the defaults of conf/train.yaml: tiny favor_relu masked LM, lr 1e-3
     "defaults_mlm_favor_relu": [],
     # objective (masked LM is the demo's; its perplexity is over the masked 15%)
     "tiny_mlm_exact": [*TINY, "objective=mlm", "attention=exact", "optim.lr=3e-3"],
     "tiny_clm_exact": [*TINY, *CLM, "attention=exact"],
     # precision (bf16-mixed: only where the CPU has native bf16)
-    "tiny_clm_exact_bf16": [*TINY, *CLM, "attention=exact", "trainer.precision=bf16-mixed"],
+    "tiny_clm_exact_bf16": STUDY_BF16,
     # learning rate
     "tiny_clm_exact_lr1e-2": [*TINY, *CLM, "attention=exact", "optim.lr=1e-2"],
     # batch / length
@@ -59,36 +61,10 @@ RECIPES: dict[str, list[str]] = {
     ],
     # after the crop fix, around the study recipe (tiny CLM exact bf16): context, positions,
     # depth, learning rate
-    "tiny_clm_exact_bf16_L512": [
-        *TINY,
-        *CLM,
-        "attention=exact",
-        "trainer.precision=bf16-mixed",
-        "model.max_length=512",
-        "data.batch_size=16",
-    ],
-    "tiny_clm_exact_bf16_rotary": [
-        *TINY,
-        *CLM,
-        "attention=exact",
-        "trainer.precision=bf16-mixed",
-        "model.position=rotary",
-    ],
-    "tiny4_clm_exact_bf16": [
-        *TINY,
-        *CLM,
-        "attention=exact",
-        "trainer.precision=bf16-mixed",
-        "model.n_layers=4",
-        "model.d_ff=512",
-    ],
-    "tiny_clm_exact_bf16_lr5e-3": [
-        *TINY,
-        *CLM,
-        "attention=exact",
-        "trainer.precision=bf16-mixed",
-        "optim.lr=5e-3",
-    ],
+    "tiny_clm_exact_bf16_L512": [*STUDY_BF16, "model.max_length=512", "data.batch_size=16"],
+    "tiny_clm_exact_bf16_rotary": [*STUDY_BF16, "model.position=rotary"],
+    "tiny4_clm_exact_bf16": [*STUDY_BF16, "model.n_layers=4", "model.d_ff=512"],
+    "tiny_clm_exact_bf16_lr5e-3": [*STUDY_BF16, "optim.lr=5e-3"],
     # data: the embedded 5,000-protein sample (scored on Swiss-Prot valid like the others)
     "tiny_clm_exact_sample": [*TINY, *CLM, "attention=exact", "data=sample"],
 }

@@ -139,15 +139,13 @@ class Alphabet:
         there), the window a validation example holds (data.datasets.protein_example).
         """
         r = np.asarray(residues)
-        if max_length is not None and len(r) + 2 > max_length:
-            out = np.empty(max(int(max_length), 1), dtype=np.int64)
-            out[0] = self.cls_idx
-            out[1:] = r[: len(out) - 1]
-            return out
-        out = np.empty(len(r) + 2, dtype=np.int64)
+        ends = max_length is None or len(r) + 2 <= max_length
+        n = len(r) if ends else max(int(max_length), 1) - 1
+        out = np.empty(n + 1 + ends, dtype=np.int64)
         out[0] = self.cls_idx
-        out[1:-1] = r
-        out[-1] = self.eos_idx
+        out[1 : n + 1] = r[:n]
+        if ends:
+            out[-1] = self.eos_idx
         return out
 
     def decode(self, tokens: np.ndarray | list[int]) -> str:
