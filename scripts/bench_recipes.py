@@ -65,6 +65,14 @@ RECIPES: dict[str, list[str]] = {
     "tiny_clm_exact_bf16_rotary": [*STUDY_BF16, "model.position=rotary"],
     "tiny4_clm_exact_bf16": [*STUDY_BF16, "model.n_layers=4", "model.d_ff=512"],
     "tiny_clm_exact_bf16_lr5e-3": [*STUDY_BF16, "optim.lr=5e-3"],
+    # around the study recipe: no padding (token-budget batches of the same 32 x 256 tokens),
+    # cosine to zero, fixed sinusoidal positions or none
+    "tiny_clm_exact_bf16_tokens8192": [*STUDY_BF16, "data.max_tokens=8192"],
+    "tiny_clm_exact_bf16_minlr0": [*STUDY_BF16, "optim.min_lr_ratio=0"],
+    "tiny_clm_exact_bf16_sinusoidal": [*STUDY_BF16, "model.position=sinusoidal"],
+    "tiny_clm_exact_bf16_nope": [*STUDY_BF16, "model.position=none"],
+    # a wider model for longer budgets (1.6M parameters)
+    "wide_clm_exact_bf16": [*STUDY_BF16, "model.d_model=256", "model.d_ff=1024"],
     # data: the embedded 5,000-protein sample (scored on Swiss-Prot valid like the others)
     "tiny_clm_exact_sample": [*TINY, *CLM, "attention=exact", "data=sample"],
 }

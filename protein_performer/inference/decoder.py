@@ -80,7 +80,7 @@ class RecurrentDecoder:
         model, t = self.model, self.position
         x = model.token_embedding(tokens[:, None])  # [B, 1, D]
         if model.positions is not None:
-            x = x + model.positions.table.weight[t]
+            x = x + model.positions.at(t)
         x = model.drop(x)
         rotary = None
         if model.rotary is not None:

@@ -10,7 +10,7 @@ from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.fields import check_fields
 
-POSITIONS = ("learned", "rotary")
+POSITIONS = ("learned", "sinusoidal", "rotary", "none")
 
 
 @dataclass
@@ -31,7 +31,8 @@ class ModelConfig:
     d_ff: int = 256
     dropout: float = 0.1
     max_length: int = 1024
-    position: str = "learned"  # learned (absolute table, as in the paper) | rotary
+    # learned (absolute table, as in the paper) | sinusoidal (fixed table) | rotary | none
+    position: str = "learned"
     causal: bool = False
     tie_embeddings: bool = True
     attention: AttentionConfig = field(default_factory=AttentionConfig)
@@ -59,6 +60,12 @@ class ModelConfig:
             raise ValueError(
                 f"model.position=rotary needs an even head dimension, got d_model/n_heads = "
                 f"{self.d_model}/{self.n_heads} = {self.d_model // self.n_heads}"
+            )
+        if self.position == "none" and not self.causal:
+            raise ValueError(
+                "model.position=none needs a causal model (objective=clm): without positions a "
+                "bidirectional model sees an unordered bag of residues; use learned, "
+                "sinusoidal or rotary"
             )
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")

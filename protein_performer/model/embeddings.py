@@ -1,6 +1,8 @@
-"""Positions: a learned absolute table (the paper's) and rotary embeddings (RoPE)."""
+"""Positions: a learned absolute table (the paper's), a fixed sinusoidal one, rotary (RoPE)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +19,46 @@ class LearnedPositions(nn.Module):
     def forward(self, length: int) -> Tensor:
         idx = torch.arange(length, device=self.table.weight.device)
         return self.table(idx)  # [L, D]
+
+    def at(self, position: int) -> Tensor:
+        """The vector of one position [D] (incremental decoding)."""
+        return self.table.weight[position]
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sine / cosine positions (Vaswani et al. 2017) times one learned scale.
+
+    ``forward(L) -> [L, D]``. Dimension pair ``(2i, 2i+1)`` holds ``sin, cos`` of
+    ``position / 10000^(2i/D)``. The table is derived (kept out of the state dict); the scalar
+    ``scale`` starts where every entry has the RMS ``init_rms`` (the learned table's initial
+    scale), so the positions neither drown the token embeddings at initialisation nor stay
+    fixed in size while they grow.
+    """
+
+    def __init__(self, max_length: int, d_model: int, init_rms: float = 0.02) -> None:
+        super().__init__()
+        self.max_length = max_length
+        pos = torch.arange(max_length, dtype=torch.float64)[:, None]
+        inv_freq = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+        table = torch.zeros(max_length, d_model, dtype=torch.float64)
+        table[:, 0::2] = torch.sin(pos * inv_freq)
+        table[:, 1::2] = torch.cos(pos * inv_freq)[:, : d_model // 2]
+        self.register_buffer("table", table.float(), persistent=False)
+        self.init_rms = init_rms
+        self.scale = nn.Parameter(torch.empty(()))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # sin^2 + cos^2 = 1 per pair: the table's entries have RMS 1/sqrt(2)
+        with torch.no_grad():
+            self.scale.fill_(self.init_rms * math.sqrt(2.0))
+
+    def forward(self, length: int) -> Tensor:
+        return self.scale * self.table[:length]  # [L, D]
+
+    def at(self, position: int) -> Tensor:
+        """The vector of one position [D] (incremental decoding)."""
+        return self.scale * self.table[position]
 
 
 class RotaryEmbedding(nn.Module):

@@ -11,9 +11,22 @@ from torch import Tensor, nn
 
 from protein_performer.model.block import Block
 from protein_performer.model.config import ModelConfig
-from protein_performer.model.embeddings import LearnedPositions, RotaryEmbedding
+from protein_performer.model.embeddings import (
+    LearnedPositions,
+    RotaryEmbedding,
+    SinusoidalPositions,
+)
 
 INIT_STD = 0.02
+
+
+def _absolute_positions(cfg: ModelConfig) -> LearnedPositions | SinusoidalPositions | None:
+    """The table added to the token embeddings (None: rotary positions, or none at all)."""
+    if cfg.position == "learned":
+        return LearnedPositions(cfg.max_length, cfg.d_model)
+    if cfg.position == "sinusoidal":
+        return SinusoidalPositions(cfg.max_length, cfg.d_model, init_rms=INIT_STD)
+    return None
 
 
 class PerformerLM(nn.Module):
@@ -32,9 +45,7 @@ class PerformerLM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.positions = (
-            LearnedPositions(cfg.max_length, cfg.d_model) if cfg.position == "learned" else None
-        )
+        self.positions = _absolute_positions(cfg)
         self.rotary = (
             RotaryEmbedding(cfg.head_dim, cfg.max_length) if cfg.position == "rotary" else None
         )
@@ -62,6 +73,8 @@ class PerformerLM(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+            elif isinstance(module, SinusoidalPositions):
+                module.reset_parameters()
         scaled = INIT_STD / math.sqrt(2 * self.cfg.n_layers)
         for block in self.blocks:
             for linear in block.residual_projections():

@@ -46,7 +46,7 @@ def _model(kind: str, position: str, seed: int = 0) -> PerformerLM:
     return model
 
 
-@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("position", ["learned", "sinusoidal", "rotary", "none"])
 @pytest.mark.parametrize("kind", CAUSAL_KINDS)
 @pytest.mark.parametrize("length", [1, 7, 21, 80])  # crossing chunk 8, AFT window 5 / kernel 4
 def test_step_logits_equal_full_forward(kind: str, position: str, length: int) -> None:

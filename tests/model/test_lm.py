@@ -46,7 +46,7 @@ def proteins(batch: int, length: int, seed: int = 0) -> torch.Tensor:
     return t
 
 
-@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("position", ["learned", "sinusoidal", "rotary"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_shapes(kind, position):
     model = tiny(kind, position=position)
@@ -88,7 +88,9 @@ def test_config_validation_and_the_model_deciding_causal_and_max_length():
     ):
         ModelConfig(d_model=100, n_heads=3, attention=exact)
     with pytest.raises(ValueError, match="model.position must be one of"):
-        ModelConfig(position="sinusoidal", attention=exact)
+        ModelConfig(position="alibi", attention=exact)
+    with pytest.raises(ValueError, match=r"model.position=none needs a causal model"):
+        ModelConfig(position="none", causal=False, attention=exact)
     with pytest.raises(ValueError, match="attention.kind must be one of"):
         ModelConfig.from_dict({"attention": {"kind": "nope"}})
     with pytest.raises(ValueError, match="model.n_layers must be a positive integer"):
@@ -116,7 +118,7 @@ def test_config_validation_and_the_model_deciding_causal_and_max_length():
     assert again == cfg
 
 
-@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("position", ["learned", "sinusoidal", "rotary", "none"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_causal_model_does_not_see_the_future(kind, position):
     model = tiny(kind, causal=True, position=position).double()
@@ -265,3 +267,33 @@ def test_longer_inputs_only_when_positions_and_attention_allow(position, kind, w
     else:
         with pytest.raises(ValueError, match=f"attention={kind}\\) cannot run longer inputs whole"):
             model.hidden_states(tokens, any_length=True)
+
+
+def test_sinusoidal_positions_are_the_fixed_table_times_one_learned_scale():
+    from protein_performer.model.embeddings import SinusoidalPositions
+
+    pos = SinusoidalPositions(max_length=50, d_model=10, init_rms=0.02)
+    table = pos(50) / pos.scale
+    t, i = 37, 3  # pair (6, 7): sin, cos of t / 10000^(6/10)
+    angle = t / 10000 ** (2 * i / 10)
+    assert table[t, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+    assert table[t, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+    # the learned table's scale at init: every entry RMS 0.02
+    assert pos(50).pow(2).mean().sqrt().item() == pytest.approx(0.02, rel=1e-6)
+    torch.testing.assert_close(pos.at(t), pos(50)[t])
+    # the table is derived: only the scale is a parameter and in the state dict
+    assert [n for n, _ in pos.named_parameters()] == ["scale"]
+    assert set(pos.state_dict()) == {"scale"}
+    with torch.no_grad():
+        pos.scale.mul_(3.0)
+    pos.reset_parameters()
+    assert pos(50).pow(2).mean().sqrt().item() == pytest.approx(0.02, rel=1e-6)
+    odd = SinusoidalPositions(max_length=4, d_model=7)  # an odd width ends with a sine
+    assert odd(4).shape == (4, 7)
+
+
+def test_no_positions_adds_nothing_to_the_token_embeddings():
+    model = tiny("exact", causal=True, position="none")
+    t = proteins(2, 9)
+    assert model.positions is None and model.rotary is None
+    torch.testing.assert_close(model.embed(t), model.token_embedding(t))

@@ -66,7 +66,7 @@ def test_config_validation():
     assert OptimConfig(betas=[0.9, 0.98]).betas == (0.9, 0.98)
 
 
-@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("position", ["learned", "sinusoidal", "rotary"])
 def test_weight_decay_groups(position):
     model = PerformerLM(
         ModelConfig(
@@ -93,6 +93,8 @@ def test_weight_decay_groups(position):
     assert "head_bias" in got_none and "norm.weight" in got_none
     if position == "learned":
         assert "positions.table.weight" in got_none
+    if position == "sinusoidal":  # the fixed table is a buffer; its one scale is not decayed
+        assert "positions.scale" in got_none
     opt = build_optimizer(model, OptimConfig(lr=2e-3))
     assert opt.defaults["lr"] == 2e-3 and opt.defaults["betas"] == (0.9, 0.98)
     assert opt.defaults["eps"] == 1e-9
