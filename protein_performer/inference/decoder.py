@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.model.embeddings import RotaryEmbedding
+from protein_performer.model.embeddings import RotaryEmbedding, position_angles
 from protein_performer.model.lm import PerformerLM
 
 
@@ -21,14 +21,11 @@ def rotate_at(rotary: RotaryEmbedding, x: Tensor, position: int) -> Tensor:
     """Rotary embedding of x [B, H, n, Dh] holding positions position .. position+n-1.
 
     The same numbers as ``rotary(x)`` on the whole prefix: float32 models read the cached
-    float32 tables, float64 ones compute the float64 angles the same way (position * inv_freq).
+    float32 tables, float64 ones compute the float64 angles the same way (``position_angles``).
     """
     n = x.shape[-2]
     if x.dtype == torch.float64:
-        half = torch.arange(0, rotary.head_dim, 2, dtype=torch.float64, device=x.device)
-        inv_freq = 1.0 / (rotary.base ** (half / rotary.head_dim))
-        pos = torch.arange(position, position + n, dtype=torch.float64, device=x.device)
-        angles = pos[:, None] * inv_freq
+        angles = position_angles(position, position + n, rotary.head_dim, rotary.base, x.device)
         angles = torch.cat([angles, angles], dim=-1)
         cos, sin, xf = angles.cos(), angles.sin(), x
     else:

@@ -8,6 +8,17 @@ import torch
 from torch import Tensor, nn
 
 
+def position_angles(
+    start: int, stop: int, dim: int, base: float = 10000.0, device: torch.device | None = None
+) -> Tensor:
+    """float64 ``[stop - start, ceil(dim / 2)]``: position ``p`` times ``base^(-2i / dim)``, the
+    angles of sinusoidal and rotary positions (computed in float64: a bf16 or float32 angle of a
+    far position is off by a lot)."""
+    half = torch.arange(0, dim, 2, dtype=torch.float64, device=device)
+    inv_freq = 1.0 / (base ** (half / dim))
+    return torch.arange(start, stop, dtype=torch.float64, device=device)[:, None] * inv_freq
+
+
 class LearnedPositions(nn.Module):
     """A learned table of ``max_length`` position vectors; ``forward(L) -> [L, D]``."""
 
@@ -38,11 +49,10 @@ class SinusoidalPositions(nn.Module):
     def __init__(self, max_length: int, d_model: int, init_rms: float = 0.02) -> None:
         super().__init__()
         self.max_length = max_length
-        pos = torch.arange(max_length, dtype=torch.float64)[:, None]
-        inv_freq = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+        angles = position_angles(0, max_length, d_model)
         table = torch.zeros(max_length, d_model, dtype=torch.float64)
-        table[:, 0::2] = torch.sin(pos * inv_freq)
-        table[:, 1::2] = torch.cos(pos * inv_freq)[:, : d_model // 2]
+        table[:, 0::2] = torch.sin(angles)
+        table[:, 1::2] = torch.cos(angles)[:, : d_model // 2]
         self.register_buffer("table", table.float(), persistent=False)
         self.init_rms = init_rms
         self.scale = nn.Parameter(torch.empty(()))
@@ -85,9 +95,7 @@ class RotaryEmbedding(nn.Module):
 
     def _tables(self, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """cos and sin of the angles [length, Dh], computed in float64."""
-        half = torch.arange(0, self.head_dim, 2, dtype=torch.float64, device=device)
-        inv_freq = 1.0 / (self.base ** (half / self.head_dim))
-        angles = torch.arange(length, dtype=torch.float64, device=device)[:, None] * inv_freq
+        angles = position_angles(0, length, self.head_dim, self.base, device)
         angles = torch.cat([angles, angles], dim=-1)
         return angles.cos(), angles.sin()
 
