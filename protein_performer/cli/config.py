@@ -117,6 +117,7 @@ class TrainSetup:
     data: Any  # protein_performer.data.config.DataConfig
     seed: int
     ckpt_path: Path | None
+    budget: Any = None  # protein_performer.training.budget.BudgetConfig
     precision: str = (
         "32-true"  # trainer.precision with ``auto`` resolved (devices.resolve_precision)
     )
@@ -193,7 +194,20 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
     _check_paths(data_values)
     data = make(DataConfig, "data", data_values)
 
+    from protein_performer.training.budget import BudgetConfig
+
+    budget_values = _section(cfg, "budget") if cfg.get("budget") is not None else {}
+    budget = make(BudgetConfig, "budget", budget_values)
+    if budget.share is not None:
+        budget.share = str(user_path(budget.share))
+
     optim_values = _section(cfg, "optim")
+    if budget.minutes is not None and optim_values.get("total_steps") is not None:
+        raise ConfigError(
+            f"optim.total_steps ({optim_values['total_steps']}) and budget.minutes "
+            f"({budget.minutes}) both set the schedule's length: drop one (with budget.minutes "
+            f"the schedule ends where the budget does)"
+        )
     if optim_values.get("total_steps") is None:
         max_steps = cfg.trainer.get("max_steps", -1)
         optim_values["total_steps"] = max_steps if max_steps and max_steps > 0 else None
@@ -229,6 +243,7 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
         data=data,
         seed=int(cfg.get("seed", 0)),
         ckpt_path=ckpt_path,
+        budget=budget,
         precision=precision,
     )
 

@@ -107,6 +107,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if setup.budget is not None and setup.budget.minutes is not None:
+        from protein_performer.training.budget import TimeBudget
+
+        callbacks.append(
+            TimeBudget(
+                setup.budget.minutes,
+                probe_steps=setup.budget.probe_steps,
+                share=setup.budget.share,
+                record_dir=out_dir,
+            )
+        )
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None
     loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt})
     resolved = OmegaConf.to_container(cfg, resolve=True)

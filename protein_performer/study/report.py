@@ -204,6 +204,32 @@ def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     )
 
 
+def training_table(runs: list[StudyRun]) -> pd.DataFrame:
+    """Steps each model trained (its checkpoint's), and with ``budget.minutes`` the budget, the
+    training minutes, the probed rate and where the step count came from (its time_budget.json:
+    ``probe``, ``shared`` = the sweep's first decision, or ``checkpoint`` = a resumed run)."""
+    import torch
+
+    from protein_performer.training.budget import RECORD
+
+    rows = []
+    for run in runs:
+        state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+        path = run.run_dir / RECORD
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        rows.append(
+            {
+                "model": run.label,
+                "steps": int(state.get("global_step", 0)),
+                "budget_minutes": record.get("minutes"),
+                "train_minutes": record.get("train_minutes"),
+                "steps_per_s": record.get("steps_per_s"),
+                "steps_from": record.get("source"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def run_study(
     sweep_dir: str | Path, opts: StudyOptions, out_dir: str | Path | None = None
 ) -> dict[str, Any]:
@@ -218,6 +244,8 @@ def run_study(
     log.info("study of %d runs in %s", len(runs), sweep)
     perplexity = evaluate_runs(runs, opts, out)
     perplexity.to_csv(out / "perplexity.csv", index=False)
+    training = training_table(runs)
+    training.to_csv(out / "training.csv", index=False)
     blosum = blosum_with_controls(runs, opts, out)
     blosum.to_csv(out / "blosum_vs_control.csv", index=False)
     # the diagnostic needs one model's q, k: the exact one when the sweep has it
@@ -239,6 +267,7 @@ def run_study(
             for r in runs
         ],
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()},
+        "training": training.to_dict(orient="records"),
         "perplexity": perplexity.to_dict(orient="records"),
         "blosum": blosum.to_dict(orient="records"),
         "favor_error_model": probe.label,
@@ -249,13 +278,17 @@ def run_study(
         "figures": files,
     }
     (out / "study.json").write_text(json.dumps(finite(study), indent=2, default=str) + "\n")
-    (out / "report.md").write_text(render_report(study, perplexity, blosum, favor))
+    (out / "report.md").write_text(render_report(study, perplexity, blosum, favor, training))
     log.info("study report: %s", out / "report.md")
     return study
 
 
 def render_report(
-    study: dict[str, Any], perplexity: pd.DataFrame, blosum: pd.DataFrame, favor: pd.DataFrame
+    study: dict[str, Any],
+    perplexity: pd.DataFrame,
+    blosum: pd.DataFrame,
+    favor: pd.DataFrame,
+    training: pd.DataFrame | None = None,
 ) -> str:
     """report.md: the tables and the figures, with what each number means."""
     ppl = perplexity.assign(
@@ -307,6 +340,7 @@ def render_report(
         "",
         "![curves](valid_curves.png)",
         "",
+        *_training_section(training),
         "## Attention vs BLOSUM62, beside the same model at random initialisation",
         "",
         "Vig et al. similarity of amino acids over heads vs BLOSUM62 (Pearson r over the 190 "
@@ -329,3 +363,21 @@ def render_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _training_section(training: pd.DataFrame | None) -> list[str]:
+    if training is None or training.empty:
+        return []
+    table = training
+    if table["budget_minutes"].isna().all():
+        table = table[["model", "steps"]]
+    return [
+        "## Training",
+        "",
+        "Optimizer steps per model; with `budget.minutes`, the budget, the minutes the training "
+        "loop took, the probed rate, and where the step count came from (`probe`: this run's; "
+        "`shared`: the sweep's first run's, so that every model trains the same steps).",
+        "",
+        table.to_markdown(index=False, floatfmt=".3g"),
+        "",
+    ]

@@ -176,3 +176,8 @@ def test_cpu_study_experiment_end_to_end(tmp_path):
     assert sorted(table["model"]) == ["attention=exact", "attention=favor_relu"]
     assert list(table["split"].unique()) == ["valid"]
     assert (sweep / "study" / "report.md").is_file() and (sweep / "comparison.csv").is_file()
+    # the budget (19 min) did not bind: trainer.max_steps=2 ended both runs before any estimate
+    training = pd.read_csv(sweep / "study" / "training.csv")
+    assert list(training["steps"]) == [2, 2]
+    assert list(training["steps_from"]) == ["trainer.max_steps"] * 2
+    assert "## Training" in (sweep / "study" / "report.md").read_text()
