@@ -2,9 +2,13 @@
 a fixed 32 x 256 batch, in bf16 autocast and float32, for the tiny causal model on CPU.
 
     python scripts/bench_varying_shapes.py --steps 15
+    python scripts/bench_varying_shapes.py --steps 40 --warm-all   # steady state: shapes seen before
 
 Varying: each step draws a length L in [150, 256] and a batch of 8192 // L rows (the token-budget
-sampler's shapes); fixed: 32 x 256. Prints ms per step (forward, backward, AdamW step).
+sampler's shapes); bucketed: the same lengths rounded up to a multiple of 32 (4 shapes); fixed:
+32 x 256. ``--warm-all`` first runs one step of every shape the mode can draw, so the timed steps
+see only shapes met before (as in a long run). Prints ms per step and per 1k tokens (forward,
+backward, AdamW step).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warm-all", action="store_true", help="one step of every shape first")
     args = parser.parse_args()
     torch.manual_seed(0)
     rng = random.Random(0)
@@ -42,18 +47,32 @@ def main() -> None:
         opt.step()
         opt.zero_grad()
 
+    def length(mode: str) -> int:
+        if mode == "fixed":
+            return 256
+        n = rng.randint(150, 256)
+        return min(256, -(-n // 32) * 32) if mode == "bucketed" else n
+
+    pools = {"fixed": [256], "varying": list(range(150, 257)), "bucketed": [160, 192, 224, 256]}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for bf16 in (True, False):
-        for varying in (False, True):
+        for mode in ("fixed", "varying", "bucketed"):
             for _ in range(args.warmup):
                 step(32, 256, bf16)
+            if args.warm_all:
+                for n in pools[mode]:
+                    step(8192 // n, n, bf16)
+            tokens = 0
             t0 = time.perf_counter()
             for _ in range(args.steps):
-                length = rng.randint(150, 256) if varying else 256
-                step(8192 // length, length, bf16)
-            ms = (time.perf_counter() - t0) / args.steps * 1000
+                n = length(mode)
+                rows = 32 if mode == "fixed" else 8192 // n
+                tokens += rows * n
+                step(rows, n, bf16)
+            seconds = time.perf_counter() - t0
             print(
-                f"{'bf16' if bf16 else 'fp32'} {'varying' if varying else 'fixed'}: {ms:.0f} ms/step"
+                f"{'bf16' if bf16 else 'fp32'} {mode}: {seconds / args.steps * 1000:.0f} ms/step, "
+                f"{seconds / tokens * 1e6:.1f} ms per 1k tokens"
             )
 
 

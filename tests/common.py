@@ -56,3 +56,23 @@ def assert_plausible_perplexity(value: object) -> None:
     few thousand parameters after a few steps sits near the uniform 25 residues; missing,
     NaN (written as null) or infinite values fail."""
     assert isinstance(value, float) and 1.0 < value < 100.0, value
+
+
+def run_train_cli(args: list[str], cwd: Path, timeout: int = 300) -> str:
+    """``python -m protein_performer.train ARGS`` in ``cwd`` (one thread, wandb off); asserts
+    exit status 0 and returns stdout + stderr."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "protein_performer.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"},
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    return out

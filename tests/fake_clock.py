@@ -1,5 +1,6 @@
-"""A clock that advances by training and validation batches, not by wall time: makes
-time-budget runs (protein_performer/training/budget.py) deterministic in tests."""
+"""Callbacks that make training runs deterministic in tests: a clock that advances by training
+and validation batches, not by wall time (time budgets, protein_performer/training/budget.py),
+and a crash at a given step."""
 
 from __future__ import annotations
 
@@ -28,3 +29,18 @@ class Tick(Callback):
     def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
         if not args[0].sanity_checking:
             NOW[0] += self.val_s
+
+
+class Interrupt(RuntimeError):
+    """What :class:`RaiseAtStep` raises."""
+
+
+class RaiseAtStep(Callback):
+    """Raises :class:`Interrupt` at the end of optimizer step ``step`` (a crash mid-run)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        if trainer.global_step >= self.step:
+            raise Interrupt(f"interrupted at step {trainer.global_step}")

@@ -191,7 +191,12 @@ class TimeBudget(Callback):
         """Optimizer steps between validations; None when there are none or they are timed."""
         batches = trainer.val_check_batch
         limit = trainer.limit_val_batches
-        if not batches or not math.isfinite(batches) or limit == 0 or not trainer.val_dataloaders:
+        if (
+            not batches
+            or not math.isfinite(batches)
+            or limit == 0
+            or trainer.val_dataloaders is None
+        ):
             return None
         return batches / max(1, trainer.accumulate_grad_batches)
 

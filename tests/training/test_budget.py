@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import fake_clock
 from protein_performer.cli.config import ConfigError, build_setup, compose_train
@@ -62,6 +63,10 @@ def test_budget_sets_steps_and_ends_the_schedule(tmp_path):
     assert record["source"] == "probe" and record["cap"] == 1000
     assert math.isclose(record["steps_per_s"], 10.0, rel_tol=1e-6)
     assert record["train_minutes"] <= 0.05  # 2.9 fake seconds
+    last = torch.load(
+        tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    assert last["global_step"] == 29  # the evaluated model has every step
     frame = _metrics(tmp_path)
     lrs = frame["lr-AdamW/pg1"].dropna()
     # the cosine ends with the budget (without it, total = the cap of 1000 steps: lr near peak)
