@@ -194,12 +194,16 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
     _check_paths(data_values)
     data = make(DataConfig, "data", data_values)
 
-    from protein_performer.training.budget import BudgetConfig
+    from protein_performer.training.budget import BudgetConfig, read_shared
 
     budget_values = _section(cfg, "budget") if cfg.get("budget") is not None else {}
     budget = make(BudgetConfig, "budget", budget_values)
     if budget.share is not None:
         budget.share = str(user_path(budget.share))
+        try:  # a broken record is the user's to delete: say so before anything is built
+            read_shared(budget.share)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     optim_values = _section(cfg, "optim")
     if budget.minutes is not None and optim_values.get("total_steps") is not None:

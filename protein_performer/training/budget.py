@@ -59,6 +59,22 @@ class BudgetConfig:
             )
 
 
+def read_shared(path: str | Path) -> int | None:
+    """The step count a ``budget.share`` file holds; None when there is no file yet."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        steps = int(json.loads(path.read_text())["max_steps"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"budget.share: {path} is not a time-budget record ({err}); delete it to probe again"
+        ) from None
+    if steps <= 0:
+        raise ValueError(f"budget.share: {path} holds max_steps {steps}; delete it to probe again")
+    return steps
+
+
 class TimeBudget(Callback):
     """Sets ``max_steps`` (and the schedule's end) so that fitting ends within ``minutes``.
 
@@ -255,15 +271,7 @@ class TimeBudget(Callback):
                     fn.total_steps = int(steps)
 
     def _read_shared(self) -> int | None:
-        if self.share is None or not self.share.is_file():
-            return None
-        try:
-            return int(json.loads(self.share.read_text())["max_steps"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"budget.share: {self.share} is not a time-budget record ({err}); delete it to "
-                f"probe again"
-            ) from None
+        return None if self.share is None else read_shared(self.share)
 
     @rank_zero_only
     def _write_shared(self, steps: int, rate: float) -> None:

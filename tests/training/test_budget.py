@@ -153,3 +153,14 @@ def test_bad_budget_values_are_config_errors(overrides, message, tmp_path):
     cfg = compose_train([*TINY_RUN, *overrides], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=message):
         build_setup(cfg)
+
+
+@pytest.mark.parametrize("text", ["not json", '{"steps": 3}', '{"max_steps": 0}'])
+def test_a_broken_share_file_is_a_config_error(text, tmp_path):
+    share = tmp_path / "time_budget.json"
+    share.write_text(text)
+    cfg = compose_train(
+        [*TINY_RUN, "budget.minutes=5", f"budget.share={share}"], output_dir=tmp_path
+    )
+    with pytest.raises(ConfigError, match="delete it to probe again"):
+        build_setup(cfg)
