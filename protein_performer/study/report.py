@@ -214,7 +214,8 @@ def training_table(runs: list[StudyRun]) -> pd.DataFrame:
 
     rows = []
     for run in runs:
-        state = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
+        # mmap: only the step is read, not the weights (the evaluation loads those)
+        state = torch.load(run.checkpoint, map_location="cpu", weights_only=False, mmap=True)
         path = run.run_dir / RECORD
         record = json.loads(path.read_text()) if path.is_file() else {}
         rows.append(
