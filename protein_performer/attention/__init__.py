@@ -6,7 +6,12 @@ Pure torch: no Lightning, no Hydra. Build a layer with
 
 from protein_performer.attention.base import Attention
 from protein_performer.attention.config import AttentionConfig
-from protein_performer.attention.registry import ATTENTION_REGISTRY, build_attention, register
+from protein_performer.attention.registry import (
+    ATTENTION_REGISTRY,
+    build_attention,
+    check_kind,
+    register,
+)
 
 # Importing the implementations registers their kinds.
 from protein_performer.attention import exact as _exact  # noqa: E402,F401
@@ -25,6 +30,7 @@ __all__ = [
     "AttentionConfig",
     "ATTENTION_REGISTRY",
     "build_attention",
+    "check_kind",
     "register",
     "draw_projection",
     "gaussian_orthogonal_random_matrix",

@@ -1,16 +1,31 @@
-"""The interface every attention kind implements: [B, L, D] -> [B, L, D]."""
+"""The interface every attention kind implements: [B, L, D] -> [B, L, D], and the base of
+the per-kind token-by-token decoding states."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from protein_performer.attention.config import AttentionConfig
+from protein_performer.attention.config import AttentionConfig
 
 Rotary = Callable[[Tensor], Tensor]  # [B, H, L, Dh] -> [B, H, L, Dh]
+
+
+@dataclass
+class DecodingState:
+    """Base of the per-layer states; ``position`` = tokens consumed so far."""
+
+    position: int = 0
+
+    def tensors(self) -> list[Tensor]:
+        """The state's tensors (to measure its size)."""
+        return [v for v in vars(self).values() if isinstance(v, Tensor)]
+
+    def numel(self) -> int:
+        return sum(t.numel() for t in self.tensors())
 
 
 class Attention(nn.Module):
@@ -29,7 +44,7 @@ class Attention(nn.Module):
     #: Learned tables of ``cfg.max_length`` rows fix the longest sequence the layer accepts.
     length_limited: bool = False
 
-    def __init__(self, cfg: "AttentionConfig", d_model: int, n_heads: int) -> None:
+    def __init__(self, cfg: AttentionConfig, d_model: int, n_heads: int) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"model.d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -88,7 +103,8 @@ class Attention(nn.Module):
     def attend_matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         raise NotImplementedError
 
-    # -- token-by-token decoding (generation); the math is in attention/decoding.py
+    # -- token-by-token decoding (generation); the math lives beside each kind
+    # (favor/decoding.py, aft/decoding.py, exact/decoding.py)
 
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
         """A fresh decoding state for ``batch`` sequences (causal layers only)."""

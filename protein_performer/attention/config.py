@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: random projections of FAVOR+ (``feature_type``; favor/projection.py draws them)
 FEATURE_TYPES = ("orthogonal", "iid")
+#: causal FAVOR+ implementations (``causal_impl``; favor/causal.py resolves them)
+CAUSAL_IMPLS = ("auto", "loop", "chunkwise", "cpp")
 
 
 @dataclass
 class AttentionConfig:
     """Options of every attention kind; each kind reads the fields it needs.
 
-    ``kind`` is resolved through :data:`protein_performer.attention.registry.ATTENTION_REGISTRY`.
+    ``kind`` is resolved (and checked) through
+    :data:`protein_performer.attention.registry.ATTENTION_REGISTRY` when a layer or a
+    :class:`~protein_performer.model.config.ModelConfig` is built.
     ``causal`` and ``max_length`` belong to the model that holds the layer: left unset (None)
     here, :class:`~protein_performer.model.config.ModelConfig` fills them from its own; a
     layer built alone (:func:`~protein_performer.attention.build_attention`) is given them.
@@ -43,14 +48,6 @@ class AttentionConfig:
     max_length: int | None = None
 
     def __post_init__(self) -> None:
-        from protein_performer.attention.registry import ATTENTION_REGISTRY
-
-        if self.kind not in ATTENTION_REGISTRY:
-            raise ValueError(
-                f"attention.kind must be one of {sorted(ATTENTION_REGISTRY)}, got {self.kind!r}"
-            )
-        from protein_performer.attention.favor.causal import CAUSAL_IMPLS
-
         _positive(self, "nb_features", "aft_factor_dim", "aft_conv_kernel")
         for name in ("chunk_size", "max_length"):
             if getattr(self, name) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from protein_performer.attention.base import Attention
+from protein_performer.attention.config import AttentionConfig
 
 ATTENTION_REGISTRY: dict[str, type[Attention]] = {}
 
@@ -24,6 +25,15 @@ def register(*kinds: str) -> Callable[[T], T]:
     return wrap
 
 
-def build_attention(cfg: "AttentionConfig", d_model: int, n_heads: int) -> Attention:  # noqa: F821
+def check_kind(kind: str) -> None:
+    """Raise ValueError naming the registered kinds unless ``kind`` is one of them."""
+    if kind not in ATTENTION_REGISTRY:
+        raise ValueError(
+            f"attention.kind must be one of {sorted(ATTENTION_REGISTRY)}, got {kind!r}"
+        )
+
+
+def build_attention(cfg: AttentionConfig, d_model: int, n_heads: int) -> Attention:
     """Construct the attention layer that ``cfg.kind`` names."""
+    check_kind(cfg.kind)
     return ATTENTION_REGISTRY[cfg.kind](cfg, d_model=d_model, n_heads=n_heads)

@@ -3,7 +3,7 @@
 :class:`RecurrentDecoder` feeds one token per sequence at a time through the same weights as
 ``PerformerLM.forward``: token embedding + the position (learned table row, or rotary at
 position t), each block's :meth:`Block.step` on its attention's decoding state
-(:mod:`protein_performer.attention.decoding`), final norm + head. The logits of step t equal
+(``decoding.py`` beside each attention kind), final norm + head. The logits of step t equal
 row t of the full causal forward (tested in float64 to 1e-10). A prompt is consumed through
 the same step path, so there is no separate prefill to keep consistent.
 """

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from protein_performer.attention import AttentionConfig
+from protein_performer.attention import AttentionConfig, check_kind
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.fields import check_fields
 
@@ -76,6 +76,7 @@ class ModelConfig:
                 f"model.attention must be an AttentionConfig, got "
                 f"{type(self.attention).__name__} (plain dicts: ModelConfig.from_dict)"
             )
+        check_kind(self.attention.kind)
         decided = {"causal": self.causal, "max_length": self.max_length}
         unset = {}
         for name, value in decided.items():

@@ -165,3 +165,12 @@ def test_layer_trains_under_autocast():
         out = layer(x)
     out.float().pow(2).mean().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_build_attention_names_the_registered_kinds():
+    # the kind is checked where it is resolved (the registry), not in the config dataclass
+    cfg = AttentionConfig(kind="nope", causal=False)
+    with pytest.raises(
+        ValueError, match=r"attention.kind must be one of \[.*'exact'.*\], got 'nope'"
+    ):
+        build_attention(cfg, d_model=8, n_heads=2)

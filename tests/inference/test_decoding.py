@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from protein_performer.attention import AttentionConfig
-from protein_performer.attention.decoding import favor_init_state, favor_softmax_step
+from protein_performer.attention.favor.decoding import favor_init_state, favor_softmax_step
 from protein_performer.attention.favor.layer import favor_attention
 from protein_performer.attention.favor.naive import favor_attention_reference
 from protein_performer.inference.decoder import RecurrentDecoder

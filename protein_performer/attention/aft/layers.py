@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from protein_performer.attention import decoding
+from protein_performer.attention.aft import decoding
 from protein_performer.attention.aft.common import (
     compute_dtype,
     shift_exp_keys,
@@ -77,7 +77,7 @@ class AFTAttention(Attention):
         """[B, H, L, L]: the per-channel weight matrices averaged over each head's channels."""
         return self.attend_matrix_per_channel(q, k, mask).mean(dim=2)
 
-    # -- token-by-token decoding (attention/decoding.py): keys in a bias window + the rest
+    # -- token-by-token decoding (aft/decoding.py): keys in a bias window + the rest
 
     def decode_window(self) -> int | None:
         """How many of the latest keys carry a bias for the current query (None: all)."""

@@ -42,6 +42,7 @@ import logging
 import torch
 from torch import Tensor
 
+from protein_performer.attention.config import CAUSAL_IMPLS
 from protein_performer.attention.favor import causal_cpu, chunkwise
 from protein_performer.attention.favor.causal_cpu import CausalFavorCpu
 from protein_performer.attention.favor.common import (
@@ -59,7 +60,6 @@ from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
 log = logging.getLogger(__name__)
 
-CAUSAL_IMPLS = ("auto", "loop", "chunkwise", "cpp")
 # ``auto`` by device type (others: chunkwise). On CPU the C++ kernel when it builds, else the
 # Python loop (the C++ build warns why); the chunkwise form measured slower there
 # (docs/benchmarks.md, "Causal FAVOR+ on a GPU").

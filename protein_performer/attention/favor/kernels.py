@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from protein_performer.attention import decoding
+from protein_performer.attention.favor import decoding
 from protein_performer.attention.favor import generalized
 from protein_performer.attention.favor.bidirectional import (
     bidirectional_relu,
@@ -55,7 +55,7 @@ class FeatureKernel:
     def decode(
         self, q: Tensor, k: Tensor, v: Tensor, w: Tensor, state: decoding.FavorState, eps: float
     ) -> Tensor:
-        """One causal token, [B, H, 1, .] (see :mod:`protein_performer.attention.decoding`)."""
+        """One causal token, [B, H, 1, .] (see :mod:`protein_performer.attention.favor.decoding`)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -9,9 +9,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from protein_performer.attention import decoding
 from protein_performer.attention.base import Attention
-from protein_performer.attention.favor.causal import CAUSAL_IMPLS, DEFAULT_CHUNK, resolve_impl
+from protein_performer.attention.config import CAUSAL_IMPLS
+from protein_performer.attention.favor import decoding
+from protein_performer.attention.favor.causal import DEFAULT_CHUNK, resolve_impl
 from protein_performer.attention.favor.kernels import RELU, SOFTMAX, FeatureKernel, resolve_kernel
 from protein_performer.attention.favor.projection import draw_projection, seeded_generator
 from protein_performer.attention.numerics import compute_dtype

@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from protein_performer.attention.config import FEATURE_TYPES
 from protein_performer.seeding import mix_seed
-
-FEATURE_TYPES = ("orthogonal", "iid")
 
 
 def _orthogonal_block(dim: int, generator: torch.Generator | None) -> Tensor:

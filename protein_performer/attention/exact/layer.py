@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from protein_performer.attention import decoding
+from protein_performer.attention.exact import decoding
 from protein_performer.attention.base import Attention
 from protein_performer.attention.registry import register
 

@@ -1,0 +1,94 @@
+"""Token-by-token decoding of causal FAVOR+ (softmax, ReLU): O(1) state per layer.
+
+The causal forward's prefix state is carried one token at a time (see
+:mod:`protein_performer.attention.favor`). Each ``*_step`` takes the newest token's q, k, v
+``[B, H, 1, Dh]`` (rotary already applied), updates its state in place and returns
+``[B, H, 1, Dh]``: row t of the causal forward. Softmax: S = sum_j exp(l_j - M) [v_j, 1], the
+eps part separately as Z = sum_j [v_j, 1] (it does not scale with exp(-M)), and the running
+maximum M of the key logits (floored like the forward's); S is rescaled by exp(M_old - M_new)
+when M grows, so query t sees exactly phi_t(k_j) = (exp(l_j - M_t) + eps)/sqrt(m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from protein_performer.attention.base import DecodingState
+from protein_performer.attention.numerics import STAB_FLOOR, compute_dtype
+
+
+@dataclass
+class FavorState(DecodingState):
+    """O(1) causal FAVOR+ state of one layer.
+
+    ``s`` [B, H, m, Dv+1]: sum_j g(k_j) [v_j, 1]^T (softmax: g = exp(l_j - M), ReLU: g = phi);
+    ``z`` [B, H, 1, Dv+1]: sum_j [v_j, 1] (softmax's eps part); ``run_max`` [B, H, 1, 1]: M.
+    """
+
+    s: Tensor = field(default_factory=lambda: torch.empty(0))
+    z: Tensor = field(default_factory=lambda: torch.empty(0))
+    run_max: Tensor = field(default_factory=lambda: torch.empty(0))
+
+
+def favor_init_state(
+    batch: int, heads: int, nb_features: int, dv: int, device: torch.device, dtype: torch.dtype
+) -> FavorState:
+    dt = compute_dtype(dtype)
+    return FavorState(
+        s=torch.zeros(batch, heads, nb_features, dv + 1, device=device, dtype=dt),
+        z=torch.zeros(batch, heads, 1, dv + 1, device=device, dtype=dt),
+        run_max=torch.full((batch, heads, 1, 1), STAB_FLOOR, device=device, dtype=dt),
+    )
+
+
+def favor_softmax_step(
+    q: Tensor, k: Tensor, v: Tensor, projection: Tensor, state: FavorState, *, eps: float
+) -> Tensor:
+    """One causal FAVOR+ softmax token: q, k, v [B, H, 1, Dh], projection [m, Dh] -> [B, H, 1, Dv].
+
+    The features' common 1/sqrt(m) cancels in the ratio and is left out.
+    """
+    dt = state.s.dtype
+    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
+    d = q.shape[-1]
+    v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, 1, Dv+1]
+    qs, ks = q * d**-0.25, k * d**-0.25
+    lq = qs @ w.T  # the query's |q'|^2/2 cancels with its own row maximum
+    phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps  # [B, H, 1, m]
+    lk = ks @ w.T - (ks * ks).sum(-1, keepdim=True) / 2  # [B, H, 1, m]
+    new_max = torch.maximum(state.run_max, lk.amax(-1, keepdim=True))
+    state.s.mul_(torch.exp(state.run_max - new_max))  # older keys re-referenced to M_t
+    state.s.add_(torch.exp(lk - new_max).transpose(-1, -2) @ v1)
+    state.run_max = new_max
+    state.z.add_(v1)
+    num = phi_q @ state.s + eps * phi_q.sum(-1, keepdim=True) * state.z
+    state.position += 1
+    return num[..., :-1] / num[..., -1:]
+
+
+def favor_generalized_step(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    projection: Tensor,
+    state: FavorState,
+    *,
+    fn: Callable[[Tensor], Tensor],
+    eps: float,
+) -> Tensor:
+    """One causal FAVOR+ token with generalized features f(x W^T / sqrt(m)) + eps (ReLU:
+    f = torch.relu); arguments and result as :func:`favor_softmax_step`."""
+    dt = state.s.dtype
+    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
+    m = w.shape[0]
+    v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, 1, Dv+1]
+    phi_q = fn(q @ w.T * m**-0.5) + eps
+    phi_k = fn(k @ w.T * m**-0.5) + eps
+    state.s.add_(phi_k.transpose(-1, -2) @ v1)
+    num = phi_q @ state.s
+    state.position += 1
+    return num[..., :-1] / num[..., -1:]
