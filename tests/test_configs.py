@@ -48,6 +48,7 @@ USES_SHARED = {
     ("experiment", "trembl_uni"),
     ("experiment", "trembl_bid"),
     ("experiment", "trembl_concat_8192"),
+    ("experiment", "cpu_study"),
 }
 
 
@@ -83,7 +84,7 @@ def test_compose_and_validate(group, option, tmp_path):
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container["paths"]["output_dir"] == str(tmp_path.resolve())
     setup = build_setup(cfg)
-    assert setup.model.attention.kind == cfg.attention.kind
+    assert setup.model.attention.kind == cfg.model.attention.kind
     assert setup.model.causal == (cfg.objective.name == "clm")
     assert setup.model.attention.causal == setup.model.causal
     assert setup.data.max_length <= setup.model.max_length
@@ -119,10 +120,12 @@ def test_paper_sizes():
         0.1,
         1024,
     )
-    assert cfg.attention.nb_features == 256
-    # the model size picks the feature count; the attention group's value wins when given
-    assert compose_train(["model=tiny"]).attention.nb_features == 64
-    assert compose_train(["model=tiny", "attention.nb_features=32"]).attention.nb_features == 32
+    assert cfg.model.attention.nb_features == 256
+    # the model size picks the feature count; one knob, model.attention.nb_features, sets it
+    assert compose_train(["model=tiny"]).model.attention.nb_features == 64
+    tiny_32 = compose_train(["model=tiny", "model.attention.nb_features=32"])
+    assert tiny_32.model.attention.nb_features == 32 and "attention" not in tiny_32
+    assert build_setup(tiny_32).model.attention.nb_features == 32
     assert cfg.optim.lr == 1e-3 and list(cfg.optim.betas) == [0.9, 0.98]
     assert cfg.optim.eps == 1e-9 and cfg.optim.weight_decay == 0.1
     assert cfg.trainer.gradient_clip_val == 0.5
@@ -136,7 +139,8 @@ def test_paper_sizes():
     assert compose_train(["experiment=trembl_bid"]).objective.name == "mlm"
     assert compose_train(["experiment=trembl_uni"]).objective.name == "clm"
     # the kernel is chosen by override, after the experiment
-    assert compose_train(["experiment=trembl_uni", "attention=exact"]).attention.kind == "exact"
+    uni_exact = compose_train(["experiment=trembl_uni", "attention=exact"])
+    assert uni_exact.model.attention.kind == "exact"
 
 
 def test_callbacks_and_loggers_instantiate(tmp_path):
@@ -164,8 +168,8 @@ def test_trainer_instantiates(tmp_path):
 
 
 BAD = [
-    (["attention.kind=nope"], "attention.kind must be one of"),
-    (["attention.nb_features=0"], "attention.nb_features must be > 0"),
+    (["model.attention.kind=nope"], "model.attention.kind must be one of"),
+    (["model.attention.nb_features=0"], "model.attention.nb_features must be > 0, got 0"),
     (["data.max_length=512"], "data.max_length (512) must be <= model.max_length (256)"),
     (["data.train=[no/such/train.fasta.gz]"], "data.train: no such file"),
     (["data=fasta"], "data.train must name at least one"),
@@ -173,11 +177,16 @@ BAD = [
     (["objective.mask_prob=0"], "objective.mask_prob must be in (0, 1)"),
     (["+model.bogus=1"], "model: unknown field(s) ['bogus']"),
     # the objective decides causality; an attention group that says otherwise is an error
-    (["+attention.causal=true"], "attention.causal (True) disagrees with model.causal (False)"),
     (
-        ["objective=clm", "+attention.max_length=64"],
-        "attention.max_length (64) disagrees with model.max_length (256)",
+        ["+model.attention.causal=true"],
+        "model.attention.causal (True) disagrees with model.causal (False)",
     ),
+    (
+        ["objective=clm", "+model.attention.max_length=64"],
+        "model.attention.max_length (64) disagrees with model.max_length (256)",
+    ),
+    # the one knob: a root attention section (Hydra's hint for attention.nb_features=) is refused
+    (["+attention.nb_features=16"], "attention.nb_features: attention options live in the model"),
     (["objective.name=bert"], "objective.name must be one of ['clm', 'mlm'], got 'bert'"),
 ]
 

@@ -4,12 +4,13 @@
     setup = build_setup(cfg)    # TrainSetup(model=ModelConfig, optim=OptimConfig, data=DataConfig, ...)
 
 Validation errors are :class:`ConfigError` with the field, the bad value and the fix, e.g.
-``attention.kind must be one of [...]``, ``attention.nb_features must be > 0, got 0``,
+``model.attention.kind must be one of [...]``, ``model.attention.nb_features must be > 0, got 0``,
 ``data.max_length (512) must be <= model.max_length (256)``, ``data.train: no such file``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -100,11 +101,21 @@ def make(cls: type, section: str, values: dict[str, Any], **extra: Any) -> Any:
     except ConfigError:
         raise
     except (ValueError, TypeError) as err:
-        msg = str(err)
-        # the dataclasses already name their fields ("attention.nb_features must be > 0")
-        if not msg.startswith((f"{section}.", f"{section}:")):
-            msg = f"{section}: {msg}"
-        raise ConfigError(msg) from None
+        raise ConfigError(_full_name(str(err), cls, section)) from None
+
+
+def _full_name(msg: str, cls: type, section: str) -> str:
+    """The dataclasses name their fields ("attention.nb_features must be > 0"); spell them as
+    the config does ("model.attention.nb_features"), or prefix the section."""
+    if msg.startswith((f"{section}.", f"{section}:")):
+        return msg
+    head = msg.split(".", 1)[0]
+    parent, _, last = section.rpartition(".")
+    if parent and head == last:  # the section's own name, nested: attention -> model.attention
+        return f"{parent}.{msg}"
+    if "." in msg.split(" ", 1)[0] and head in {f.name for f in dataclasses.fields(cls)}:
+        return f"{section}.{msg}"  # a nested section of cls: attention. -> model.attention.
+    return f"{section}: {msg}"
 
 
 @dataclass
@@ -165,7 +176,8 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
     """Validate ``cfg`` and turn it into typed objects (nothing is built or loaded yet).
 
     Causality is decided here, once: the objective's (``clm`` causal, ``mlm`` not) becomes
-    ``model.causal``, and the model hands it, with ``model.max_length``, to its attention.
+    ``model.causal`` and, with ``model.max_length``, the attention's (``model.attention``,
+    the attention group merged into the model section), so each config is built once.
     """
     import protein_performer.attention  # noqa: F401  (registers the attention kinds)
     from protein_performer.attention import AttentionConfig
@@ -176,11 +188,22 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
 
     objective = make(Objective, "objective", _section(cfg, "objective"))
 
+    if "attention" in cfg:  # e.g. +attention.nb_features=16 (the hint Hydra gives)
+        raise ConfigError(
+            f"attention.{next(iter(cfg.attention), '<field>')}: attention options live in the "
+            f"model section: write model.attention.<field>=... (e.g. "
+            f"model.attention.nb_features=128); attention=<kind> picks the kind"
+        )
     model_values = _section(cfg, "model")
-    # model.attention holds only the size-dependent defaults that conf/attention/*.yaml
-    # read (nb_features); the attention group, already resolved, is the one source
-    model_values.pop("attention", None)
-    attention = make(AttentionConfig, "attention", _section(cfg, "attention"))
+    attention_values = model_values.pop("attention", None) or {}
+    decided = {"causal": objective.causal, "max_length": model_values.get("max_length")}
+    if not isinstance(decided["max_length"], int) or decided["max_length"] <= 0:
+        del decided["max_length"]  # invalid: ModelConfig names model.max_length
+    for name, value in decided.items():
+        # a value the user gave that disagrees is ModelConfig's error, naming both fields
+        if attention_values.get(name) is None:
+            attention_values[name] = value
+    attention = make(AttentionConfig, "model.attention", attention_values)
     model = make(ModelConfig, "model", model_values, attention=attention, causal=objective.causal)
 
     data_values = _section(cfg, "data")

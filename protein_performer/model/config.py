@@ -18,9 +18,10 @@ class ModelConfig:
     """Sizes of a :class:`~protein_performer.model.lm.PerformerLM`.
 
     The model decides ``causal`` and ``max_length`` for its attention layers: an
-    ``attention`` config that leaves them unset (None, the default) gets the model's values
-    (a new :class:`AttentionConfig`; the caller's is not changed); one that sets them must
-    agree, or construction fails naming both. Plain dicts (checkpoints, YAML) go through
+    ``attention`` config that sets them must agree, or construction fails naming both. The
+    training CLI builds it complete (``cli/config.py``); one built by hand that leaves them
+    unset (None, the default) gets the model's values (a new :class:`AttentionConfig`; the
+    caller's is not changed). Plain dicts (checkpoints, YAML) go through
     :meth:`from_dict`.
     """
 
@@ -85,8 +86,8 @@ class ModelConfig:
                 unset[name] = value
             elif given != value:
                 raise ValueError(
-                    f"attention.{name} ({given}) disagrees with model.{name} ({value}): leave "
-                    f"attention.{name} unset, the model decides it"
+                    f"model.attention.{name} ({given}) disagrees with model.{name} ({value}): "
+                    f"leave model.attention.{name} unset, the model decides it"
                 )
         if unset:
             self.attention = dataclasses.replace(self.attention, **unset)

@@ -31,7 +31,7 @@ def run_train(overrides, tmp_path):
 
 def test_default_config_one_step_with_test(tmp_path, caplog):
     caplog.set_level("INFO", logger="protein_performer.train")
-    metrics = run_train([f"data.test=[{SAMPLE_VALID}]", "attention.nb_features=16"], tmp_path)
+    metrics = run_train([f"data.test=[{SAMPLE_VALID}]", "model.attention.nb_features=16"], tmp_path)
     # not a terminal: plain progress lines with the throughput
     lines = [r.getMessage() for r in caplog.records if r.name == "protein_performer.train"]
     assert any(m.startswith("step 2/2") and "tok/s" in m for m in lines), lines
@@ -58,7 +58,12 @@ def test_default_config_one_step_with_test(tmp_path, caplog):
 def test_experiment_one_step(experiment, tmp_path):
     # the experiment's own optimiser, objective and data mode; tiny sizes and the sample corpus
     metrics = run_train(
-        [f"experiment={experiment}", "attention.nb_features=16", *SAMPLE_DATA, "data.batch_size=2"],
+        [
+            f"experiment={experiment}",
+            "model.attention.nb_features=16",
+            *SAMPLE_DATA,
+            "data.batch_size=2",
+        ],
         tmp_path,
     )
     assert metrics and (tmp_path / "metrics.json").is_file()
@@ -66,7 +71,7 @@ def test_experiment_one_step(experiment, tmp_path):
 
 @pytest.mark.parametrize("attention", ["exact", "favor_softmax"])
 def test_clm_with_other_kernels(attention, tmp_path):
-    extra = ["attention.nb_features=16"] if attention.startswith("favor") else []
+    extra = ["model.attention.nb_features=16"] if attention.startswith("favor") else []
     metrics = run_train([f"attention={attention}", "objective=clm", *extra], tmp_path)
     assert metrics
 
@@ -83,7 +88,7 @@ def _cli(args, cwd, env=None):
 
 
 def test_cli_reports_config_errors(tmp_path):
-    result = _cli(["attention.kind=nope", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    result = _cli(["model.attention.kind=nope", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "attention.kind must be one of" in result.stderr
     assert "Traceback" not in result.stderr
@@ -122,7 +127,11 @@ def test_cli_reports_bad_fasta(tmp_path):
 )
 def test_bf16_mixed_clm_steps_stay_finite(attention, impl, tmp_path):
     # the GPU default (trainer=gpu: bf16-mixed) on CPU autocast; chunkwise is the CUDA path
-    extra = [] if impl is None else ["attention.nb_features=16", f"attention.causal_impl={impl}"]
+    extra = (
+        []
+        if impl is None
+        else ["model.attention.nb_features=16", f"model.attention.causal_impl={impl}"]
+    )
     metrics = run_train(
         [f"attention={attention}", "objective=clm", *extra, "trainer.precision=bf16-mixed"],
         tmp_path,

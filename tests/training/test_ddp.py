@@ -11,7 +11,7 @@ from common import TINY_RUN, assert_plausible_perplexity, run_train_cli
 
 # trainer=ddp below chooses the strategy and devices
 TINY = [o for o in TINY_RUN if not o.startswith(("trainer.strategy=", "trainer.devices="))]
-TINY.append("attention.nb_features=16")
+TINY.append("model.attention.nb_features=16")
 
 
 @pytest.mark.slow

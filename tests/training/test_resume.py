@@ -23,8 +23,8 @@ TINY = [
     "test=false",
     # a feature redraw after the resume point: the draw must not depend on the interruption
     "attention=favor_relu",
-    "attention.nb_features=16",
-    "attention.redraw_interval=3",
+    "model.attention.nb_features=16",
+    "model.attention.redraw_interval=3",
 ]
 
 
