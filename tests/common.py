@@ -7,6 +7,12 @@ import this file; the fixtures live in conftest.py.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from protein_performer.attention import AttentionConfig
+from protein_performer.model import ModelConfig, PerformerLM
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"
@@ -76,3 +82,31 @@ def run_train_cli(args: list[str], cwd: Path, timeout: int = 300) -> str:
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-5000:]
     return out
+
+
+def tiny_config(
+    kind: str = "exact", *, attention: dict[str, Any] | None = None, **model: Any
+) -> ModelConfig:
+    """The tests' tiny model: d_model 16, 2 layers, 2 heads, d_ff 32, no dropout, length 64,
+    bidirectional, ``kind`` attention with 16 random features. ``model`` overrides
+    ModelConfig fields, ``attention`` AttentionConfig fields."""
+    values: dict[str, Any] = dict(
+        d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0, max_length=64
+    )
+    values.update(model)
+    layer = AttentionConfig(**{"kind": kind, "nb_features": 16, **(attention or {})})
+    return ModelConfig(**values, attention=layer)
+
+
+def tiny_lm(
+    kind: str = "exact",
+    *,
+    seed: int | None = 0,
+    attention: dict[str, Any] | None = None,
+    **model: Any,
+) -> PerformerLM:
+    """A :func:`tiny_config` PerformerLM in eval mode, its weights drawn after
+    ``torch.manual_seed(seed)`` (None: from the current random state)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return PerformerLM(tiny_config(kind, attention=attention, **model)).eval()

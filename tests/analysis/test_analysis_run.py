@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from analysis_toys import ToyAttentionModel  # noqa: E402
+from common import tiny_lm  # noqa: E402
 
 from protein_performer.analysis.aggregate import AttentionAggregates  # noqa: E402
 from protein_performer.analysis.figures import write_figures  # noqa: E402
@@ -134,22 +135,7 @@ def test_open_proteins_embedded_and_bad_files(tmp_path):
 def test_real_model_kinds_give_finite_results(kind, tmp_path):
     """PerformerLM's attention_maps (implicit matrices for FAVOR+ / AFT) feed the analysis;
     an untrained model's attention is unrelated to BLOSUM62 (Vig et al.: r about 0)."""
-    from protein_performer.model import lm
-    from protein_performer.attention import AttentionConfig
-    from protein_performer.model.config import ModelConfig
-
-    torch.manual_seed(0)
-    model = lm.PerformerLM(
-        ModelConfig(
-            d_model=16,
-            n_layers=2,
-            n_heads=2,
-            d_ff=32,
-            max_length=48,
-            dropout=0.0,
-            attention=AttentionConfig(kind=kind),
-        )
-    )
+    model = tiny_lm(kind, attention={"nb_features": 256}, max_length=48)
     opts = AnalysisOptions(
         n_proteins=10,
         threshold=0.0,

@@ -15,26 +15,17 @@ from protein_performer.analysis.favor_error import (
     plot_errors,
     protein_batch,
 )
-from protein_performer.attention import AttentionConfig
-from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+
+from common import tiny_lm
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "ACDEFGHIKLMNPQRSTVWYACDEFG"]
 
 
 def _model(kind: str = "exact", causal: bool = False, position: str = "learned") -> PerformerLM:
-    cfg = ModelConfig(
-        d_model=32,
-        n_layers=2,
-        n_heads=2,
-        d_ff=64,
-        dropout=0.0,
-        max_length=48,
-        causal=causal,
-        position=position,
-        attention=AttentionConfig(kind=kind, nb_features=16),
+    return tiny_lm(
+        kind, seed=None, d_model=32, d_ff=64, max_length=48, causal=causal, position=position
     )
-    return PerformerLM(cfg).eval()
 
 
 def test_random_init_like_same_config_fresh_seeded_weights():

@@ -16,6 +16,8 @@ from protein_performer.cli.config import compose_train
 from protein_performer.cli.evaluate import evaluate
 from protein_performer.evaluation.perplexity import EvaluationInputError
 
+from common import tiny_config
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_VALID = REPO / "data/sample/valid.fasta.gz"
 
@@ -55,8 +57,6 @@ def make_checkpoint(
     import torch
     from torch.utils.data import DataLoader
 
-    from protein_performer.attention import AttentionConfig
-    from protein_performer.model import ModelConfig
     from protein_performer.objective import Objective
     from protein_performer.training.module import ProteinLMModule
 
@@ -67,17 +67,7 @@ def make_checkpoint(
         tok[:, 0], tok[:, -1] = 2, 3
         batches.append({"tokens": tok, "mask": torch.ones_like(tok, dtype=torch.bool)})
     obj = Objective(objective)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-        d_ff=32,
-        max_length=64,
-        dropout=0.0,
-        causal=obj.causal,
-        position=position,
-        attention=AttentionConfig(kind=attention, nb_features=16),
-    )
+    cfg = tiny_config(attention, n_layers=1, causal=obj.causal, position=position)
     module = ProteinLMModule(cfg, obj, residue_frequencies=frequencies)
     trainer = pl.Trainer(
         max_steps=2,

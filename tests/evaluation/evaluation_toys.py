@@ -10,6 +10,8 @@ from torch import Tensor, nn
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import InMemoryProteins
 
+from common import tiny_lm
+
 V = len(ALPHABET)
 
 
@@ -89,21 +91,8 @@ def save_tiny_checkpoint(
 ):
     """A checkpoint in the layout ProteinLMModule writes (hyper_parameters + model.* weights),
     without Lightning: fast, for tests that need several checkpoints."""
-    from protein_performer.attention import AttentionConfig
-    from protein_performer.model import ModelConfig, PerformerLM
-
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        max_length=max_length,
-        causal=objective == "clm",
-        attention=AttentionConfig(kind=kind, nb_features=16),
-    )
-    model = PerformerLM(cfg)
+    model = tiny_lm(kind, seed=seed, n_layers=1, max_length=max_length, causal=objective == "clm")
+    cfg = model.cfg
     torch.save(
         {
             "hyper_parameters": {

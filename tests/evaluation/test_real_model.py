@@ -9,29 +9,13 @@ import pytest
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.attention import AttentionConfig
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
 from protein_performer.evaluation.unigram import token_counts, unigram_log_probs
-from protein_performer.model import ModelConfig, PerformerLM
 
+from common import tiny_lm
 from evaluation_toys import random_proteins
 
 CPU = dict(device="cpu", progress=False)
-
-
-def tiny_lm(kind: str, causal: bool, max_length: int, seed: int = 0) -> PerformerLM:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        max_length=max_length,
-        causal=causal,
-        attention=AttentionConfig(kind=kind, nb_features=16),
-    )
-    return PerformerLM(cfg).eval()
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protein_performer.attention import AttentionConfig
 from protein_performer.attention.favor.decoding import favor_init_state, favor_softmax_step
 from protein_performer.attention.favor.layer import favor_attention
 from protein_performer.attention.favor.naive import favor_attention_reference
 from protein_performer.inference.decoder import RecurrentDecoder
-from protein_performer.model import ModelConfig
 from protein_performer.model.lm import PerformerLM
+
+from common import tiny_lm
 
 CAUSAL_KINDS = [
     "exact",
@@ -25,21 +25,10 @@ CAUSAL_KINDS = [
 
 
 def _model(kind: str, position: str, seed: int = 0) -> PerformerLM:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        max_length=80,
-        dropout=0.0,
-        causal=True,
-        position=position,
-        attention=AttentionConfig(
-            kind=kind, nb_features=16, chunk_size=8, aft_window=5, aft_conv_kernel=4
-        ),
-    )
-    model = PerformerLM(cfg).double().eval()
+    layer = {"chunk_size": 8, "aft_window": 5, "aft_conv_kernel": 4}
+    model = tiny_lm(
+        kind, seed=seed, attention=layer, max_length=80, causal=True, position=position
+    ).double()
     with torch.no_grad():  # non-trivial weights: AFT biases start at 0 otherwise
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -103,10 +92,10 @@ def test_bounded_cache_for_local_and_conv() -> None:
 
 
 def test_bidirectional_model_is_refused() -> None:
-    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, max_length=32, causal=False)
+    model = tiny_lm("favor_softmax", n_layers=1, max_length=32)
     with pytest.raises(ValueError, match="objective=clm"):
-        RecurrentDecoder(PerformerLM(cfg), 1)
-    layer = PerformerLM(cfg).blocks[0].attn
+        RecurrentDecoder(model, 1)
+    layer = model.blocks[0].attn
     with pytest.raises(ValueError, match="bidirectional"):
         layer.init_state(1, torch.device("cpu"), torch.float32)
 

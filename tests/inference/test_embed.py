@@ -5,27 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from protein_performer.attention.config import AttentionConfig
 from protein_performer.inference.embed import embed_batch, embed_long, window_plan
-from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+
+from common import tiny_lm
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MKV", "ACDEFGHIKLMNPQRSTVWY"]
 
 
 def _model(position: str, kind: str) -> PerformerLM:
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        max_length=64,
-        position=position,
-        attention=AttentionConfig(kind=kind, nb_features=16),
-    )
-    return PerformerLM(cfg).double().eval()
+    return tiny_lm(kind, position=position).double()
 
 
 @pytest.mark.parametrize("position, kind", [("rotary", "favor_softmax"), ("learned", "exact")])
@@ -50,18 +39,7 @@ def test_last_layer_is_what_the_head_reads():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_long_protein_in_windows(causal):
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        max_length=16,
-        causal=causal,
-        attention=AttentionConfig(kind="exact"),
-    )
-    model = PerformerLM(cfg).double().eval()
+    model = tiny_lm("exact", n_layers=1, max_length=16, causal=causal).double()
     seq = "ACDEFGHIKLMNPQRSTVWY" * 3  # 62 tokens with <cls>/<eos>, > max_length 16
     plan = window_plan(model, len(seq) + 2)
     kept = [i for _, _, lo, hi in plan for i in range(lo, hi)]
@@ -89,19 +67,8 @@ def test_short_protein_whole_equals_batch():
 
 def _rotary_pair(kind: str, causal: bool) -> tuple[PerformerLM, PerformerLM]:
     """The same weights at max_length 16 and at 128 (rotary: nothing depends on the length)."""
-    torch.manual_seed(0)
-    cfg = dict(
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        causal=causal,
-        position="rotary",
-        attention=AttentionConfig(kind=kind, nb_features=16),
-    )
-    short = PerformerLM(ModelConfig(max_length=16, **cfg)).double().eval()
-    full = PerformerLM(ModelConfig(max_length=128, **cfg)).double().eval()
+    short = tiny_lm(kind, max_length=16, causal=causal, position="rotary").double()
+    full = tiny_lm(kind, seed=None, max_length=128, causal=causal, position="rotary").double()
     full.load_state_dict(short.state_dict())
     return short, full
 
@@ -132,18 +99,7 @@ def test_long_protein_whole_equals_the_model_on_the_full_sequence(kind, causal):
 def test_models_that_cannot_run_long_inputs_still_window(position, kind):
     from protein_performer.inference.embed import long_protein_mode, long_protein_policy
 
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        max_length=16,
-        position=position,
-        attention=AttentionConfig(kind=kind, nb_features=16),
-    )
-    model = PerformerLM(cfg).double().eval()
+    model = tiny_lm(kind, n_layers=1, max_length=16, position=position).double()
     assert long_protein_mode(model) == "windows"
     assert long_protein_policy(model) == "windows of 16 tokens, stride 8, centered split"
     assert len(window_plan(model, 62)) > 1

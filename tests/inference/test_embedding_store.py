@@ -4,15 +4,14 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 
-from protein_performer.attention.config import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import InMemoryProteins
 from protein_performer.inference.embed import embed_source
 from protein_performer.inference.embedding_store import EmbeddingStore
-from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+
+from common import tiny_lm
 
 SEQS = ["MKTAYIAKQR", "MKV", "ACDEFGHIKLMNPQRSTVWYACDEFGHIK", "GG", "MSTNPKPQRK"]
 SETTINGS = {"ckpt": "toy", "layers": [-1]}
@@ -25,18 +24,7 @@ def _source() -> InMemoryProteins:
 
 
 def _model() -> PerformerLM:
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        max_length=16,
-        position="rotary",
-        attention=AttentionConfig(kind="favor_softmax", nb_features=16),
-    )
-    return PerformerLM(cfg).eval()
+    return tiny_lm("favor_softmax", n_layers=1, max_length=16, position="rotary")
 
 
 def _read(d) -> dict:

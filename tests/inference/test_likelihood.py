@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from protein_performer.attention.config import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import InMemoryProteins
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
 from protein_performer.inference.likelihood import protein_likelihoods, write_likelihoods_csv
 from protein_performer.inference.score import causal_log_likelihood
-from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+
+from common import tiny_lm
 from test_score import bias_only_lm  # tests/inference is on sys.path (pytest rootdir import)
 
 SEQS = ["MKTAYIAK", "MK", "", "ACDEFGHIKLMNPQRSTVWY" * 4]  # the last one: 82 tokens > 64
@@ -58,18 +58,7 @@ def test_pseudo_equals_hand_sum_of_bias_log_probs_in_windows():
 
 
 def _tiny(causal: bool, max_length: int = 64) -> PerformerLM:
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        causal=causal,
-        max_length=max_length,
-        attention=AttentionConfig(kind="exact"),
-    )
-    return PerformerLM(cfg).double().eval()
+    return tiny_lm("exact", causal=causal, max_length=max_length).double()
 
 
 def test_pseudo_equals_hand_masked_marginals():

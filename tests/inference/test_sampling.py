@@ -5,26 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.inference.generate import SamplingOptions, filter_probs, generate
-from protein_performer.model import ModelConfig
 from protein_performer.model.lm import PerformerLM
+
+from common import tiny_lm
 
 
 def _lm(causal: bool = True) -> PerformerLM:
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=1,
-        n_heads=2,
-        d_ff=32,
-        max_length=40,
-        dropout=0.0,
-        causal=causal,
-        attention=AttentionConfig(kind="favor_softmax", nb_features=8),
+    return tiny_lm(
+        "favor_softmax", attention={"nb_features": 8}, n_layers=1, max_length=40, causal=causal
     )
-    return PerformerLM(cfg).eval()
 
 
 def test_seed_reproducible_and_seeds_differ() -> None:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import warnings
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.model import ModelConfig
 from protein_performer.model.checkpoint import CheckpointError, load_lm
 from protein_performer.objective import Objective
+
+from common import tiny_config
 
 KIND = "favor_relu"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -52,15 +51,15 @@ def test_round_trip_through_a_trainer_checkpoint(objective, tmp_path):
     torch.manual_seed(0)
     freqs = np.linspace(0, 1, len(ALPHABET)).tolist()
     obj = Objective(objective)
-    cfg = ModelConfig(
+    cfg = tiny_config(
+        KIND,
+        attention={"redraw_interval": 2},
         d_model=32,
-        n_layers=2,
-        n_heads=2,
         d_ff=64,
+        dropout=0.1,
         max_length=32,
         position="rotary" if objective == "clm" else "learned",
         causal=obj.causal,
-        attention=AttentionConfig(kind=KIND, nb_features=16, redraw_interval=2),
     )
     module = ProteinLMModule(cfg, obj, residue_frequencies=freqs)
     loader = torch.utils.data.DataLoader(_Batches([_batch(i) for i in range(3)]), batch_size=None)

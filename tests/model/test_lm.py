@@ -11,6 +11,8 @@ from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.model import ModelConfig, PerformerLM
 
+from common import tiny_lm
+
 KINDS = ["exact", "favor_softmax", "favor_relu"]
 V = len(ALPHABET)
 
@@ -19,18 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(kind: str = "exact", **kw) -> PerformerLM:
-    values = dict(
-        d_model=32,
-        n_layers=2,
-        n_heads=2,
-        d_ff=64,
-        dropout=0.0,
-        max_length=48,
-        attention={"kind": kind, "nb_features": 16, "chunk_size": 4},
-    )
-    values.update(kw)
-    torch.manual_seed(0)
-    return PerformerLM(ModelConfig.from_dict(values)).eval()
+    return tiny_lm(kind, attention={"chunk_size": 4}, d_model=32, d_ff=64, max_length=48, **kw)
 
 
 def proteins(batch: int, length: int, seed: int = 0) -> torch.Tensor:
@@ -150,11 +141,7 @@ def test_padding_invariance(causal):
 
 
 def test_tied_head_and_init():
-    model = PerformerLM(
-        ModelConfig(
-            d_model=64, n_layers=8, n_heads=4, d_ff=128, attention=AttentionConfig(kind="exact")
-        )
-    )
+    model = tiny_lm("exact", seed=None, d_model=64, n_layers=8, n_heads=4, d_ff=128)
     assert model.head is None
     assert (
         sum(p.data_ptr() == model.token_embedding.weight.data_ptr() for p in model.parameters())
@@ -166,11 +153,7 @@ def test_tied_head_and_init():
         assert block.attn.to_out.weight.std().item() == pytest.approx(scaled, rel=0.15)
         assert block.ff.fc1.weight.std().item() == pytest.approx(0.02, rel=0.1)
         assert torch.all(block.ff.fc1.bias == 0)
-    untied = PerformerLM(
-        ModelConfig(
-            d_model=32, n_heads=2, tie_embeddings=False, attention=AttentionConfig(kind="exact")
-        )
-    )
+    untied = tiny_lm("exact", seed=None, d_model=32, tie_embeddings=False)
     assert untied.head is not None and untied(proteins(1, 5)).shape == (1, 5, V)
 
 
@@ -247,17 +230,7 @@ def test_rotary_beyond_its_cached_length_equals_a_longer_table():
     ],
 )
 def test_longer_inputs_only_when_positions_and_attention_allow(position, kind, whole):
-    cfg = ModelConfig(
-        d_model=16,
-        n_layers=2,
-        n_heads=2,
-        d_ff=32,
-        dropout=0.0,
-        max_length=16,
-        position=position,
-        attention=AttentionConfig(kind=kind, nb_features=8),
-    )
-    model = PerformerLM(cfg).eval()
+    model = tiny_lm(kind, seed=None, attention={"nb_features": 8}, max_length=16, position=position)
     assert model.runs_any_length is whole
     tokens = torch.randint(6, 26, (1, 20))
     with pytest.raises(ValueError, match="sequence length 20 exceeds model.max_length 16; crop"):

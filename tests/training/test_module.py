@@ -8,12 +8,12 @@ import warnings
 import pytest
 import torch
 
-from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.masking import IGNORE, causal_targets
-from protein_performer.model import ModelConfig
 from protein_performer.objective import Objective
 from protein_performer.training import OptimConfig, ProteinLMModule
+
+from common import tiny_config
 
 KINDS = ["exact", "favor_softmax", "favor_relu"]
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_length=32)
@@ -27,10 +27,8 @@ def tiny_module(
 ) -> ProteinLMModule:
     """A one-layer module; ``attention`` overrides the layer's options."""
     obj = Objective(objective)
-    layer = AttentionConfig(
-        **{"kind": kind, "nb_features": 32, "chunk_size": 8, "redraw_interval": 0, **attention}
-    )
-    cfg = ModelConfig(**TINY, causal=obj.causal, attention=layer)
+    layer = {"nb_features": 32, "chunk_size": 8, "redraw_interval": 0, **attention}
+    cfg = tiny_config(kind, attention=layer, **TINY, causal=obj.causal)
     return ProteinLMModule(cfg, obj, optim=None if optim is None else OptimConfig(**optim))
 
 
@@ -85,7 +83,7 @@ def test_typed_configs_agree_and_hparams_are_plain():
     assert rebuilt.model_cfg == clm.model_cfg and rebuilt.optim_cfg == clm.optim_cfg
     assert rebuilt.objective == clm.objective and rebuilt.seed == clm.seed
     # the model's causality is the objective's: a disagreement fails, it is not rewritten
-    bidirectional = ModelConfig(**TINY, attention=AttentionConfig(kind="exact"))
+    bidirectional = tiny_config("exact", **TINY)
     with pytest.raises(ValueError, match=r"model.causal \(False\) disagrees with objective clm"):
         ProteinLMModule(bidirectional, Objective("clm"))
     with pytest.raises(TypeError, match="takes a typed config.*from_hparams"):

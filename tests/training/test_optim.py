@@ -7,8 +7,6 @@ import math
 import pytest
 import torch
 
-from protein_performer.attention import AttentionConfig
-from protein_performer.model import ModelConfig, PerformerLM
 from protein_performer.training.optim import (
     OptimConfig,
     WarmupDecay,
@@ -16,6 +14,8 @@ from protein_performer.training.optim import (
     build_scheduler,
     parameter_groups,
 )
+
+from common import tiny_lm
 
 
 def lrs(cfg: OptimConfig, total: int, steps: int) -> list[float]:
@@ -68,16 +68,7 @@ def test_config_validation():
 
 @pytest.mark.parametrize("position", ["learned", "sinusoidal", "rotary"])
 def test_weight_decay_groups(position):
-    model = PerformerLM(
-        ModelConfig(
-            d_model=32,
-            n_layers=2,
-            n_heads=2,
-            d_ff=64,
-            position=position,
-            attention=AttentionConfig(kind="exact"),
-        )
-    )
+    model = tiny_lm("exact", seed=None, d_model=32, d_ff=64, position=position)
     decay, no_decay = parameter_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}
