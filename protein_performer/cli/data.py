@@ -21,11 +21,26 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from protein_performer.data.read_options import ReadOptions
 
 PROG = "protein-performer-data"
 
 
-def _read_options(p: argparse.ArgumentParser, *, filters: bool = True) -> None:
+def _read_options(args: argparse.Namespace) -> ReadOptions:
+    """The FASTA reading options the command line gave (filters: where the command has them)."""
+    from protein_performer.data.read_options import ReadOptions
+
+    filters = dict(min_length=1, max_length=None, dedupe=False)
+    given = {k: getattr(args, k) for k in filters if hasattr(args, k)}
+    return ReadOptions(
+        **{**filters, **given}, on_invalid=args.on_invalid, remove_gaps=args.remove_gaps
+    )
+
+
+def _add_read_options(p: argparse.ArgumentParser, *, filters: bool = True) -> None:
     if filters:
         p.add_argument("--min-length", type=int, default=1, help="drop shorter proteins")
         p.add_argument("--max-length", type=int, default=None, help="drop longer proteins")
@@ -52,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files, plain or gzip")
     p.add_argument("--out", required=True, help="store directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    _read_options(p)
+    _add_read_options(p)
 
     p = sub.add_parser(
         "stream-prepare", help="FASTA or a prepared store -> WebDataset shards for streaming"
@@ -73,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--block-proteins", type=int, default=1024, help="proteins per tar sample (default 1024)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing shard set")
-    _read_options(p)
+    _add_read_options(p)
 
     p = sub.add_parser("stats", help="counts, length histogram, residue frequencies")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files or one store directory")
     p.add_argument("--out", default=None, help="directory for stats.json, CSV tables, stats.png")
-    _read_options(p)
+    _add_read_options(p)
 
     p = sub.add_parser("split", help="random or cluster-based train/valid/test FASTA files")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FASTA files")
@@ -95,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="representative<TAB>member TSV: keep whole clusters in one split",
     )
     p.add_argument("--seed", type=int, default=0)
-    _read_options(p, filters=False)
+    _add_read_options(p, filters=False)
 
     from protein_performer.data.download import DATASETS, UNIPROT_BASE
 
@@ -124,11 +139,7 @@ def _prepare(args: argparse.Namespace) -> None:
     report = prepare_store(
         args.inputs,
         args.out,
-        min_length=args.min_length,
-        max_length=args.max_length,
-        dedupe=args.dedupe,
-        on_invalid=args.on_invalid,
-        remove_gaps=args.remove_gaps,
+        _read_options(args),
         progress=not args.quiet,
         overwrite=args.overwrite,
     )
@@ -143,15 +154,11 @@ def _stream_prepare(args: argparse.Namespace) -> None:
     report = write_shards(
         args.inputs,
         args.out,
+        _read_options(args),
         shard_bytes=int(args.shard_mb * 1e6),
         block_proteins=args.block_proteins,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        min_length=args.min_length,
-        max_length=args.max_length,
-        dedupe=args.dedupe,
-        on_invalid=args.on_invalid,
-        remove_gaps=args.remove_gaps,
     )
     print(report.summary())
     for example in report.read.examples if report.read else []:
@@ -164,14 +171,7 @@ def _stats(args: argparse.Namespace) -> None:
     if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
         stats = corpus_stats(args.inputs[0])  # a store: filtered when it was prepared
     else:
-        stats = corpus_stats(
-            args.inputs,
-            min_length=args.min_length,
-            max_length=args.max_length,
-            dedupe=args.dedupe,
-            on_invalid=args.on_invalid,
-            remove_gaps=args.remove_gaps,
-        )
+        stats = corpus_stats(args.inputs, _read_options(args))
     print(stats.to_text())
     if args.out:
         out = Path(args.out)
@@ -186,13 +186,13 @@ def _stats(args: argparse.Namespace) -> None:
 def _split(args: argparse.Namespace) -> None:
     from protein_performer.data.split import cluster_split, random_split
 
-    kw = dict(on_invalid=args.on_invalid, remove_gaps=args.remove_gaps)
+    options = _read_options(args)
     if args.clusters:
         report = cluster_split(
-            args.inputs, args.clusters, args.out, args.fractions, args.seed, **kw
+            args.inputs, args.clusters, args.out, args.fractions, args.seed, options=options
         )
     else:
-        report = random_split(args.inputs, args.out, args.fractions, args.seed, **kw)
+        report = random_split(args.inputs, args.out, args.fractions, args.seed, options=options)
     print(report.summary())
 
 

@@ -7,27 +7,18 @@ import numpy as np
 from protein_performer.data.digest_set import DigestSet
 from protein_performer.data.fasta_blocks import Block
 from protein_performer.data.fasta_report import ReadReport
+from protein_performer.data.read_options import ReadOptions
 
 
 class Filter:
-    """Length filters and exact-duplicate removal over blocks, counted in a ReadReport."""
+    """The options' length filters and exact-duplicate removal over blocks, counted in a
+    ReadReport."""
 
-    def __init__(
-        self,
-        report: ReadReport,
-        *,
-        min_length: int = 1,
-        max_length: int | None = None,
-        dedupe: bool = False,
-    ) -> None:
-        if min_length < 1:
-            raise ValueError(f"min_length must be >= 1, got {min_length}")
-        if max_length is not None and max_length < min_length:
-            raise ValueError(f"max_length must be >= min_length ({min_length}), got {max_length}")
+    def __init__(self, report: ReadReport, options: ReadOptions) -> None:
         self.report = report
-        self.min_length = min_length
-        self.max_length = max_length
-        self.seen = DigestSet() if dedupe else None
+        self.min_length = options.min_length
+        self.max_length = options.max_length
+        self.seen = DigestSet() if options.dedupe else None
 
     def __call__(self, block: Block) -> Block:
         rep = self.report

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
+from protein_performer.data.read_options import ON_INVALID, ReadOptions
+
 MODES = ("protein", "concat")
-ON_INVALID = ("error", "skip")
 SPLITS = ("train", "valid", "test", "test_ood")
 
 
@@ -146,9 +147,9 @@ class DataConfig:
             )
 
     @property
-    def read_kwargs(self) -> dict:
-        """Keyword arguments for the FASTA reader (fasta.load_proteins / store.open_source)."""
-        return dict(
+    def read_options(self) -> ReadOptions:
+        """How the FASTA inputs are read (fasta.load_proteins / store.open_source)."""
+        return ReadOptions(
             min_length=self.min_length,
             max_length=self.max_protein_length,
             dedupe=self.dedupe,

@@ -176,7 +176,7 @@ class ProteinDataModule(pl.LightningDataModule):
         if fasta:
             from protein_performer.data.fasta import load_proteins
 
-            src, report = load_proteins([str(p) for p in fasta], **cfg.read_kwargs)
+            src, report = load_proteins([str(p) for p in fasta], cfg.read_options)
             parts.append(src)
             reports.append(report)
         for p in stores:

@@ -32,7 +32,8 @@ from protein_performer.data.accessions import accession_bytes
 from protein_performer.data.alphabet import TOKEN_TO_LETTER
 from protein_performer.data.block_filters import Filter
 from protein_performer.data.fasta_blocks import BLOCK_SIZE, Block, BlockReader
-from protein_performer.data.fasta_report import OnInvalid, PathLike, ReadReport
+from protein_performer.data.fasta_report import PathLike, ReadReport
+from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import InMemoryProteins
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,8 @@ class FastaRecord:
 def iter_filtered_blocks(
     paths: Sequence[PathLike] | PathLike,
     report: ReadReport,
+    options: ReadOptions = DEFAULT_READ,
     *,
-    min_length: int = 1,
-    max_length: int | None = None,
-    dedupe: bool = False,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
     want_lines: bool = False,
     block_size: int = BLOCK_SIZE,
 ) -> Iterator[Block]:
@@ -66,15 +63,14 @@ def iter_filtered_blocks(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    filt = Filter(report, min_length=min_length, max_length=max_length, dedupe=dedupe)
+    filt = Filter(report, options)
     for path in paths:
         reader = BlockReader(
             path,
-            on_invalid=on_invalid,
-            remove_gaps=remove_gaps,
+            options,
             report=report,
             want_lines=want_lines,
-            want_digests=dedupe,
+            want_digests=options.dedupe,
             block_size=block_size,
         )
         for block in reader:
@@ -83,22 +79,20 @@ def iter_filtered_blocks(
 
 def read_fasta(
     path: PathLike,
+    options: ReadOptions = DEFAULT_READ,
     *,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
     report: ReadReport | None = None,
 ) -> Iterator[FastaRecord]:
     """Iterate the records of a FASTA file (plain or gzip, detected by content).
 
-    Invalid records raise :class:`FastaFormatError` or, with ``on_invalid="skip"``, are
-    counted in ``report`` (a :class:`ReadReport`; a warning is logged at the end if none
-    was given) and left out.
+    Invalid records raise :class:`FastaFormatError` or, with ``options.on_invalid="skip"``,
+    are counted in ``report`` (a :class:`ReadReport`; a warning is logged at the end if none
+    was given) and left out. Every valid record is kept (``options`` without filters).
     """
+    options.require_unfiltered("read_fasta")
     own = report is None
     report = report if report is not None else ReadReport()
-    reader = BlockReader(
-        path, on_invalid=on_invalid, remove_gaps=remove_gaps, report=report, want_lines=True
-    )
+    reader = BlockReader(path, options, report=report, want_lines=True)
     for block in reader:
         report.records += block.n_records
         report.proteins += len(block.lengths)
@@ -118,32 +112,19 @@ def read_fasta(
 
 
 def load_proteins(
-    paths: Sequence[PathLike] | PathLike,
-    *,
-    min_length: int = 1,
-    max_length: int | None = None,
-    dedupe: bool = False,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
+    paths: Sequence[PathLike] | PathLike, options: ReadOptions = DEFAULT_READ
 ) -> tuple[InMemoryProteins, ReadReport]:
     """Read FASTA files into memory as one :class:`InMemoryProteins` (tokens via ALPHABET).
 
-    Records outside ``[min_length, max_length]`` residues and (with ``dedupe``) exact
-    duplicate sequences are dropped and counted in the returned :class:`ReadReport`.
+    Records outside ``[options.min_length, options.max_length]`` residues and (with
+    ``options.dedupe``) exact duplicate sequences are dropped and counted in the returned
+    :class:`ReadReport`.
     """
     report = ReadReport()
     flats: list[np.ndarray] = []
     lens: list[np.ndarray] = []
     accs: list[str] = []
-    for block in iter_filtered_blocks(
-        paths,
-        report,
-        min_length=min_length,
-        max_length=max_length,
-        dedupe=dedupe,
-        on_invalid=on_invalid,
-        remove_gaps=remove_gaps,
-    ):
+    for block in iter_filtered_blocks(paths, report, options):
         flats.append(block.tokens)
         lens.append(block.lengths)
         accs.extend(accession_bytes(h).decode("utf-8", "replace") for h in block.headers)

@@ -26,10 +26,10 @@ from protein_performer.data.fasta_report import (
     INNER_STOP,
     INVALID_CHAR,
     FastaFormatError,
-    OnInvalid,
     PathLike,
     ReadReport,
 )
+from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
 
 # Decompressed bytes handled per block: big enough that per-block overhead vanishes, small
 # enough that a few copies of a block stay far below the memory budget.
@@ -75,32 +75,29 @@ class Block:
 class BlockReader:
     """Iterate a FASTA file as :class:`Block` s of valid, encoded records.
 
-    Invalid records raise :class:`FastaFormatError` (``on_invalid="error"``) or are counted in
-    ``report.skipped`` and left out (``"skip"``). Length filters and deduplication are the
-    caller's business (:func:`iter_filtered_blocks`).
+    Invalid records raise :class:`FastaFormatError` (``options.on_invalid="error"``) or are
+    counted in ``report.skipped`` and left out (``"skip"``). The options' length filters and
+    deduplication are the caller's business (:func:`iter_filtered_blocks`).
     """
 
     def __init__(
         self,
         path: PathLike,
+        options: ReadOptions = DEFAULT_READ,
         *,
-        on_invalid: OnInvalid = "error",
-        remove_gaps: bool = False,
         report: ReadReport | None = None,
         want_lines: bool = False,
         want_digests: bool = False,
         block_size: int = BLOCK_SIZE,
     ) -> None:
-        if on_invalid not in ("error", "skip"):
-            raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
         self.path = Path(path)
-        self.on_invalid = on_invalid
-        self.remove_gaps = remove_gaps
+        self.on_invalid = options.on_invalid
+        self.remove_gaps = options.remove_gaps
         self.report = report if report is not None else ReadReport()
         self.want_lines = want_lines
         self.want_digests = want_digests
         self.block_size = block_size
-        self._table, self._delete = _translate_table(remove_gaps)
+        self._table, self._delete = _translate_table(options.remove_gaps)
 
     def __iter__(self) -> Iterator[Block]:
         self.report.files.append(str(self.path))
@@ -213,7 +210,7 @@ class BlockReader:
                 reason = GAP_CHAR
                 problem = (
                     f"gap character {char!r} at column {col} (unaligned input expected; "
-                    "pass remove_gaps / --remove-gaps for aligned files)"
+                    "pass ReadOptions(remove_gaps=True) / --remove-gaps for aligned files)"
                 )
             elif code == _STOP:
                 reason = INNER_STOP
@@ -234,7 +231,7 @@ class BlockReader:
             problem,
             line=line,
             record=acc,
-            hint=" -- fix the file or pass on_invalid='skip' / --on-invalid skip to skip such records",
+            hint=" -- fix the file or pass ReadOptions(on_invalid='skip') / --on-invalid skip to skip such records",
         )
 
     def _locate(self, part: bytes, pos: int, header_line: int) -> tuple[int, int, str]:

@@ -35,7 +35,8 @@ import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.accessions import accession_bytes
-from protein_performer.data.fasta_report import OnInvalid, PathLike, ReadReport
+from protein_performer.data.fasta_report import PathLike, ReadReport
+from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
 from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-shards"
@@ -145,10 +146,10 @@ def _store_blocks(store: Any, block: int) -> Iterator[tuple[np.ndarray, np.ndarr
         )
 
 
-def _fasta_blocks(paths: list[Path], report: ReadReport, **read) -> Iterator[tuple]:
+def _fasta_blocks(paths: list[Path], report: ReadReport, options: ReadOptions) -> Iterator[tuple]:
     from protein_performer.data.fasta import iter_filtered_blocks
 
-    for b in iter_filtered_blocks(paths, report, **read):
+    for b in iter_filtered_blocks(paths, report, options):
         yield b.tokens, b.lengths, [accession_bytes(h) for h in b.headers]
 
 
@@ -184,16 +185,12 @@ def _reblock(
 def write_shards(
     inputs: Sequence[PathLike] | PathLike,
     out_dir: PathLike,
+    options: ReadOptions = DEFAULT_READ,
     *,
     shard_bytes: int = SHARD_BYTES,
     block_proteins: int = BLOCK_PROTEINS,
     overwrite: bool = False,
     progress: bool = True,
-    min_length: int = 1,
-    max_length: int | None = None,
-    dedupe: bool = False,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
 ) -> ShardReport:
     """Write FASTA files (plain or gzip) or one prepared store directory as a shard set.
 
@@ -230,15 +227,7 @@ def write_shards(
             if not p.is_file():
                 raise FileNotFoundError(f"{p}: no such FASTA file or store directory")
         report.read = ReadReport()
-        chunks = _fasta_blocks(
-            paths,
-            report.read,
-            min_length=min_length,
-            max_length=max_length,
-            dedupe=dedupe,
-            on_invalid=on_invalid,
-            remove_gaps=remove_gaps,
-        )
+        chunks = _fasta_blocks(paths, report.read, options)
         counts = None
         total = 0
     out = Path(out_dir)

@@ -22,7 +22,8 @@ from protein_performer.data.clusters import ClusterTsvError, read_clusters
 from protein_performer.data.accessions import accession_bytes
 from protein_performer.data.fasta import read_fasta
 from protein_performer.data.fasta_blocks import BlockReader
-from protein_performer.data.fasta_report import FastaFormatError, OnInvalid, PathLike, ReadReport
+from protein_performer.data.fasta_report import FastaFormatError, PathLike, ReadReport
+from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
 from protein_performer.data.fasta_writer import open_output, write_fasta
 
 DEFAULT_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}
@@ -93,17 +94,14 @@ def _write(
     names: list[str],
     out_dir: Path,
     suffix: str,
-    on_invalid: OnInvalid,
-    remove_gaps: bool,
+    options: ReadOptions,
 ) -> dict[str, str]:
     files = {name: str(out_dir / f"{name}{suffix}") for name in names}
     handles = [open_output(files[name]) for name in names]
     try:
         i = 0
         for path in inputs:
-            for rec in read_fasta(
-                path, on_invalid=on_invalid, remove_gaps=remove_gaps, report=ReadReport()
-            ):
+            for rec in read_fasta(path, options, report=ReadReport()):
                 write_fasta(handles[assign[i]], rec.description, rec.sequence)
                 i += 1
     finally:
@@ -112,14 +110,11 @@ def _write(
     return files
 
 
-def _accessions(
-    inputs: list[Path], on_invalid: OnInvalid, remove_gaps: bool, report: ReadReport
-) -> list[bytes]:
+def _accessions(inputs: list[Path], options: ReadOptions, report: ReadReport) -> list[bytes]:
+    options.require_unfiltered("a split")
     accs: list[bytes] = []
     for path in inputs:
-        for block in BlockReader(
-            path, on_invalid=on_invalid, remove_gaps=remove_gaps, report=report
-        ):
+        for block in BlockReader(path, options, report=report):
             report.records += block.n_records
             report.proteins += len(block.lengths)
             report.residues += int(block.lengths.sum())
@@ -133,19 +128,19 @@ def random_split(
     fractions: str | Mapping[str, float] | None = None,
     seed: int = 0,
     *,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
+    options: ReadOptions = DEFAULT_READ,
     suffix: str = ".fasta.gz",
 ) -> SplitReport:
-    """Shuffle proteins (seeded) into splits of exactly the given fractions."""
+    """Shuffle proteins (seeded) into splits of exactly the given fractions (every valid
+    record: ``options`` without filters)."""
     paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
     fr = parse_fractions(fractions)
     report = ReadReport()
-    n = len(_accessions(paths, on_invalid, remove_gaps, report))
+    n = len(_accessions(paths, options, report))
     labels = np.repeat(np.arange(len(fr), dtype=np.int64), _quotas(n, fr))
     assign = np.random.default_rng(seed).permutation(labels)
     out = Path(out_dir)
-    files = _write(paths, assign, list(fr), out, suffix, on_invalid, remove_gaps)
+    files = _write(paths, assign, list(fr), out, suffix, options)
     counts = np.bincount(assign, minlength=len(fr))
     return SplitReport(files, dict(zip(fr, map(int, counts))), read=report)
 
@@ -157,8 +152,7 @@ def cluster_split(
     fractions: str | Mapping[str, float] | None = None,
     seed: int = 0,
     *,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
+    options: ReadOptions = DEFAULT_READ,
     suffix: str = ".fasta.gz",
 ) -> SplitReport:
     """Split so that each cluster lies wholly in one split, sizes close to ``fractions``.
@@ -174,7 +168,7 @@ def cluster_split(
     except ClusterTsvError as err:
         raise SplitError(str(err)) from None
     report = ReadReport()
-    accs = _accessions(paths, on_invalid, remove_gaps, report)
+    accs = _accessions(paths, options, report)
     cluster_of: dict[str, int] = {}
     ids = np.empty(len(accs), dtype=np.int64)
     unclustered = 0
@@ -191,7 +185,7 @@ def cluster_split(
     cluster_split_id = np.empty(len(cluster_of), dtype=np.int64)
     cluster_split_id[order] = np.searchsorted(bounds, mid, side="right")
     assign = cluster_split_id[ids]
-    files = _write(paths, assign, list(fr), Path(out_dir), suffix, on_invalid, remove_gaps)
+    files = _write(paths, assign, list(fr), Path(out_dir), suffix, options)
     counts = np.bincount(assign, minlength=len(fr))
     n_clusters = np.bincount(cluster_split_id, minlength=len(fr))
     return SplitReport(

@@ -13,6 +13,7 @@ import pandas as pd
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.fasta import iter_filtered_blocks
 from protein_performer.data.fasta_report import PathLike, ReadReport
+from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import ProteinSource
 
 # 1-2-5 length bins: readable edges over five orders of magnitude.
@@ -112,12 +113,12 @@ def _from_counts(lengths: np.ndarray, counts: np.ndarray, report: ReadReport | N
 
 
 def corpus_stats(
-    source: ProteinSource | PathLike | Sequence[PathLike], **read_kwargs
+    source: ProteinSource | PathLike | Sequence[PathLike], options: ReadOptions = DEFAULT_READ
 ) -> CorpusStats:
     """Statistics of a ProteinSource, a prepared store directory, or FASTA file(s).
 
-    FASTA is streamed (only the lengths are kept); ``read_kwargs`` go to the reader
-    (``on_invalid``, ``remove_gaps``, ``min_length``, ...) and malformed input raises its
+    FASTA is streamed (only the lengths are kept), read with ``options``; malformed input
+    raises its
     :class:`~protein_performer.data.fasta_report.FastaFormatError`.
     """
     from protein_performer.data.store import ProteinStore, count_tokens, is_store
@@ -133,7 +134,7 @@ def corpus_stats(
         report = ReadReport()
         counts = np.zeros(len(ALPHABET), np.int64)
         lens: list[np.ndarray] = []
-        for block in iter_filtered_blocks(paths, report, **read_kwargs):
+        for block in iter_filtered_blocks(paths, report, options):
             counts += count_tokens(block.tokens)
             lens.append(block.lengths)
         lengths = np.concatenate(lens) if lens else np.zeros(0, np.int64)

@@ -32,7 +32,8 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.accessions import accession_bytes
 from protein_performer.data.fasta import iter_filtered_blocks, load_proteins
 from protein_performer.data.fasta_blocks import BLOCK_SIZE
-from protein_performer.data.fasta_report import OnInvalid, PathLike, ReadReport
+from protein_performer.data.fasta_report import PathLike, ReadReport
+from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import InMemoryProteins, ProteinSource
 from protein_performer.progress import Progress
 
@@ -162,12 +163,8 @@ class PrepareReport:
 def prepare_store(
     inputs: Sequence[PathLike] | PathLike,
     out_dir: PathLike,
+    options: ReadOptions = DEFAULT_READ,
     *,
-    min_length: int = 1,
-    max_length: int | None = None,
-    dedupe: bool = False,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
     progress: bool = True,
     overwrite: bool = False,
     block_size: int = BLOCK_SIZE,
@@ -212,16 +209,7 @@ def prepare_store(
         w["accession_offsets"].append(np.zeros(1, np.int64))
         file_base = {str(p): sum(sizes[:i]) for i, p in reversed(list(enumerate(paths)))}
         with open(acc_path, "wb") as acc_file:
-            for block in iter_filtered_blocks(
-                paths,
-                report.read,
-                min_length=min_length,
-                max_length=max_length,
-                dedupe=dedupe,
-                on_invalid=on_invalid,
-                remove_gaps=remove_gaps,
-                block_size=block_size,
-            ):
+            for block in iter_filtered_blocks(paths, report.read, options, block_size=block_size):
                 lengths = block.lengths
                 w["tokens"].append(block.tokens)
                 w["lengths"].append(lengths)
@@ -245,18 +233,7 @@ def prepare_store(
         report.seconds = time.perf_counter() - t0
         report.bytes_written = sum(p.stat().st_size for p in written)
         report.dedupe_bytes = report.read.dedupe_bytes
-        manifest = _manifest(
-            report,
-            paths,
-            sizes,
-            dict(
-                min_length=min_length,
-                max_length=max_length,
-                dedupe=dedupe,
-                on_invalid=on_invalid,
-                remove_gaps=remove_gaps,
-            ),
-        )
+        manifest = _manifest(report, paths, sizes, options.to_dict())
         tmp = out / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
         os.replace(tmp, out / MANIFEST)
@@ -424,17 +401,9 @@ class ProteinStore:
         )
 
 
-def open_source(
-    path: PathLike,
-    *,
-    min_length: int = 1,
-    max_length: int | None = None,
-    dedupe: bool = False,
-    on_invalid: OnInvalid = "error",
-    remove_gaps: bool = False,
-) -> ProteinSource:
+def open_source(path: PathLike, options: ReadOptions = DEFAULT_READ) -> ProteinSource:
     """A prepared store directory as a :class:`ProteinStore`, a FASTA file as
-    :class:`InMemoryProteins` (read with the given options).
+    :class:`InMemoryProteins` (read with ``options``).
 
     The reading options apply to FASTA only: a store was filtered when it was prepared.
     """
@@ -444,14 +413,7 @@ def open_source(
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such FASTA file or store directory")
     source: InMemoryProteins
-    source, _ = load_proteins(
-        [p],
-        min_length=min_length,
-        max_length=max_length,
-        dedupe=dedupe,
-        on_invalid=on_invalid,
-        remove_gaps=remove_gaps,
-    )
+    source, _ = load_proteins([p], options)
     return source
 
 

@@ -258,14 +258,7 @@ def test_datamodule_on_prepared_store(tmp_path: Path) -> None:
     prepare_store(fasta, tmp_path / "store", progress=False)
     from protein_performer.data.fasta import load_proteins
 
-    reference, _ = load_proteins(
-        [str(fasta)],
-        min_length=1,
-        max_length=None,
-        dedupe=False,
-        on_invalid="error",
-        remove_gaps=False,
-    )
+    reference, _ = load_proteins([str(fasta)])
     cfg = DataConfig(
         train=[str(tmp_path / "store")], valid=[str(fasta)], max_length=40, batch_size=50
     )

@@ -12,6 +12,7 @@ from protein_performer.data.accessions import parse_accession
 from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
 from protein_performer.data.fasta import load_proteins, read_fasta
 from protein_performer.data.fasta_report import FastaFormatError, ReadReport
+from protein_performer.data.read_options import ReadOptions
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"
@@ -95,7 +96,7 @@ def test_load_proteins_tokens_and_wrapping(tmp_path: Path) -> None:
 def _err(tmp_path: Path, text: str | bytes, **kw) -> FastaFormatError:
     path = _write(tmp_path / "bad.fa", text) if not isinstance(text, Path) else text
     with pytest.raises(FastaFormatError) as info:
-        list(read_fasta(path, **kw))
+        list(read_fasta(path, ReadOptions(**kw)))
     assert str(path) in str(info.value)
     return info.value
 
@@ -131,7 +132,7 @@ def test_gaps_error_unless_removed(tmp_path: Path) -> None:
     path = _write(tmp_path / "aln.fa", ">a\nMK-V.L\n>b\nM--K\n")
     e = _err(tmp_path, path)
     assert e.line == 2 and "gap" in str(e) and "remove-gaps" in str(e)
-    recs = list(read_fasta(path, remove_gaps=True))
+    recs = list(read_fasta(path, ReadOptions(remove_gaps=True)))
     assert [r.sequence for r in recs] == [b"MKVL", b"MK"]
 
 
@@ -147,7 +148,7 @@ def test_truncated_gzip(tmp_path: Path) -> None:
     e = _err(tmp_path, path)
     assert "truncated gzip" in str(e)
     with pytest.raises(FastaFormatError, match="truncated gzip"):
-        load_proteins([path], on_invalid="skip")
+        load_proteins([path], ReadOptions(on_invalid="skip"))
 
 
 def test_skip_counts_by_reason(tmp_path: Path) -> None:
@@ -155,23 +156,23 @@ def test_skip_counts_by_reason(tmp_path: Path) -> None:
         tmp_path / "mix.fa", ">ok1\nMK\n>empty\n>bad\nMJ\n>gap\nM-K\n>ok2\nLL*\n>bad2\nBZ#\n"
     )
     report = ReadReport()
-    recs = list(read_fasta(path, on_invalid="skip", report=report))
+    recs = list(read_fasta(path, ReadOptions(on_invalid="skip"), report=report))
     assert [r.accession for r in recs] == ["ok1", "ok2"]
     assert report.skipped == {"empty sequence": 1, "invalid character": 2, "gap character": 1}
     assert report.records == 6 and report.proteins == 2
     assert any("line 5" in x and "'bad'" in x for x in report.examples)
-    src, rep = load_proteins([path], on_invalid="skip")
+    src, rep = load_proteins([path], ReadOptions(on_invalid="skip"))
     assert len(src) == 2 and rep.n_skipped == 4 and "skipped" in rep.summary()
 
 
 def test_length_filters_and_dedupe(tmp_path: Path) -> None:
     path = _write(tmp_path / "f.fa", ">a\nM\n>b\nMKV\n>c\nMKVLA\n>d\nmkv\n>e\nMKVLAGGG\n")
-    src, rep = load_proteins([path], min_length=2, max_length=5, dedupe=True)
+    src, rep = load_proteins([path], ReadOptions(min_length=2, max_length=5, dedupe=True))
     assert [src.accession(i) for i in range(len(src))] == ["b", "c"]
     assert (rep.too_short, rep.too_long, rep.duplicates) == (1, 1, 1)
     assert rep.records == 5 and rep.proteins == 2 and rep.residues == 8
     # dedupe spans files, first occurrence kept
-    src2, rep2 = load_proteins([path, path], dedupe=True)
+    src2, rep2 = load_proteins([path, path], ReadOptions(dedupe=True))
     assert len(src2) == 4 and rep2.duplicates == 6
 
 
@@ -183,7 +184,7 @@ def test_dedupe_matches_set_on_sample(tmp_path: Path) -> None:
             b">" + r.description.encode() + b"\n" + r.sequence + b"\n" for r in recs + recs[:100]
         ),
     )
-    src, rep = load_proteins([doubled], dedupe=True)
+    src, rep = load_proteins([doubled], ReadOptions(dedupe=True))
     assert len(src) == len({r.sequence for r in recs})
     assert rep.duplicates == len(recs) + 100 - len(src)
     kept = {tokens_to_letters(src[i]) for i in range(len(src))}
@@ -201,3 +202,17 @@ def test_matches_biopython_on_sample() -> None:
         assert tokens_to_letters(src[i]).decode() == ref[i][1]
         assert src.accession(i) == ref[i][0].split()[0]
     assert int(src.lengths.sum()) == sum(len(s) for _, s in ref)
+
+
+def test_read_options_validate_and_unfiltered_readers_refuse_filters(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="on_invalid must be 'error' or 'skip', got 'warn'"):
+        ReadOptions(on_invalid="warn")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="min_length must be >= 1, got 0"):
+        ReadOptions(min_length=0)
+    with pytest.raises(ValueError, match=r"max_length must be >= min_length \(5\), got 4"):
+        ReadOptions(min_length=5, max_length=4)
+    path = _write(tmp_path / "a.fa", ">a\nMKV\n>b\nMKV\n")
+    # read_fasta keeps every valid record: a filter would be silently ignored, so it is refused
+    with pytest.raises(ValueError, match="read_fasta keeps every valid record"):
+        list(read_fasta(path, ReadOptions(dedupe=True)))
+    assert len(load_proteins([path], ReadOptions(dedupe=True))[0]) == 1

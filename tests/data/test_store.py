@@ -14,6 +14,7 @@ import pytest
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.fasta import load_proteins, read_fasta
 from protein_performer.data.fasta_report import FastaFormatError
+from protein_performer.data.read_options import ReadOptions
 from protein_performer.progress import Progress
 from protein_performer.data.source import InMemoryProteins, ProteinSource
 from protein_performer.data.store import (
@@ -81,22 +82,15 @@ def test_roundtrip_equals_fasta(tmp_path: Path, block_size: int) -> None:
 def test_filters_skip_and_report(tmp_path: Path) -> None:
     fa = tmp_path / "x.fa.gz"
     fa.write_bytes(gzip.compress(b">a\nMKV\n>b\nM\n>c\nMKJ\n>sp|P1|N\nmkv\n>e\nACDEFGHIK\n"))
-    r = prepare_store(
-        [fa],
-        tmp_path / "s",
-        min_length=2,
-        max_length=8,
-        dedupe=True,
-        on_invalid="skip",
-        progress=False,
-    )
+    options = ReadOptions(min_length=2, max_length=8, dedupe=True, on_invalid="skip")
+    r = prepare_store([fa], tmp_path / "s", options, progress=False)
     s = ProteinStore(tmp_path / "s")
     assert [s.accession(i) for i in range(len(s))] == ["a"]
     assert (r.read.too_short, r.read.too_long, r.read.duplicates) == (1, 1, 1)
     assert r.read.skipped == {"invalid character": 1}
     m = json.loads((tmp_path / "s/manifest.json").read_text())
     assert m["read"]["skipped"] == {"invalid character": 1} and m["read"]["duplicates"] == 1
-    ref, _ = load_proteins([fa], min_length=2, max_length=8, dedupe=True, on_invalid="skip")
+    ref, _ = load_proteins([fa], options)
     np.testing.assert_array_equal(s.tokens, ref.tokens)
 
 
@@ -136,7 +130,7 @@ def test_open_source(tmp_path: Path) -> None:
     fa.write_text(">a\nMKV\n>b\nM\n")
     prepare_store([fa], tmp_path / "s", progress=False)
     assert isinstance(open_source(tmp_path / "s"), ProteinStore)
-    src = open_source(fa, min_length=2)
+    src = open_source(fa, ReadOptions(min_length=2))
     assert isinstance(src, InMemoryProteins) and len(src) == 1
     with pytest.raises(FileNotFoundError):
         open_source(tmp_path / "nope.fa")
