@@ -54,7 +54,7 @@ class _Ranges:
         self._store = None
 
     def __call__(self, bounds: tuple[int, int]):
-        from protein_performer.data.store import ProteinStore
+        from protein_performer.data.storage.store import ProteinStore
 
         if self._store is None:
             self._store = ProteinStore(self.store_dir)
@@ -92,7 +92,7 @@ def litdata_read(url: str, cache: Path | None) -> tuple[int, int]:
 def wds_write(store_dir: Path, out: Path, n: int) -> None:
     import webdataset as wds
 
-    from protein_performer.data.store import ProteinStore
+    from protein_performer.data.storage.store import ProteinStore
 
     store = ProteinStore(store_dir)
     out.mkdir(parents=True)
@@ -106,7 +106,7 @@ def wds_write(store_dir: Path, out: Path, n: int) -> None:
 def wds_blocks_write(store_dir: Path, out: Path, n: int, block: int = 1024) -> None:
     import webdataset as wds
 
-    from protein_performer.data.store import ProteinStore
+    from protein_performer.data.storage.store import ProteinStore
 
     store = ProteinStore(store_dir)
     out.mkdir(parents=True)
@@ -151,13 +151,13 @@ def wds_read(out: Path) -> tuple[int, int]:
 
 
 def ours_write(store_dir: Path, out: Path, n: int) -> None:
-    from protein_performer.data.shards import write_shards
+    from protein_performer.data.storage.shards import write_shards
 
     write_shards(store_dir, out, shard_bytes=CHUNK, progress=False)
 
 
 def ours_read(out: Path) -> tuple[int, int]:
-    from protein_performer.data.shards import ShardSet
+    from protein_performer.data.storage.shards import ShardSet
 
     n = residues = 0
     for _index, tokens in ShardSet(str(out)).iter_range(0, None):
@@ -168,8 +168,8 @@ def ours_read(out: Path) -> tuple[int, int]:
 
 def ours_batches(out: Path, batch_size: int = 32, max_length: int = 1024) -> tuple[int, int]:
     """What training sees: shuffled, cropped, collated batches (tokens excl. <cls>/<eos>/pad)."""
-    from protein_performer.data.shards import ShardSet
-    from protein_performer.data.streaming import StreamingProteinDataset
+    from protein_performer.data.storage.shards import ShardSet
+    from protein_performer.data.storage.streaming import StreamingProteinDataset
 
     ds = StreamingProteinDataset(ShardSet(str(out)), max_length, batch_size, train=True)
     n = residues = 0
@@ -181,10 +181,10 @@ def ours_batches(out: Path, batch_size: int = 32, max_length: int = 1024) -> tup
 
 def store_batches(store_dir: Path, batch_size: int = 32, max_length: int = 1024) -> tuple[int, int]:
     """The same batches from the memory-mapped store (ProteinDataset + sampler + Collate)."""
-    from protein_performer.data.collate import Collate
+    from protein_performer.data.sampling.collate import Collate
     from protein_performer.data.datasets import ProteinDataset
-    from protein_performer.data.samplers import ShardedBatchSampler
-    from protein_performer.data.store import ProteinStore
+    from protein_performer.data.sampling.samplers import ShardedBatchSampler
+    from protein_performer.data.storage.store import ProteinStore
 
     ds = ProteinDataset(ProteinStore(store_dir), max_length, train=True)
     collate = Collate()
@@ -212,7 +212,7 @@ def _first_records(fasta: Path, n: int, out: Path) -> Path:
 
 
 def bench(fasta: Path, max_proteins: int | None, work: Path) -> list[dict]:
-    from protein_performer.data.store import ProteinStore, prepare_store
+    from protein_performer.data.storage.store import ProteinStore, prepare_store
 
     store_dir = work / "store"
     source = (

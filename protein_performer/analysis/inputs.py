@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from protein_performer.analysis.options import AnalysisInputError
-from protein_performer.data import store
+from protein_performer.data.storage import store
 from protein_performer.data.source import ProteinSource
 
 EMBEDDED_VALID = Path(__file__).resolve().parents[2] / "data" / "sample" / "valid.fasta.gz"
@@ -16,7 +16,7 @@ EMBEDDED_VALID = Path(__file__).resolve().parents[2] / "data" / "sample" / "vali
 
 def open_proteins(path: str | Path) -> ProteinSource:
     """A FASTA file (plain or gzip) or prepared store with >= 1 protein
-    (:func:`protein_performer.data.store.open_proteins`, errors as AnalysisInputError)."""
+    (:func:`protein_performer.data.storage.store.open_proteins`, errors as AnalysisInputError)."""
     return store.open_proteins(path, error=AnalysisInputError)
 
 

@@ -263,7 +263,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         KeyError,
     ]
     try:
-        from protein_performer.data import fasta as _fasta
+        from protein_performer.data.fasta import reading as _fasta
 
         errors += [
             v

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from protein_performer.data.read_options import ReadOptions
+    from protein_performer.data.fasta.options import ReadOptions
 
 PROG = "protein-performer-data"
 
 
 def _read_options(args: argparse.Namespace) -> ReadOptions:
     """The FASTA reading options the command line gave (filters: where the command has them)."""
-    from protein_performer.data.read_options import ReadOptions
+    from protein_performer.data.fasta.options import ReadOptions
 
     filters = dict(min_length=1, max_length=None, dedupe=False)
     given = {k: getattr(args, k) for k in filters if hasattr(args, k)}
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_read_options(p, filters=False)
 
-    from protein_performer.data.download import DATASETS, UNIPROT_BASE
+    from protein_performer.data.corpus.download import DATASETS, UNIPROT_BASE
 
     p = sub.add_parser("download", help="fetch a UniProt release file (resumable, verified)")
     p.add_argument("name", choices=sorted(DATASETS))
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from protein_performer.data.store import prepare_store
+    from protein_performer.data.storage.store import prepare_store
 
     report = prepare_store(
         args.inputs,
@@ -149,7 +149,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _stream_prepare(args: argparse.Namespace) -> None:
-    from protein_performer.data.shards import write_shards
+    from protein_performer.data.storage.shards import write_shards
 
     report = write_shards(
         args.inputs,
@@ -166,7 +166,7 @@ def _stream_prepare(args: argparse.Namespace) -> None:
 
 
 def _stats(args: argparse.Namespace) -> None:
-    from protein_performer.data.stats import corpus_stats
+    from protein_performer.data.corpus.stats import corpus_stats
 
     if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
         stats = corpus_stats(args.inputs[0])  # a store: filtered when it was prepared
@@ -184,7 +184,7 @@ def _stats(args: argparse.Namespace) -> None:
 
 
 def _split(args: argparse.Namespace) -> None:
-    from protein_performer.data.split import cluster_split, random_split
+    from protein_performer.data.corpus.split import cluster_split, random_split
 
     options = _read_options(args)
     if args.clusters:
@@ -197,7 +197,7 @@ def _split(args: argparse.Namespace) -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
-    from protein_performer.data.download import download
+    from protein_performer.data.corpus.download import download
 
     result = download(
         args.name,
@@ -226,11 +226,11 @@ COMMANDS = {
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the inputs: reported in one line, no traceback."""
     from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.download import ChecksumError, DownloadError
-    from protein_performer.data.fasta_report import FastaFormatError
-    from protein_performer.data.split import SplitError
-    from protein_performer.data.shards import ShardError
-    from protein_performer.data.store import StoreError
+    from protein_performer.data.corpus.download import ChecksumError, DownloadError
+    from protein_performer.data.fasta.report import FastaFormatError
+    from protein_performer.data.corpus.split import SplitError
+    from protein_performer.data.storage.shards import ShardError
+    from protein_performer.data.storage.store import StoreError
 
     return (
         FastaFormatError,

@@ -23,7 +23,7 @@ PROG = "protein-performer-generate"
 
 def run_generate(cfg: DictConfig) -> Path:
     """Sample ``cfg.n`` sequences from ``cfg.ckpt_path``; returns the FASTA path written."""
-    from protein_performer.data.fasta_writer import open_output, write_fasta
+    from protein_performer.data.fasta.writer import open_output, write_fasta
     from protein_performer.devices import resolve_device
     from protein_performer.progress import Progress
     from protein_performer.inference.generate import SamplingOptions, fasta_header, generate

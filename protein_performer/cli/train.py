@@ -226,8 +226,8 @@ class SweepSummaryCallback(HydraCallback):
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Errors in the user's inputs (config values, FASTA, stores): one line, exit status 2."""
     from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.fasta_report import FastaFormatError
-    from protein_performer.data.store import StoreError
+    from protein_performer.data.fasta.report import FastaFormatError
+    from protein_performer.data.storage.store import StoreError
 
     return (ConfigError, LauncherConfigError, FastaFormatError, InvalidResidueError, StoreError)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
-from protein_performer.data.read_options import ON_INVALID, ReadOptions
+from protein_performer.data.fasta.options import ON_INVALID, ReadOptions
 
 MODES = ("protein", "concat")
 SPLITS = ("train", "valid", "test", "test_ood")
@@ -130,7 +130,7 @@ class DataConfig:
 
     def check_paths(self, splits: Sequence[str] = SPLITS) -> None:
         """Raise FileNotFoundError naming the field when an input path does not exist."""
-        from protein_performer.data.shards import is_url
+        from protein_performer.data.storage.shards import is_url
 
         for split in splits:
             for p in getattr(self, split):

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, get_worker_info
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.collate import Collate
+from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.config import DataConfig
 from protein_performer.data.datasets import (
     ChainedSources,
@@ -44,13 +44,17 @@ from protein_performer.data.datasets import (
     filter_lengths,
 )
 from protein_performer.seeding import mix_seed
-from protein_performer.data.clusters import ClusterReport, read_cluster_tsv
-from protein_performer.data.cluster_sampler import ClusterSampler
-from protein_performer.data.samplers import EpochBatchSampler, EpochPosition, ShardedBatchSampler
-from protein_performer.data.token_budget_sampler import TokenBudgetBatchSampler
-from protein_performer.data.shards import ShardSet, is_shard_set
+from protein_performer.data.sampling.clusters import ClusterReport, read_cluster_tsv
+from protein_performer.data.sampling.cluster_sampler import ClusterSampler
+from protein_performer.data.sampling.samplers import (
+    EpochBatchSampler,
+    EpochPosition,
+    ShardedBatchSampler,
+)
+from protein_performer.data.sampling.token_budget import TokenBudgetBatchSampler
+from protein_performer.data.storage.shards import ShardSet, is_shard_set
 from protein_performer.data.source import ProteinSource
-from protein_performer.data.streaming import (
+from protein_performer.data.storage.streaming import (
     StreamingLoader,
     StreamingProteinDataset,
     count_delivered,
@@ -174,13 +178,13 @@ class ProteinDataModule(pl.LightningDataModule):
         reports: list[Any] = []
         parts: list[ProteinSource] = []
         if fasta:
-            from protein_performer.data.fasta import load_proteins
+            from protein_performer.data.fasta.reading import load_proteins
 
             src, report = load_proteins([str(p) for p in fasta], cfg.read_options)
             parts.append(src)
             reports.append(report)
         for p in stores:
-            from protein_performer.data.store import open_source
+            from protein_performer.data.storage.store import open_source
 
             src, n_removed = filter_lengths(open_source(p), cfg.min_length, cfg.max_protein_length)
             note = f"{p}: {len(src)} proteins from the store, {n_removed} outside the length filter"

@@ -11,8 +11,8 @@ import numpy as np
 class ProteinSource(Protocol):
     """Proteins as uint8 token arrays (residue tokens only, no special tokens).
 
-    Implemented in memory (from FASTA, :mod:`protein_performer.data.fasta`) and on disk
-    (the prepared memmap store, :mod:`protein_performer.data.store`).
+    Implemented in memory (from FASTA, :mod:`protein_performer.data.fasta.reading`) and on disk
+    (the prepared memmap store, :mod:`protein_performer.data.storage.store`).
     """
 
     @property

@@ -519,8 +519,8 @@ class EvaluationInputError(ValueError):
 
 def open_input(path: str | Path) -> ProteinSource:
     """A FASTA file (plain or gzip) or a prepared store with >= 1 protein
-    (:func:`protein_performer.data.store.open_proteins`, errors as EvaluationInputError)."""
-    from protein_performer.data.store import open_proteins
+    (:func:`protein_performer.data.storage.store.open_proteins`, errors as EvaluationInputError)."""
+    from protein_performer.data.storage.store import open_proteins
 
     return open_proteins(path, error=EvaluationInputError)
 

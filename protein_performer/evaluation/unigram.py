@@ -114,7 +114,7 @@ def unigram_residue_metrics(source: ProteinSource, log_probs: np.ndarray) -> dic
 @lru_cache(maxsize=1)
 def embedded_train_counts() -> np.ndarray:
     """Token counts of the embedded training sample (``data/sample/train.fasta.gz``)."""
-    from protein_performer.data.fasta import load_proteins
+    from protein_performer.data.fasta.reading import load_proteins
 
     if not EMBEDDED_TRAIN.is_file():
         raise FileNotFoundError(f"embedded training sample missing: {EMBEDDED_TRAIN}")

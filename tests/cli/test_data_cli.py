@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from protein_performer.cli.data import main
-from protein_performer.data.store import ProteinStore
+from protein_performer.data.storage.store import ProteinStore
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"

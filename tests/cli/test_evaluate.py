@@ -186,7 +186,7 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
-    from protein_performer.data.fasta_report import FastaFormatError
+    from protein_performer.data.fasta.report import FastaFormatError
 
     with pytest.raises(ValueError, match="ckpt_path is required"):
         evaluate(_cfg(tmp_path))

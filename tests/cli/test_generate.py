@@ -9,7 +9,7 @@ import pytest
 
 from protein_performer.cli.config import compose_train
 from protein_performer.cli.generate import run_generate
-from protein_performer.data.fasta import read_fasta
+from protein_performer.data.fasta.reading import read_fasta
 from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
 

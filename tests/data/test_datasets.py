@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.collate import Collate
+from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.datasets import (
     ChainedSources,
     ConcatenatedDataset,

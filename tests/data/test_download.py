@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from protein_performer.data.download import (
+from protein_performer.data.corpus.download import (
     DATASETS,
     ChecksumError,
     DownloadError,
     download,
     parse_checksum_file,
 )
-from protein_performer.data.fasta import load_proteins
+from protein_performer.data.fasta.reading import load_proteins
 
 PAYLOAD = gzip.compress(
     b"".join(b">P%05d GO=GO:1\n%s\n" % (i, b"MKVLAGHW" * (i % 9 + 1)) for i in range(2000))

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protein_performer.data.accessions import parse_accession
+from protein_performer.data.fasta.accessions import parse_accession
 from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
-from protein_performer.data.fasta import load_proteins, read_fasta
-from protein_performer.data.fasta_report import FastaFormatError, ReadReport
-from protein_performer.data.read_options import ReadOptions
+from protein_performer.data.fasta.reading import load_proteins, read_fasta
+from protein_performer.data.fasta.report import FastaFormatError, ReadReport
+from protein_performer.data.fasta.options import ReadOptions
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"
@@ -68,7 +68,7 @@ def test_read_matches_reference(tmp_path: Path, gz: bool, crlf: bool, block_size
     text = TEXT.replace("\n", "\r\n") if crlf else TEXT
     # gzip detected by content, whatever the suffix says
     path = _write(tmp_path / "x.fa", text, gz=gz)
-    from protein_performer.data.fasta_blocks import BlockReader
+    from protein_performer.data.fasta.blocks import BlockReader
 
     recs = list(read_fasta(path))
     ref = _reference(TEXT)

@@ -11,11 +11,11 @@ import pytest
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import DataLoader
 
-from protein_performer.data.clusters import read_cluster_tsv, read_clusters
+from protein_performer.data.sampling.clusters import read_cluster_tsv, read_clusters
 
-from protein_performer.data.cluster_sampler import ClusterSampler
-from protein_performer.data.samplers import ShardedBatchSampler
-from protein_performer.data.token_budget_sampler import TokenBudgetBatchSampler
+from protein_performer.data.sampling.cluster_sampler import ClusterSampler
+from protein_performer.data.sampling.samplers import ShardedBatchSampler
+from protein_performer.data.sampling.token_budget import TokenBudgetBatchSampler
 
 
 def _epoch(sampler_factory, world: int, epoch: int = 0) -> list[list[list[int]]]:

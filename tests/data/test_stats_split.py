@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protein_performer.data.fasta import load_proteins, read_fasta
-from protein_performer.data.fasta_report import FastaFormatError
-from protein_performer.data.split import (
+from protein_performer.data.fasta.reading import load_proteins, read_fasta
+from protein_performer.data.fasta.report import FastaFormatError
+from protein_performer.data.corpus.split import (
     SplitError,
     cluster_split,
     parse_fractions,
     random_split,
 )
-from protein_performer.data.stats import corpus_stats
-from protein_performer.data.store import prepare_store
+from protein_performer.data.corpus.stats import corpus_stats
+from protein_performer.data.storage.store import prepare_store
 
 SEQS = ["MKV", "MKVLA", "ACDEFGHIKLMNPQRSTVWY", "MMMMMMMMMM", "XXLL"]
 

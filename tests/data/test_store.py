@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta import load_proteins, read_fasta
-from protein_performer.data.fasta_report import FastaFormatError
-from protein_performer.data.read_options import ReadOptions
+from protein_performer.data.fasta.reading import load_proteins, read_fasta
+from protein_performer.data.fasta.report import FastaFormatError
+from protein_performer.data.fasta.options import ReadOptions
 from protein_performer.progress import Progress
 from protein_performer.data.source import InMemoryProteins, ProteinSource
-from protein_performer.data.store import (
+from protein_performer.data.storage.store import (
     NpyAppender,
     ProteinStore,
     StoreError,

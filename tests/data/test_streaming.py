@@ -17,9 +17,9 @@ from common import SAMPLE_TRAIN, SAMPLE_VALID
 from protein_performer.data.config import DataConfig
 from protein_performer.data.datamodule import ProteinDataModule
 from protein_performer.data.datasets import ProteinDataset
-from protein_performer.data.shards import ShardError, ShardSet, is_url, join, write_shards
-from protein_performer.data.store import ProteinStore, prepare_store
-from protein_performer.data.streaming import (
+from protein_performer.data.storage.shards import ShardError, ShardSet, is_url, join, write_shards
+from protein_performer.data.storage.store import ProteinStore, prepare_store
+from protein_performer.data.storage.streaming import (
     StreamingLoader,
     StreamingProteinDataset,
     resume_plan,

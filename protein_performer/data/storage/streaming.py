@@ -39,10 +39,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler, get_worker_info
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.collate import Collate
+from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.datasets import protein_example
-from protein_performer.data.samplers import EpochPosition
-from protein_performer.data.shards import ShardSet
+from protein_performer.data.sampling.samplers import EpochPosition
+from protein_performer.data.storage.shards import ShardSet
 from protein_performer.seeding import mix_seed
 
 _SALT_SHARDS = 11

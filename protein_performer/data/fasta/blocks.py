@@ -5,7 +5,7 @@ split into records at ``"\\n>"`` with one C call, each record's sequence lines a
 and encoded by a single ``bytes.translate`` (alphabet lookup table + deletion of line
 breaks/whitespace), and validity is checked once per block with numpy. Python touches each
 *record* once, never each line or residue (speed: ``docs/benchmarks.md``). The rules it
-enforces are listed in :mod:`protein_performer.data.fasta`.
+enforces are listed in :mod:`protein_performer.data.fasta.reading`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Iterator
 
 import numpy as np
 
-from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.alphabet import ALPHABET, GAP_CHARACTERS, INVALID, RARE_AMINO_ACIDS
-from protein_performer.data.digest_set import DigestSet
-from protein_performer.data.fasta_input import FastaInput
-from protein_performer.data.fasta_report import (
+from protein_performer.data.fasta.digests import DigestSet
+from protein_performer.data.fasta.input import FastaInput
+from protein_performer.data.fasta.report import (
     EMPTY,
     GAP_CHAR,
     INNER_STOP,
@@ -29,7 +29,7 @@ from protein_performer.data.fasta_report import (
     PathLike,
     ReadReport,
 )
-from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 
 # Decompressed bytes handled per block: big enough that per-block overhead vanishes, small
 # enough that a few copies of a block stay far below the memory budget.

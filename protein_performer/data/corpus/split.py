@@ -18,13 +18,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from protein_performer.data.clusters import ClusterTsvError, read_clusters
-from protein_performer.data.accessions import accession_bytes
-from protein_performer.data.fasta import read_fasta
-from protein_performer.data.fasta_blocks import BlockReader
-from protein_performer.data.fasta_report import FastaFormatError, PathLike, ReadReport
-from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
-from protein_performer.data.fasta_writer import open_output, write_fasta
+from protein_performer.data.sampling.clusters import ClusterTsvError, read_clusters
+from protein_performer.data.fasta.accessions import accession_bytes
+from protein_performer.data.fasta.reading import read_fasta
+from protein_performer.data.fasta.blocks import BlockReader
+from protein_performer.data.fasta.report import FastaFormatError, PathLike, ReadReport
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.writer import open_output, write_fasta
 
 DEFAULT_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}
 

@@ -2,11 +2,11 @@
 
 :func:`read_fasta` yields records, :func:`load_proteins` reads files into memory and
 :func:`iter_filtered_blocks` streams the kept records block by block (the prepared store,
-statistics and splits use it). The parts, one job each: :mod:`~.fasta_input` (opening, gzip),
-:mod:`~.fasta_blocks` (the block parser), :mod:`~.block_filters` (length filters, dedupe),
-:mod:`~.fasta_report` (errors and counts), :mod:`~.fasta_writer` (output).
+statistics and splits use it). The parts, one job each: :mod:`~.input` (opening, gzip),
+:mod:`~.blocks` (the block parser), :mod:`~.filters` (length filters, dedupe),
+:mod:`~.report` (errors and counts), :mod:`~.writer` (output).
 
-The parser (:mod:`~.fasta_blocks`) works on big decompressed blocks, one ``bytes.translate``
+The parser (:mod:`~.blocks`) works on big decompressed blocks, one ``bytes.translate``
 per record and one numpy check per block. Measured on the 500k-protein Swiss-Prot train set
 (``docs/benchmarks.md``): this path is about as fast as decompression itself, faster than
 ``Bio.SeqIO.FastaIO.SimpleFastaParser``, which moreover yields no line numbers and then
@@ -28,12 +28,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.alphabet import TOKEN_TO_LETTER
-from protein_performer.data.block_filters import Filter
-from protein_performer.data.fasta_blocks import BLOCK_SIZE, Block, BlockReader
-from protein_performer.data.fasta_report import PathLike, ReadReport
-from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.filters import Filter
+from protein_performer.data.fasta.blocks import BLOCK_SIZE, Block, BlockReader
+from protein_performer.data.fasta.report import PathLike, ReadReport
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import InMemoryProteins
 
 log = logging.getLogger(__name__)

@@ -34,9 +34,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.accessions import accession_bytes
-from protein_performer.data.fasta_report import PathLike, ReadReport
-from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.accessions import accession_bytes
+from protein_performer.data.fasta.report import PathLike, ReadReport
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-shards"
@@ -147,7 +147,7 @@ def _store_blocks(store: Any, block: int) -> Iterator[tuple[np.ndarray, np.ndarr
 
 
 def _fasta_blocks(paths: list[Path], report: ReadReport, options: ReadOptions) -> Iterator[tuple]:
-    from protein_performer.data.fasta import iter_filtered_blocks
+    from protein_performer.data.fasta.reading import iter_filtered_blocks
 
     for b in iter_filtered_blocks(paths, report, options):
         yield b.tokens, b.lengths, [accession_bytes(h) for h in b.headers]
@@ -201,7 +201,7 @@ def write_shards(
     """
     import webdataset as wds
 
-    from protein_performer.data.store import ProteinStore, is_store
+    from protein_performer.data.storage.store import ProteinStore, is_store
 
     if shard_bytes < 1 or block_proteins < 1:
         raise ValueError(
@@ -271,7 +271,7 @@ def write_shards(
             report.proteins += len(lengths)
             report.residues += int(offsets[-1])
             if counts is None:
-                from protein_performer.data.store import count_tokens
+                from protein_performer.data.storage.store import count_tokens
 
                 counted += count_tokens(tokens)
             bar.update_to(report.proteins)
@@ -356,7 +356,7 @@ class ShardSet:
             m = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ShardError(f"{join(where, MANIFEST)}: unreadable manifest ({exc})") from exc
-        from protein_performer.data.store import check_manifest
+        from protein_performer.data.storage.store import check_manifest
 
         check_manifest(m, FORMAT, VERSION, where, _hint(where), ShardError)
         self.manifest: dict[str, Any] = m

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from protein_performer.data.fasta_report import PathLike
+from protein_performer.data.fasta.report import PathLike
 from protein_performer.progress import Progress
 
 log = logging.getLogger(__name__)

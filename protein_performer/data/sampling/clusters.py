@@ -10,8 +10,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from protein_performer.data.fasta_input import is_gzip
-from protein_performer.data.fasta_report import PathLike
+from protein_performer.data.fasta.input import is_gzip
+from protein_performer.data.fasta.report import PathLike
 
 
 class ClusterTsvError(ValueError):

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from protein_performer.data.fasta_report import OnInvalid
+from protein_performer.data.fasta.report import OnInvalid
 
 ON_INVALID = ("error", "skip")
 
@@ -16,7 +16,7 @@ class ReadOptions:
     """Options of the FASTA readers (``read_fasta``, ``load_proteins``, ``prepare_store``,
     ``write_shards``, the splits, ``corpus_stats``); validated at construction.
 
-    Parsing: ``on_invalid`` "error" raises :class:`~protein_performer.data.fasta_report.
+    Parsing: ``on_invalid`` "error" raises :class:`~protein_performer.data.fasta.report.
     FastaFormatError` on an invalid record, "skip" counts it in the ReadReport and leaves it
     out; ``remove_gaps`` deletes ``-``/``.`` instead of calling them invalid. Filters (records
     are dropped and counted): fewer than ``min_length`` or more than ``max_length`` residues,

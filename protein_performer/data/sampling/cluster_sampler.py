@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from protein_performer.data.samplers import (
+from protein_performer.data.sampling.samplers import (
     SALT_CLUSTER,
     SALT_MEMBER,
     BatchPlan,

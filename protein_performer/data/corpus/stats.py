@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta import iter_filtered_blocks
-from protein_performer.data.fasta_report import PathLike, ReadReport
-from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.reading import iter_filtered_blocks
+from protein_performer.data.fasta.report import PathLike, ReadReport
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import ProteinSource
 
 # 1-2-5 length bins: readable edges over five orders of magnitude.
@@ -119,9 +119,9 @@ def corpus_stats(
 
     FASTA is streamed (only the lengths are kept), read with ``options``; malformed input
     raises its
-    :class:`~protein_performer.data.fasta_report.FastaFormatError`.
+    :class:`~protein_performer.data.fasta.report.FastaFormatError`.
     """
-    from protein_performer.data.store import ProteinStore, count_tokens, is_store
+    from protein_performer.data.storage.store import ProteinStore, count_tokens, is_store
 
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         source = ProteinStore(source)

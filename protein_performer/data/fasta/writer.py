@@ -9,7 +9,7 @@ from typing import IO
 import numpy as np
 
 from protein_performer.data.alphabet import tokens_to_letters
-from protein_performer.data.fasta_report import PathLike
+from protein_performer.data.fasta.report import PathLike
 
 
 def write_fasta(

@@ -13,7 +13,7 @@ Layout of a store directory (format version 1)::
 :func:`prepare_store` writes it in one streaming pass with bounded memory: each ``.npy``
 grows by appending blocks behind a header whose shape is rewritten at the end, so nothing
 proportional to the corpus is held in RAM (except, with ``dedupe``, 8 bytes per distinct
-protein: see :class:`~protein_performer.data.digest_set.DigestSet`).
+protein: see :class:`~protein_performer.data.fasta.digests.DigestSet`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.accessions import accession_bytes
-from protein_performer.data.fasta import iter_filtered_blocks, load_proteins
-from protein_performer.data.fasta_blocks import BLOCK_SIZE
-from protein_performer.data.fasta_report import PathLike, ReadReport
-from protein_performer.data.read_options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.accessions import accession_bytes
+from protein_performer.data.fasta.reading import iter_filtered_blocks, load_proteins
+from protein_performer.data.fasta.blocks import BLOCK_SIZE
+from protein_performer.data.fasta.report import PathLike, ReadReport
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import InMemoryProteins, ProteinSource
 from protein_performer.progress import Progress
 

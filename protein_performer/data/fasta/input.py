@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 from typing import IO
 
-from protein_performer.data.fasta_report import FastaFormatError, PathLike
+from protein_performer.data.fasta.report import FastaFormatError, PathLike
 
 GZIP_MAGIC = b"\x1f\x8b"
 

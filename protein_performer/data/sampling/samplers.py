@@ -2,7 +2,7 @@
 
 Here: the plan of an epoch (:class:`BatchPlan`), its sharding and resume position
 (:class:`EpochPosition`, :class:`EpochBatchSampler`) and fixed-size batches
-(:class:`ShardedBatchSampler`); batches by length: :mod:`~.token_budget_sampler`, by
+(:class:`ShardedBatchSampler`); batches by length: :mod:`~.token_budget`, by
 cluster: :mod:`~.cluster_sampler`.
 
 How work is split (all samplers):
@@ -40,7 +40,7 @@ from torch.utils.data import Sampler
 from protein_performer.seeding import mix_seed
 
 # Salts keep the random streams of different purposes apart (every batch sampler's are here;
-# data/streaming.py uses 11 and up).
+# data/storage/streaming.py uses 11 and up).
 SALT_SHUFFLE = 1
 SALT_BATCH_ORDER = 2
 SALT_CLUSTER = 3

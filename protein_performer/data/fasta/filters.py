@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from protein_performer.data.digest_set import DigestSet
-from protein_performer.data.fasta_blocks import Block
-from protein_performer.data.fasta_report import ReadReport
-from protein_performer.data.read_options import ReadOptions
+from protein_performer.data.fasta.digests import DigestSet
+from protein_performer.data.fasta.blocks import Block
+from protein_performer.data.fasta.report import ReadReport
+from protein_performer.data.fasta.options import ReadOptions
 
 
 class Filter:

@@ -1,0 +1,2 @@
+"""Working on a corpus before training: ``download`` (UniProt releases, resumable, verified),
+``split`` (train/valid/test files, at random or by cluster), ``stats`` (counts, lengths)."""
