@@ -80,7 +80,7 @@ BENCH="-m protein_performer.cli.bench attention --device $DEVICE --causal true -
     --lengths $LENGTHS $BENCH_SHAPE --in-process --no-peer --max-case-seconds 10"
 TRAIN="-m protein_performer.cli.train -m attention=$TRAIN_KINDS objective=clm $TRAIN_ARGS
     trainer.precision=bf16-mixed logger=csv test=false callbacks.progress.mode=lines
-    hydra.sweep.dir=$OUT_DIR/train hydra.sweep.subdir=\${attention.kind}"
+    hydra.sweep.dir=$OUT_DIR/train hydra.sweep.subdir=\${model.attention.kind}"
 
 START=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
