@@ -119,7 +119,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             )
         )
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None
-    loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt})
+    # a resume keeps the metric history before the checkpoint's step (ResumableCSVLogger)
+    resume = {"ckpt_path": ckpt, "resume_step": setup.resume_step}
+    loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt}, csv=resume)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)  # type: ignore[union-attr]
     for logger in loggers:
@@ -144,7 +146,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("train", True):
             if ckpt:
-                log.info("resuming from %s", ckpt)
+                log.info("resuming from %s (step %d)", ckpt, setup.resume_step or 0)
+                _silence_resumable_warning()
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
             metrics.update(_floats(trainer.callback_metrics))
 
@@ -167,6 +170,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(json.dumps(safe, indent=2) + "\n")
         _log_summary(metrics, frequencies)
     return metrics
+
+
+def _silence_resumable_warning() -> None:
+    """Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself has
+    a ``state_dict``; here the DataModule's does (its sampler position is in every checkpoint
+    and a changed world size is refused), so the resume is exact and the warning is wrong."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended"
+    )
+    log.info(
+        "mid-epoch resume is exact: the data position is the DataModule's state in the checkpoint"
+    )
 
 
 def _finish_wandb() -> None:
