@@ -243,10 +243,22 @@ class SweepSummaryCallback(HydraCallback):
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Errors in the user's inputs (config values, FASTA, stores): one line, exit status 2."""
     from protein_performer.data.alphabet import InvalidResidueError
+    from protein_performer.data.clusters import ClusterTsvError
+    from protein_performer.data.config import DataInputError
     from protein_performer.data.fasta_report import FastaFormatError
+    from protein_performer.data.shards import ShardError
     from protein_performer.data.store import StoreError
 
-    return (ConfigError, LauncherConfigError, FastaFormatError, InvalidResidueError, StoreError)
+    return (
+        ConfigError,
+        LauncherConfigError,
+        FastaFormatError,
+        InvalidResidueError,
+        StoreError,
+        ShardError,
+        ClusterTsvError,
+        DataInputError,
+    )
 
 
 register_resolvers()

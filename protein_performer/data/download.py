@@ -54,10 +54,14 @@ class DownloadResult:
     algorithm: str | None  # digest checked ("md5", "sha256") or None
     digest: str | None
     seconds: float
+    # the server ignored a resume request (or the file changed): the download started over
+    restarted: bool = False
 
     def summary(self) -> str:
         check = f"{self.algorithm} {self.digest} verified" if self.algorithm else "not verified"
         resumed = f", resumed at {self.resumed_from:,} bytes" if self.resumed_from else ""
+        if self.restarted:
+            resumed = ", started over (the server ignored the resume request)"
         return f"{self.path}: {self.bytes:,} bytes{resumed}, {check}, {self.seconds:.1f} s"
 
 
@@ -182,10 +186,16 @@ def download(
         )
 
     resumed_from = part.stat().st_size if part.exists() else 0
+    restarted = False
     attempt = 0
     while True:
         try:
-            done = _transfer(session, file_url, part, meta, timeout, chunk_size, progress)
+            done, started_over = _transfer(
+                session, file_url, part, meta, timeout, chunk_size, progress
+            )
+            if started_over:  # the bytes found at the start were thrown away
+                resumed_from = 0
+                restarted = True
         except (
             requests.ConnectionError,
             requests.Timeout,
@@ -214,6 +224,7 @@ def download(
         expected[0] if expected else None,
         digest,
         time.perf_counter() - t0,
+        restarted,
     )
 
 
@@ -242,8 +253,9 @@ def _transfer(
     timeout: float,
     chunk_size: int,
     progress: bool,
-) -> bool:
-    """One request: append to ``part`` from its current size. True when complete."""
+) -> tuple[bool, bool]:
+    """One request: append to ``part`` from its current size. (complete, started over: the
+    server answered a resume request with the whole file)."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # byte offsets must be of the file itself
     validator = None
@@ -256,7 +268,7 @@ def _transfer(
     with session.get(file_url, headers=headers, stream=True, timeout=timeout) as resp:
         if resp.status_code == 416 and have:
             # Range not satisfiable: the part file already holds the whole file.
-            return True
+            return True, False
         if resp.status_code == 206:
             m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != have:
@@ -266,7 +278,9 @@ def _transfer(
                 )
             total = int(m.group(3)) if m.group(3) != "*" else None
             mode = "ab"
+            started_over = False
         elif resp.status_code == 200:
+            started_over = bool(have)
             if have:
                 log.warning(
                     "%s: server ignored the resume request (or the file changed); starting over",
@@ -297,4 +311,4 @@ def _transfer(
             raise requests.exceptions.ChunkedEncodingError(
                 f"connection closed at {n:,} of {total:,} bytes"
             )
-    return True
+    return True, started_over
