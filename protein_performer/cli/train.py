@@ -87,7 +87,7 @@ def _floats(metrics: dict[str, Any]) -> dict[str, float]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) the model ``cfg`` describes; returns the final metrics as floats."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.utilities import rank_zero_only
 
     from protein_performer.data.datamodule import ProteinDataModule
@@ -126,6 +126,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resolved.pop("hydra", None)  # type: ignore[union-attr]
     for logger in loggers:
         logger.log_hyperparams(resolved)
+    if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
     _fix_hydra_for_ddp_children()
     # under SLURM: ranks from SLURM's environment, requeue left to submitit (cli/cluster.py)

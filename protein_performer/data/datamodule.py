@@ -452,7 +452,7 @@ def _no_proteins_message(split: str, paths: list[Path], reports: list[Any], cfg:
     if cfg.min_length > 1 or cfg.max_protein_length is not None:
         fixes.append(
             f"widen the length filter (data.min_length={cfg.min_length}, "
-            f"data.max_protein_length={cfg.max_protein_length})"
+            f"data.max_protein_length={cfg.max_protein_length or 'null'})"
         )
     if cfg.on_invalid == "skip":
         fixes.append("set data.on_invalid=error to see the first invalid record")

@@ -85,9 +85,8 @@ def check_resume(path: str | Path, model: ModelConfig, objective: Objective) -> 
         # the reader's message names the file; torch's own reasons may span lines
         reason = str(err).splitlines()[0] if str(err) else f"{p}: {type(err).__name__}"
         raise ResumeError(
-            f"ckpt_path: cannot resume: {reason} (a truncated, empty or foreign file: "
-            f"resume from another checkpoint of the run, e.g. a best-*.ckpt beside it, or "
-            f"delete it and start without ckpt_path)"
+            f"ckpt_path: cannot resume: {reason}. To resume, give another checkpoint of the "
+            f"run (e.g. a best-*.ckpt beside it); to start afresh, delete it or drop ckpt_path"
         ) from None
     diffs = differences(ckpt["hyper_parameters"], model, objective)
     if diffs:
