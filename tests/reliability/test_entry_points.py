@@ -107,7 +107,7 @@ def _cases(ckpt: Path, bad: dict[str, Path], tmp: Path) -> list[tuple[str, str, 
         ),
         ("data", "mismatched", ["prepare", str(ckpt), "--out", str(tmp / "s3")], [ckpt.name]),
         # -- study: the sweep it reports on
-        ("study", "empty", [f"sweep_dir={bad['empty_dir']}"], ["empty_dir"]),
+        ("study", "empty", [f"sweep_dir={bad['empty_dir']}"], ["empty_dir", "sweep_dir", "give"]),
         (
             "study",
             "truncated",
