@@ -120,7 +120,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None
     # a resume keeps the metric history before the checkpoint's step (ResumableCSVLogger)
-    resume = {"ckpt_path": ckpt, "resume_step": setup.resume_step}
+    resumed = setup.resume_step if cfg.get("train", True) else None  # train=false: a test only
+    resume = {"ckpt_path": ckpt, "resume_step": resumed}
     loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt}, csv=resume)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)  # type: ignore[union-attr]
