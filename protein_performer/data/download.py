@@ -186,16 +186,11 @@ def download(
         )
 
     resumed_from = part.stat().st_size if part.exists() else 0
-    restarted = False
+    restarts: list[int] = []  # bytes thrown away each time the server ignored a resume
     attempt = 0
     while True:
         try:
-            done, started_over = _transfer(
-                session, file_url, part, meta, timeout, chunk_size, progress
-            )
-            if started_over:  # the bytes found at the start were thrown away
-                resumed_from = 0
-                restarted = True
+            done = _transfer(session, file_url, part, meta, timeout, chunk_size, progress, restarts)
         except (
             requests.ConnectionError,
             requests.Timeout,
@@ -220,11 +215,11 @@ def download(
     return DownloadResult(
         final,
         final.stat().st_size,
-        resumed_from,
+        0 if restarts else resumed_from,
         expected[0] if expected else None,
         digest,
         time.perf_counter() - t0,
-        restarted,
+        bool(restarts),
     )
 
 
@@ -253,9 +248,11 @@ def _transfer(
     timeout: float,
     chunk_size: int,
     progress: bool,
-) -> tuple[bool, bool]:
-    """One request: append to ``part`` from its current size. (complete, started over: the
-    server answered a resume request with the whole file)."""
+    restarts: list[int],
+) -> bool:
+    """One request: append to ``part`` from its current size. True when complete. A server
+    that answers a resume request with the whole file starts it over: the bytes thrown away
+    are appended to ``restarts``."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # byte offsets must be of the file itself
     validator = None
@@ -268,7 +265,7 @@ def _transfer(
     with session.get(file_url, headers=headers, stream=True, timeout=timeout) as resp:
         if resp.status_code == 416 and have:
             # Range not satisfiable: the part file already holds the whole file.
-            return True, False
+            return True
         if resp.status_code == 206:
             m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != have:
@@ -278,10 +275,9 @@ def _transfer(
                 )
             total = int(m.group(3)) if m.group(3) != "*" else None
             mode = "ab"
-            started_over = False
         elif resp.status_code == 200:
-            started_over = bool(have)
             if have:
+                restarts.append(have)
                 log.warning(
                     "%s: server ignored the resume request (or the file changed); starting over",
                     file_url,
@@ -311,4 +307,4 @@ def _transfer(
             raise requests.exceptions.ChunkedEncodingError(
                 f"connection closed at {n:,} of {total:,} bytes"
             )
-    return True, started_over
+    return True
