@@ -186,3 +186,9 @@ def test_server_ignoring_the_resume_request_starts_over(server, tmp_path: Path) 
     r = download("swissprot", tmp_path, base_url=server.base, progress=False)
     assert r.path.read_bytes() == PAYLOAD and r.resumed_from == 0 and r.restarted
     assert "started over" in r.summary() and "resumed at" not in r.summary()
+    # and when the transfer that started over is cut and resumed (ignored again) in this call
+    r.path.unlink()
+    part.write_bytes(b"\0" * 1000)
+    server.cut_first = True
+    r = download("swissprot", tmp_path, base_url=server.base, progress=False, chunk_size=256)
+    assert r.path.read_bytes() == PAYLOAD and r.resumed_from == 0 and "started over" in r.summary()
