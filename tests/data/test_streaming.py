@@ -17,6 +17,7 @@ from common import SAMPLE_TRAIN, SAMPLE_VALID
 from protein_performer.data.config import DataConfig
 from protein_performer.data.datamodule import ProteinDataModule
 from protein_performer.data.datasets import ProteinDataset
+from protein_performer.data.fasta.options import ReadOptions
 from protein_performer.data.storage.shards import ShardError, ShardSet, is_url, join, write_shards
 from protein_performer.data.storage.store import ProteinStore, prepare_store
 from protein_performer.data.storage.streaming import (
@@ -335,3 +336,20 @@ def test_lightning_resume_mid_epoch_is_exact(corpus, tmp_path: Path) -> None:
             resumed, datamodule=datamodule(), ckpt_path=next(tmp_path.glob(f"*step={step}.ckpt"))
         )
         assert resumed.seen == full.seen[step:]
+
+
+def test_interrupted_or_empty_stream_prepare(tmp_path: Path) -> None:
+    """Shards without a manifest (a killed stream-prepare) are replaced with --overwrite; an
+    input with no proteins left writes nothing and says why."""
+    fa = tmp_path / "a.fa"
+    fa.write_text(">a\nMKV\n>b\nMKVL\n")
+    out = tmp_path / "sh"
+    out.mkdir()
+    (out / "shard-000000.tar").write_bytes(b"half a tar")
+    with pytest.raises(FileExistsError, match="partial shard set.*--overwrite"):
+        write_shards(fa, out, progress=False)
+    report = write_shards(fa, out, progress=False, overwrite=True)
+    assert report.proteins == 2 and len(ShardSet(str(out))) == 2
+    with pytest.raises(ShardError, match="no proteins to write.*2 shorter than min_length"):
+        write_shards(fa, tmp_path / "none", ReadOptions(min_length=10), progress=False)
+    assert not (tmp_path / "none" / "shards.json").exists()
