@@ -126,6 +126,8 @@ def test_paper_sizes():
     tiny_32 = compose_train(["model=tiny", "model.attention.nb_features=32"])
     assert tiny_32.model.attention.nb_features == 32 and "attention" not in tiny_32
     assert build_setup(tiny_32).model.attention.nb_features == 32
+    # kinds without random features keep the dataclass default (the hparams checkpoints record)
+    assert compose_train(["model=tiny", "attention=exact"]).model.attention.nb_features == 256
     assert cfg.optim.lr == 1e-3 and list(cfg.optim.betas) == [0.9, 0.98]
     assert cfg.optim.eps == 1e-9 and cfg.optim.weight_decay == 0.1
     assert cfg.trainer.gradient_clip_val == 0.5

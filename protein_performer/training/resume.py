@@ -58,10 +58,8 @@ def differences(
         if key in MAY_DIFFER or key in ("causal", "attention.causal"):
             continue
         if key in ckpt_model and ckpt_model[key] != run_model[key]:
-            # the override that sets it: attention=<kind>, attention.<field>, model.<field>
-            name = "attention" if key == "attention.kind" else key
-            if not key.startswith("attention."):
-                name = f"model.{key}"
+            # the override that sets it: attention=<kind>, model.attention.<field>, model.<field>
+            name = "attention" if key == "attention.kind" else f"model.{key}"
             diffs.append((name, ckpt_model[key], run_model[key]))
     return diffs
 

@@ -21,7 +21,10 @@ SCRIPT = "protein-performer-train"
         (["model.n_layers=2"], ["model.n_layers=1", "model.n_layers=2"]),
         (["objective=clm"], ["objective=mlm", "objective=clm"]),
         (["attention=exact"], ["attention=favor_relu", "attention=exact"]),
-        (["attention.nb_features=16"], ["attention.nb_features=64", "attention.nb_features=16"]),
+        (
+            ["model.attention.nb_features=16"],
+            ["model.attention.nb_features=64", "model.attention.nb_features=16"],
+        ),
     ],
     ids=["size", "depth", "objective", "attention", "features"],
 )
