@@ -191,6 +191,6 @@ def test_no_proteins_left_is_an_error(tmp_path: Path, text, options, reason) -> 
     fa.write_text(text)
     error = StoreError if reason else FastaFormatError
     with pytest.raises(error, match=reason or "empty file") as exc:
-        prepare_store([fa], tmp_path / "s", progress=False, **options)
+        prepare_store([fa], tmp_path / "s", ReadOptions(**options), progress=False)
     assert str(fa) in str(exc.value) and "\n" not in str(exc.value)
     assert not (tmp_path / "s").exists()
