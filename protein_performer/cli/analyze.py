@@ -73,7 +73,8 @@ def analysis_options(cfg: DictConfig):
 
 
 def _source(cfg: DictConfig):
-    from protein_performer.analysis.inputs import EMBEDDED_VALID, open_proteins
+    from protein_performer.analysis.inputs import EMBEDDED_VALID
+    from protein_performer.runner import open_input
 
     fasta = _plain(cfg.get("fasta"))
     if isinstance(fasta, list):
@@ -81,7 +82,7 @@ def _source(cfg: DictConfig):
             raise ValueError(f"fasta: give one file (got {len(fasta)}); concatenate files first")
         fasta = fasta[0]
     path = EMBEDDED_VALID if fasta is None else _abs(fasta)
-    return path, open_proteins(path)
+    return path, open_input(path)
 
 
 def _checkpoint(value: Any):
@@ -106,10 +107,10 @@ def _analyze_one(
     cfg: DictConfig, ckpt: Path, source_path: Path, source, options, out_dir: Path
 ) -> dict[str, Any]:
     from protein_performer.analysis.control import analyze_with_control
-    from protein_performer.analysis.inputs import load_model
     from protein_performer.analysis.run import analyze_model
+    from protein_performer.runner import load_model
 
-    model = load_model(ckpt)
+    model = load_model(ckpt).model
     kwargs = dict(
         figures=bool(cfg.figures),
         map_protein=_plain(cfg.map_protein),

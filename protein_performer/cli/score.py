@@ -73,37 +73,33 @@ def score_proteins(cfg: DictConfig) -> dict:
     from omegaconf import OmegaConf
 
     from protein_performer.cli.evaluate import _input_paths
-    from protein_performer.devices import resolve_device
-    from protein_performer.runner import file_labels, open_input
-    from protein_performer.inference.likelihood import METHODS, write_likelihoods_csv
-    from protein_performer.runner import load_model
+    from protein_performer.inference.likelihood import method, write_likelihoods_csv
+    from protein_performer.runner import Engine, file_labels, load_model, open_input
 
     ckpt = user_path(_required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt"))
     fasta = OmegaConf.to_container(cfg.fasta) if OmegaConf.is_config(cfg.fasta) else cfg.fasta
     paths = _input_paths(fasta)
     # Read (and check) every input before the model: a bad file fails fast.
     sources = {label: open_input(p) for label, p in zip(file_labels(paths), paths)}
-    device = resolve_device(str(cfg.device))
-    loaded = load_model(ckpt, device)
-    model = loaded.model.to(device).eval()
+    loaded = load_model(ckpt)
+    engine = Engine(loaded.model, str(cfg.device))  # the one device decision
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "protein_scores.csv"
     totals = write_likelihoods_csv(
-        model,
+        engine,
         out,
         sources,
         objective=loaded.objective,
-        max_length=model.cfg.max_length,
+        max_length=loaded.model_cfg.max_length,
         window=cfg.window,
         stride=cfg.stride,
         batch_tokens=int(cfg.batch_tokens),
         max_proteins=cfg.max_proteins,
-        device=str(device),
         progress=bool(cfg.progress),
     )
     kind = {"exact": "exact log-likelihood", "pseudo": "pseudo-log-likelihood"}
     print(
         f"scored {sum(t['n_sequences'] for t in totals.values())} proteins "
-        f"({kind[METHODS[str(loaded.objective)]]}); wrote {out}"
+        f"({kind[method(loaded.objective)]}); wrote {out}"
     )
     for label, t in totals.items():
         print(
@@ -117,10 +113,9 @@ def score_variants(cfg: DictConfig) -> dict:
     """Score ``cfg.mutations`` against ``cfg.wild_type``; returns {'csv', 'n', 'spearman'}."""
     import pandas as pd
 
-    from protein_performer.devices import resolve_device
     from protein_performer.inference.mutations import parse_mutant
     from protein_performer.inference.score import score_mutants, spearman
-    from protein_performer.runner import load_model
+    from protein_performer.runner import Engine, load_model
 
     ckpt = user_path(_required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt"))
     wild_type = _required(cfg, "wild_type", "wild_type=MKTAYIAK...").strip().upper()
@@ -141,8 +136,9 @@ def score_variants(cfg: DictConfig) -> dict:
         parse_mutant(t, wild_type, offset=int(cfg.offset), row=f"{csv.name} line {i + 2}")
         for i, t in enumerate(table[col].astype(str))
     ]
-    loaded = load_model(ckpt, resolve_device(str(cfg.device)))
-    table["score"] = score_mutants(loaded.model, wild_type, mutants, loaded.objective.name)
+    loaded = load_model(ckpt)
+    engine = Engine(loaded.model, str(cfg.device))
+    table["score"] = score_mutants(engine, wild_type, mutants, loaded.objective)
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "scores.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
