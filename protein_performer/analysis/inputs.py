@@ -1,14 +1,10 @@
-"""What an analysis reads besides the model and proteins (those come from
-:mod:`protein_performer.runner`): the default input and which protein the map shows."""
+"""Which protein the attention-map figure shows (the model and proteins come from
+:mod:`protein_performer.runner`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from protein_performer.analysis.options import AnalysisInputError
 from protein_performer.data.source import ProteinSource
-
-EMBEDDED_VALID = Path(__file__).resolve().parents[2] / "data" / "sample" / "valid.fasta.gz"
 
 
 def protein_index(source: ProteinSource, which: int | str) -> int:

@@ -143,7 +143,7 @@ def evaluate_source(
     obj = objective if isinstance(objective, Objective) else Objective(objective)
     causal = obj.causal
     if opt.pseudo_perplexity and causal:
-        raise ValueError("pseudo_perplexity applies to masked (mlm) models only")
+        raise EvaluationInputError("pseudo_perplexity applies to masked (mlm) models only")
     window, stride = window_and_stride(max_length, opt.window, opt.stride)
     engine = model if isinstance(model, Engine) else Engine(model, opt.device)
     unigram = torch.as_tensor(unigram_log_probs, dtype=torch.float64, device=engine.device)
@@ -263,10 +263,6 @@ def _protein_cells(nll: float, correct: int, count: int) -> list:
         return [0, "", "", ""]
     mean = nll / count
     return [int(count), f"{mean:.6f}", f"{math.exp(mean):.6f}", f"{correct / count:.6f}"]
-
-
-# --------------------------------------------------------------------------------------------
-# Input files.
 
 
 class EvaluationInputError(InputError):
