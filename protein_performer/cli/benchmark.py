@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from protein_performer.cli.config import CONF_DIR, user_path
-from protein_performer.cli.score import _required, run_or_exit
+from protein_performer.cli.task import plain, require, run_task
 
 PROG = "protein-performer-benchmark"
 
 
 def _list(value: Any) -> list:
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value, resolve=True)
+    value = plain(value)
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
@@ -38,17 +37,14 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
         task_options,
     )
 
-    _required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt (or a list: 'ckpt_path=[a,b]')")
+    require(cfg, "ckpt_path", f"{PROG} ckpt_path=last.ckpt (or a list: 'ckpt_path=[a,b]')")
     paths = [user_path(str(p)) for p in _list(cfg.ckpt_path)]
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"ckpt_path: no such checkpoint: {p}")
     tasks = [get_task(str(name)) for name in _list(cfg.tasks)]  # unknown names fail first
     options = {
-        t.name: task_options(
-            t, OmegaConf.to_container(cfg[t.name], resolve=True) if t.name in cfg else None
-        )
-        for t in tasks
+        t.name: task_options(t, plain(cfg[t.name]) if t.name in cfg else None) for t in tasks
     }
     data_dir = user_path(str(cfg.data_dir)) if cfg.get("data_dir") else None
     models = [ModelSpec(label, path) for label, path in zip(model_labels(paths), paths)]
@@ -71,7 +67,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="benchmark")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(PROG, benchmark, cfg)
+    run_task(PROG, benchmark, cfg)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,11 @@ import hydra
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from protein_performer.cli.cluster import LauncherConfigError, slurm_plugins
-from protein_performer.cli.config import CONF_DIR, ConfigError, build_setup, register_resolvers
+from protein_performer.cli.cluster import slurm_plugins
+from protein_performer.cli.config import CONF_DIR, build_setup, register_resolvers
+from protein_performer.cli.task import run_task
+from protein_performer.evaluation.unigram import corpus_perplexity
+from protein_performer.jsonsafe import finite
 
 log = logging.getLogger("protein_performer.train")
 
@@ -87,7 +89,7 @@ def _floats(metrics: dict[str, Any]) -> dict[str, float]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) the model ``cfg`` describes; returns the final metrics as floats."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.utilities import rank_zero_only
 
     from protein_performer.data.datamodule import ProteinDataModule
@@ -119,11 +121,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
             )
         )
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None
-    loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt})
+    # a resume keeps the metric history before the checkpoint's step (ResumableCSVLogger)
+    resumed = setup.resume_step if cfg.get("train", True) else None  # train=false: a test only
+    resume = {"ckpt_path": ckpt, "resume_step": resumed}
+    loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt}, csv=resume)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)  # type: ignore[union-attr]
     for logger in loggers:
         logger.log_hyperparams(resolved)
+    if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
     _fix_hydra_for_ddp_children()
     # under SLURM: ranks from SLURM's environment, requeue left to submitit (cli/cluster.py)
@@ -144,7 +151,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("train", True):
             if ckpt:
-                log.info("resuming from %s", ckpt)
+                log.info("resuming from %s (step %d)", ckpt, setup.resume_step or 0)
+                _silence_resumable_warning()
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
             metrics.update(_floats(trainer.callback_metrics))
 
@@ -163,10 +171,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: v for k, v in sorted(metrics.items())}
     if rank_zero_only.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        safe = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
-        (out_dir / "metrics.json").write_text(json.dumps(safe, indent=2) + "\n")
+        (out_dir / "metrics.json").write_text(json.dumps(finite(metrics), indent=2) + "\n")
         _log_summary(metrics, frequencies)
     return metrics
+
+
+def _silence_resumable_warning() -> None:
+    """Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself has
+    a ``state_dict``; here the DataModule's does (its sampler position is in every checkpoint
+    and a changed world size is refused), so the resume is exact and the warning is wrong."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended"
+    )
+    log.info(
+        "mid-epoch resume is exact: the data position is the DataModule's state in the checkpoint"
+    )
 
 
 def _finish_wandb() -> None:
@@ -197,13 +218,10 @@ def _log_summary(metrics: dict[str, float], frequencies: list[float] | None) -> 
     if text:
         log.info("final: %s", text)
     if ppl is not None and frequencies:
-        p = [f for f in frequencies if f > 0]
-        total = sum(p)
-        unigram = math.exp(-sum(f / total * math.log(f / total) for f in p))
         log.info(
             "valid perplexity %.3f vs unigram baseline %.3f (train residue frequencies)",
             ppl,
-            unigram,
+            corpus_perplexity(frequencies),
         )
 
 
@@ -223,15 +241,6 @@ class SweepSummaryCallback(HydraCallback):
         log.info("sweep summary (%d runs): %s", len(table), sweep_dir / "comparison.md")
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
-    """Errors in the user's inputs (config values, FASTA, stores): one line, exit status 2."""
-    from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.fasta_report import FastaFormatError
-    from protein_performer.data.store import StoreError
-
-    return (ConfigError, LauncherConfigError, FastaFormatError, InvalidResidueError, StoreError)
-
-
 register_resolvers()
 
 
@@ -239,11 +248,7 @@ register_resolvers()
 # imported rather than run as a file, and conf/ is not a package
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def _main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-    except _input_errors() as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    metrics = run_task(PROG, train, cfg)
     # the Optuna sweeper minimises the returned value
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value
