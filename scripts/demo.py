@@ -20,7 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -28,9 +28,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "data" / "sample50k"
 RECIPE = REPO / "conf" / "experiment" / "demo.yaml"
-# Seconds each stage takes on the reference machine (2 cores, AVX512-BF16; docs/benchmarks.md),
-# training excepted (its budget); scaled by how fast the first stage ran here, for the ETA.
+# Rough seconds of each stage on the reference machine (2 idle cores, AVX512-BF16: the earlier
+# demo spent ~1 minute outside training, docs/benchmarks.md), training excepted (its budget);
+# scaled by how fast the first stage ran here, for the ETA only.
 NOMINAL_S = {"data": 15.0, "eval": 30.0, "analyze": 60.0, "summary": 10.0}
+# the recipe's training steps per second there (cpu_study's favor_softmax: 6,000 in 15.1 min)
+REFERENCE_STEPS_PER_S = 6.6
 
 
 @dataclass
@@ -42,7 +45,6 @@ class Stage:
     argv: list[str]
     output: Path
     seconds: float | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _module(name: str, *args: str) -> list[str]:
@@ -133,6 +135,16 @@ def build_stages(args: argparse.Namespace) -> list[Stage]:
     ]
 
 
+def training_speed(record: Path, default: float) -> float:
+    """This machine's time per step / the reference's, from the budget's probe (the training
+    run's time_budget.json), for the ETA of the stages after training; ``default`` without."""
+    try:
+        rate = float(json.loads(record.read_text())["steps_per_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+    return min(max(REFERENCE_STEPS_PER_S / rate, 0.5), 20.0) if rate > 0 else default
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}:{s:02d}"
@@ -189,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
             return code
         if stage.key == "data":
             speed = min(max(stage.seconds / NOMINAL_S["data"], 0.5), 5.0)
+        elif stage.key == "train":
+            speed = training_speed(out / "train" / "time_budget.json", speed)
         print(
             f"[{i + 1}/{n}] {stage.key} done in {_clock(stage.seconds)} -> {stage.output}",
             flush=True,

@@ -71,9 +71,7 @@ def test_five_stages_with_progress_and_paths(demo_run):
     for k, key in enumerate(("data", "train", "eval", "analyze", "summary"), start=1):
         assert re.search(rf"\[{k}/5\] .* \(elapsed \d+:\d\d; ", log), key
         assert f"[{k}/5] {key} done in " in log
-    assert (
-        "[2/5] train done in " in log and str(out / "train" / "checkpoints" / "last.ckpt") in log
-    )
+    assert "[2/5] train done in " in log and str(out / "train" / "checkpoints" / "last.ckpt") in log
     assert "ETA unknown (training has no budget)" in log  # budget.minutes=null: no training ETA
     timings = json.loads((out / "timings.json").read_text())
     assert timings["failed"] is None
@@ -147,3 +145,13 @@ def test_bad_corpus_is_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert f"--corpus: {tmp_path / 'train.fasta.gz'} not found" in result.stderr
+
+
+def test_training_speed_from_the_budget_record(tmp_path):
+    driver = _load_driver()
+    record = tmp_path / "time_budget.json"
+    assert driver.training_speed(record, 1.5) == 1.5  # no record: the earlier estimate
+    record.write_text(json.dumps({"steps_per_s": driver.REFERENCE_STEPS_PER_S / 4}))
+    assert driver.training_speed(record, 1.0) == pytest.approx(4.0)
+    record.write_text(json.dumps({"steps_per_s": None}))
+    assert driver.training_speed(record, 1.0) == 1.0
