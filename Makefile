@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The main job on the embedded 50,000-protein corpus (data/sample50k), in five stages with
 # progress and an ETA (scripts/demo.py): corpus statistics, training a tiny FAVOR+ causal LM
-# (experiment=demo: at most 3,000 steps in a 7.5-minute budget), perplexity against the unigram
+# (experiment=demo: the steps a 7.5-minute budget holds, <= 4,000), perplexity against the unigram
 # baseline on held-out proteins, attention vs BLOSUM62 beside the same model at random init
 # (the null) and FAVOR+'s error on its own q, k, then one screen of summary and
 # outputs/demo/summary.png. About 10 minutes on 2 cores, set-up excluded (docs/benchmarks.md).

@@ -113,12 +113,14 @@ def build_stages(args: argparse.Namespace) -> list[Stage]:
             "analyze",
             "attention vs BLOSUM62 beside the random-init control; FAVOR+ error",
             # threshold 0: a model trained for minutes attends diffusely (no weight reaches the
-            # default 0.1); the same model at random init is analysed beside it (the null)
+            # default 0.1); the same model at random init is analysed beside it (the null);
+            # 400 proteins, as the cpu_study's BLOSUM figures the recipe was chosen by
             _module(
                 "protein_performer.cli.analyze",
                 f"ckpt_path={ckpt}",
                 f"fasta={valid_fa}",
                 f"hydra.run.dir={out / 'analyze'}",
+                "n_proteins=400",
                 "threshold=0",
                 "min_total_weight=0",
                 "favor_error=true",
