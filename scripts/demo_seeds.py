@@ -5,7 +5,7 @@
     python scripts/demo_seeds.py -- --train budget.minutes=null   # the recipe's full steps
 
 Each seed runs `scripts/demo.py --seed S --out <out>/seed<S>` (arguments after `--` are passed
-on). When ../shared/data/swissprot2014/test_ood.fasta.gz exists (whole 30%-identity clusters
+on). When ../shared/data/swissprot2014/test_ood.fasta.gz (or --test-ood) exists (whole 30%-identity clusters
 absent from training) the evaluation also scores it. Writes <out>/seeds.csv and
 <out>/seeds.md: steps, held-out ratio to the unigram (valid, test_ood), attention vs BLOSUM62
 r and permutation p beside the random-init control, the minutes of the whole demo and of
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     extra = []
-    if not args.no_test_ood and TEST_OOD.is_file():
+    if not args.no_test_ood and Path(args.test_ood).is_file():
         # its first 1,000 proteins (as many as valid): the minutes include this extra scoring
-        extra = ["--extra-eval", str(TEST_OOD), "--eval", "max_proteins=1000"]
+        extra = ["--extra-eval", str(args.test_ood), "--eval", "max_proteins=1000"]
     rows = []
     for seed in args.seeds:
         demo_dir = out / f"seed{seed}"

@@ -223,6 +223,7 @@ def summary_figure(n: DemoNumbers) -> Figure:
         lw=1,
         label=f"target: {RATIO_TARGET:.2f} x unigram",
     )
+    ax.set_xlim(left=0)
     ax.set_xlabel("step")
     ax.set_ylabel("perplexity")
     ax.set_title(
