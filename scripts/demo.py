@@ -144,7 +144,7 @@ def training_speed(record: Path, default: float) -> float:
         rate = float(json.loads(record.read_text())["steps_per_s"])
     except (OSError, ValueError, KeyError, TypeError):
         return default
-    return min(max(REFERENCE_STEPS_PER_S / rate, 0.5), 20.0) if rate > 0 else default
+    return min(max(REFERENCE_STEPS_PER_S / rate, 0.5), 10.0) if rate > 0 else default
 
 
 def _clock(seconds: float) -> str:
@@ -192,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             print("      $ " + shlex.join(stage.argv), flush=True)
         t0 = time.perf_counter()
-        code = subprocess.call(stage.argv, cwd=REPO, env=env)
+        code = subprocess.call(
+            stage.argv, env=env
+        )  # in the caller's directory: relative paths hold
         stage.seconds = time.perf_counter() - t0
         if code != 0:
             print(
@@ -236,9 +238,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--out", default=str(REPO / "outputs" / "demo"), help="output directory (replaced)"
-    )
+    p.add_argument("--out", default="outputs/demo", help="output directory (replaced)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument(
         "--corpus", default=str(CORPUS), help="directory with train.fasta.gz and valid.fasta.gz"
