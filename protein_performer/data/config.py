@@ -11,6 +11,11 @@ ON_INVALID = ("error", "skip")
 SPLITS = ("train", "valid", "test", "test_ood")
 
 
+class DataInputError(ValueError):
+    """The configured data holds nothing to train or evaluate on; the message names the split,
+    what reading left out and the setting to change."""
+
+
 def _as_path_list(name: str, value: object) -> list[str]:
     # A lone string is one path; Hydra's ListConfig and tuples are sequences of paths.
     if value is None:
