@@ -1,31 +1,10 @@
-"""What an analysis reads: a checkpoint's model, proteins (FASTA or a prepared store), and
-which protein the attention-map figure shows."""
+"""Which protein the attention-map figure shows (the model and proteins come from
+:mod:`protein_performer.runner`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
 from protein_performer.analysis.options import AnalysisInputError
-from protein_performer.data.storage import store
 from protein_performer.data.source import ProteinSource
-
-EMBEDDED_VALID = Path(__file__).resolve().parents[2] / "data" / "sample" / "valid.fasta.gz"
-
-
-def open_proteins(path: str | Path) -> ProteinSource:
-    """A FASTA file (plain or gzip) or prepared store with >= 1 protein
-    (:func:`protein_performer.data.storage.store.open_proteins`, errors as AnalysisInputError)."""
-    return store.open_proteins(path, error=AnalysisInputError)
-
-
-def load_model(ckpt_path: str | Path) -> torch.nn.Module:
-    """The model of a training checkpoint, in eval mode
-    (:func:`protein_performer.model.checkpoint.load_checkpoint`)."""
-    from protein_performer.model.checkpoint import load_checkpoint
-
-    return load_checkpoint(ckpt_path, error=AnalysisInputError).model
 
 
 def protein_index(source: ProteinSource, which: int | str) -> int:

@@ -19,13 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 import protein_performer
+from protein_performer.errors import InputError
 from protein_performer.fields import check_fields
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DATA_PATH_FIELDS = ("train", "valid", "test", "test_ood")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration value is invalid; the message names the field and the fix."""
 
 
@@ -94,11 +95,12 @@ def _section(cfg: DictConfig, key: str) -> dict[str, Any]:
 
 
 def make(cls: type, section: str, values: dict[str, Any], **extra: Any) -> Any:
-    """``cls(**values, **extra)`` with errors that name the config section and its fields."""
+    """``cls(**values, **extra)`` with errors that name the config section and its fields
+    (an :class:`InputError` the class raises itself already names them: it passes as it is)."""
     try:
         check_fields(cls, section, values, reserved=extra)
         return cls(**values, **extra)
-    except ConfigError:
+    except InputError:
         raise
     except (ValueError, TypeError) as err:
         raise ConfigError(_full_name(str(err), cls, section)) from None

@@ -9,6 +9,8 @@
         [--clusters TSV] [--seed N]
     protein-performer-data download {swissprot,trembl,uniref50,uniref90} --out DIR
         [--base-url URL] [--md5 HEX | --sha256 HEX | --checksum-url URL | --no-verify]
+    protein-performer-data fetch-benchmarks --out DIR [--only NAME ...] [--index-url URL]
+        [--find-links DIR] [--keep-archives]
 
 Bad input (a malformed FASTA file, a missing store, a checksum mismatch) ends with one line
 on stderr and exit status 2, no traceback.
@@ -25,6 +27,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from protein_performer.data.fasta.options import ReadOptions
+
+from protein_performer.cli.task import USER_ERRORS, report
 
 PROG = "protein-performer-data"
 
@@ -130,6 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--no-verify", action="store_true", help="skip the checksum")
     p.add_argument("--retries", type=int, default=5)
+
+    from protein_performer.data.corpus.benchmark_fetch import SOURCE_NAMES
+
+    p = sub.add_parser(
+        "fetch-benchmarks",
+        help="real benchmark data (DMS, DSSP, aaanalysis) from pinned PyPI packages, verified",
+    )
+    p.add_argument("--out", required=True, help="directory for the extracted files (a cache)")
+    p.add_argument("--only", nargs="+", choices=SOURCE_NAMES, default=None, help="these sources")
+    p.add_argument("--index-url", default=None, help="a PyPI mirror (pip's --index-url)")
+    p.add_argument("--find-links", default=None, help="a folder of archives (pip's --find-links)")
+    p.add_argument(
+        "--keep-archives", action="store_true", help="keep the downloaded archives in DIR/.archives"
+    )
     return parser
 
 
@@ -223,38 +241,27 @@ def _download(args: argparse.Namespace) -> None:
     print(result.summary())
 
 
+def _fetch_benchmarks(args: argparse.Namespace) -> None:
+    from protein_performer.data.corpus.benchmark_fetch import fetch_benchmarks
+
+    result = fetch_benchmarks(
+        args.out,
+        only=tuple(args.only) if args.only else None,
+        index_url=args.index_url,
+        find_links=args.find_links,
+        keep_archives=args.keep_archives,
+    )
+    print(result.summary())
+
+
 COMMANDS = {
     "prepare": _prepare,
     "stream-prepare": _stream_prepare,
     "stats": _stats,
     "split": _split,
     "download": _download,
+    "fetch-benchmarks": _fetch_benchmarks,
 }
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors caused by the inputs: reported in one line, no traceback."""
-    from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.corpus.download import ChecksumError, DownloadError
-    from protein_performer.data.fasta.report import FastaFormatError
-    from protein_performer.data.corpus.split import SplitError
-    from protein_performer.data.storage.shards import ShardError
-    from protein_performer.data.storage.store import StoreError
-
-    return (
-        FastaFormatError,
-        StoreError,
-        ShardError,
-        SplitError,
-        ChecksumError,
-        DownloadError,
-        InvalidResidueError,
-        FileNotFoundError,
-        FileExistsError,
-        NotADirectoryError,
-        IsADirectoryError,
-        PermissionError,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,9 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
     try:
         COMMANDS[args.command](args)
-    except _user_errors() as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        return report(PROG, exc)
     except BrokenPipeError:  # output piped into `head`: not an error
         sys.stderr.close()
         return 0

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Sequence
 
 from protein_performer.data.fasta.options import ON_INVALID, ReadOptions
+from protein_performer.errors import InputError
 
 MODES = ("protein", "concat")
 SPLITS = ("train", "valid", "test", "test_ood")
 
 
-class DataInputError(ValueError):
+class DataInputError(InputError):
     """The configured data holds nothing to train or evaluate on; the message names the split,
     what reading left out and the setting to change."""
 

@@ -28,8 +28,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from protein_performer.analysis.control import analyze_with_control
+from protein_performer.analysis.favor_error import errors_on_source
+from protein_performer.analysis.options import AnalysisOptions
+from protein_performer.benchmarks.dms import DmsOptions, run_dms
+from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
+from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
+from protein_performer.evaluation.perplexity import EvalOptions
 from protein_performer.filenames import safe_name
 from protein_performer.jsonsafe import finite
+from protein_performer.model.checkpoint import read_checkpoint
+from protein_performer.runner import load_model, open_input
+from protein_performer.training.budget import RECORD
+from protein_performer.training.sweep_summary import find_runs, read_metrics, run_overrides
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +63,11 @@ class StudyOptions:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    # variant effects (task dms): benchmark data (protein-performer-data fetch-benchmarks);
+    # None = no DMS section
+    dms_data_dir: str | None = None
+    dms_assays: list[str] | None = None
+    dms_max_variants: int | None = 5000  # a seeded sample per assay (None: every variant)
 
     def __post_init__(self) -> None:
         if not self.splits:
@@ -76,7 +92,6 @@ class StudyRun:
 
 def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
     """Every job of the sweep with a ``checkpoints/last.ckpt``, labelled by what varies."""
-    from protein_performer.training.sweep_summary import find_runs, run_overrides
 
     runs = [r for r in find_runs(sweep_dir) if (r / "checkpoints" / "last.ckpt").is_file()]
     if not runs:
@@ -109,8 +124,6 @@ def bootstrap_perplexity(
 
 def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """One row per (model, split): perplexity, unigram, ratio and their bootstrap CIs."""
-    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
-    from protein_performer.evaluation.perplexity import EvalOptions
 
     eval_opts = EvalOptions(
         n_maskings=opts.n_maskings,
@@ -121,7 +134,7 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
     )
     rows = []
     for run in runs:
-        loaded = load_checkpoint(run.checkpoint)
+        loaded = load_model(run.checkpoint)
         result = evaluate_checkpoint(
             loaded,
             dict(opts.splits),
@@ -158,11 +171,8 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
 
 def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """Per model: attention vs BLOSUM62 of the trained model and of its random-init twin."""
-    from protein_performer.analysis.control import analyze_with_control
-    from protein_performer.analysis.inputs import load_model, open_proteins
-    from protein_performer.analysis.options import AnalysisOptions
 
-    source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
+    source = open_input(opts.analysis_fasta or next(iter(opts.splits.values())))
     a_opts = AnalysisOptions(
         n_proteins=opts.analysis_proteins,
         threshold=opts.threshold,
@@ -175,7 +185,7 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
     rows = []
     for run in runs:
         _, _, summary, _ = analyze_with_control(
-            load_model(run.checkpoint),
+            load_model(run.checkpoint).model,
             source,
             out / "blosum" / safe_name(run.label, "model", 80),
             a_opts,
@@ -192,12 +202,10 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
 
 def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     """FAVOR+ vs exact softmax on ``run``'s own q, k (:mod:`analysis.favor_error`)."""
-    from protein_performer.analysis.favor_error import errors_on_source
-    from protein_performer.analysis.inputs import load_model, open_proteins
 
-    source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
+    source = open_input(opts.analysis_fasta or next(iter(opts.splits.values())))
     return errors_on_source(
-        load_model(run.checkpoint),
+        load_model(run.checkpoint).model,
         source,
         opts.favor_error_proteins,
         opts.favor_error_features,
@@ -209,14 +217,10 @@ def training_table(runs: list[StudyRun]) -> pd.DataFrame:
     """Steps each model trained (its checkpoint's), and with ``budget.minutes`` the budget, the
     training minutes, the probed rate and where the step count came from (its time_budget.json:
     ``probe``, ``shared`` = the sweep's first decision, or ``checkpoint`` = a resumed run)."""
-    import torch
-
-    from protein_performer.training.budget import RECORD
-
     rows = []
     for run in runs:
         # mmap: only the step is read, not the weights (the evaluation loads those)
-        state = torch.load(run.checkpoint, map_location="cpu", weights_only=False, mmap=True)
+        state = read_checkpoint(run.checkpoint, mmap=True)
         path = run.run_dir / RECORD
         record = json.loads(path.read_text()) if path.is_file() else {}
         rows.append(
@@ -236,8 +240,8 @@ def run_study(
     sweep_dir: str | Path, opts: StudyOptions, out_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """Evaluate, analyse and report every trained run of ``sweep_dir``; returns study.json."""
+    # matplotlib loads only when the figures are drawn
     from protein_performer.study import figures
-    from protein_performer.training.sweep_summary import read_metrics
 
     sweep = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep / "study"
@@ -256,6 +260,7 @@ def run_study(
     favor = favor_error_table(probe, opts)
     favor.to_csv(out / "favor_error.csv", index=False)
     curves = {r.label: read_metrics(r.run_dir) for r in runs}
+    dms = dms_table(runs, opts, out)
     files = {
         "ratios": figures.plot_ratios(perplexity, out / "perplexity_ratio"),
         "curves": figures.plot_curves(curves, perplexity, out / "valid_curves"),
@@ -279,8 +284,12 @@ def run_study(
         .to_dict(orient="records"),
         "figures": files,
     }
+    if dms is not None:
+        dms.to_csv(out / "dms.csv", index=False)
+        study["dms"] = dms.to_dict(orient="records")
     (out / "study.json").write_text(json.dumps(finite(study), indent=2, default=str) + "\n")
-    (out / "report.md").write_text(render_report(study, perplexity, blosum, favor, training))
+    report = render_report(study, perplexity, blosum, favor, training)
+    (out / "report.md").write_text(report + "\n".join(dms_section(dms)))
     log.info("study report: %s", out / "report.md")
     return study
 
@@ -365,6 +374,52 @@ def render_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def dms_table(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame | None:
+    """Task dms on every run (``opts.dms_data_dir``), or None when no DMS data is given."""
+    if not opts.dms_data_dir:
+        return None
+    inputs = TaskInputs(
+        [ModelSpec(r.label, r.checkpoint) for r in runs],
+        Path(opts.dms_data_dir),
+        out / "dms",
+        opts.device,
+        progress=opts.progress,
+    )
+    dms_opts = DmsOptions(
+        assays=opts.dms_assays, max_variants=opts.dms_max_variants, seed=opts.seed
+    )
+    return run_dms(inputs, dms_opts)
+
+
+def dms_section(dms: pd.DataFrame | None) -> list[str]:
+    """report.md's variant-effect table: each model's rho beside its baselines'."""
+    if dms is None or dms.empty:
+        return []
+    cells = dms.rename(columns={"model": "checkpoint"}).assign(
+        rho=[
+            f"{r:.3f} [{lo:.3f}, {hi:.3f}]"
+            for r, lo, hi in zip(dms.spearman, dms.ci_low, dms.ci_high)
+        ]
+    )
+    keys = ["checkpoint", "assay", "variants", "n"]
+    predictors = list(dict.fromkeys(cells["predictor"]))
+    table = cells.pivot_table(index=keys, columns="predictor", values="rho", aggfunc="first")
+    table = table.reset_index()[[*keys, *predictors]]
+    return [
+        "## Variant effects on deep mutational scans",
+        "",
+        "Spearman rho [95% bootstrap CI] between each predictor's score and the measured "
+        "fitness, on the same variants: the model (causal: log-likelihood ratio, masked: masked "
+        "marginal), the BLOSUM62 substitution score, the unigram log-frequency ratio and the "
+        "same config at random initialisation (`dms/summary`, per-variant CSVs in `dms/`).",
+        "",
+        table.to_markdown(index=False),
+        "",
+        "![dms](dms/spearman.png)",
+        "",
+    ]
 
 
 def _training_section(training: pd.DataFrame | None) -> list[str]:

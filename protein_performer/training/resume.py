@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from protein_performer.errors import InputError
 from protein_performer.model.checkpoint import CheckpointError, read_checkpoint
 from protein_performer.model.config import ModelConfig
 from protein_performer.objective import Objective
@@ -23,7 +24,7 @@ MAY_DIFFER = frozenset(
 )
 
 
-class ResumeError(ValueError):
+class ResumeError(InputError):
     """The checkpoint to resume from is unreadable or belongs to another model or objective."""
 
 

@@ -56,7 +56,8 @@ def test_streaming_equals_one_protein_at_a_time():
         toks = ALPHABET.wrap(src[i], 64)
         t = torch.from_numpy(toks)[None]
         m = torch.ones_like(t, dtype=torch.bool)
-        ref.update(model.attention_maps(t, m), t, m)
+        maps = model.run(t, m, attention_layers=(0, 1)).attention
+        ref.update([maps[0], maps[1]], t, m)
     np.testing.assert_allclose(agg.target_mass, ref.target_mass, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(agg.pair_mass, ref.pair_mass, rtol=1e-9, atol=1e-12)
     assert (agg.residue_counts == ref.residue_counts).all()
@@ -112,23 +113,6 @@ def test_bad_options():
         AnalysisOptions(threshold=1.5)
     with pytest.raises(AnalysisInputError, match="n_proteins"):
         AnalysisOptions(n_proteins=0)
-
-
-def test_open_proteins_embedded_and_bad_files(tmp_path):
-    from protein_performer.analysis.inputs import EMBEDDED_VALID, open_proteins
-
-    src = open_proteins(EMBEDDED_VALID)
-    assert len(src) == 500
-    bad = tmp_path / "bad.fasta"
-    bad.write_text(">p1\nMKJLV\n")
-    with pytest.raises(ValueError, match="bad.fasta.*'J'"):
-        open_proteins(bad)
-    empty = tmp_path / "empty.fasta"
-    empty.write_text("")
-    with pytest.raises(ValueError, match="empty"):
-        open_proteins(empty)
-    with pytest.raises(AnalysisInputError, match="input not found"):
-        open_proteins(tmp_path / "missing.fasta")
 
 
 @pytest.mark.parametrize("kind", ["exact", "favor_relu", "aft_simple"])

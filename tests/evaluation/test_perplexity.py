@@ -11,7 +11,8 @@ import torch
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.evaluation.accumulator import PerplexityAccumulator
-from protein_performer.evaluation.perplexity import EvalOptions, causal_pieces, evaluate_source
+from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
+from protein_performer.runner.pieces import causal_pieces
 from protein_performer.evaluation.unigram import token_counts, unigram_log_probs
 
 from evaluation_toys import ConstantLM, KGramLM, random_proteins
@@ -233,7 +234,7 @@ def test_max_proteins_and_option_errors() -> None:
 
 def test_prepared_store_scores_like_fasta(tmp_path) -> None:
     from protein_performer.data.storage.store import prepare_store
-    from protein_performer.evaluation.perplexity import open_input
+    from protein_performer.runner import open_input
 
     fasta = tmp_path / "p.fasta"
     fasta.write_text(">A1\nMKVLAAGIVG\n>A2\nACDEFGHIKLMNPQRSTVWYACDEF\n>A3\nMSTNPK\n")

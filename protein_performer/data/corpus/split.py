@@ -25,11 +25,12 @@ from protein_performer.data.fasta.blocks import BlockReader
 from protein_performer.data.fasta.report import FastaFormatError, PathLike, ReadReport
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.fasta.writer import open_output, write_fasta
+from protein_performer.errors import InputError
 
 DEFAULT_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}
 
 
-class SplitError(ValueError):
+class SplitError(InputError):
     """Bad split arguments (fractions, cluster file)."""
 
 

@@ -37,6 +37,7 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.fasta.report import PathLike, ReadReport
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
+from protein_performer.errors import InputError
 from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-shards"
@@ -47,7 +48,7 @@ SHARD_BYTES = 64 * 10**6
 BLOCK_PROTEINS = 1024
 
 
-class ShardError(ValueError):
+class ShardError(InputError):
     """A location that is not a (complete, compatible) shard set."""
 
 

@@ -35,6 +35,7 @@ from protein_performer.data.fasta.blocks import BLOCK_SIZE
 from protein_performer.data.fasta.report import PathLike, ReadReport
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import InMemoryProteins, ProteinSource
+from protein_performer.errors import InputError
 from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-store"
@@ -49,7 +50,7 @@ FILES = {
 }
 
 
-class StoreError(ValueError):
+class StoreError(InputError):
     """A directory that is not a (complete, compatible) prepared store."""
 
 
@@ -431,20 +432,4 @@ def open_source(path: PathLike, options: ReadOptions = DEFAULT_READ) -> ProteinS
         raise FileNotFoundError(f"{p}: no such FASTA file or store directory")
     source: InMemoryProteins
     source, _ = load_proteins([p], options)
-    return source
-
-
-def open_proteins(path: PathLike, *, error: type[Exception] = ValueError) -> ProteinSource:
-    """A FASTA file (plain or gzip) or a prepared store, as a ProteinSource with >= 1 protein.
-
-    A missing path or one holding no proteins raises ``error`` (the caller's input-error
-    class) with a one-line message; malformed FASTA raises the reader's error (it names the
-    file, record and line).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise error(f"input not found: {p} (give a FASTA file or a prepared store)")
-    source = open_source(p)
-    if len(source) == 0:
-        raise error(f"{p} holds no proteins")
     return source
