@@ -9,6 +9,8 @@
         [--clusters TSV] [--seed N]
     protein-performer-data download {swissprot,trembl,uniref50,uniref90} --out DIR
         [--base-url URL] [--md5 HEX | --sha256 HEX | --checksum-url URL | --no-verify]
+    protein-performer-data fetch-benchmarks --out DIR [--only NAME ...] [--index-url URL]
+        [--find-links DIR] [--keep-archives]
 
 Bad input (a malformed FASTA file, a missing store, a checksum mismatch) ends with one line
 on stderr and exit status 2, no traceback.
@@ -115,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--no-verify", action="store_true", help="skip the checksum")
     p.add_argument("--retries", type=int, default=5)
+
+    from protein_performer.data.benchmark_fetch import SOURCE_NAMES
+
+    p = sub.add_parser(
+        "fetch-benchmarks",
+        help="real benchmark data (DMS, DSSP, aaanalysis) from pinned PyPI packages, verified",
+    )
+    p.add_argument("--out", required=True, help="directory for the extracted files (a cache)")
+    p.add_argument("--only", nargs="+", choices=SOURCE_NAMES, default=None, help="these sources")
+    p.add_argument("--index-url", default=None, help="a PyPI mirror (pip's --index-url)")
+    p.add_argument("--find-links", default=None, help="a folder of archives (pip's --find-links)")
+    p.add_argument(
+        "--keep-archives", action="store_true", help="keep the downloaded archives in DIR/.archives"
+    )
     return parser
 
 
@@ -214,12 +230,26 @@ def _download(args: argparse.Namespace) -> None:
     print(result.summary())
 
 
+def _fetch_benchmarks(args: argparse.Namespace) -> None:
+    from protein_performer.data.benchmark_fetch import fetch_benchmarks
+
+    result = fetch_benchmarks(
+        args.out,
+        only=tuple(args.only) if args.only else None,
+        index_url=args.index_url,
+        find_links=args.find_links,
+        keep_archives=args.keep_archives,
+    )
+    print(result.summary())
+
+
 COMMANDS = {
     "prepare": _prepare,
     "stream-prepare": _stream_prepare,
     "stats": _stats,
     "split": _split,
     "download": _download,
+    "fetch-benchmarks": _fetch_benchmarks,
 }
 
 
