@@ -161,11 +161,12 @@ def per_chain_table(predictor: str, chains: list[ContactChain], scores: list[np.
     return pd.DataFrame(rows, columns=["predictor", "chain", "range", "k", "precision"])
 
 
-def density_table(chains: list[ContactChain]) -> pd.DataFrame:
-    """The ``contact_density`` predictor: each chain's density, the same for every k."""
+def density_table(chains: list[tuple[str, np.ndarray]]) -> pd.DataFrame:
+    """The ``contact_density`` predictor of ``(name, contacts [L, L])`` chains: each chain's
+    density in each range (the same for every k)."""
     rows = [
-        ("contact_density", c.name, rng, k, contact_density(c.contacts, low, high))
-        for c in chains
+        ("contact_density", name, rng, k, contact_density(contacts, low, high))
+        for name, contacts in chains
         for rng, (low, high) in RANGES.items()
         for k in FRACTIONS
     ]

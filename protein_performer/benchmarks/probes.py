@@ -3,9 +3,8 @@
 A probe is a standardised logistic regression (scikit-learn) fitted on a fixed training
 split and scored on the test split. Features are per protein (mean-pooled hidden states,
 or the amino-acid composition baseline) or per residue (the hidden state of one layer, or
-the one-hot window baseline). Metrics (:data:`METRICS`): accuracy, balanced accuracy
-(the mean recall over classes), Matthews correlation (multi-class form for > 2 classes)
-and AUROC (one-vs-rest, macro-averaged, for > 2 classes). CIs resample proteins, the
+the one-hot window baseline). Metrics: those of :mod:`protein_performer.benchmarks.classification` (accuracy,
+balanced accuracy, MCC, AUROC). CIs resample proteins, the
 independent unit, also for per-residue tasks (their residues move together).
 """
 
@@ -16,10 +15,10 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from protein_performer.benchmarks.resample import group_indices, percentile_interval
+from protein_performer.benchmarks.classification import METRICS, Metrics
+from protein_performer.benchmarks.resample import percentile_interval
 from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
 
-METRICS = ("accuracy", "balanced_accuracy", "mcc", "auroc")
 _AA_INDEX = np.full(256, len(STANDARD_AMINO_ACIDS), dtype=np.int64)
 for _k, _aa in enumerate(STANDARD_AMINO_ACIDS):
     _AA_INDEX[ord(_aa)] = _AA_INDEX[ord(_aa.lower())] = _k
@@ -76,29 +75,7 @@ def fit_probe(x: np.ndarray, y: np.ndarray, C: float = 1.0, seed: int = 0, max_i
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict:
     """:data:`METRICS` of class probabilities ``proba`` [N, K] (columns = ``classes``)."""
-    from sklearn.metrics import (
-        accuracy_score,
-        balanced_accuracy_score,
-        matthews_corrcoef,
-        roc_auc_score,
-    )
-
-    pred = classes[np.argmax(proba, axis=1)]
-    present = np.unique(y)
-    if present.size < 2:
-        auroc = float("nan")
-    elif len(classes) == 2:
-        auroc = roc_auc_score(y == classes[1], proba[:, 1])
-    elif present.size == len(classes):
-        auroc = roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
-    else:
-        auroc = float("nan")
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "mcc": float(matthews_corrcoef(y, pred)),
-        "auroc": float(auroc),
-    }
+    return Metrics(y, proba, classes)()
 
 
 def metric_rows(
@@ -110,21 +87,17 @@ def metric_rows(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """``predictor, metric, value, ci_low, ci_high``: each metric and its bootstrap CI over
-    ``groups`` (proteins; default every row is its own group)."""
-    import warnings
-
-    y = np.asarray(y)
-    parts = group_indices(np.arange(len(y)) if groups is None else np.asarray(groups))
-    values = classification_metrics(y, proba, classes)
+    """``predictor, metric, value, ci_low, ci_high``: each metric and its percentile
+    bootstrap CI, resampling ``groups`` (proteins; default each row is its own group)."""
+    metrics = Metrics(y, proba, classes)
+    values = metrics()
+    _, inverse = np.unique(np.arange(len(y)) if groups is None else groups, return_inverse=True)
+    n_groups = int(inverse.max()) + 1 if inverse.size else 0
     rng = np.random.default_rng(seed)
-    draws = [
-        np.concatenate([parts[g] for g in rng.integers(0, len(parts), len(parts))])
-        for _ in range(n_boot)
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one-class resamples: NaN, left out of the CI
-        boots = [classification_metrics(y[d], proba[d], classes) for d in draws]
+    boots = []
+    for _ in range(n_boot):
+        drawn = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+        boots.append(metrics(drawn[inverse.ravel()]))
     rows = []
     for m in METRICS:
         lo, hi = percentile_interval([b[m] for b in boots])

@@ -34,14 +34,3 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
         return float("nan"), float("nan")
     a = (1 - level) / 2
     return float(np.quantile(v, a)), float(np.quantile(v, 1 - a))
-
-
-def group_indices(groups: np.ndarray) -> list[np.ndarray]:
-    """Row indices of each distinct group, in order of first appearance."""
-    g = np.asarray(groups)
-    _, first, inverse = np.unique(g, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rows = np.argsort(inverse, kind="stable")
-    counts = np.bincount(inverse)
-    split = np.split(rows, np.cumsum(counts)[:-1])
-    return [split[k] for k in order]

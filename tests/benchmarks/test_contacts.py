@@ -97,7 +97,7 @@ def test_regression_on_a_planted_head_recovers_every_contact():
 
 def test_summary_means_over_chains_with_a_bootstrap_ci():
     chains = chains_with_a_planted_head(6, seed=3)
-    per_chain = density_table(chains)
+    per_chain = density_table([(c.name, c.contacts) for c in chains])
     summary = summarise(per_chain, n_boot=200)
     assert set(summary["k"]) == {"L/5", "L/2", "L"} and set(summary["range"]) == {"long", "medium"}
     for _, row in summary.iterrows():

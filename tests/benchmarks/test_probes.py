@@ -14,7 +14,6 @@ from protein_performer.benchmarks.probes import (
     residue_indices,
     held_out,
 )
-from protein_performer.benchmarks.resample import group_indices
 from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
 
 
@@ -47,11 +46,6 @@ def test_held_out_split_depends_on_names_only():
     split = held_out(names)
     assert abs(split.mean() - 0.2) < 0.02
     np.testing.assert_array_equal(held_out(names[::-1]), split[::-1])
-
-
-def test_group_indices_in_order_of_appearance():
-    parts = group_indices(np.array(["b", "a", "b", "c", "a"]))
-    assert [p.tolist() for p in parts] == [[0, 2], [1, 4], [3]]
 
 
 def random_protein(rng, length):
