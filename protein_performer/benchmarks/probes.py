@@ -122,3 +122,17 @@ def probe(
     return metric_rows(
         predictor, y_test, model.predict_proba(x_test), classes, groups_test, n_boot, seed
     )
+
+
+def majority_rows(
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    groups_test: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The ``majority_class`` null: every test row gets the training set's commonest label."""
+    classes, counts = np.unique(y_train, return_counts=True)
+    proba = np.zeros((len(y_test), len(classes)))
+    proba[:, np.argmax(counts)] = 1.0
+    return metric_rows("majority_class", y_test, proba, classes, groups_test, n_boot, seed)

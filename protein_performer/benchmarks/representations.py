@@ -18,15 +18,7 @@ import torch
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.errors import InputError
 from protein_performer.inference.embed import window_plan
-from protein_performer.model.lm import PerformerLM
-from protein_performer.runner import Engine, LoadedLM
-
-
-def random_init_twin(loaded: LoadedLM, seed: int = 0) -> PerformerLM:
-    """The same configuration untrained (seeded), in eval mode: every benchmark's null."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return PerformerLM(loaded.model_cfg).eval()
+from protein_performer.runner import Engine
 
 
 def token_rows(sequences: Sequence[str]) -> list[np.ndarray]:

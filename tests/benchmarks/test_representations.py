@@ -1,5 +1,5 @@
 """Attention maps and hidden states through the Engine equal the model's own, one protein at
-a time (float64), windows included; the random-init twin is the same config, untrained."""
+a time (float64), windows included."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import torch
 from protein_performer.benchmarks.representations import (
     attention_maps,
     hidden_states,
-    random_init_twin,
     token_rows,
 )
 from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
 from protein_performer.errors import InputError
 from protein_performer.inference.embed import embed_long
 from protein_performer.model import ModelConfig, PerformerLM
-from protein_performer.runner import Engine, LoadedLM
+from protein_performer.runner import Engine
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -71,16 +70,3 @@ def test_hidden_states_per_residue_and_pooled_with_windows(causal):
         assert p.shape == (len(seq), 16)
         np.testing.assert_allclose(p, ref, atol=1e-5)
         np.testing.assert_allclose(m, ref.mean(0), atol=1e-5)
-
-
-def test_random_init_twin_is_the_same_config_untrained():
-    model = tiny("favor_relu")
-    loaded = LoadedLM(model=model, model_cfg=model.cfg, objective=None, residue_frequencies=None)
-    twin = random_init_twin(loaded, seed=1)
-    assert twin.cfg == model.cfg and not twin.training
-    again = random_init_twin(loaded, seed=1)
-    for a, b in zip(twin.state_dict().values(), again.state_dict().values()):
-        torch.testing.assert_close(a, b)
-    state = torch.get_rng_state()
-    random_init_twin(loaded, seed=2)
-    assert torch.equal(state, torch.get_rng_state())  # the caller's random stream is untouched
