@@ -40,7 +40,7 @@ def plot_head_precision(grid: np.ndarray, density: float, path: Path, title: str
     import matplotlib.pyplot as plt
 
     layers, heads = grid.shape
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * heads, 1.2 + 0.45 * layers))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.0 + 0.6 * heads), 1.4 + 0.45 * layers))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=max(float(np.nanmax(grid)), density, 1e-3))
     for (li, hi), v in np.ndenumerate(grid):
         ax.text(hi, li, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")

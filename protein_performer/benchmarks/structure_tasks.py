@@ -132,7 +132,7 @@ def contacts_for_model(
         heads["heldout_precision"].to_numpy().reshape(n_layers, n_heads),
         float(null["precision"].iloc[0]),
         out / "head_precision.png",
-        "long-range P@L/5 of each head (APC), held-out chains",
+        "long-range P@L/5 per head, held-out chains",
     )
     return summary
 
