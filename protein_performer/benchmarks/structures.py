@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from protein_performer.errors import InputError
+
 CONTACT_THRESHOLD = 8.0  # Angstrom, between C-beta atoms (C-alpha for glycine)
 BREAK_DISTANCE = 4.2  # Angstrom; consecutive C-alpha atoms are 3.8 A apart in a chain
 SS_STATES = "HEC"  # helix, strand, coil
@@ -34,7 +36,7 @@ SS_STATES = "HEC"  # helix, strand, coil
 _DSSP_TO_3 = {"H": "H", "G": "H", "I": "H", "E": "E", "B": "E"}
 
 
-class StructureError(ValueError):
+class StructureError(InputError):
     """A structure or DSSP file cannot be read or does not fit its partner."""
 
 
@@ -179,7 +181,10 @@ def load_chains(directory: str | Path, names: list[str] | None = None) -> list[C
     """
     d = Path(directory)
     if not d.is_dir():
-        raise StructureError(f"structure directory not found: {d}")
+        raise StructureError(
+            f"structure directory not found: {d} "
+            "(run protein-performer-data fetch-benchmarks --out DATA_DIR, then data_dir=DATA_DIR)"
+        )
     found = {f.name[: -len(".pdb.dssp")]: f for f in d.glob("*.pdb.dssp")}
     wanted = sorted(found) if names is None else list(names)
     absent = [n for n in wanted if n not in found]

@@ -79,7 +79,14 @@ def task_options(task: Task, values: dict[str, Any] | None) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise TaskError(f"{task.name}.{unknown[0]}: unknown option; allowed: {sorted(known)}")
-    return task.options(**values)
+    try:
+        return task.options(**values)
+    except TaskError as err:
+        message = str(err)
+        if message.startswith(f"{task.name}.") or message.startswith(f"{task.name}:"):
+            raise
+        # options shared by several tasks do not know which one they belong to
+        raise TaskError(f"{task.name}.{message}") from err
 
 
 def model_labels(paths: list[Path]) -> list[str]:

@@ -129,3 +129,14 @@ def test_labelled_set_errors_name_the_file_and_row(tmp_path) -> None:
     assert data.labels[0].tolist() == [1, 0, 1] and data.sequences == ["ACD"]
     with pytest.raises(LabelledSetError, match="not found"):
         read_labelled(tmp_path / "absent.tsv", per_residue=False)
+
+
+def test_bad_options_name_the_task_and_field() -> None:
+    from protein_performer.benchmarks.tasks import TaskError, get_task, task_options
+
+    with pytest.raises(TaskError, match=r"^ss\.C must be > 0, got 0$"):
+        task_options(get_task("ss"), {"C": 0})
+    with pytest.raises(TaskError, match=r"^sa\.test_fraction must be in \(0, 1\), got 1.5$"):
+        task_options(get_task("sa"), {"test_fraction": 1.5})
+    with pytest.raises(TaskError, match=r"^contacts\.train_chains: give at least 2"):
+        task_options(get_task("contacts"), {"train_chains": ["1abcA"]})
