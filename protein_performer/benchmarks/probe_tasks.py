@@ -33,7 +33,7 @@ from protein_performer.benchmarks.representations import hidden_states
 from protein_performer.benchmarks.structure_tasks import model_and_twin
 from protein_performer.benchmarks.tasks import Task, TaskError, TaskInputs
 from protein_performer.errors import InputError
-from protein_performer.runner import Engine
+from protein_performer.runner import Engine, load_model
 
 log = logging.getLogger(__name__)
 AAANALYSIS_DIR = "aaanalysis"  # below data_dir, as fetch-benchmarks writes it
@@ -194,8 +194,6 @@ def residue_probes(
 
 def run_probe_set(probe_set: ProbeSet, inputs: TaskInputs, opts: ProbeOptions) -> pd.DataFrame:
     """Every model on one labelled set: ``model, predictor, metric, value, ci_low, ci_high``."""
-    from protein_performer.runner import load_model
-
     if inputs.data_dir is None:
         raise TaskError(
             f"{probe_set.task}: give data_dir= (what protein-performer-data fetch-benchmarks wrote)"

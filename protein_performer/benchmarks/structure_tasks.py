@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from protein_performer.analysis.control import random_init_like
 from protein_performer.benchmarks import contacts as C
 from protein_performer.benchmarks.contact_figures import plot_contact_maps, plot_head_precision
 from protein_performer.benchmarks.probes import majority_rows, onehot_windows, probe
 from protein_performer.benchmarks.representations import attention_maps, hidden_states
 from protein_performer.benchmarks.structures import SS_STATES, Chain, load_chains
 from protein_performer.benchmarks.tasks import Task, TaskError, TaskInputs
-from protein_performer.runner import Engine, LoadedLM
+from protein_performer.runner import Engine, LoadedLM, load_model
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def split_chains(data_dir: Path, train_names: list[str]) -> tuple[list[Chain], l
 
 def model_and_twin(loaded: LoadedLM, seed: int) -> list[tuple[str, nn.Module]]:
     """``[("model", trained), ("random_init", same config untrained)]``."""
-    from protein_performer.analysis.control import random_init_like
-
     return [("model", loaded.model), ("random_init", random_init_like(loaded.model, seed))]
 
 
@@ -191,8 +190,6 @@ def ss_for_model(
 
 def _each_model(inputs: TaskInputs, task: str, one) -> pd.DataFrame:
     """Run ``one(loaded, label, out)`` for every model; the summaries, ``model`` first."""
-    from protein_performer.runner import load_model
-
     if inputs.data_dir is None:
         raise TaskError(
             f"{task}: give data_dir= (what protein-performer-data fetch-benchmarks wrote)"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs, get_task
+
 DEFAULT_TASKS = ("contacts", "ss", "location", "disorder")
 # task -> (metrics shown, baseline predictor, null predictor)
 _PROBE_METRICS = ("accuracy", "mcc", "auroc")
@@ -34,8 +36,6 @@ def run_biology(
     seed: int = 0,
 ) -> dict[str, pd.DataFrame]:
     """Each task's summary on every ``(label, checkpoint)``, written to ``out/<task>/``."""
-    from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs, get_task
-
     specs = [ModelSpec(label, Path(path)) for label, path in models]
     summaries = {}
     for name in tasks:
