@@ -261,7 +261,8 @@ def run_dms(inputs: TaskInputs, opts: DmsOptions) -> pd.DataFrame:
             table = heatmap_table(assay, scores)
             stem = out / spec.label / f"heatmap_{assay.name}"
             stem.parent.mkdir(parents=True, exist_ok=True)
-            table.to_csv(stem.with_suffix(".csv"))
+            # the strategy names the index column: every output file says how it was scored
+            table.to_csv(stem.with_suffix(".csv"), index_label=f"mutant residue ({strategy})")
             plot_heatmap(table, f"{spec.label}: single mutants of {assay.name} ({strategy})", stem)
     summary = pd.DataFrame(rows)
     if len(summary):

@@ -166,18 +166,23 @@ def consensus(seqs: np.ndarray) -> np.ndarray:
     return counts.argmax(axis=0).astype(np.uint8)
 
 
+def _read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    """A CSV with ``columns``, or an :class:`AssayError` naming the file and the missing one."""
+    table = pd.read_csv(path)
+    for col in columns:
+        if col not in table.columns:
+            raise AssayError(f"{path}: no column {col!r} (columns: {list(table.columns)}); {what}")
+    return table
+
+
 def read_mavenn(path: str | Path, key: str | None = None) -> Assay:
     """One mavenn ``<key>_data.csv.gz`` file as an :class:`Assay` (see the module doc)."""
     path = Path(path)
     key = key or path.name.removesuffix(".gz").removesuffix(".csv").removesuffix("_data")
     meta = MAVENN_SETS.get(key, MavennSet(key, 1, 1.0, ""))
-    table = pd.read_csv(path)
-    for col in ("x", "y"):
-        if col not in table.columns:
-            raise AssayError(
-                f"{path}: no column {col!r} (columns: {list(table.columns)}); a mavenn DMS file "
-                "has the variant sequence in x and the measurement in y"
-            )
+    table = _read_table(
+        path, ("x", "y"), "a mavenn DMS file has the variant in x, its measurement in y"
+    )
     x = table["x"].astype(str).str.strip().str.upper()
     notes: dict[str, int] = {}
     stop = x.str.contains("*", regex=False).to_numpy()
@@ -256,13 +261,11 @@ def _check_names(path: Path, names: np.ndarray, assay: Assay, rows: np.ndarray) 
 def read_proteingym_assay(path: str | Path, name: str, target_seq: str) -> Assay:
     """One ProteinGym substitution CSV (``mutant``, ``mutated_sequence``, ``DMS_score``)."""
     path = Path(path)
-    table = pd.read_csv(path)
-    for col in ("mutant", "DMS_score"):
-        if col not in table.columns:
-            raise AssayError(
-                f"{path}: no column {col!r} (columns: {list(table.columns)}); a ProteinGym "
-                "assay CSV has mutant, mutated_sequence and DMS_score"
-            )
+    table = _read_table(
+        path,
+        ("mutant", "DMS_score"),
+        "a ProteinGym assay CSV has mutant, mutated_sequence, DMS_score",
+    )
     target_seq = target_seq.strip().upper()
     keep = table["DMS_score"].notna().to_numpy()
     mutants = table["mutant"].astype(str).to_numpy()
@@ -315,10 +318,9 @@ def read_proteingym(data_dir: str | Path, assays: list[str] | None = None) -> li
         raise FileNotFoundError(
             f"{data_dir}: no {PROTEINGYM_REFERENCE} (ProteinGym's reference file)"
         )
-    ref = pd.read_csv(ref_path)
-    for col in ("DMS_id", "DMS_filename", "target_seq"):
-        if col not in ref.columns:
-            raise AssayError(f"{ref_path}: no column {col!r} (columns: {list(ref.columns)})")
+    ref = _read_table(
+        ref_path, ("DMS_id", "DMS_filename", "target_seq"), "ProteinGym's reference file"
+    )
     if assays:
         unknown = sorted(set(assays) - set(ref["DMS_id"]))
         if unknown:

@@ -11,7 +11,7 @@ functions) and returns its summary table, which the command writes to
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,7 +53,6 @@ class TaskInputs:
     device: str = "auto"
     budget: int = 65536  # padded tokens per batch
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

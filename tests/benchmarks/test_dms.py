@@ -180,6 +180,7 @@ def test_benchmark_command_end_to_end(tmp_path, ckpts, capsys) -> None:
     np.testing.assert_allclose(per_assay["model"], want, rtol=1e-5, atol=1e-5)
     heat = pd.read_csv(tmp_path / "run" / "dms" / mlm_label / "heatmap_ubq.csv", index_col=0)
     assert heat.shape == (20, 11) and heat.isna().sum().sum() == 11  # wild-type cells only
+    assert heat.index.name == "mutant residue (masked marginal (masked LM))"
     assert (tmp_path / "run" / "dms" / "spearman.png").is_file()
     assert "dms:" in capsys.readouterr().out
 
