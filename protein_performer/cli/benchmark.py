@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from protein_performer.cli.config import CONF_DIR, user_path
-from protein_performer.cli.score import _required, run_or_exit
+from protein_performer.cli.task import require, run_task
 
 PROG = "protein-performer-benchmark"
 
@@ -38,7 +38,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
         task_options,
     )
 
-    _required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt (or a list: 'ckpt_path=[a,b]')")
+    require(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt (or a list: 'ckpt_path=[a,b]')")
     paths = [user_path(str(p)) for p in _list(cfg.ckpt_path)]
     for p in paths:
         if not p.is_file():
@@ -71,7 +71,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="benchmark")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(PROG, benchmark, cfg)
+    run_task(PROG, benchmark, cfg)
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ def test_hidden_states_per_residue_and_pooled_with_windows(causal):
     per = hidden_states(engine, seqs, layer=0, budget=64)
     pooled = hidden_states(engine, seqs, layer=0, pool=True)
     for seq, p, m in zip(seqs, per, pooled):
-        ref = embed_long(model, seq, layers=(0,)).per_residue[0]
+        ref = embed_long(engine, seq, layers=(0,)).per_residue[0]  # one window at a time
         assert p.shape == (len(seq), 16)
         np.testing.assert_allclose(p, ref, atol=1e-5)
         np.testing.assert_allclose(m, ref.mean(0), atol=1e-5)
