@@ -153,6 +153,7 @@ def _prepare(args: argparse.Namespace) -> None:
     print(report.summary())
     for example in report.read.examples:
         print(f"  skipped: {example}")
+    _warn(report.read)
 
 
 def _stream_prepare(args: argparse.Namespace) -> None:
@@ -174,6 +175,14 @@ def _stream_prepare(args: argparse.Namespace) -> None:
     print(report.summary())
     for example in report.read.examples if report.read else []:
         print(f"  skipped: {example}")
+    if report.read:
+        _warn(report.read)
+
+
+def _warn(read) -> None:
+    """Kept input that looks wrong (nucleotides, repeated accessions): one stderr line each."""
+    for warning in read.warnings():
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
 
 
 def _stats(args: argparse.Namespace) -> None:

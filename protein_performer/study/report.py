@@ -102,7 +102,8 @@ def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
     runs = [r for r in find_runs(sweep_dir) if (r / "checkpoints" / "last.ckpt").is_file()]
     if not runs:
         raise FileNotFoundError(
-            f"no trained runs in {sweep_dir} (job directories with checkpoints/last.ckpt)"
+            f"sweep_dir: no trained runs in {sweep_dir} (no job directory holds "
+            f"checkpoints/last.ckpt): give the multirun directory of a finished training sweep"
         )
     overrides = {r: run_overrides(r) for r in runs}
     keys = sorted({k for o in overrides.values() for k in o})
