@@ -25,13 +25,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from protein_performer.analysis.control import random_init_like
+from protein_performer.analysis.figures import save
 from protein_performer.benchmarks.dms_baselines import blosum62_scores, unigram_scores
 from protein_performer.benchmarks.dms_data import Assay, every_single_mutant, load_assays
 from protein_performer.benchmarks.ranking import rank_metrics
 from protein_performer.benchmarks.tasks import Task, TaskError, TaskInputs
 from protein_performer.benchmarks.variant_scoring import STRATEGIES, score_assay
+from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
+from protein_performer.evaluation.unigram import baseline_log_probs
 from protein_performer.progress import Progress
+from protein_performer.runner import Engine, load_model
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +122,6 @@ def _summary_rows(
 
 def _scores_for(engines: dict, loaded, assay: Assay, opts: DmsOptions, inputs: TaskInputs):
     """predictor -> float64 [N] scores, and the model's windows per variant."""
-    from protein_performer.evaluation.unigram import baseline_log_probs
-
     objective, max_length = loaded.objective.name, loaded.model_cfg.max_length
     bar = Progress(len(assay), f"{assay.name}", unit="variant", enabled=inputs.progress)
     model_scores, windows = score_assay(
@@ -155,8 +159,6 @@ def _write_assay_csv(path: Path, assay: Assay, scores, windows, strategy: str) -
 def heatmap_table(assay: Assay, scores: np.ndarray) -> pd.DataFrame:
     """20 x L scores of every single mutant (rows: residues, columns: numbered wild-type
     positions; the wild-type cell of each column is NaN: 19 substitutions per position)."""
-    from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
-
     wt = assay.wild_type
     cols = [f"{w}{i + assay.first_position}" for i, w in enumerate(wt)]
     values = np.full((len(STANDARD_AMINO_ACIDS), len(wt)), np.nan)
@@ -167,12 +169,9 @@ def heatmap_table(assay: Assay, scores: np.ndarray) -> pd.DataFrame:
 
 
 def plot_heatmap(table: pd.DataFrame, title: str, stem: Path) -> list[str]:
-    from protein_performer.analysis.figures import save_closed
-    from protein_performer.study.figures import _plt
-
-    plt = _plt()
     width = min(max(4.0, 0.18 * table.shape[1] + 2), 40.0)
-    fig, ax = plt.subplots(figsize=(width, 4.2))
+    fig = Figure(figsize=(width, 4.2))
+    ax = fig.subplots()
     lim = np.nanmax(np.abs(table.to_numpy())) or 1.0
     im = ax.imshow(table.to_numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_yticks(range(20), table.index, fontsize=6)
@@ -180,17 +179,15 @@ def plot_heatmap(table: pd.DataFrame, title: str, stem: Path) -> list[str]:
     ax.set_xticks(range(0, table.shape[1], step), table.columns[::step], rotation=90, fontsize=6)
     fig.colorbar(im, ax=ax, fraction=0.03, label="score (higher: model prefers the mutant)")
     ax.set_title(title, fontsize=9)
-    return save_closed(fig, stem)
+    fig.tight_layout()
+    return save(fig, stem)
 
 
 def plot_summary(summary: pd.DataFrame, stem: Path) -> list[str]:
     """Spearman's rho with its bootstrap CI per assay subset, one bar per predictor."""
-    from protein_performer.analysis.figures import save_closed
-    from protein_performer.study.figures import _plt
-
-    plt = _plt()
     models = list(dict.fromkeys(summary["model"]))
-    fig, axes = plt.subplots(len(models), 1, figsize=(8, 3.2 * len(models)), squeeze=False)
+    fig = Figure(figsize=(8, 3.2 * len(models)))
+    axes = fig.subplots(len(models), 1, squeeze=False)
     for ax, label in zip(axes[:, 0], models):
         part = summary[summary["model"] == label]
         part = part.assign(group=part["assay"] + " " + part["variants"])
@@ -207,14 +204,12 @@ def plot_summary(summary: pd.DataFrame, stem: Path) -> list[str]:
         ax.set_ylabel("Spearman rho")
         ax.set_title(f"{label}: variant effects, rho with 95% bootstrap CI", fontsize=9)
         ax.legend(fontsize=7)
-    return save_closed(fig, stem)
+    fig.tight_layout()
+    return save(fig, stem)
 
 
 def run_dms(inputs: TaskInputs, opts: DmsOptions) -> pd.DataFrame:
     """Score every model on every assay (and heatmap wild type); returns the summary table."""
-    from protein_performer.analysis.control import random_init_like
-    from protein_performer.runner import Engine, load_model
-
     assays: list[Assay] = []
     if inputs.data_dir is not None:
         assays = [

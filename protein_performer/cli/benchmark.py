@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from protein_performer.cli.config import CONF_DIR, user_path
-from protein_performer.cli.task import require, run_task
+from protein_performer.cli.task import plain, require, run_task
 
 PROG = "protein-performer-benchmark"
 
 
 def _list(value: Any) -> list:
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value, resolve=True)
+    value = plain(value)
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
@@ -38,17 +37,14 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
         task_options,
     )
 
-    require(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt (or a list: 'ckpt_path=[a,b]')")
+    require(cfg, "ckpt_path", f"{PROG} ckpt_path=last.ckpt (or a list: 'ckpt_path=[a,b]')")
     paths = [user_path(str(p)) for p in _list(cfg.ckpt_path)]
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"ckpt_path: no such checkpoint: {p}")
     tasks = [get_task(str(name)) for name in _list(cfg.tasks)]  # unknown names fail first
     options = {
-        t.name: task_options(
-            t, OmegaConf.to_container(cfg[t.name], resolve=True) if t.name in cfg else None
-        )
-        for t in tasks
+        t.name: task_options(t, plain(cfg[t.name]) if t.name in cfg else None) for t in tasks
     }
     data_dir = user_path(str(cfg.data_dir)) if cfg.get("data_dir") else None
     models = [ModelSpec(label, path) for label, path in zip(model_labels(paths), paths)]

@@ -31,7 +31,8 @@ import pandas as pd
 from protein_performer.analysis.control import analyze_with_control
 from protein_performer.analysis.favor_error import errors_on_source
 from protein_performer.analysis.options import AnalysisOptions
-from protein_performer.benchmarks.tasks import get_task
+from protein_performer.benchmarks.dms import DmsOptions, run_dms
+from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs, get_task
 from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
 from protein_performer.evaluation.perplexity import EvalOptions
 from protein_performer.filenames import safe_name
@@ -391,9 +392,6 @@ def dms_table(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFra
     """Task dms on every run (``opts.dms_data_dir``), or None when no DMS data is given."""
     if not opts.dms_data_dir:
         return None
-    from protein_performer.benchmarks.dms import DmsOptions, run_dms
-    from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
-
     inputs = TaskInputs(
         [ModelSpec(r.label, r.checkpoint) for r in runs],
         Path(opts.dms_data_dir),
