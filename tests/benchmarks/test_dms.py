@@ -52,7 +52,8 @@ def test_engine_scores_equal_the_float64_reference(ckpts, objective) -> None:
     assay = _assay(WT, mutants)
     # budget 60: several batches of a few rows each, rows of every batch size
     got, windows = score_assay(Engine(loaded.model, "cpu"), objective, assay, 64, budget=60)
-    want = score_mutants(loaded.model, WT, [parse_mutant(m, WT) for m in mutants], objective)
+    reference = Engine(loaded.model, "cpu")  # the plain scorer (inference/score.py)
+    want = score_mutants(reference, WT, [parse_mutant(m, WT) for m in mutants], loaded.objective)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert windows.tolist() == ([1] * 6 if objective == "clm" else [1, 2, 1, 1, 2, 3])
 
@@ -175,7 +176,10 @@ def test_benchmark_command_end_to_end(tmp_path, ckpts, capsys) -> None:
     assert per_assay["mutant"].tolist()[:2] == ["Q22G", "M1A"]
     loaded = load_model(ckpts["clm"])
     want = score_mutants(
-        loaded.model, WT, [parse_mutant(m, WT) for m in per_assay["mutant"]], "clm"
+        Engine(loaded.model, "cpu"),
+        WT,
+        [parse_mutant(m, WT) for m in per_assay["mutant"]],
+        loaded.objective,
     )
     np.testing.assert_allclose(per_assay["model"], want, rtol=1e-5, atol=1e-5)
     heat = pd.read_csv(tmp_path / "run" / "dms" / mlm_label / "heatmap_ubq.csv", index_col=0)
