@@ -36,6 +36,24 @@ class LoadedLM:
     objective: Objective
     residue_frequencies: np.ndarray | None  # [V] train-corpus token frequencies, if recorded
 
+    @classmethod
+    def ready(
+        cls,
+        model: PerformerLM,
+        objective: Objective,
+        residue_frequencies: list[float] | None,
+        map_location: str | torch.device,
+    ) -> "LoadedLM":
+        """``model`` moved to ``map_location`` in eval mode, with its recorded frequencies."""
+        model.to(map_location).eval()
+        freqs = residue_frequencies
+        return cls(
+            model=model,
+            model_cfg=model.cfg,
+            objective=objective,
+            residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
+        )
+
 
 def _torch_load(path: Path) -> dict:
     try:
@@ -76,8 +94,13 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedLM:
-    """Rebuild the :class:`PerformerLM` of a training checkpoint, in eval mode."""
+    """Rebuild the :class:`PerformerLM` of a training checkpoint, in eval mode; a directory is
+    an exported folder (:func:`protein_performer.model.pretrained.load_pretrained_folder`)."""
     p = Path(path)
+    if p.is_dir():
+        from protein_performer.model.pretrained import load_pretrained_folder
+
+        return load_pretrained_folder(p, map_location)
     ckpt = read_checkpoint(p)
     hp = ckpt["hyper_parameters"]
     cfg = ModelConfig.from_dict(dict(hp["model"]))
@@ -97,23 +120,17 @@ def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> Loade
             f"{p}: weights do not match the model its hyper-parameters describe "
             f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
-    model.to(map_location).eval()
-    freqs = hp.get("residue_frequencies")
-    return LoadedLM(
-        model=model,
-        model_cfg=cfg,
-        objective=objective,
-        residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
-    )
+    return LoadedLM.ready(model, objective, hp.get("residue_frequencies"), map_location)
 
 
 def load_checkpoint(path: str | Path, *, error: type[Exception] = FileNotFoundError) -> LoadedLM:
-    """:func:`load_lm` for an entry point: a missing file raises ``error`` (the caller's
+    """:func:`load_lm` for an entry point (a .ckpt or an exported folder): a missing path raises ``error`` (the caller's
     input-error class) naming the ``ckpt_path=`` setting to fix."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise error(
             f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
-            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
+            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt, or to a folder "
+            "written by protein-performer-export)"
         )
     return load_lm(p)
