@@ -93,10 +93,11 @@ def _checkpoint(value: Any):
             f"runs=[...] for a sweep comparison)"
         )
     path = _abs(value)
-    if not path.is_file():
+    if not path.exists():
         raise AnalysisInputError(
             f"checkpoint not found: {path} (set ckpt_path= to a .ckpt written by "
-            f"protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt; relative paths "
+            f"protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt, or to a folder "
+            f"written by protein-performer-export; relative paths "
             f"are read from the directory the command started in)"
         )
     return path

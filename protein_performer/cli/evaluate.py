@@ -78,10 +78,11 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not ckpt.is_file():
+    if not ckpt.exists():
         raise EvaluationInputError(
             f"checkpoint not found: {ckpt} (set ckpt_path= to a .ckpt written by "
-            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
+            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt, or to a folder "
+            "written by protein-performer-export)"
         )
     # Read (and check) every input before the model: a bad file fails fast.
     labels = file_labels(paths)

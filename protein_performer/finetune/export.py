@@ -117,3 +117,39 @@ def export_checkpoint(
     config = json.loads((out / CONFIG_FILE).read_text())
     (out / "README.md").write_text(model_card(config, license=license, name=name))
     return out
+
+
+def load_classifier_folder(path: str | Path, map_location: str = "cpu"):
+    """The fine-tuned :class:`PerformerClassifier` of an exported folder, in eval mode."""
+    from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
+    from protein_performer.model.lm import PerformerLM
+    from protein_performer.model.pretrained import (
+        HEAD_PREFIX,
+        PretrainedFolderError,
+        config_objects,
+        load_backbone,
+        read_folder_config,
+        read_folder_weights,
+        split_state,
+    )
+
+    p = Path(path)
+    config = read_folder_config(p)
+    if not config.get("head"):
+        raise PretrainedFolderError(
+            f"{p} holds a language model without a task head: fine-tune it first "
+            "(protein-performer-finetune ckpt_path=... then protein-performer-export)"
+        )
+    cfg, _ = config_objects(config, p)
+    try:
+        head = HeadConfig.from_dict(dict(config["head"]))
+    except (TypeError, ValueError) as err:
+        raise PretrainedFolderError(f"{p}: bad head in config.json: {err}") from None
+    net = PerformerClassifier(PerformerLM(cfg), head)
+    state = read_folder_weights(p)
+    load_backbone(net.performer, state, p)
+    try:
+        net.head.load_state_dict(split_state(state, HEAD_PREFIX))
+    except RuntimeError as err:
+        raise PretrainedFolderError(f"{p}: head weights do not match config.json: {err}") from None
+    return net.to(map_location).eval()
