@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import torch
 
+from protein_performer.errors import InputError
 
-class DeviceError(ValueError):
+
+class DeviceError(InputError):
     """A ``device=`` value that is malformed or names hardware this machine lacks."""
 
 

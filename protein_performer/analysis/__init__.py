@@ -25,13 +25,13 @@ from protein_performer.analysis.inputs import load_model, open_proteins
 from protein_performer.analysis.options import AnalysisInputError, AnalysisOptions
 from protein_performer.analysis.outputs import write_outputs
 from protein_performer.analysis.run import analyze_model
-from protein_performer.analysis.summary import AnalysisResult, summarise
 from protein_performer.analysis.substitution import (
     UnknownMatrixError,
     compare_matrices,
     load_matrix,
     mantel_p_value,
 )
+from protein_performer.analysis.summary import AnalysisResult, summarise
 
 __all__ = [
     "AA_GROUPS",

@@ -8,24 +8,21 @@ from pathlib import Path
 import torch
 
 from protein_performer.analysis.options import AnalysisInputError
-from protein_performer.data import store
+from protein_performer.runner.inputs import open_input
 from protein_performer.data.source import ProteinSource
 
 EMBEDDED_VALID = Path(__file__).resolve().parents[2] / "data" / "sample" / "valid.fasta.gz"
 
 
-def open_proteins(path: str | Path) -> ProteinSource:
-    """A FASTA file (plain or gzip) or prepared store with >= 1 protein
-    (:func:`protein_performer.data.store.open_proteins`, errors as AnalysisInputError)."""
-    return store.open_proteins(path, error=AnalysisInputError)
+open_proteins = open_input  # TODO(floor): callers move to runner.open_input
 
 
 def load_model(ckpt_path: str | Path) -> torch.nn.Module:
     """The model of a training checkpoint, in eval mode
     (:func:`protein_performer.model.checkpoint.load_checkpoint`)."""
-    from protein_performer.model.checkpoint import load_checkpoint
+    from protein_performer.runner import load_model as load
 
-    return load_checkpoint(ckpt_path, error=AnalysisInputError).model
+    return load(ckpt_path).model
 
 
 def protein_index(source: ProteinSource, which: int | str) -> int:

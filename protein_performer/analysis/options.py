@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from protein_performer.analysis.substitution import load_matrix
+from protein_performer.errors import InputError
 
 DEFAULT_MATRICES = ("BLOSUM62", "BLOSUM45", "BLOSUM80", "PAM250")
 
 
-class AnalysisInputError(ValueError):
+class AnalysisInputError(InputError):
     """A user input cannot be analysed (missing checkpoint or file, no proteins, bad option)."""
 
 

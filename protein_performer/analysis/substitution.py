@@ -21,9 +21,10 @@ import numpy as np
 from scipy import stats
 
 from protein_performer.analysis.aggregate import AMINO_ACIDS, N_AA
+from protein_performer.errors import InputError
 
 
-class UnknownMatrixError(ValueError):
+class UnknownMatrixError(InputError):
     """A substitution matrix name Biopython does not know."""
 
 

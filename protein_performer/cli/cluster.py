@@ -30,12 +30,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from protein_performer.errors import InputError
+
 log = logging.getLogger("protein_performer.train")
 
 AUTO = "auto"
 
 
-class LauncherConfigError(ValueError):
+class LauncherConfigError(InputError):
     """A launcher setting that cannot work; the message names the field and the fix."""
 
 

@@ -18,13 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 import protein_performer
+from protein_performer.errors import InputError
 from protein_performer.fields import check_fields
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DATA_PATH_FIELDS = ("train", "valid", "test", "test_ood")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration value is invalid; the message names the field and the fix."""
 
 

@@ -24,17 +24,17 @@ PROG = "protein-performer-embed"
 def embed(cfg: DictConfig) -> dict[str, str]:
     """Embed every protein of ``cfg.fasta``; returns file label -> output directory."""
     from protein_performer.devices import resolve_device
-    from protein_performer.evaluation.perplexity import file_labels, open_input
+    from protein_performer.runner import file_labels, open_input
     from protein_performer.inference.embed import embed_source, long_protein_policy
     from protein_performer.inference.embedding_store import EmbeddingStore
-    from protein_performer.model.checkpoint import load_lm
+    from protein_performer.runner import load_model
 
     ckpt = user_path(_required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt"))
     fasta = OmegaConf.to_container(cfg.fasta) if OmegaConf.is_config(cfg.fasta) else cfg.fasta
     paths = _input_paths(fasta)
     layers = [int(i) for i in cfg.layers]
     sources = {label: open_input(p) for label, p in zip(file_labels(paths), paths)}
-    loaded = load_lm(ckpt, map_location=resolve_device(str(cfg.device)))
+    loaded = load_model(ckpt, resolve_device(str(cfg.device)))
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir)
     m = loaded.model.cfg
     settings = {

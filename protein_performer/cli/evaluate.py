@@ -44,13 +44,9 @@ def _input_paths(fasta) -> list[Path]:
 
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.fasta``; returns what ``metrics.json`` holds."""
-    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
-    from protein_performer.evaluation.perplexity import (
-        EvalOptions,
-        EvaluationInputError,
-        file_labels,
-        open_input,
-    )
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
+    from protein_performer.evaluation.perplexity import EvalOptions, EvaluationInputError
+    from protein_performer.runner import file_labels, load_model, open_input
     from protein_performer.evaluation.tables import format_table, metrics_table
 
     try:
@@ -87,7 +83,7 @@ def evaluate(cfg: DictConfig) -> dict:
     # Read (and check) every input before the model: a bad file fails fast.
     labels = file_labels(paths)
     sources = {label: open_input(p) for label, p in zip(labels, paths)}
-    loaded = load_checkpoint(ckpt)
+    loaded = load_model(ckpt)
     run = evaluate_checkpoint(
         loaded,
         sources,

@@ -25,9 +25,9 @@ def run_generate(cfg: DictConfig) -> Path:
     """Sample ``cfg.n`` sequences from ``cfg.ckpt_path``; returns the FASTA path written."""
     from protein_performer.data.fasta_writer import open_output, write_fasta
     from protein_performer.devices import resolve_device
-    from protein_performer.progress import Progress
     from protein_performer.inference.generate import SamplingOptions, fasta_header, generate
-    from protein_performer.model.checkpoint import load_lm
+    from protein_performer.progress import Progress
+    from protein_performer.runner import load_model
 
     try:
         ckpt_value = cfg.ckpt_path
@@ -45,7 +45,7 @@ def run_generate(cfg: DictConfig) -> Path:
     prompt = "" if cfg.prompt is None else str(cfg.prompt)
     out_dir = Path(cfg.paths.output_dir)
     path = user_path(str(cfg.output)) if cfg.output else out_dir / "generated.fasta"
-    loaded = load_lm(user_path(str(ckpt_value)), map_location=resolve_device(str(cfg.device)))
+    loaded = load_model(user_path(str(ckpt_value)), resolve_device(str(cfg.device)))
     if not loaded.objective.causal:
         raise ValueError(
             f"{ckpt_value}: generation needs a causal model (objective=clm); this "

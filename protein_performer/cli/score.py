@@ -74,9 +74,9 @@ def score_proteins(cfg: DictConfig) -> dict:
 
     from protein_performer.cli.evaluate import _input_paths
     from protein_performer.devices import resolve_device
-    from protein_performer.evaluation.perplexity import file_labels, open_input
+    from protein_performer.runner import file_labels, open_input
     from protein_performer.inference.likelihood import METHODS, write_likelihoods_csv
-    from protein_performer.model.checkpoint import load_lm
+    from protein_performer.runner import load_model
 
     ckpt = user_path(_required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt"))
     fasta = OmegaConf.to_container(cfg.fasta) if OmegaConf.is_config(cfg.fasta) else cfg.fasta
@@ -84,7 +84,7 @@ def score_proteins(cfg: DictConfig) -> dict:
     # Read (and check) every input before the model: a bad file fails fast.
     sources = {label: open_input(p) for label, p in zip(file_labels(paths), paths)}
     device = resolve_device(str(cfg.device))
-    loaded = load_lm(ckpt, map_location=device)
+    loaded = load_model(ckpt, device)
     model = loaded.model.to(device).eval()
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "protein_scores.csv"
     totals = write_likelihoods_csv(
@@ -120,7 +120,7 @@ def score_variants(cfg: DictConfig) -> dict:
     from protein_performer.devices import resolve_device
     from protein_performer.inference.mutations import parse_mutant
     from protein_performer.inference.score import score_mutants, spearman
-    from protein_performer.model.checkpoint import load_lm
+    from protein_performer.runner import load_model
 
     ckpt = user_path(_required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt"))
     wild_type = _required(cfg, "wild_type", "wild_type=MKTAYIAK...").strip().upper()
@@ -141,7 +141,7 @@ def score_variants(cfg: DictConfig) -> dict:
         parse_mutant(t, wild_type, offset=int(cfg.offset), row=f"{csv.name} line {i + 2}")
         for i, t in enumerate(table[col].astype(str))
     ]
-    loaded = load_lm(ckpt, map_location=resolve_device(str(cfg.device)))
+    loaded = load_model(ckpt, resolve_device(str(cfg.device)))
     table["score"] = score_mutants(loaded.model, wild_type, mutants, loaded.objective.name)
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir) / "scores.csv"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protein_performer.errors import InputError
+
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<mask>", "<cls>", "<eos>", "<sep>", "<unk>")
 STANDARD_AMINO_ACIDS: str = "ACDEFGHIKLMNPQRSTVWY"
 RARE_AMINO_ACIDS: str = "XBZUO"
@@ -35,7 +37,7 @@ TERMINAL_STOP: bytes = b"*"
 INVALID: int = 255
 
 
-class InvalidResidueError(ValueError):
+class InvalidResidueError(InputError):
     """A sequence holds a character outside the alphabet."""
 
     def __init__(self, char: str, position: int, message: str | None = None) -> None:

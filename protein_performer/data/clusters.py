@@ -12,9 +12,10 @@ import numpy as np
 
 from protein_performer.data.fasta_input import is_gzip
 from protein_performer.data.fasta_report import PathLike
+from protein_performer.errors import InputError
 
 
-class ClusterTsvError(ValueError):
+class ClusterTsvError(InputError):
     """A cluster TSV that is missing or has a malformed line (the message names both)."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from protein_performer.data.fasta_report import PathLike
+from protein_performer.errors import InputError
 from protein_performer.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class DownloadError(RuntimeError):
     """The server refused or the transfer kept failing."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(InputError):
     """The downloaded bytes do not match the published digest."""
 
 

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from protein_performer.errors import InputError
+
 OnInvalid = Literal["error", "skip"]
 PathLike = str | os.PathLike
 
@@ -21,7 +23,7 @@ GAP_CHAR = "gap character"
 INNER_STOP = "stop '*' inside sequence"
 
 
-class FastaFormatError(ValueError):
+class FastaFormatError(InputError):
     """Malformed FASTA input; the message names the file, record, line and the problem."""
 
     def __init__(

@@ -33,9 +33,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.fasta_report import OnInvalid, PathLike, ReadReport
+from protein_performer.errors import InputError
 from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-shards"
@@ -46,7 +47,7 @@ SHARD_BYTES = 64 * 10**6
 BLOCK_PROTEINS = 1024
 
 
-class ShardError(ValueError):
+class ShardError(InputError):
     """A location that is not a (complete, compatible) shard set."""
 
 

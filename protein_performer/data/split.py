@@ -18,17 +18,18 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from protein_performer.data.clusters import ClusterTsvError, read_clusters
 from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.clusters import ClusterTsvError, read_clusters
 from protein_performer.data.fasta import read_fasta
 from protein_performer.data.fasta_blocks import BlockReader
 from protein_performer.data.fasta_report import FastaFormatError, OnInvalid, PathLike, ReadReport
 from protein_performer.data.fasta_writer import open_output, write_fasta
+from protein_performer.errors import InputError
 
 DEFAULT_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}
 
 
-class SplitError(ValueError):
+class SplitError(InputError):
     """Bad split arguments (fractions, cluster file)."""
 
 

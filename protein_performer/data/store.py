@@ -28,12 +28,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.fasta import iter_filtered_blocks, load_proteins
 from protein_performer.data.fasta_blocks import BLOCK_SIZE
 from protein_performer.data.fasta_report import OnInvalid, PathLike, ReadReport
 from protein_performer.data.source import InMemoryProteins, ProteinSource
+from protein_performer.errors import InputError
 from protein_performer.progress import Progress
 
 FORMAT = "protein-performer-store"
@@ -48,7 +49,7 @@ FILES = {
 }
 
 
-class StoreError(ValueError):
+class StoreError(InputError):
     """A directory that is not a (complete, compatible) prepared store."""
 
 
@@ -452,20 +453,4 @@ def open_source(
         on_invalid=on_invalid,
         remove_gaps=remove_gaps,
     )
-    return source
-
-
-def open_proteins(path: PathLike, *, error: type[Exception] = ValueError) -> ProteinSource:
-    """A FASTA file (plain or gzip) or a prepared store, as a ProteinSource with >= 1 protein.
-
-    A missing path or one holding no proteins raises ``error`` (the caller's input-error
-    class) with a one-line message; malformed FASTA raises the reader's error (it names the
-    file, record and line).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise error(f"input not found: {p} (give a FASTA file or a prepared store)")
-    source = open_source(p)
-    if len(source) == 0:
-        raise error(f"{p} holds no proteins")
     return source

@@ -2,16 +2,11 @@
 windows for long proteins, the unigram (empirical) baseline, and the paper's table."""
 
 from protein_performer.evaluation.accumulator import PerplexityAccumulator
-from protein_performer.evaluation.checkpoint_eval import (
-    CheckpointEvaluation,
-    evaluate_checkpoint,
-    load_checkpoint,
-)
+from protein_performer.evaluation.checkpoint_eval import CheckpointEvaluation, evaluate_checkpoint
 from protein_performer.evaluation.perplexity import (
     EvalOptions,
     EvaluationInputError,
     evaluate_source,
-    open_input,
 )
 from protein_performer.evaluation.tables import metrics_table
 from protein_performer.evaluation.unigram import (
@@ -20,7 +15,7 @@ from protein_performer.evaluation.unigram import (
     unigram_log_probs,
     unigram_residue_metrics,
 )
-from protein_performer.evaluation.windows import centered_windows, sliding_windows
+from protein_performer.runner.windows import centered_windows, sliding_windows
 
 __all__ = [
     "CheckpointEvaluation",
@@ -31,9 +26,7 @@ __all__ = [
     "centered_windows",
     "evaluate_checkpoint",
     "evaluate_source",
-    "load_checkpoint",
     "metrics_table",
-    "open_input",
     "sliding_windows",
     "token_counts",
     "unigram_log_probs",

@@ -12,22 +12,9 @@ import numpy as np
 
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
+from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
 from protein_performer.filenames import safe_name
-from protein_performer.evaluation.perplexity import (
-    EvalOptions,
-    EvaluationInputError,
-    evaluate_source,
-    file_labels,
-    open_input,
-)
-
-
-def load_checkpoint(path: str | Path):
-    """A trained LM in eval mode (:func:`protein_performer.model.checkpoint.load_checkpoint`,
-    a missing file as EvaluationInputError)."""
-    from protein_performer.model import checkpoint
-
-    return checkpoint.load_checkpoint(path, error=EvaluationInputError)
+from protein_performer.runner.inputs import file_labels, open_input
 
 
 @dataclass

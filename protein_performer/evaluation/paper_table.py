@@ -102,8 +102,9 @@ def evaluate_paper_table(
     residue frequencies of the first checkpoint. Also writes ``paper_metrics.json`` with every
     model's full metrics.
     """
-    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
-    from protein_performer.evaluation.perplexity import open_input
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
+    from protein_performer.runner import load_model
+    from protein_performer.runner import open_input
     from protein_performer.evaluation.unigram import unigram_residue_metrics
 
     out = Path(out_dir)
@@ -113,7 +114,7 @@ def evaluate_paper_table(
     pairs = list(checkpoints.items()) if isinstance(checkpoints, Mapping) else list(checkpoints)
     used: dict[str, str] = {}
     for label, ckpt in pairs:
-        loaded = load_checkpoint(ckpt)
+        loaded = load_model(ckpt)
         kind = getattr(getattr(loaded.model_cfg, "attention", None), "kind", "model")
         label = label or default_label(str(kind), loaded.objective.causal)
         if label in results:

@@ -20,7 +20,7 @@ Definitions (per input file):
 * Unigram baseline: the same scored tokens under the training corpus's token frequencies
   (:mod:`protein_performer.evaluation.unigram`).
 * Proteins longer than the model's window are scored through overlapping windows
-  (:mod:`protein_performer.evaluation.windows`): every token is scored exactly once, with at
+  (:mod:`protein_performer.runner.windows`): every token is scored exactly once, with at
   least ``window - stride`` tokens of left context (causal) or half that on each side (masked).
 
 Proteins are processed in chunks (``chunk_proteins``), sorted by length within a chunk and
@@ -47,15 +47,16 @@ from torch import Tensor, nn
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.devices import resolve_device
+from protein_performer.errors import InputError
 from protein_performer.evaluation.accumulator import PerplexityAccumulator
-from protein_performer.evaluation.windows import (
+from protein_performer.masking import DEFAULT_MASK_PROB, IGNORE, mask_tokens
+from protein_performer.objective import Objective
+from protein_performer.progress import Progress
+from protein_performer.runner.windows import (
     centered_windows,
     sliding_windows,
     window_and_stride,
 )
-from protein_performer.masking import DEFAULT_MASK_PROB, IGNORE, mask_tokens
-from protein_performer.objective import Objective
-from protein_performer.progress import Progress
 from protein_performer.seeding import mix_seed
 
 log = logging.getLogger(__name__)
@@ -513,19 +514,5 @@ def _protein_cells(nll: float, correct: int, count: int) -> list:
 # Input files.
 
 
-class EvaluationInputError(ValueError):
-    """A user input cannot be evaluated: missing checkpoint or file, no proteins in a file."""
-
-
-def open_input(path: str | Path) -> ProteinSource:
-    """A FASTA file (plain or gzip) or a prepared store with >= 1 protein
-    (:func:`protein_performer.data.store.open_proteins`, errors as EvaluationInputError)."""
-    from protein_performer.data.store import open_proteins
-
-    return open_proteins(path, error=EvaluationInputError)
-
-
-def file_labels(paths: Sequence[str | Path]) -> list[str]:
-    """Short unique labels for input files: the file name, or more of the path on clashes."""
-    names = [Path(p).name for p in paths]
-    return [n if names.count(n) == 1 else str(Path(p)) for n, p in zip(names, paths)]
+class EvaluationInputError(InputError):
+    """An evaluation option that cannot be used (e.g. pseudo-perplexity of a causal model)."""

@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from protein_performer.data.alphabet import ALPHABET, InvalidResidueError
+from protein_performer.errors import InputError
 from protein_performer.masking import IGNORE
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fasta.gz", ".fa.gz", ".faa.gz")
 
 
-class LabelFileError(ValueError):
+class LabelFileError(InputError):
     """A labelled-data file is malformed; the message names the file, row and problem."""
 
 
@@ -71,7 +72,7 @@ def _open_text(path: Path):
 def _table(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) of a CSV/TSV with the given columns checked."""
     if not path.is_file():
-        raise FileNotFoundError(f"labelled data not found: {path}")
+        raise LabelFileError(f"labelled data not found: {path}")
     with _open_text(path) as f:
         reader = csv.DictReader(f, delimiter=_delimiter(path))
         have = reader.fieldnames or []

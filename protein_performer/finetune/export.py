@@ -82,7 +82,7 @@ def export_checkpoint(
     ckpt_path: str | Path, out: str | Path, *, license: str = "mit", name: str | None = None
 ) -> Path:
     """Write the folder for ``ckpt_path`` (a training or fine-tuning checkpoint) into ``out``."""
-    from protein_performer.model.checkpoint import load_lm
+    from protein_performer.runner import load_model
 
     path = Path(ckpt_path)
     out = Path(out)
@@ -100,7 +100,7 @@ def export_checkpoint(
             else "PerformerForSequenceClassification"
         )
     else:
-        loaded = load_lm(path)
+        loaded = load_model(path)
         lm, objective, head, head_config, arch = loaded.model, loaded.objective, None, None, None
         freqs = loaded.residue_frequencies
     save_folder(

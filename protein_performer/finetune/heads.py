@@ -107,13 +107,9 @@ class TaskHead(nn.Module):
 
 
 def final_hidden(lm: PerformerLM, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
-    """The representation the LM head reads [B, L, D] (final LayerNorm applied), with
-    gradients (``hidden_states`` is inference-only)."""
-    lm._check(tokens, mask)
-    x = lm.embed(tokens)
-    for block in lm.blocks:
-        x = block(x, mask, lm.rotary)
-    return lm.norm(x)
+    """The representation the LM head reads [B, L, D] (final LayerNorm applied); gradients
+    flow (:meth:`PerformerLM.run` leaves mode and gradients to the caller)."""
+    return lm.run(tokens, mask, logits=False, hidden_layers=(-1,)).hidden[-1]
 
 
 class PerformerClassifier(nn.Module):

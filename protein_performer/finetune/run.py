@@ -99,7 +99,7 @@ def _read(setup: FinetuneSetup, path: Path, labels: Path | None):
 
 def finetune(setup: FinetuneSetup) -> dict[str, Any]:
     """Run every fold; returns (and writes) metrics.json's content."""
-    from protein_performer.model.checkpoint import load_lm
+    from protein_performer.runner import load_model
 
     # Read and check every input before the model (a bad label fails fast).
     rows = _read(setup, setup.train, setup.labels)
@@ -107,7 +107,7 @@ def finetune(setup: FinetuneSetup) -> dict[str, Any]:
     encoding = LabelEncoding.fit(rows, setup.problem)
     targets = encoding.encode(rows)
     valid_targets = None if valid_rows is None else encoding.encode(valid_rows)
-    loaded = load_lm(setup.ckpt_path)
+    loaded = load_model(setup.ckpt_path)
     head = HeadConfig(
         level=setup.level,
         problem=setup.problem,

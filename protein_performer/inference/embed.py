@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.evaluation.windows import (
+from protein_performer.model.lm import PerformerLM
+from protein_performer.runner.windows import (
     centered_windows,
     sliding_windows,
     window_and_stride,
 )
-from protein_performer.model.lm import PerformerLM
 
 
 @dataclass
@@ -94,7 +94,7 @@ def window_plan(
     :func:`long_protein_mode` is ``whole_long``. Otherwise they run in windows of
     ``max_length`` tokens; each token's state is taken from exactly one window: the centered
     split of the overlaps (masked LM) or the causal windows' scored spans (causal LM, each
-    token keeps ``>= window - stride`` tokens of left context), as evaluation/windows.py defines.
+    token keeps ``>= window - stride`` tokens of left context), as runner/windows.py defines.
     """
     if n_tokens <= model.cfg.max_length or long_protein_mode(model) == "whole_long":
         return [(0, n_tokens, 0, n_tokens)]

@@ -10,7 +10,7 @@
 
 ``nll_per_token`` = -log_likelihood / n_tokens (nats), ``perplexity`` = exp(nll_per_token).
 Natural logarithms throughout. Proteins longer than the model's window are scored through
-the sliding windows of :mod:`protein_performer.evaluation.windows`, by the same machinery as
+the sliding windows of :mod:`protein_performer.runner.windows`, by the same machinery as
 evaluation's per-protein numbers (:func:`protein_performer.evaluation.perplexity.score_chunks`),
 so the two agree wherever both exist.
 """
@@ -34,8 +34,8 @@ from protein_performer.evaluation.perplexity import (
     pseudo_pieces,
     score_chunks,
 )
-from protein_performer.evaluation.windows import window_and_stride
 from protein_performer.progress import Progress
+from protein_performer.runner.windows import window_and_stride
 
 if TYPE_CHECKING:
     from protein_performer.objective import Objective

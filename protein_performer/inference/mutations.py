@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass
 
 from protein_performer.data.alphabet import RARE_AMINO_ACIDS, STANDARD_AMINO_ACIDS
+from protein_performer.errors import InputError
 
 _SINGLE = re.compile(r"^([A-Za-z])(-?\d+)([A-Za-z])$")
 _RESIDUES = STANDARD_AMINO_ACIDS + RARE_AMINO_ACIDS
 
 
-class MutationError(ValueError):
+class MutationError(InputError):
     """A mutation string is malformed or does not fit the wild type."""
 
 

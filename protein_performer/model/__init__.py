@@ -1,7 +1,6 @@
-"""The protein language model: config, embeddings, blocks, PerformerLM, checkpoint loading."""
+"""The protein language model: config, embeddings, blocks, PerformerLM, checkpoint reading."""
 
 from protein_performer.model.block import Block, FeedForward
-from protein_performer.model.checkpoint import LoadedLM, load_lm
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.embeddings import LearnedPositions, RotaryEmbedding
 from protein_performer.model.lm import PerformerLM
@@ -10,9 +9,7 @@ __all__ = [
     "Block",
     "FeedForward",
     "LearnedPositions",
-    "LoadedLM",
     "ModelConfig",
     "PerformerLM",
     "RotaryEmbedding",
-    "load_lm",
 ]

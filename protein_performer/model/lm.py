@@ -17,6 +17,7 @@ from protein_performer.model.embeddings import (
     RotaryEmbedding,
     SinusoidalPositions,
 )
+from protein_performer.model.outputs import ModelOutputs
 
 if TYPE_CHECKING:
     from protein_performer.objective import Objective
@@ -128,6 +129,13 @@ class PerformerLM(nn.Module):
                 raise ValueError(f"layer {i} out of range for a model with {n} layers")
         return [i % n for i in wanted]
 
+    def _keys(self, layers: Sequence[int]) -> dict[int, list[int]]:
+        """0-based block index -> the caller's keys that name it (checked)."""
+        keys: dict[int, list[int]] = {}
+        for index, key in zip(self._layer_indices(layers), layers):
+            keys.setdefault(index, []).append(int(key))
+        return keys
+
     def embed(self, tokens: Tensor) -> Tensor:
         """tokens [B, L] -> input of the first block [B, L, D]."""
         x = self.token_embedding(tokens)
@@ -142,12 +150,57 @@ class PerformerLM(nn.Module):
             return self.head(x)
         return F.linear(x, self.token_embedding.weight, self.head_bias)
 
-    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
-        self._check(tokens, mask)
+    def run(
+        self,
+        tokens: Tensor,
+        mask: Tensor | None = None,
+        *,
+        logits: bool = True,
+        hidden_layers: Sequence[int] = (),
+        attention_layers: Sequence[int] = (),
+        qkv_layers: Sequence[int] = (),
+        any_length: bool = False,
+    ) -> ModelOutputs:
+        """The one walk of the blocks: logits and the requested layers' states in one pass.
+
+        tokens [B, L] long, mask [B, L] bool (True on real tokens) or None. Layer indices
+        count from 0, negative from the end; outputs are keyed as given (see
+        :class:`~protein_performer.model.outputs.ModelOutputs`). ``any_length``: accept inputs
+        longer than ``cfg.max_length`` when :attr:`runs_any_length` (else a clear error). The
+        walk stops after the last requested layer when no logits are wanted. Mode and
+        gradients are the caller's (``forward`` trains through it).
+        """
+        self._check(tokens, mask, any_length)
+        n = len(self.blocks)
+        hidden, attention, qkv = (
+            self._keys(layers) for layers in (hidden_layers, attention_layers, qkv_layers)
+        )
+        last = n - 1 if logits else max([*hidden, *attention, *qkv], default=-1)
+        out = ModelOutputs()
         x = self.embed(tokens)
-        for block in self.blocks:
-            x = block(x, mask, self.rotary)
-        return self.logits(x)
+        for index, block in enumerate(self.blocks):
+            if index > last:
+                break
+            if index in attention or index in qkv:
+                normed = block.norm1(x)
+                if index in attention:
+                    matrix = block.attn.attention_matrix(normed, mask, self.rotary)
+                    out.attention.update(dict.fromkeys(attention[index], matrix))
+                if index in qkv:
+                    out.qkv.update(
+                        dict.fromkeys(qkv[index], block.attn.project(normed, self.rotary))
+                    )
+            if index < last or logits or index in hidden:
+                x = block(x, mask, self.rotary)
+            if index in hidden:
+                state = self.norm(x) if index == n - 1 else x
+                out.hidden.update(dict.fromkeys(hidden[index], state))
+        if logits:
+            out.logits = self.logits(x)
+        return out
+
+    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.run(tokens, mask).logits
 
     @torch.no_grad()
     def attention_maps(
@@ -159,22 +212,9 @@ class PerformerLM(nn.Module):
         the order given. Runs in eval mode (dropout off; the mode is restored afterwards);
         no gradients. Rows sum to 1 over real keys; O(L^2) memory: short sequences only.
         """
-        self._check(tokens, mask)
-        wanted = self._layer_indices(range(len(self.blocks)) if layers is None else layers)
-        was_training = self.training
-        self.eval()
-        try:
-            maps: dict[int, Tensor] = {}
-            x = self.embed(tokens)
-            for index, block in enumerate(self.blocks):
-                if index in wanted:
-                    maps[index] = block.attn.attention_matrix(block.norm1(x), mask, self.rotary)
-                if index >= max(wanted, default=-1):
-                    break
-                x = block(x, mask, self.rotary)
-            return [maps[i] for i in wanted]
-        finally:
-            self.train(was_training)
+        wanted = list(range(len(self.blocks)) if layers is None else layers)
+        out = self._eval_run(tokens, mask, logits=False, attention_layers=wanted)
+        return [out.attention[i] for i in wanted]
 
     @torch.no_grad()
     def hidden_states(
@@ -193,21 +233,18 @@ class PerformerLM(nn.Module):
         ``any_length``: accept inputs longer than ``cfg.max_length`` when
         :attr:`runs_any_length` (else a clear error).
         """
-        self._check(tokens, mask, any_length)
-        n = len(self.blocks)
-        wanted = self._layer_indices(layers)
+        wanted = list(layers)
+        out = self._eval_run(
+            tokens, mask, logits=False, hidden_layers=wanted, any_length=any_length
+        )
+        return [out.hidden[i] for i in wanted]
+
+    def _eval_run(self, tokens: Tensor, mask: Tensor | None, **wanted) -> ModelOutputs:
+        """:meth:`run` in eval mode, the caller's mode restored afterwards."""
         was_training = self.training
         self.eval()
         try:
-            states: dict[int, Tensor] = {}
-            x = self.embed(tokens)
-            for index, block in enumerate(self.blocks):
-                x = block(x, mask, self.rotary)
-                if index in wanted:
-                    states[index] = self.norm(x) if index == n - 1 else x
-                if index >= max(wanted):
-                    break
-            return [states[i] for i in wanted]
+            return self.run(tokens, mask, **wanted)
         finally:
             self.train(was_training)
 
@@ -226,9 +263,9 @@ class PerformerLM(nn.Module):
     ) -> "PerformerLM":
         """The model of a folder written by ``protein-performer-export`` (or
         :meth:`save_pretrained`), in eval mode; its weights and FAVOR+ projections as saved."""
-        from protein_performer.model.pretrained import load_pretrained_folder
+        from protein_performer.model.pretrained import read_pretrained_folder
 
-        return load_pretrained_folder(path, map_location).model
+        return read_pretrained_folder(path).model.to(map_location)
 
     def save_pretrained(self, path: str | Path, objective: "Objective | None" = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (no model card: see

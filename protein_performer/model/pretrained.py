@@ -1,7 +1,9 @@
 """The exported-folder format (Hugging Face style): ``config.json`` + ``model.safetensors``.
 
     save_folder(out, model, objective)          # writes config.json and model.safetensors
-    loaded = load_pretrained_folder(out)        # LoadedLM, the same model bit for bit
+    folder = read_pretrained_folder(out)        # the same model bit for bit, its objective...
+
+(``protein_performer.runner.load_model`` takes such a folder where it takes a checkpoint.)
 
 ``model.safetensors`` holds the :class:`PerformerLM` state dict under the ``performer.``
 prefix (the attribute name of the ``transformers`` wrappers, so both loaders read one file)
@@ -17,6 +19,7 @@ in :mod:`protein_performer.finetune`.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.model.checkpoint import CheckpointError, LoadedLM
+from protein_performer.model.checkpoint import CheckpointError
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
@@ -153,7 +156,7 @@ def read_folder_config(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     fix = "export one with protein-performer-export ckpt_path=<run>/checkpoints/last.ckpt out=DIR"
     if not p.is_dir():
-        raise FileNotFoundError(f"model folder not found: {p} ({fix})")
+        raise PretrainedFolderError(f"model folder not found: {p} ({fix})")
     missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (p / f).is_file()]
     if missing:
         raise PretrainedFolderError(
@@ -222,11 +225,28 @@ def load_backbone(
     return model
 
 
-def load_pretrained_folder(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedLM:
-    """The language model of an exported folder, in eval mode (a fine-tuned folder's
-    backbone; its head is read by :mod:`protein_performer.finetune`)."""
+@dataclass
+class PretrainedFolder:
+    """What an exported folder holds: its language model (CPU, eval mode), the objective it
+    was trained for, the train-corpus residue frequencies and the whole config.json."""
+
+    model: PerformerLM
+    objective: Objective
+    residue_frequencies: np.ndarray | None
+    config: dict[str, Any]
+
+
+def read_pretrained_folder(path: str | Path) -> PretrainedFolder:
+    """The language model of an exported folder (a fine-tuned folder's backbone; its head is
+    read by :func:`protein_performer.finetune.export.load_classifier_folder`)."""
     p = Path(path)
     config = read_folder_config(p)
     cfg, objective = config_objects(config, p)
-    model = load_backbone(PerformerLM(cfg), read_folder_weights(p), p)
-    return LoadedLM.ready(model, objective, config.get("residue_frequencies"), map_location)
+    model = load_backbone(PerformerLM(cfg), read_folder_weights(p), p).eval()
+    freqs = config.get("residue_frequencies")
+    return PretrainedFolder(
+        model=model,
+        objective=objective,
+        residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
+        config=config,
+    )

@@ -108,7 +108,8 @@ def bootstrap_perplexity(
 
 def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """One row per (model, split): perplexity, unigram, ratio and their bootstrap CIs."""
-    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint, load_checkpoint
+    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
+    from protein_performer.runner import load_model
     from protein_performer.evaluation.perplexity import EvalOptions
 
     eval_opts = EvalOptions(
@@ -120,7 +121,7 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
     )
     rows = []
     for run in runs:
-        loaded = load_checkpoint(run.checkpoint)
+        loaded = load_model(run.checkpoint)
         result = evaluate_checkpoint(
             loaded,
             dict(opts.splits),

@@ -75,7 +75,7 @@ class ProteinLMModule(pl.LightningModule):
     into the checkpoint, for the unigram baseline of evaluation. ``seed`` seeds the masking
     draws; None: ``torch.initial_seed()`` (the run's ``seed_everything`` seed). All
     hyper-parameters are stored as plain types, so :meth:`load_from_checkpoint` rebuilds
-    the module (:meth:`from_hparams`) and :func:`protein_performer.model.checkpoint.load_lm`
+    the module (:meth:`from_hparams`) and :func:`protein_performer.runner.load_model`
     the model alone.
     """
 

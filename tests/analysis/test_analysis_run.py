@@ -113,23 +113,6 @@ def test_bad_options():
         AnalysisOptions(n_proteins=0)
 
 
-def test_open_proteins_embedded_and_bad_files(tmp_path):
-    from protein_performer.analysis.inputs import EMBEDDED_VALID, open_proteins
-
-    src = open_proteins(EMBEDDED_VALID)
-    assert len(src) == 500
-    bad = tmp_path / "bad.fasta"
-    bad.write_text(">p1\nMKJLV\n")
-    with pytest.raises(ValueError, match="bad.fasta.*'J'"):
-        open_proteins(bad)
-    empty = tmp_path / "empty.fasta"
-    empty.write_text("")
-    with pytest.raises(ValueError, match="empty"):
-        open_proteins(empty)
-    with pytest.raises(AnalysisInputError, match="input not found"):
-        open_proteins(tmp_path / "missing.fasta")
-
-
 @pytest.mark.parametrize("kind", ["exact", "favor_relu", "aft_simple"])
 def test_real_model_kinds_give_finite_results(kind, tmp_path):
     """PerformerLM's attention_maps (implicit matrices for FAVOR+ / AFT) feed the analysis;

@@ -14,7 +14,7 @@ import pytest
 
 from protein_performer.cli.config import compose_train
 from protein_performer.cli.evaluate import evaluate
-from protein_performer.evaluation.perplexity import EvaluationInputError
+from protein_performer.errors import InputError
 
 from common import make_checkpoint  # noqa: F401  (also imported from here by tests/cli)
 
@@ -149,17 +149,16 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
-    from protein_performer.data.fasta_report import FastaFormatError
 
     with pytest.raises(ValueError, match="ckpt_path is required"):
         evaluate(_cfg(tmp_path))
     fake = tmp_path / "fake.ckpt"
     fake.write_bytes(b"")
-    with pytest.raises(EvaluationInputError, match="input not found: .*absent.fasta"):
+    with pytest.raises(InputError, match="input not found: .*absent.fasta"):
         evaluate(_cfg(tmp_path, f"ckpt_path={fake}", f"fasta=[{tmp_path / 'absent.fasta'}]"))
     empty = tmp_path / "empty.fasta"
     empty.write_text("")
-    with pytest.raises((FastaFormatError, EvaluationInputError), match="empty"):
+    with pytest.raises(InputError, match="empty"):
         evaluate(_cfg(tmp_path, f"ckpt_path={fake}", f"fasta=[{empty}]"))
     good = _write_fasta(tmp_path / "good.fasta", RECORDS[:1])
     with pytest.raises(ValueError, match="not a readable torch checkpoint|not a protein-performer"):

@@ -13,7 +13,7 @@ from protein_performer.cli.config import compose_train
 from protein_performer.cli.score import score
 from protein_performer.inference.mutations import parse_mutant
 from protein_performer.inference.score import score_mutants
-from protein_performer.model.checkpoint import load_lm
+from protein_performer.runner import load_model
 from common import SAMPLE_VALID
 from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
@@ -45,7 +45,7 @@ def test_scores_csv_and_spearman(tmp_path, ckpts, capsys, objective):
     )
     result = score(cfg)
     out = pd.read_csv(result["csv"])
-    loaded = load_lm(ckpts[objective])
+    loaded = load_model(ckpts[objective])
     want = score_mutants(loaded.model, WT, [parse_mutant(m, WT) for m in muts], objective)
     np.testing.assert_allclose(out["score"], want, rtol=1e-6, atol=1e-9)
     assert f"Spearman rho vs measured: {result['spearman']:.4f}" in capsys.readouterr().out
@@ -87,7 +87,7 @@ def test_wild_type_mismatch_is_one_line_exit_2(tmp_path, ckpts, monkeypatch, cap
 def test_per_protein_scores_on_the_sample(tmp_path, ckpts, capsys, objective):
     """Three sample proteins (all longer than the checkpoint's 64 tokens: windows) end to end;
     the CSV holds what the library computes, and a perplexity that is exp(-LL / n_tokens)."""
-    from protein_performer.evaluation.perplexity import open_input
+    from protein_performer.runner import open_input
     from protein_performer.inference.likelihood import protein_likelihoods
 
     cfg = compose_train(
@@ -120,7 +120,7 @@ def test_per_protein_scores_on_the_sample(tmp_path, ckpts, capsys, objective):
     np.testing.assert_allclose(
         out["perplexity"], np.exp(-out["log_likelihood"] / out["n_tokens"]), rtol=1e-12
     )
-    loaded = load_lm(ckpts[objective])
+    loaded = load_model(ckpts[objective])
     want = [
         p.log_likelihood
         for p in protein_likelihoods(

@@ -1,5 +1,5 @@
 """protein-performer-export: a checkpoint -> folder -> the same logits, bit for bit, through
-PerformerLM.from_pretrained, the one loader (load_lm on a directory) and transformers' Auto
+PerformerLM.from_pretrained, the one loader (load_model on a directory) and transformers' Auto
 classes; the tokenizer files give the model's ids; bad folders get one-line errors."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from common import REPO, make_checkpoint
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.export import export_checkpoint
 from protein_performer.model import PerformerLM
-from protein_performer.model.checkpoint import load_lm
-from protein_performer.model.pretrained import PretrainedFolderError, load_pretrained_folder
+from protein_performer.runner import load_model, load_pretrained_folder
+from protein_performer.model.pretrained import PretrainedFolderError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,12 +65,12 @@ def test_round_trip_is_bit_exact(kind, objective, tmp_path, transformers_auto):
     )
     out = export_checkpoint(ckpt, tmp_path / "exported")
     tokens, mask = _batch()
-    reference = load_lm(ckpt)
+    reference = load_model(ckpt)
     with torch.no_grad():
         want = reference.model(tokens, mask)
         for model in (
             PerformerLM.from_pretrained(out),
-            load_lm(out).model,  # the one loader takes a folder too
+            load_model(out).model,  # the one loader takes a folder too
         ):
             assert not model.training
             assert torch.equal(model(tokens, mask), want)
@@ -121,7 +121,7 @@ def test_bad_folders_get_one_line_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(PretrainedFolderError, match="lacks config.json and model.safetensors"):
-        load_lm(empty)
+        load_model(empty)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "config.json").write_text(json.dumps({"model_type": "bert"}))
@@ -133,7 +133,7 @@ def test_bad_folders_get_one_line_errors(tmp_path):
     export_checkpoint(ckpt, damaged)
     (damaged / "model.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(PretrainedFolderError, match="not a readable safetensors file"):
-        load_lm(damaged)
+        load_model(damaged)
 
 
 def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

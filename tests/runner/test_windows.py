@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protein_performer.evaluation.windows import (
+from protein_performer.runner.windows import (
     centered_windows,
     default_stride,
     sliding_windows,
@@ -69,7 +69,7 @@ def test_example_layout() -> None:
 
 
 def test_window_and_stride_defaults_cap_and_errors():
-    from protein_performer.evaluation.windows import window_and_stride
+    from protein_performer.runner.windows import window_and_stride
 
     assert window_and_stride(64) == (64, 32)
     assert window_and_stride(64, window=100) == (64, 32)  # capped at the model's max_length
