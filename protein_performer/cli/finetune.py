@@ -39,15 +39,22 @@ def build_finetune_setup(cfg: DictConfig) -> Any:
     from protein_performer.finetune.run import FinetuneSetup
     from protein_performer.training.optim import OptimConfig
 
-    if cfg.get("task"):
-        raise ConfigError(
-            f"task={cfg.task}: built-in tasks are not available yet; give data.train= (and "
-            "data.valid=) files"
-        )
     ckpt = _path(_required(cfg, "ckpt_path", EXAMPLE), "ckpt_path")
     data = OmegaConf.to_container(cfg.data, resolve=True)
+    benchmarks = data.pop("benchmarks", None)
+    task = cfg.get("task")
+    if task:
+        from protein_performer.finetune.tasks import task_file
+
+        if data.get("train") or data.get("valid"):
+            raise ConfigError(
+                f"task={task} brings its own data: drop data.train / data.valid, or drop task="
+            )
+        builtin, path = task_file(str(task), user_path(str(benchmarks or "data/benchmarks")))
+        data.update(train=str(path), level=builtin.level, id_column="entry")
+        data.update(problem="classification")
     if not data.get("train"):
-        raise ConfigError(f"data.train is required: {PROG} {EXAMPLE}")
+        raise ConfigError(f"data.train (or task=) is required: {PROG} {EXAMPLE}")
     mode = str(cfg.mode)
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
@@ -87,6 +94,7 @@ def build_finetune_setup(cfg: DictConfig) -> Any:
             seed=int(cfg.seed),
             trainer=trainer,
             baselines=bool(cfg.baselines),
+            task=str(task) if task else None,
             **{k: data[k] for k in known if k in data},
         )
     except (TypeError, ValueError) as err:

@@ -259,3 +259,53 @@ def test_cli_config_runs_a_fixed_split(tmp_path):
     assert result["mode"] == "full" and result["n_train"] == 80 and result["n_valid"] == 20
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
     assert set(result["model"]) >= {"valid/accuracy", "valid/mcc", "valid/auroc"}
+
+
+def test_builtin_task_reads_the_fetched_file_and_exports_a_token_classifier(tmp_path):
+    """task=disorder reads <benchmarks>/aaanalysis/AA_LDR.tsv (here a stand-in in its format:
+    entry, gene, sequence, comma-list labels); the fine-tuned token head exports and loads
+    through AutoModelForTokenClassification with the same logits."""
+    from protein_performer.cli.config import compose_train
+    from protein_performer.cli.finetune import run
+    from protein_performer.finetune.export import export_checkpoint, load_classifier_folder
+    from protein_performer.finetune.tasks import TaskError
+
+    folder = tmp_path / "benchmarks" / "aaanalysis"
+    folder.mkdir(parents=True)
+    with open(_toy(tmp_path / "toy.csv", 60, "residue")) as f:
+        rows = list(csv.DictReader(f))
+    lines = ["entry\tgene\tsequence\tlabel"] + [
+        f"LDR_{i}\tname_{i}\t{r['sequence']}\t{','.join(r['label'].replace(',', ''))}"
+        for i, r in enumerate(rows)
+    ]
+    (folder / "AA_LDR.tsv").write_text("\n".join(lines) + "\n")
+    overrides = [
+        f"ckpt_path={_lm(tmp_path)}",
+        f"data.benchmarks={tmp_path / 'benchmarks'}",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "baselines=false",
+    ]
+    cfg = compose_train(
+        [*overrides, "task=disorder"], output_dir=tmp_path / "run", config_name="finetune"
+    )
+    result = run(cfg)
+    assert result["task"] == "disorder" and result["level"] == "residue"
+    assert result["labels"] == ["0", "1"] and result["n_train"] + result["n_valid"] == 60
+
+    out = export_checkpoint(result["best_checkpoint"], tmp_path / "exported")
+    net = load_classifier_folder(out)
+    import protein_performer.hf  # noqa: F401
+    from transformers import AutoModelForTokenClassification
+
+    hf = AutoModelForTokenClassification.from_pretrained(out, local_files_only=True)
+    tokens = torch.from_numpy(ALPHABET.wrap(ALPHABET.encode("MKCWDEAC")))[None]
+    with torch.no_grad():
+        assert torch.equal(hf(tokens).logits, net(tokens))
+    assert "AutoModelForTokenClassification" in (out / "README.md").read_text()
+
+    missing = compose_train(
+        [*overrides, "task=sa"], output_dir=tmp_path / "run2", config_name="finetune"
+    )
+    with pytest.raises(TaskError, match=r"AA_SA\.tsv not found; fetch it with"):
+        run(missing)
