@@ -180,3 +180,53 @@ def test_import_stays_cheap():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_every_model_command_reads_a_folder(tmp_path):
+    """eval, embed and score give the same results for the folder as for the checkpoint it
+    was exported from (generate: test_export_cli_and_a_folder_as_ckpt_path; analyze reads
+    through the same runner.load_model)."""
+    import numpy as np
+
+    from protein_performer.cli.config import compose_train
+    from protein_performer.cli.embed import embed
+    from protein_performer.cli.evaluate import evaluate
+    from protein_performer.cli.score import score
+
+    ckpt = make_checkpoint(tmp_path / "m.ckpt", "mlm", [1.0 / 31] * 31)
+    folder = export_checkpoint(ckpt, tmp_path / "exported")
+    (tmp_path / "m.csv").write_text("mutant,measured\nK2A,0.1\nT3G,0.5\nY5W,0.2\n")
+    runs = {
+        "eval": (evaluate, ["max_proteins=6"]),
+        "embed": (embed, ["layers=[-1]"]),
+        "score": (score, ["wild_type=MKTAYIAK", f"mutations={tmp_path / 'm.csv'}"]),
+    }
+
+    def without_paths(obj):
+        """The result with every string that names a path of this test dropped."""
+        if isinstance(obj, dict):
+            return {k: without_paths(v) for k, v in obj.items() if str(tmp_path) not in str(v)}
+        if isinstance(obj, list):
+            return [without_paths(v) for v in obj]
+        return obj
+
+    for name, (fn, extra) in runs.items():
+        results = []
+        for model in (ckpt, folder):
+            cfg = compose_train(
+                [f"ckpt_path={model}", "device=cpu", "progress=false", *extra],
+                output_dir=tmp_path / f"{name}_{model.name}",
+                config_name=name,
+            )
+            results.append(fn(cfg))
+        a, b = results
+        if name == "embed":
+            (da,), (db,) = a.values(), b.values()
+            for fa in sorted(Path(da).rglob("*.npz")):
+                za, zb = np.load(fa), np.load(Path(db) / fa.relative_to(da))
+                assert all(np.array_equal(za[k], zb[k]) for k in za.files)
+        elif name == "score":
+            assert Path(a["csv"]).read_text() == Path(b["csv"]).read_text()
+        else:
+            dump = lambda r: json.dumps(without_paths(r), sort_keys=True, default=str)  # noqa: E731
+            assert dump(a) == dump(b) and "perplexity" in dump(a)
