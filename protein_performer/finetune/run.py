@@ -208,6 +208,7 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
         "devices": 1,
         "log_every_n_steps": 1,
         "enable_model_summary": False,
+        "num_sanity_val_steps": 0,  # a sanity pass would log metrics of two batches as epoch 0
         **setup.trainer,
     }
     trainer = pl.Trainer(callbacks=[best], logger=CSVLogger(out, name="csv", version=""), **kwargs)
@@ -220,9 +221,20 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
             loader(valid_tokens, valid_targets, False),
         )
         seconds = time.perf_counter() - start
-        scores = trainer.validate(
-            module, loader(valid_tokens, valid_targets, False), ckpt_path="best", verbose=False
-        )[0]
+        # the best checkpoint scored apart (no logger: the curves hold the training epochs only)
+        module = FinetuneModule.load_from_checkpoint(best.best_model_path)
+        scorer = pl.Trainer(
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator=kwargs["accelerator"],
+            devices=kwargs["devices"],
+            precision=kwargs.get("precision", "32-true"),
+        )
+        scores = scorer.validate(module, loader(valid_tokens, valid_targets, False), verbose=False)[
+            0
+        ]
     result: dict[str, Any] = {
         "model": {k: float(v) for k, v in scores.items() if math.isfinite(float(v))},
         "best_checkpoint": str(best.best_model_path),
@@ -241,6 +253,10 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
         from protein_performer.finetune.baselines import run_baseline
 
         start = time.perf_counter()
+        if head.level == "residue":  # score the residues the model scores (its crop)
+            keep = [len(t) if len(t) + 2 <= max_length else max_length - 1 for t in valid_tokens]
+            valid_tokens = [t[:n] for t, n in zip(valid_tokens, keep)]
+            valid_targets = [y[:n] for y, n in zip(valid_targets, keep)]
         name, values = run_baseline(
             head, train_tokens, train_targets, valid_tokens, valid_targets, seed=setup.seed
         )
