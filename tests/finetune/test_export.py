@@ -104,6 +104,17 @@ def test_tokenizer_files_give_the_model_ids(tmp_path, transformers_auto):
     want = ALPHABET.wrap(ALPHABET.encode(seq)).tolist()
     assert tok(seq)["input_ids"] == want
     assert tok.pad_token_id == ALPHABET.pad_idx and tok.mask_token_id == ALPHABET.mask_idx
+    # and a transformers pipeline runs on the folder: the model's probabilities at <mask>
+    from transformers import pipeline
+
+    top = pipeline("fill-mask", model=str(out), tokenizer=str(out))("MKT<mask>YIAK", top_k=3)
+    ids = torch.tensor([ALPHABET.wrap(ALPHABET.encode("MKTAYIAK")).tolist()])
+    ids[0, 4] = ALPHABET.mask_idx
+    with torch.no_grad():
+        probs = PerformerLM.from_pretrained(out)(ids)[0, 4].softmax(-1)
+    want = probs.topk(3)
+    assert [t["token"] for t in top] == want.indices.tolist()
+    assert [t["score"] for t in top] == pytest.approx(want.values.tolist(), abs=1e-6)
 
 
 def test_model_card_carries_run_metrics(tmp_path):
