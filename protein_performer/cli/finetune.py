@@ -94,6 +94,7 @@ def build_finetune_setup(cfg: DictConfig) -> Any:
             seed=int(cfg.seed),
             trainer=trainer,
             baselines=bool(cfg.baselines),
+            random_init_control=bool(cfg.get("random_init_control", False)),
             task=str(task) if task else None,
             **{k: data[k] for k in known if k in data},
         )

@@ -66,6 +66,7 @@ class FinetuneSetup:
     max_length: int | None = None  # None: the model's
     trainer: dict[str, Any] = field(default_factory=dict)  # pl.Trainer keyword arguments
     baselines: bool = True
+    random_init_control: bool = False  # also fine-tune the same config from random weights
     task: str | None = None  # a built-in task's name (recorded)
 
     def __post_init__(self) -> None:
@@ -155,6 +156,8 @@ def finetune(setup: FinetuneSetup) -> dict[str, Any]:
         summary["mean"] = _mean_sd([r["model"] for r in results])
         if setup.baselines:
             summary["baseline_mean"] = _mean_sd([r["baseline"]["metrics"] for r in results])
+        if setup.random_init_control:
+            summary["random_init_mean"] = _mean_sd([r["random_init"]["metrics"] for r in results])
     else:
         summary.update(results[0])
     (setup.out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -169,38 +172,21 @@ def _mean_sd(items: list[dict[str, float]]) -> dict[str, list[float]]:
     }
 
 
-def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -> dict[str, Any]:
+def _train(setup: FinetuneSetup, module, train_loader, valid_loader, out: Path):
+    """Fit ``module``; (the best checkpoint's validation scores, that module, its path,
+    the training seconds)."""
     import pytorch_lightning as pl
-    import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
-    from protein_performer.finetune.figures import confusion_figure, curves_figure
     from protein_performer.finetune.module import FinetuneModule
 
-    train_tokens, train_targets, valid_tokens, valid_targets = fold
-    max_length = setup.max_length or loaded.model_cfg.max_length
-    pl.seed_everything(setup.seed, workers=True)
-    weights = None
-    if setup.balance_classes and head.problem == "classification":
-        weights = class_weights(train_targets, head.num_labels).tolist()
-    module = FinetuneModule(
-        loaded.model_cfg, loaded.objective, head, setup.mode, setup.lora, setup.optim, weights
-    )
-    module.load_backbone(loaded.model)
-
-    def loader(tokens, targets, shuffle: bool):
-        return torch.utils.data.DataLoader(
-            LabelledDataset(tokens, targets, max_length),
-            batch_size=setup.batch_size,
-            shuffle=shuffle,
-            collate_fn=collate,
-            generator=torch.Generator().manual_seed(setup.seed),
-        )
-
-    metric = selection_metric(head.problem)
     best = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best", monitor=metric, mode="max", save_top_k=1
+        dirpath=out / "checkpoints",
+        filename="best",
+        monitor=selection_metric(module.head_cfg.problem),
+        mode="max",
+        save_top_k=1,
     )
     kwargs = {
         "max_epochs": 10,
@@ -215,11 +201,7 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        trainer.fit(
-            module,
-            loader(train_tokens, train_targets, True),
-            loader(valid_tokens, valid_targets, False),
-        )
+        trainer.fit(module, train_loader, valid_loader)
         seconds = time.perf_counter() - start
         # the best checkpoint scored apart (no logger: the curves hold the training epochs only)
         module = FinetuneModule.load_from_checkpoint(best.best_model_path)
@@ -232,12 +214,48 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
             devices=kwargs["devices"],
             precision=kwargs.get("precision", "32-true"),
         )
-        scores = scorer.validate(module, loader(valid_tokens, valid_targets, False), verbose=False)[
-            0
-        ]
+        scores = scorer.validate(module, valid_loader, verbose=False)[0]
+    finite = {k: float(v) for k, v in scores.items() if math.isfinite(float(v))}
+    return finite, module, best.best_model_path, seconds
+
+
+def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -> dict[str, Any]:
+    import pytorch_lightning as pl
+    import torch
+
+    from protein_performer.finetune.figures import confusion_figure, curves_figure
+    from protein_performer.finetune.module import FinetuneModule
+
+    train_tokens, train_targets, valid_tokens, valid_targets = fold
+    max_length = setup.max_length or loaded.model_cfg.max_length
+    weights = None
+    if setup.balance_classes and head.problem == "classification":
+        weights = class_weights(train_targets, head.num_labels).tolist()
+
+    def loader(tokens, targets, shuffle: bool):
+        return torch.utils.data.DataLoader(
+            LabelledDataset(tokens, targets, max_length),
+            batch_size=setup.batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(setup.seed),
+        )
+
+    def build(pretrained: bool) -> FinetuneModule:
+        pl.seed_everything(setup.seed, workers=True)
+        module = FinetuneModule(
+            loaded.model_cfg, loaded.objective, head, setup.mode, setup.lora, setup.optim, weights
+        )
+        if pretrained:
+            module.load_backbone(loaded.model)
+        return module
+
+    train_loader = loader(train_tokens, train_targets, True)
+    valid_loader = loader(valid_tokens, valid_targets, False)
+    scores, module, best_path, seconds = _train(setup, build(True), train_loader, valid_loader, out)
     result: dict[str, Any] = {
-        "model": {k: float(v) for k, v in scores.items() if math.isfinite(float(v))},
-        "best_checkpoint": str(best.best_model_path),
+        "model": scores,
+        "best_checkpoint": str(best_path),
         "train_seconds": round(seconds, 1),
         "n_train": len(train_tokens),
         "n_valid": len(valid_tokens),
@@ -249,6 +267,11 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
         result["confusion"] = matrix.tolist()
         confusion_figure(matrix, head.label_names, out / "confusion.png")
     curves_figure(out / "csv" / "metrics.csv", out / "curves.png")
+    if setup.random_init_control:  # the same config and recipe from random weights
+        control, _, _, control_seconds = _train(
+            setup, build(False), train_loader, valid_loader, out / "random_init"
+        )
+        result["random_init"] = {"metrics": control, "train_seconds": round(control_seconds, 1)}
     if setup.baselines:
         from protein_performer.finetune.baselines import run_baseline
 

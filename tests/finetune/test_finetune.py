@@ -230,7 +230,8 @@ def test_cli_bad_labels_exit_2_with_one_line(tmp_path):
 
 def test_cli_config_runs_a_fixed_split(tmp_path):
     """conf/finetune.yaml composed as the command does, run in-process: mode=full, a FASTA
-    train set with a labels file, class weights on, a CSV validation file."""
+    train set with a labels file, class weights on, a CSV validation file, the random-init
+    control."""
     from protein_performer.cli.config import compose_train
     from protein_performer.cli.finetune import run
 
@@ -249,6 +250,7 @@ def test_cli_config_runs_a_fixed_split(tmp_path):
             f"data.valid={valid}",
             "mode=full",
             "class_weights=true",
+            "random_init_control=true",
             "trainer.max_epochs=2",
             "trainer.enable_progress_bar=false",
         ],
@@ -259,6 +261,9 @@ def test_cli_config_runs_a_fixed_split(tmp_path):
     assert result["mode"] == "full" and result["n_train"] == 80 and result["n_valid"] == 20
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
     assert set(result["model"]) >= {"valid/accuracy", "valid/mcc", "valid/auroc"}
+    # the random-init control: the same recipe from random weights, beside the model
+    assert set(result["random_init"]["metrics"]) == set(result["model"])
+    assert (tmp_path / "run" / "random_init" / "checkpoints" / "best.ckpt").is_file()
 
 
 def test_builtin_task_reads_the_fetched_file_and_exports_a_token_classifier(tmp_path):
