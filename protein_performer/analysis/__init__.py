@@ -21,7 +21,6 @@ from protein_performer.analysis.aggregate import (
     vig_similarity,
 )
 from protein_performer.analysis.collect import aggregate_attention
-from protein_performer.analysis.inputs import load_model, open_proteins
 from protein_performer.analysis.options import AnalysisInputError, AnalysisOptions
 from protein_performer.analysis.outputs import write_outputs
 from protein_performer.analysis.run import analyze_model
@@ -46,8 +45,6 @@ __all__ = [
     "AnalysisResult",
     "aggregate_attention",
     "analyze_model",
-    "load_model",
-    "open_proteins",
     "summarise",
     "write_outputs",
     "UnknownMatrixError",

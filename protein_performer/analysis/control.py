@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from protein_performer.analysis.run import analyze_model
 from protein_performer.model.lm import PerformerLM
 
 
@@ -59,8 +60,8 @@ def analyze_with_control(
 
     Returns (trained result, control result, {mode: summary}, files of the trained analysis).
     """
+    # matplotlib loads only when figures are drawn
     from protein_performer.analysis.figures import plot_with_control, save
-    from protein_performer.analysis.run import analyze_model
 
     out = Path(out_dir)
     trained, files = analyze_model(model, source, out, options, figures=figures, **kwargs)

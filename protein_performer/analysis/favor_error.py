@@ -15,6 +15,7 @@ the kernel on that model's activations.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Sequence
 
@@ -24,26 +25,18 @@ from torch import Tensor
 
 from protein_performer.attention.favor.layer import favor_attention_matrix
 from protein_performer.attention.favor.projection import draw_projection, seeded_generator
-from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
+from protein_performer.model.lm import PerformerLM
+from protein_performer.runner.batching import BatchConverter
 
 
-def capture_qkv(model: torch.nn.Module, tokens: Tensor, mask: Tensor) -> list[tuple[Tensor, ...]]:
-    """(q, k, v) [B, H, L, Dh] of every block's attention, as the model computes them."""
-    captured: list[tuple[Tensor, ...]] = []
-
-    def hook(module, args, kwargs, _out):
-        x = args[0]
-        rotary = args[2] if len(args) > 2 else kwargs.get("rotary")
-        captured.append(tuple(t.detach() for t in module.project(x, rotary)))
-
-    handles = [b.attn.register_forward_hook(hook, with_kwargs=True) for b in model.blocks]
-    try:
-        with torch.no_grad():
-            model(tokens, mask)
-    finally:
-        for h in handles:
-            h.remove()
-    return captured
+def capture_qkv(model: PerformerLM, tokens: Tensor, mask: Tensor) -> list[tuple[Tensor, ...]]:
+    """(q, k, v) [B, H, L, Dh] of every block's attention, as the model computes them
+    (:meth:`PerformerLM.run`, no gradients)."""
+    layers = range(len(model.blocks))
+    with torch.no_grad():
+        out = model.run(tokens, mask, logits=False, qkv_layers=layers)
+    return [out.qkv[i] for i in layers]
 
 
 def exact_matrix(q: Tensor, k: Tensor, mask: Tensor, causal: bool) -> Tensor:
@@ -115,13 +108,8 @@ def approximation_errors(
 
 def protein_batch(sequences: Sequence[str], max_length: int) -> tuple[Tensor, Tensor]:
     """<cls> + residues + <eos>, cropped to ``max_length`` and right-padded: tokens, mask [B, L]."""
-    encoded = [ALPHABET.wrap(ALPHABET.encode(s), max_length) for s in sequences]
-    width = max(len(t) for t in encoded)
-    tokens = np.full((len(encoded), width), ALPHABET.pad_idx, dtype=np.int64)
-    for i, t in enumerate(encoded):
-        tokens[i, : len(t)] = t
-    tokens_t = torch.from_numpy(tokens)
-    return tokens_t, tokens_t != ALPHABET.pad_idx
+    batch = BatchConverter()([ALPHABET.wrap(ALPHABET.encode(s), max_length) for s in sequences])
+    return batch.tokens, batch.mask
 
 
 def errors_on_source(
@@ -133,10 +121,6 @@ def errors_on_source(
 ):
     """:func:`approximation_errors` on the model's q, k of the first ``n_proteins`` of
     ``source`` (a ProteinSource), in float64 on a copy (``model`` is left as it is)."""
-    import copy
-
-    from protein_performer.data.alphabet import tokens_to_letters
-
     n = min(n_proteins, len(source))
     seqs = [tokens_to_letters(source[i]).decode() for i in range(n)]
     tokens, mask = protein_batch(seqs, model.cfg.max_length)
@@ -148,6 +132,7 @@ def errors_on_source(
 def plot_errors(table, path_stem, title: str = "FAVOR+ vs exact softmax on the model's q, k"):
     """Error of the attention output vs nb_features (log-log), one line per feature type,
     mean over layers and draws with the draws' spread; PNG + PDF."""
+    # matplotlib loads only when a figure is drawn
     import matplotlib.pyplot as plt
 
     from protein_performer.analysis.figures import save_closed

@@ -1,28 +1,10 @@
-"""What an analysis reads: a checkpoint's model, proteins (FASTA or a prepared store), and
-which protein the attention-map figure shows."""
+"""Which protein the attention-map figure shows (the model and proteins come from
+:mod:`protein_performer.runner`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
 from protein_performer.analysis.options import AnalysisInputError
-from protein_performer.runner.inputs import open_input
 from protein_performer.data.source import ProteinSource
-
-EMBEDDED_VALID = Path(__file__).resolve().parents[2] / "data" / "sample" / "valid.fasta.gz"
-
-
-open_proteins = open_input  # TODO(floor): callers move to runner.open_input
-
-
-def load_model(ckpt_path: str | Path) -> torch.nn.Module:
-    """The model of a training checkpoint, in eval mode
-    (:func:`protein_performer.model.checkpoint.load_checkpoint`)."""
-    from protein_performer.runner import load_model as load
-
-    return load(ckpt_path).model
 
 
 def protein_index(source: ProteinSource, which: int | str) -> int:

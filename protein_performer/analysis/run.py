@@ -2,14 +2,14 @@
 
 One call (:func:`analyze_model`) over the parts: :mod:`~.collect` (the model pass),
 :mod:`~.summary` (matrices and statistics), :mod:`~.outputs` and :mod:`~.figures` (files),
-:mod:`~.inputs` (checkpoint, proteins), :mod:`~.options`.
+:mod:`~.inputs` (which protein the map shows), :mod:`~.options`.
 
     agg = aggregate_attention(model, source, AnalysisOptions(n_proteins=800))
     result = summarise(agg, AnalysisOptions())
     paths = write_outputs(result, out_dir)      # blosum_comparison.json, per_head.csv, ...
 
-The model is anything with ``attention_maps(tokens [B, L], mask [B, L]) -> list of
-[B, H, L, L]`` (one per layer; for FAVOR+ and AFT the implicit matrices their cores imply).
+The model is a :class:`~protein_performer.model.lm.PerformerLM` (its ``run`` returns each
+layer's [B, H, L, L] attention; for FAVOR+ and AFT the implicit matrices their cores imply).
 Proteins stream through in length-sorted batches; only sums are kept (see
 :mod:`protein_performer.analysis.aggregate` for the method), so memory does not grow with
 the number of proteins. Proteins longer than the model's context are cropped to their first
@@ -54,6 +54,7 @@ def analyze_model(
     result.extra.update(extra or {})
     files: dict[str, Any] = {}
     if figures:
+        # matplotlib loads only when figures are drawn
         from protein_performer.analysis.figures import write_figures
 
         best = result.best_head or {"layer": 0, "head": 0}

@@ -14,106 +14,71 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from protein_performer.analysis.compare import (
+    load_runs,
+    metrics_beside,
+    read_metrics,
+    run_label,
+    summary_row,
+    sweep_table,
+    write_sweep,
+)
+from protein_performer.analysis.control import analyze_with_control
+from protein_performer.analysis.favor_error import errors_on_source, plot_errors
+from protein_performer.analysis.options import AnalysisOptions
+from protein_performer.analysis.run import analyze_model
+from protein_performer.cli.config import ConfigError, user_path
+from protein_performer.cli.task import options_from, plain, require, run_task
+from protein_performer.evaluation.unigram import EMBEDDED_VALID
+from protein_performer.filenames import safe_name
+from protein_performer.runner import load_model, open_input
 
 log = logging.getLogger(__name__)
 
 PROG = "protein-performer-analyze"
+CKPT_USAGE = (
+    f"{PROG} ckpt_path=path/to/last.ckpt (or ckpts=[...] / runs=[...] for a sweep comparison)"
+)
 # An absolute path: Hydra resolves a relative one as a Python package, which conf/ is not.
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
-def _abs(path: str | Path) -> Path:
-    """A path as the user typed it: relative to the directory the command started in."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import to_absolute_path
-
-    if HydraConfig.initialized():
-        return Path(to_absolute_path(str(path)))
-    return Path(path).expanduser().resolve()
-
-
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
 def _list(cfg: DictConfig, key: str) -> list | None:
-    value = _plain(cfg.get(key))
+    value = plain(cfg.get(key))
     if value is None:
         return None
     return [value] if isinstance(value, (str, Path)) else list(value)
 
 
-def analysis_options(cfg: DictConfig):
+def analysis_options(cfg: DictConfig) -> AnalysisOptions:
     """conf/analyze.yaml -> :class:`AnalysisOptions` (validated: names the bad field)."""
-    from protein_performer.analysis.options import AnalysisOptions
-
-    matrices = _list(cfg, "matrices") or []
-    return AnalysisOptions(
-        n_proteins=None if cfg.n_proteins is None else int(cfg.n_proteins),
-        threshold=float(cfg.threshold),
-        min_total_weight=float(cfg.min_total_weight),
-        direct_log=bool(cfg.direct_log),
-        direct_pseudocount=float(cfg.direct_pseudocount),
-        reference=str(cfg.reference),
-        matrices=[str(m) for m in matrices],
-        n_permutations=int(cfg.n_permutations),
-        seed=int(cfg.seed),
-        max_length=None if cfg.max_length is None else int(cfg.max_length),
-        attention_budget=int(cfg.attention_budget),
-        device=str(cfg.device),
-        progress=bool(cfg.progress),
-    )
+    return options_from(AnalysisOptions, cfg, "analyze")
 
 
 def _source(cfg: DictConfig):
-    from protein_performer.analysis.inputs import EMBEDDED_VALID, open_proteins
-
-    fasta = _plain(cfg.get("fasta"))
+    fasta = plain(cfg.get("fasta"))
     if isinstance(fasta, list):
         if len(fasta) != 1:
-            raise ValueError(f"fasta: give one file (got {len(fasta)}); concatenate files first")
+            raise ConfigError(f"fasta: give one file (got {len(fasta)}); concatenate files first")
         fasta = fasta[0]
-    path = EMBEDDED_VALID if fasta is None else _abs(fasta)
-    return path, open_proteins(path)
-
-
-def _checkpoint(value: Any):
-    from protein_performer.analysis.options import AnalysisInputError
-
-    if not value:
-        raise AnalysisInputError(
-            f"ckpt_path is required: {PROG} ckpt_path=path/to/last.ckpt (or ckpts=[...] / "
-            f"runs=[...] for a sweep comparison)"
-        )
-    path = _abs(value)
-    if not path.exists():
-        raise AnalysisInputError(
-            f"checkpoint not found: {path} (set ckpt_path= to a .ckpt written by "
-            f"protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt, or to a folder "
-            f"written by protein-performer-export; relative paths "
-            f"are read from the directory the command started in)"
-        )
-    return path
+    path = EMBEDDED_VALID if fasta is None else user_path(fasta)
+    return path, open_input(path)
 
 
 def _analyze_one(
     cfg: DictConfig, ckpt: Path, source_path: Path, source, options, out_dir: Path
 ) -> dict[str, Any]:
-    from protein_performer.analysis.control import analyze_with_control
-    from protein_performer.analysis.inputs import load_model
-    from protein_performer.analysis.run import analyze_model
-
-    model = load_model(ckpt)
+    model = load_model(ckpt).model
     kwargs = dict(
         figures=bool(cfg.figures),
-        map_protein=_plain(cfg.map_protein),
+        map_protein=plain(cfg.map_protein),
         map_layer=cfg.map_layer,
         map_head=cfg.map_head,
         extra={"checkpoint": str(ckpt), "input": str(source_path)},
@@ -160,8 +125,6 @@ def _num(x: Any) -> str:
 
 def _favor_error(cfg: DictConfig, model, source, out_dir: Path) -> None:
     """FAVOR+ vs exact softmax on this model's own q, k: favor_error.csv + .png."""
-    from protein_performer.analysis.favor_error import errors_on_source, plot_errors
-
     features = [int(m) for m in cfg.get("favor_error_features", [16, 64, 256])]
     table = errors_on_source(model, source, int(cfg.get("favor_error_proteins", 8)), features)
     table.to_csv(out_dir / "favor_error.csv", index=False)
@@ -184,36 +147,25 @@ def _unique(labels: list[str]) -> list[str]:
 
 
 def _sweep(cfg: DictConfig, out_dir: Path, options) -> dict[str, Any]:
-    from protein_performer.analysis.compare import (
-        load_runs,
-        metrics_beside,
-        read_metrics,
-        run_label,
-        summary_row,
-        sweep_table,
-        write_sweep,
-    )
-    from protein_performer.filenames import safe_name
-
     ckpts, runs = _list(cfg, "ckpts"), _list(cfg, "runs")
     if ckpts and runs:
-        raise ValueError("give either ckpts=[...] or runs=[...], not both")
+        raise ConfigError("give either ckpts=[...] or runs=[...], not both")
     items = ckpts or runs or []
     if not items:
-        raise ValueError("ckpts / runs must list at least one checkpoint / run directory")
+        raise ConfigError("ckpts / runs must list at least one checkpoint / run directory")
     labels = _list(cfg, "labels")
     metrics = _list(cfg, "metrics")
     for name, values in (("labels", labels), ("metrics", metrics)):
         if values is not None and len(values) != len(items):
-            raise ValueError(
+            raise ConfigError(
                 f"{name} has {len(values)} entries but {len(items)} "
                 f"{'ckpts' if ckpts else 'runs'} were given: one per model"
             )
-    metrics_paths = [(_abs(m) if m else None) for m in metrics] if metrics else None
+    metrics_paths = [(user_path(m) if m else None) for m in metrics] if metrics else None
     if runs:
-        table = load_runs([_abs(r) for r in runs], labels, metrics_paths)
+        table = load_runs([user_path(r) for r in runs], labels, metrics_paths)
     else:
-        paths = [_checkpoint(c) for c in ckpts]
+        paths = [user_path(c) for c in ckpts]
         labels = _unique(labels or [run_label(p) for p in paths])
         source_path, source = _source(cfg)
         rows = []
@@ -246,45 +198,16 @@ def analyze(cfg: DictConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("ckpts") is not None or cfg.get("runs") is not None:
         if cfg.get("ckpt_path"):
-            raise ValueError("give ckpt_path (one model) or ckpts/runs (a comparison), not both")
+            raise ConfigError("give ckpt_path (one model) or ckpts/runs (a comparison), not both")
         return _sweep(cfg, out_dir, options)
-    ckpt = _checkpoint(cfg.get("ckpt_path"))
+    ckpt = user_path(require(cfg, "ckpt_path", CKPT_USAGE))
     source_path, source = _source(cfg)  # a bad input file fails before the model loads
     return _analyze_one(cfg, ckpt, source_path, source, options, out_dir)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors caused by the inputs: reported in one line, no traceback."""
-    from protein_performer.data.alphabet import InvalidResidueError
-
-    errors: list[type[BaseException]] = [
-        ValueError,
-        InvalidResidueError,
-        FileNotFoundError,
-        KeyError,
-    ]
-    try:
-        from protein_performer.data import fasta as _fasta
-
-        errors += [
-            v
-            for v in vars(_fasta).values()
-            if isinstance(v, type) and issubclass(v, Exception) and v.__module__ == _fasta.__name__
-        ]
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="analyze")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        analyze(cfg)
-    except _user_errors() as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_task(PROG, analyze, cfg)
 
 
 def main() -> None:

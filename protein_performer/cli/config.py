@@ -94,11 +94,12 @@ def _section(cfg: DictConfig, key: str) -> dict[str, Any]:
 
 
 def make(cls: type, section: str, values: dict[str, Any], **extra: Any) -> Any:
-    """``cls(**values, **extra)`` with errors that name the config section and its fields."""
+    """``cls(**values, **extra)`` with errors that name the config section and its fields
+    (an :class:`InputError` the class raises itself already names them: it passes as it is)."""
     try:
         check_fields(cls, section, values, reserved=extra)
         return cls(**values, **extra)
-    except ConfigError:
+    except InputError:
         raise
     except (ValueError, TypeError) as err:
         msg = str(err)

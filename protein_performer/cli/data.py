@@ -22,6 +22,8 @@ import logging
 import sys
 from pathlib import Path
 
+from protein_performer.cli.task import USER_ERRORS, report
+
 PROG = "protein-performer-data"
 
 
@@ -223,31 +225,6 @@ COMMANDS = {
 }
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors caused by the inputs: reported in one line, no traceback."""
-    from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.download import ChecksumError, DownloadError
-    from protein_performer.data.fasta_report import FastaFormatError
-    from protein_performer.data.split import SplitError
-    from protein_performer.data.shards import ShardError
-    from protein_performer.data.store import StoreError
-
-    return (
-        FastaFormatError,
-        StoreError,
-        ShardError,
-        SplitError,
-        ChecksumError,
-        DownloadError,
-        InvalidResidueError,
-        FileNotFoundError,
-        FileExistsError,
-        NotADirectoryError,
-        IsADirectoryError,
-        PermissionError,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -266,9 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
     try:
         COMMANDS[args.command](args)
-    except _user_errors() as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        return report(PROG, exc)
     except BrokenPipeError:  # output piped into `head`: not an error
         sys.stderr.close()
         return 0

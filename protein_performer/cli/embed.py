@@ -12,29 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from protein_performer.cli.config import CONF_DIR, user_path
-from protein_performer.cli.evaluate import _input_paths
-from protein_performer.cli.score import _required, run_or_exit
+from protein_performer.cli.task import input_paths, require, run_task
+from protein_performer.evaluation.unigram import EMBEDDED_VALID
+from protein_performer.inference.embed import embed_source, long_protein_policy
+from protein_performer.inference.embedding_store import EmbeddingStore
+from protein_performer.runner import Engine, file_labels, load_model, open_input
 
 PROG = "protein-performer-embed"
 
 
 def embed(cfg: DictConfig) -> dict[str, str]:
     """Embed every protein of ``cfg.fasta``; returns file label -> output directory."""
-    from protein_performer.devices import resolve_device
-    from protein_performer.runner import file_labels, open_input
-    from protein_performer.inference.embed import embed_source, long_protein_policy
-    from protein_performer.inference.embedding_store import EmbeddingStore
-    from protein_performer.runner import load_model
-
-    ckpt = user_path(_required(cfg, "ckpt_path", "ckpt_path=path/to/last.ckpt"))
-    fasta = OmegaConf.to_container(cfg.fasta) if OmegaConf.is_config(cfg.fasta) else cfg.fasta
-    paths = _input_paths(fasta)
+    ckpt = user_path(require(cfg, "ckpt_path", f"{PROG} ckpt_path=path/to/last.ckpt"))
+    paths = input_paths(cfg.fasta, default=EMBEDDED_VALID)
     layers = [int(i) for i in cfg.layers]
     sources = {label: open_input(p) for label, p in zip(file_labels(paths), paths)}
-    loaded = load_model(ckpt, resolve_device(str(cfg.device)))
+    loaded = load_model(ckpt)
+    engine = Engine(loaded.model, str(cfg.device))  # the one device decision
     out = user_path(str(cfg.out)) if cfg.out else Path(cfg.paths.output_dir)
     m = loaded.model.cfg
     settings = {
@@ -50,7 +47,7 @@ def embed(cfg: DictConfig) -> dict[str, str]:
         store = EmbeddingStore(out / label, settings)
         try:
             n = embed_source(
-                loaded.model, source, store, layers, int(cfg.batch_tokens), bool(cfg.progress)
+                engine, source, store, layers, int(cfg.batch_tokens), bool(cfg.progress)
             )
         finally:
             store.close()
@@ -61,7 +58,7 @@ def embed(cfg: DictConfig) -> dict[str, str]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="embed")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(PROG, embed, cfg)
+    run_task(PROG, embed, cfg)
 
 
 def main() -> None:

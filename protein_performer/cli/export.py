@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from protein_performer.cli.config import CONF_DIR, user_path
-from protein_performer.cli.score import _required, run_or_exit
+from protein_performer.cli.task import require, run_task
 
 PROG = "protein-performer-export"
 
@@ -24,8 +24,8 @@ def export(cfg: DictConfig) -> Path:
     from protein_performer.finetune.export import export_checkpoint
 
     example = "ckpt_path=run/checkpoints/last.ckpt out=exported/"
-    ckpt = user_path(_required(cfg, "ckpt_path", example))
-    out = user_path(_required(cfg, "out", example))
+    ckpt = user_path(require(cfg, "ckpt_path", f"{PROG} {example}"))
+    out = user_path(require(cfg, "out", f"{PROG} {example}"))
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={out} is a file: give a folder to write the export into")
     folder = export_checkpoint(ckpt, out, license=str(cfg.license), name=cfg.get("name"))
@@ -35,7 +35,7 @@ def export(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(PROG, export, cfg)
+    run_task(PROG, export, cfg)
 
 
 def main() -> None:

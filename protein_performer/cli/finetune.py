@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from protein_performer.cli.config import CONF_DIR, ConfigError, make, user_path
-from protein_performer.cli.score import _required, run_or_exit
+from protein_performer.cli.task import require, run_task
 
 PROG = "protein-performer-finetune"
 EXAMPLE = "ckpt_path=run/checkpoints/last.ckpt data.train=train.csv"
@@ -39,7 +39,7 @@ def build_finetune_setup(cfg: DictConfig) -> Any:
     from protein_performer.finetune.run import FinetuneSetup
     from protein_performer.training.optim import OptimConfig
 
-    ckpt = _path(_required(cfg, "ckpt_path", EXAMPLE), "ckpt_path")
+    ckpt = _path(require(cfg, "ckpt_path", f"{PROG} {EXAMPLE}"), "ckpt_path")
     data = OmegaConf.to_container(cfg.data, resolve=True)
     benchmarks = data.pop("benchmarks", None)
     task = cfg.get("task")
@@ -127,7 +127,7 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="finetune")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(PROG, run, cfg)
+    run_task(PROG, run, cfg)
 
 
 def main() -> None:

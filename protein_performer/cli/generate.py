@@ -8,46 +8,31 @@ one-line error and exit status 2.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
 
-from protein_performer.cli.config import CONF_DIR, user_path
+from protein_performer.cli.config import CONF_DIR, ConfigError, user_path
+from protein_performer.cli.task import options_from, require, run_task
+from protein_performer.data.fasta_writer import open_output, write_fasta
+from protein_performer.inference.generate import SamplingOptions, fasta_header, generate
+from protein_performer.progress import Progress
+from protein_performer.runner import load_model
 
 PROG = "protein-performer-generate"
 
 
 def run_generate(cfg: DictConfig) -> Path:
     """Sample ``cfg.n`` sequences from ``cfg.ckpt_path``; returns the FASTA path written."""
-    from protein_performer.data.fasta_writer import open_output, write_fasta
-    from protein_performer.devices import resolve_device
-    from protein_performer.inference.generate import SamplingOptions, fasta_header, generate
-    from protein_performer.progress import Progress
-    from protein_performer.runner import load_model
-
-    try:
-        ckpt_value = cfg.ckpt_path
-    except MissingMandatoryValue:
-        ckpt_value = None
-    if not ckpt_value:
-        raise ValueError(f"ckpt_path is required: {PROG} ckpt_path=path/to/last.ckpt")
-    opt = SamplingOptions(
-        temperature=float(cfg.temperature),
-        top_k=int(cfg.top_k),
-        top_p=float(cfg.top_p),
-        max_new_tokens=int(cfg.max_new_tokens),
-        seed=int(cfg.seed),
-    )
+    ckpt_value = require(cfg, "ckpt_path", f"{PROG} ckpt_path=path/to/last.ckpt")
+    opt = options_from(SamplingOptions, cfg, "generate")
     prompt = "" if cfg.prompt is None else str(cfg.prompt)
     out_dir = Path(cfg.paths.output_dir)
     path = user_path(str(cfg.output)) if cfg.output else out_dir / "generated.fasta"
-    loaded = load_model(user_path(str(ckpt_value)), resolve_device(str(cfg.device)))
+    loaded = load_model(user_path(ckpt_value), str(cfg.device))
     if not loaded.objective.causal:
-        raise ValueError(
+        raise ConfigError(
             f"{ckpt_value}: generation needs a causal model (objective=clm); this "
             f"checkpoint was trained with objective={loaded.objective}"
         )
@@ -71,13 +56,7 @@ def run_generate(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="generate")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        run_generate(cfg)
-    except (ValueError, FileNotFoundError) as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_task(PROG, run_generate, cfg)
 
 
 def main() -> None:

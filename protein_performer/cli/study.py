@@ -11,45 +11,40 @@ training config. Bad inputs end with a one-line error and exit status 2.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.experimental.callback import Callback as HydraCallback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from protein_performer.cli.config import CONF_DIR, user_path
+from protein_performer.cli.config import CONF_DIR, ConfigError, make, user_path
+from protein_performer.cli.task import plain, run_task
+from protein_performer.study.report import StudyOptions, run_study
 
 log = logging.getLogger(__name__)
 
 PROG = "protein-performer-study"
 
 
-def study_options(node: DictConfig | dict):
+def study_options(node: DictConfig | dict) -> StudyOptions:
     """The ``study:`` block -> :class:`StudyOptions`; split paths from the start directory."""
-    from protein_performer.study.report import StudyOptions
-
-    values: dict[str, Any] = (
-        OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-    )  # type: ignore
+    values: dict[str, Any] = dict(plain(node))
     splits = {str(k): str(user_path(v)) for k, v in (values.pop("splits", None) or {}).items()}
     for name, path in splits.items():
         if not Path(path).exists():
-            raise FileNotFoundError(f"study.splits.{name}: no such file: {path}")
+            raise ConfigError(f"study.splits.{name}: no such file: {path}")
     if values.get("analysis_fasta"):
         values["analysis_fasta"] = str(user_path(values["analysis_fasta"]))
     values["favor_error_features"] = tuple(values.get("favor_error_features") or ())
-    return StudyOptions(splits=splits, **values)
+    return make(StudyOptions, "study", values, splits=splits)
 
 
 def study(cfg: DictConfig) -> dict[str, Any]:
     """Run the study of ``cfg.sweep_dir``; returns what study.json holds."""
-    from protein_performer.study.report import run_study
-
     sweep = user_path(cfg.sweep_dir)
     if not sweep.is_dir():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"sweep_dir: no such directory: {sweep} (the multirun directory "
             f"of a training sweep, e.g. multirun/train/<date>/<time>)"
         )
@@ -63,8 +58,6 @@ class StudyCallback(HydraCallback):
     """After a training multirun: the study report of its runs in ``<sweep dir>/study``."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from protein_performer.study.report import run_study
-
         sweep = Path(config.hydra.sweep.dir)
         try:
             run_study(sweep, study_options(config.study))
@@ -78,11 +71,7 @@ class StudyCallback(HydraCallback):
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="study")
 def _main(cfg: DictConfig) -> None:
-    try:
-        study(cfg)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_task(PROG, study, cfg)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,11 @@ import hydra
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from protein_performer.cli.cluster import LauncherConfigError, slurm_plugins
-from protein_performer.cli.config import CONF_DIR, ConfigError, build_setup, register_resolvers
+from protein_performer.cli.cluster import slurm_plugins
+from protein_performer.cli.config import CONF_DIR, build_setup, register_resolvers
+from protein_performer.cli.task import run_task
+from protein_performer.evaluation.unigram import corpus_perplexity
+from protein_performer.jsonsafe import finite
 
 log = logging.getLogger("protein_performer.train")
 
@@ -163,8 +165,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: v for k, v in sorted(metrics.items())}
     if rank_zero_only.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        safe = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
-        (out_dir / "metrics.json").write_text(json.dumps(safe, indent=2) + "\n")
+        (out_dir / "metrics.json").write_text(json.dumps(finite(metrics), indent=2) + "\n")
         _log_summary(metrics, frequencies)
     return metrics
 
@@ -197,13 +198,10 @@ def _log_summary(metrics: dict[str, float], frequencies: list[float] | None) -> 
     if text:
         log.info("final: %s", text)
     if ppl is not None and frequencies:
-        p = [f for f in frequencies if f > 0]
-        total = sum(p)
-        unigram = math.exp(-sum(f / total * math.log(f / total) for f in p))
         log.info(
             "valid perplexity %.3f vs unigram baseline %.3f (train residue frequencies)",
             ppl,
-            unigram,
+            corpus_perplexity(frequencies),
         )
 
 
@@ -223,15 +221,6 @@ class SweepSummaryCallback(HydraCallback):
         log.info("sweep summary (%d runs): %s", len(table), sweep_dir / "comparison.md")
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
-    """Errors in the user's inputs (config values, FASTA, stores): one line, exit status 2."""
-    from protein_performer.data.alphabet import InvalidResidueError
-    from protein_performer.data.fasta_report import FastaFormatError
-    from protein_performer.data.store import StoreError
-
-    return (ConfigError, LauncherConfigError, FastaFormatError, InvalidResidueError, StoreError)
-
-
 register_resolvers()
 
 
@@ -239,11 +228,7 @@ register_resolvers()
 # imported rather than run as a file, and conf/ is not a package
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def _main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-    except _input_errors() as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    metrics = run_task(PROG, train, cfg)
     # the Optuna sweeper minimises the returned value
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value

@@ -1,4 +1,5 @@
-"""Collate: pad a list of examples to the longest in the batch (dynamic padding)."""
+"""Collate: pad a list of examples to the longest in the batch (dynamic padding), by the one
+batch converter (:class:`protein_performer.runner.batching.BatchConverter`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Sequence
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.runner.batching import BatchConverter
 
 
 class Collate:
@@ -19,17 +21,12 @@ class Collate:
     """
 
     def __init__(self, pad_idx: int = ALPHABET.pad_idx) -> None:
-        self.pad_idx = int(pad_idx)
+        self.convert = BatchConverter(pad_idx)
 
     def __call__(self, examples: Sequence[dict | torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(examples) == 0:
             raise ValueError("Collate got an empty batch")
         tokens = [e["tokens"] if isinstance(e, dict) else e for e in examples]
         index = [int(e["index"]) if isinstance(e, dict) else -1 for e in examples]
-        lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
-        width = int(lengths.max())
-        out = torch.full((len(tokens), width), self.pad_idx, dtype=torch.long)
-        for row, t in enumerate(tokens):
-            out[row, : len(t)] = t
-        mask = torch.arange(width)[None, :] < lengths[:, None]
-        return {"tokens": out, "mask": mask, "index": torch.tensor(index, dtype=torch.long)}
+        batch = self.convert(tokens, index)
+        return {"tokens": batch.tokens, "mask": batch.mask, "index": batch.index}

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from protein_performer.runner.batching import pack
 from protein_performer.data.samplers import (
     SALT_BATCH_ORDER,
     SALT_SHUFFLE,
@@ -15,30 +16,13 @@ from protein_performer.data.samplers import (
 )
 
 
-def _pack_sorted(
-    sorted_lengths: np.ndarray, max_tokens: int, max_batch_size: int | None
-) -> np.ndarray:
-    """Batch boundaries over ascending lengths: each batch the longest run with max_len * n <= max_tokens."""
-    n = len(sorted_lengths)
-    bounds = [0]
-    s = 0
-    cap = n if max_batch_size is None else max_batch_size
-    while s < n:
-        # f(e) = sorted_lengths[e - 1] * (e - s) grows with e: binary search the largest e.
-        lo, hi = s + 1, min(n, s + cap)
-        if sorted_lengths[s] > max_tokens:
-            raise ValueError(
-                f"an example has {int(sorted_lengths[s])} tokens, more than max_tokens={max_tokens}"
-            )
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if sorted_lengths[mid - 1] * (mid - s) <= max_tokens:
-                lo = mid
-            else:
-                hi = mid - 1
-        bounds.append(lo)
-        s = lo
-    return np.asarray(bounds, dtype=np.int64)
+def _bounds(lengths: np.ndarray, max_tokens: int, max_batch_size: int | None) -> np.ndarray:
+    """Batch boundaries over the lengths in ascending (stable) order: each batch the longest
+    run with ``max_len * n <= max_tokens`` (:func:`protein_performer.runner.batching.pack`)."""
+    sizes = [
+        len(b) for b in pack(lengths, max_tokens, longest_first=False, max_rows=max_batch_size)
+    ]
+    return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
 
 
 class TokenBudgetBatchSampler(EpochBatchSampler):
@@ -74,9 +58,7 @@ class TokenBudgetBatchSampler(EpochBatchSampler):
                 f"({int(self.lengths.max())} tokens): raise max_tokens to at least max_length"
             )
         self._sorted_order = np.argsort(self.lengths, kind="stable")
-        self._bounds = _pack_sorted(
-            self.lengths[self._sorted_order], self.max_tokens, max_batch_size
-        )
+        self._bounds = _bounds(self.lengths, self.max_tokens, max_batch_size)
 
     @property
     def n_batches(self) -> int:

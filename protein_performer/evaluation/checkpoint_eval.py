@@ -11,9 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from protein_performer.data.source import ProteinSource
-from protein_performer.devices import resolve_device
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
+from protein_performer.evaluation.unigram import baseline_log_probs
 from protein_performer.filenames import safe_name
+from protein_performer.runner.engine import Engine
 from protein_performer.runner.inputs import file_labels, open_input
 
 
@@ -48,14 +49,12 @@ def evaluate_checkpoint(
     per_protein_dir: str | Path | None = None,
     checkpoint: str = "",
 ) -> CheckpointEvaluation:
-    """Evaluate a loaded LM (:class:`~protein_performer.model.checkpoint.LoadedLM`) on files.
+    """Evaluate a loaded LM (:class:`~protein_performer.runner.LoadedLM`) on files.
 
     ``files``: label -> path (or an opened ProteinSource), or paths (labelled by
     :func:`file_labels`). Inputs are opened (and checked) before any scoring, so a bad file
     fails fast. Per-protein CSVs go to ``per_protein_dir/<label>.csv``.
     """
-    from protein_performer.evaluation.unigram import baseline_log_probs
-
     if not isinstance(files, dict):
         files = dict(zip(file_labels(files), files))
     opt = options or EvalOptions()
@@ -67,15 +66,14 @@ def evaluate_checkpoint(
     max_length = int(loaded.model_cfg.max_length)
     lp, note = baseline_log_probs(loaded.residue_frequencies, include_eos=objective.causal)
     lp_res, _ = baseline_log_probs(loaded.residue_frequencies, include_eos=False)
-    device = resolve_device(opt.device)
-    model = loaded.model.to(device).eval()
+    engine = Engine(loaded.model, opt.device)  # the device decided once for every file
     results: dict[str, dict] = {}
     for label, source in sources.items():
         csv_path = None
         if per_protein_dir is not None:
             csv_path = Path(per_protein_dir) / f"{_csv_stem(label)}.csv"
         metrics = evaluate_source(
-            model,
+            engine,
             source,
             objective=objective,
             max_length=max_length,

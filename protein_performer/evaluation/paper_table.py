@@ -19,6 +19,10 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
+from protein_performer.evaluation.unigram import unigram_residue_metrics
+from protein_performer.runner import load_model, open_input
+
 log = logging.getLogger(__name__)
 
 BASELINE_ROW = "Empirical baseline"
@@ -102,11 +106,6 @@ def evaluate_paper_table(
     residue frequencies of the first checkpoint. Also writes ``paper_metrics.json`` with every
     model's full metrics.
     """
-    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
-    from protein_performer.runner import load_model
-    from protein_performer.runner import open_input
-    from protein_performer.evaluation.unigram import unigram_residue_metrics
-
     out = Path(out_dir)
     baseline_note = None
     results: dict[str, dict[str, dict]] = {}

@@ -15,6 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.fasta import load_proteins
 from protein_performer.data.source import ProteinSource
 
 # The embedded sample corpus (repository data/sample), the fallback source of frequencies.
@@ -90,6 +91,15 @@ def unigram_log_probs(
     return out
 
 
+def corpus_perplexity(frequencies: np.ndarray | Iterable[float]) -> float:
+    """The unigram model's perplexity on the corpus its frequencies were counted on:
+    exp(entropy) of the normalised positive frequencies (the number training logs beside
+    its valid perplexity)."""
+    freq = np.asarray(list(frequencies), dtype=np.float64)
+    p = freq[freq > 0] / freq[freq > 0].sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
 def unigram_residue_metrics(source: ProteinSource, log_probs: np.ndarray) -> dict[str, float]:
     """The empirical baseline on every residue of a corpus (no special tokens): exact, via counts.
 
@@ -114,8 +124,6 @@ def unigram_residue_metrics(source: ProteinSource, log_probs: np.ndarray) -> dic
 @lru_cache(maxsize=1)
 def embedded_train_counts() -> np.ndarray:
     """Token counts of the embedded training sample (``data/sample/train.fasta.gz``)."""
-    from protein_performer.data.fasta import load_proteins
-
     if not EMBEDDED_TRAIN.is_file():
         raise FileNotFoundError(f"embedded training sample missing: {EMBEDDED_TRAIN}")
     source, _ = load_proteins([EMBEDDED_TRAIN])

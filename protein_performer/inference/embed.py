@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
 from protein_performer.model.lm import PerformerLM
+from protein_performer.model.outputs import ModelOutputs
+from protein_performer.progress import Progress
+from protein_performer.runner.batching import Batch, BatchConverter
+from protein_performer.runner.engine import Engine
 from protein_performer.runner.windows import (
     centered_windows,
     sliding_windows,
@@ -37,30 +40,34 @@ class ProteinEmbedding:
     mean: list[np.ndarray]
 
 
+def _embedding(states: Sequence[np.ndarray], layers: Sequence[int]) -> ProteinEmbedding:
+    """Per-residue states (``<cls>``/``<eos>`` dropped) -> a ProteinEmbedding with the means."""
+    return ProteinEmbedding(list(layers), list(states), [p.mean(axis=0) for p in states])
+
+
+def _from_batch(batch: Batch, out: ModelOutputs, layers: Sequence[int]) -> list[ProteinEmbedding]:
+    """The embeddings of every row of a batch of whole proteins."""
+    result = []
+    for b, n in enumerate(batch.lengths.tolist()):
+        per = [out.hidden[k][b, 1 : n - 1].float().cpu().numpy() for k in layers]
+        result.append(_embedding(per, layers))
+    return result
+
+
 def embed_batch(
-    model: PerformerLM, sequences: Sequence[str], layers: Sequence[int] = (-1,)
+    engine: Engine, sequences: Sequence[str], layers: Sequence[int] = (-1,)
 ) -> list[ProteinEmbedding]:
-    """Embed proteins that fit ``model.cfg.max_length`` (with ``<cls>``/``<eos>``) in one batch."""
-    encoded = [ALPHABET.wrap(ALPHABET.encode(s)) for s in sequences]
-    width = max(len(t) for t in encoded)
-    if width > model.cfg.max_length:
+    """Embed proteins that fit ``max_length`` (with ``<cls>``/``<eos>``) in one batch."""
+    rows = [ALPHABET.wrap(ALPHABET.encode(s)) for s in sequences]
+    limit = engine.model.cfg.max_length
+    width = max(len(t) for t in rows)
+    if width > limit:
         raise ValueError(
-            f"a protein of {width - 2} residues exceeds model.max_length={model.cfg.max_length} "
-            "(with <cls>/<eos>)"
+            f"a protein of {width - 2} residues exceeds model.max_length={limit} (with <cls>/<eos>)"
         )
-    device = next(model.parameters()).device
-    tokens = torch.full((len(encoded), width), ALPHABET.pad_idx, dtype=torch.long)
-    for i, t in enumerate(encoded):
-        tokens[i, : len(t)] = torch.from_numpy(t)
-    tokens = tokens.to(device)
-    mask = tokens != ALPHABET.pad_idx
-    states = model.hidden_states(tokens, mask, layers)  # each [B, L, D]
-    out = []
-    for i, t in enumerate(encoded):
-        n = len(t) - 2
-        per = [s[i, 1 : 1 + n].float().cpu().numpy() for s in states]  # drop <cls>, <eos>
-        out.append(ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per]))
-    return out
+    batch = BatchConverter()(rows).to(engine.device)
+    out = engine.outputs(batch, logits=False, hidden_layers=layers)
+    return _from_batch(batch, out, layers)
 
 
 def long_protein_mode(model: PerformerLM) -> str:
@@ -105,22 +112,22 @@ def window_plan(
 
 
 def embed_long(
-    model: PerformerLM, sequence: str, layers: Sequence[int] = (-1,), stride: int | None = None
+    engine: Engine, sequence: str, layers: Sequence[int] = (-1,), stride: int | None = None
 ) -> ProteinEmbedding:
     """Embed one protein of any length by :func:`window_plan` (merge: each token from one window)."""
     tokens = ALPHABET.wrap(ALPHABET.encode(sequence))
-    device = next(model.parameters()).device
     parts: list[list[np.ndarray]] = [[] for _ in layers]
-    for start, end, lo, hi in window_plan(model, len(tokens), stride):
-        t = torch.from_numpy(tokens[start:end]).unsqueeze(0).to(device)
-        for k, s in enumerate(model.hidden_states(t, None, layers, any_length=True)):
-            parts[k].append(s[0, lo - start : hi - start].float().cpu().numpy())
-    per = [np.concatenate(p)[1:-1] for p in parts]  # drop <cls>, <eos>
-    return ProteinEmbedding(list(layers), per, [p.mean(axis=0) for p in per])
+    convert = BatchConverter()
+    for start, end, lo, hi in window_plan(engine.model, len(tokens), stride):
+        batch = convert([tokens[start:end]]).to(engine.device)
+        out = engine.outputs(batch, logits=False, hidden_layers=layers, any_length=True)
+        for k, layer in enumerate(layers):
+            parts[k].append(out.hidden[layer][0, lo - start : hi - start].float().cpu().numpy())
+    return _embedding([np.concatenate(p)[1:-1] for p in parts], layers)  # drop <cls>, <eos>
 
 
 def embed_source(
-    model: PerformerLM,
+    engine: Engine,
     source,
     store,
     layers: Sequence[int] = (-1,),
@@ -133,38 +140,31 @@ def embed_source(
     the index); longer ones run alone through :func:`embed_long` (mode
     :func:`long_protein_mode`: ``whole_long`` or ``windows``).
     """
-    from protein_performer.data.alphabet import tokens_to_letters
-    from protein_performer.progress import Progress
-
+    model = engine.model
     todo = [i for i in range(len(source)) if i not in store.done]
-    lengths = np.asarray(source.lengths)[todo] + 2 if todo else np.zeros(0, dtype=int)
-    order = [todo[j] for j in np.argsort(lengths, kind="stable")]
-    bar = Progress(len(order), "embed", unit="protein", enabled=progress, interval=30.0)
-    written, batch, width = 0, [], 0
-    limit = model.cfg.max_length
+    fits = [i for i in todo if len(source[i]) + 2 <= model.cfg.max_length]
+    long = [i for i in todo if len(source[i]) + 2 > model.cfg.max_length]
+    bar = Progress(len(todo), "embed", unit="protein", enabled=progress, interval=30.0)
     long_mode = long_protein_mode(model)
 
-    def flush(items: list[int]) -> int:
-        seqs = [tokens_to_letters(source[i]).decode() for i in items]
-        for i, emb in zip(items, embed_batch(model, seqs, layers)):
+    def write(batch: Batch, out: ModelOutputs) -> None:
+        items = [fits[j] for j in batch.index.tolist()]
+        for i, emb in zip(items, _from_batch(batch, out, layers)):
             store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, "whole")
-        bar.update(len(items))
-        return len(items)
 
-    for i in order:
-        n = len(source[i]) + 2
-        if n > limit:
-            emb = embed_long(model, tokens_to_letters(source[i]).decode(), layers)
-            store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, long_mode)
-            bar.update(1)
-            written += 1
-            continue
-        if batch and max(width, n) * (len(batch) + 1) > batch_tokens:
-            written += flush(batch)
-            batch, width = [], 0
-        batch.append(i)
-        width = max(width, n)
-    if batch:
-        written += flush(batch)
+    rows = [ALPHABET.wrap(source[i]) for i in fits]
+    engine.run(
+        rows,
+        write,
+        budget=batch_tokens,
+        longest_first=False,
+        logits=False,
+        hidden_layers=layers,
+        progress=bar,
+    )
+    for i in long:
+        emb = embed_long(engine, tokens_to_letters(source[i]).decode(), layers)
+        store.write(i, source.accession(i), list(layers), emb.per_residue, emb.mean, long_mode)
+        bar.update(1)
     bar.close()
-    return written
+    return len(todo)

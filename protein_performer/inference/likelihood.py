@@ -11,7 +11,7 @@
 ``nll_per_token`` = -log_likelihood / n_tokens (nats), ``perplexity`` = exp(nll_per_token).
 Natural logarithms throughout. Proteins longer than the model's window are scored through
 the sliding windows of :mod:`protein_performer.runner.windows`, by the same machinery as
-evaluation's per-protein numbers (:func:`protein_performer.evaluation.perplexity.score_chunks`),
+evaluation's per-protein numbers (:func:`protein_performer.runner.scoring.score_chunks`),
 so the two agree wherever both exist.
 """
 
@@ -21,27 +21,18 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
-from torch import Tensor, nn
 
 from protein_performer.data.source import ProteinSource
-from protein_performer.devices import resolve_device
-from protein_performer.evaluation.perplexity import (
-    Piece,
-    causal_pieces,
-    pseudo_pieces,
-    score_chunks,
-)
+from protein_performer.objective import Objective
 from protein_performer.progress import Progress
+from protein_performer.runner.engine import Engine
+from protein_performer.runner.pieces import Piece, causal_pieces, pseudo_pieces
+from protein_performer.runner.scoring import score_chunks
 from protein_performer.runner.windows import window_and_stride
 
-if TYPE_CHECKING:
-    from protein_performer.objective import Objective
-
-#: objective -> how its likelihood is computed (the ``method`` column)
-METHODS = {"clm": "exact", "mlm": "pseudo"}
 COLUMNS = (
     "file",
     "accession",
@@ -52,6 +43,12 @@ COLUMNS = (
     "nll_per_token",
     "perplexity",
 )
+
+
+def method(objective: Objective) -> str:
+    """How a model of this objective scores a protein (the ``method`` column): ``exact``
+    (causal) or ``pseudo`` (masked)."""
+    return "exact" if objective.causal else "pseudo"
 
 
 @dataclass(frozen=True)
@@ -73,49 +70,42 @@ class ProteinLikelihood:
 
 
 def protein_likelihoods(
-    model: nn.Module | Callable[[Tensor, Tensor], Tensor],
+    engine: Engine,
     source: ProteinSource,
     *,
-    objective: "Objective | str",
+    objective: Objective,
     max_length: int,
     window: int | None = None,
     stride: int | None = None,
     batch_tokens: int = 16384,
     max_proteins: int | None = None,
-    device: str = "auto",
     progress: bool = True,
     desc: str = "score",
 ) -> Iterator[ProteinLikelihood]:
     """Yield each protein's :class:`ProteinLikelihood`, in input order, streamed by chunks.
 
-    ``model(tokens [B, L], mask [B, L]) -> logits [B, L, V]`` on ``device`` (eval mode);
-    ``objective`` ``clm`` (exact) or ``mlm`` (pseudo); ``window``/``stride``: as evaluation
-    (default ``max_length`` and half of it).
+    ``engine`` runs the model (device decided); ``objective``: causal -> exact, masked ->
+    pseudo (:func:`method`); ``window``/``stride``: as evaluation (default ``max_length`` and
+    half of it).
     """
-    objective = str(objective)  # an Objective or its name
-    if objective not in METHODS:
-        raise ValueError(f"objective must be one of {sorted(METHODS)}, got {objective!r}")
     window, stride = window_and_stride(max_length, window, stride)
-    if isinstance(model, nn.Module):
-        model.eval()
+    make = causal_pieces if objective.causal else pseudo_pieces
     n_total = len(source) if max_proteins is None else min(len(source), max_proteins)
     lengths = np.asarray(source.lengths[:n_total], dtype=np.int64)
 
     def pieces_of(index: int, tokens: np.ndarray) -> list[Piece]:
-        make = causal_pieces if objective == "clm" else pseudo_pieces
         return [(0, x, t) for x, t in make(tokens, window, stride)]
 
     bar = Progress(n_total, desc, unit="protein", enabled=progress, interval=30.0)
     try:
         for lo, hi, sums in score_chunks(
-            model,
+            engine,
             source,
             pieces_of,
             n_slots=1,
             n_total=n_total,
             batch_tokens=batch_tokens,
             chunk_proteins=4096,
-            device=resolve_device(device),
             progress=bar,
         ):
             for r in range(hi - lo):
@@ -130,11 +120,11 @@ def protein_likelihoods(
 
 
 def write_likelihoods_csv(
-    model: nn.Module | Callable[[Tensor, Tensor], Tensor],
+    engine: Engine,
     path: str | Path,
     sources: Mapping[str, ProteinSource],
     *,
-    objective: "Objective | str",
+    objective: Objective,
     **kwargs,
 ) -> dict[str, dict[str, float | int]]:
     """Score every protein of every source into one CSV (:data:`COLUMNS`, one row each).
@@ -151,9 +141,7 @@ def write_likelihoods_csv(
         writer.writerow(COLUMNS)
         for label, source in sources.items():
             n, tokens, ll = 0, 0, 0.0
-            for p in protein_likelihoods(
-                model, source, objective=str(objective), desc=label, **kwargs
-            ):
+            for p in protein_likelihoods(engine, source, objective=objective, desc=label, **kwargs):
                 # repr-precision floats; empty cells where nothing was scored
                 cells = [p.nll_per_token, p.perplexity] if p.n_tokens else ["", ""]
                 writer.writerow(
@@ -161,7 +149,7 @@ def write_likelihoods_csv(
                         label,
                         p.accession,
                         p.length,
-                        METHODS[str(objective)],
+                        method(objective),
                         p.n_tokens,
                         p.log_likelihood,
                         *cells,

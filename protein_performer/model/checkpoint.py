@@ -24,17 +24,18 @@ class CheckpointError(InputError):
     """The checkpoint is missing, not a protein-performer checkpoint, or damaged."""
 
 
-def _torch_load(path: Path) -> dict:
+def _torch_load(path: Path, mmap: bool) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
         # Lightning may pickle objects outside the weights-only allow-list (loop or callback
         # state); checkpoints are trusted input here, as for Lightning's own ckpt_path.
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The dict of a protein-performer training checkpoint, its format checked.
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+    """The dict of a protein-performer training checkpoint, its format checked; ``mmap``:
+    tensors stay on disk until touched (to read the step or hyper-parameters only).
 
     Raises :class:`CheckpointError` with a one-line reason (the only place that says
     "checkpoint not found").
@@ -47,7 +48,7 @@ def read_checkpoint(path: str | Path) -> dict:
             "written by protein-performer-export)"
         )
     try:
-        ckpt = _torch_load(p)
+        ckpt = _torch_load(p, mmap)
     except Exception as err:  # noqa: BLE001 -- any unreadable file gets the same message
         raise CheckpointError(f"{p} is not a readable torch checkpoint: {err}") from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:

@@ -75,7 +75,8 @@ class Engine:
         """Pack ``rows`` (token ids, each ``[L_i]``) by ``budget``/``cost``, run each batch and
         call ``fn(batch, outputs)`` (both under ``torch.inference_mode``); ``batch.index``
         holds the rows' positions in ``rows``. ``progress`` (if given) advances by the rows
-        of each batch."""
+        of each batch. ``longest_first=False``: shortest rows first (see
+        :func:`~protein_performer.runner.batching.pack`)."""
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
         wanted = dict(
             logits=logits,
@@ -86,7 +87,17 @@ class Engine:
         with torch.inference_mode():
             self._run(rows, lengths, fn, budget, cost, longest_first, progress, wanted)
 
-    def _run(self, rows, lengths, fn, budget, cost, longest_first, progress, wanted) -> None:
+    def _run(
+        self,
+        rows: Sequence[np.ndarray],
+        lengths: np.ndarray,
+        fn: BatchFn,
+        budget: int,
+        cost: Cost,
+        longest_first: bool,
+        progress: Progress | None,
+        wanted: dict,
+    ) -> None:
         for idx in pack(lengths, budget, cost, longest_first=longest_first):
             batch = self.convert([rows[i] for i in idx], torch.from_numpy(idx)).to(self.device)
             fn(batch, self.outputs(batch, **wanted))

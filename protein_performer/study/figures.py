@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from protein_performer.analysis.favor_error import plot_errors
 from protein_performer.analysis.figures import save_closed
+from protein_performer.training.sweep_summary import curve
 
 
 def _plt():
@@ -49,7 +51,6 @@ def plot_curves(
     column: str = "valid/perplexity",
 ) -> list[str]:
     """Validation perplexity against step per model, with the unigram baseline."""
-    from protein_performer.training.sweep_summary import curve
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -95,6 +96,5 @@ def plot_blosum_controls(table: pd.DataFrame, stem: Path) -> list[str]:
 
 
 def plot_favor_error(table: pd.DataFrame, stem: Path, model: str) -> list[str]:
-    from protein_performer.analysis.favor_error import plot_errors
 
     return plot_errors(table, stem, title=f"FAVOR+ vs exact softmax on {model}'s q, k")

@@ -28,8 +28,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from protein_performer.analysis.control import analyze_with_control
+from protein_performer.analysis.favor_error import errors_on_source
+from protein_performer.analysis.options import AnalysisOptions
+from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
+from protein_performer.evaluation.perplexity import EvalOptions
 from protein_performer.filenames import safe_name
 from protein_performer.jsonsafe import finite
+from protein_performer.model.checkpoint import read_checkpoint
+from protein_performer.runner import load_model, open_input
+from protein_performer.training.budget import RECORD
+from protein_performer.training.sweep_summary import find_runs, read_metrics, run_overrides
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +85,6 @@ class StudyRun:
 
 def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
     """Every job of the sweep with a ``checkpoints/last.ckpt``, labelled by what varies."""
-    from protein_performer.training.sweep_summary import find_runs, run_overrides
 
     runs = [r for r in find_runs(sweep_dir) if (r / "checkpoints" / "last.ckpt").is_file()]
     if not runs:
@@ -108,9 +116,6 @@ def bootstrap_perplexity(
 
 def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """One row per (model, split): perplexity, unigram, ratio and their bootstrap CIs."""
-    from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
-    from protein_performer.runner import load_model
-    from protein_performer.evaluation.perplexity import EvalOptions
 
     eval_opts = EvalOptions(
         n_maskings=opts.n_maskings,
@@ -158,11 +163,8 @@ def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.Dat
 
 def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """Per model: attention vs BLOSUM62 of the trained model and of its random-init twin."""
-    from protein_performer.analysis.control import analyze_with_control
-    from protein_performer.analysis.inputs import load_model, open_proteins
-    from protein_performer.analysis.options import AnalysisOptions
 
-    source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
+    source = open_input(opts.analysis_fasta or next(iter(opts.splits.values())))
     a_opts = AnalysisOptions(
         n_proteins=opts.analysis_proteins,
         threshold=opts.threshold,
@@ -175,7 +177,7 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
     rows = []
     for run in runs:
         _, _, summary, _ = analyze_with_control(
-            load_model(run.checkpoint),
+            load_model(run.checkpoint).model,
             source,
             out / "blosum" / safe_name(run.label, "model", 80),
             a_opts,
@@ -192,12 +194,10 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
 
 def favor_error_table(run: StudyRun, opts: StudyOptions) -> pd.DataFrame:
     """FAVOR+ vs exact softmax on ``run``'s own q, k (:mod:`analysis.favor_error`)."""
-    from protein_performer.analysis.favor_error import errors_on_source
-    from protein_performer.analysis.inputs import load_model, open_proteins
 
-    source = open_proteins(opts.analysis_fasta or next(iter(opts.splits.values())))
+    source = open_input(opts.analysis_fasta or next(iter(opts.splits.values())))
     return errors_on_source(
-        load_model(run.checkpoint),
+        load_model(run.checkpoint).model,
         source,
         opts.favor_error_proteins,
         opts.favor_error_features,
@@ -209,14 +209,10 @@ def training_table(runs: list[StudyRun]) -> pd.DataFrame:
     """Steps each model trained (its checkpoint's), and with ``budget.minutes`` the budget, the
     training minutes, the probed rate and where the step count came from (its time_budget.json:
     ``probe``, ``shared`` = the sweep's first decision, or ``checkpoint`` = a resumed run)."""
-    import torch
-
-    from protein_performer.training.budget import RECORD
-
     rows = []
     for run in runs:
         # mmap: only the step is read, not the weights (the evaluation loads those)
-        state = torch.load(run.checkpoint, map_location="cpu", weights_only=False, mmap=True)
+        state = read_checkpoint(run.checkpoint, mmap=True)
         path = run.run_dir / RECORD
         record = json.loads(path.read_text()) if path.is_file() else {}
         rows.append(
@@ -236,8 +232,8 @@ def run_study(
     sweep_dir: str | Path, opts: StudyOptions, out_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """Evaluate, analyse and report every trained run of ``sweep_dir``; returns study.json."""
+    # matplotlib loads only when the figures are drawn
     from protein_performer.study import figures
-    from protein_performer.training.sweep_summary import read_metrics
 
     sweep = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep / "study"

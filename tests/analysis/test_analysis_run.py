@@ -55,7 +55,8 @@ def test_streaming_equals_one_protein_at_a_time():
         toks = ALPHABET.wrap(src[i], 64)
         t = torch.from_numpy(toks)[None]
         m = torch.ones_like(t, dtype=torch.bool)
-        ref.update(model.attention_maps(t, m), t, m)
+        maps = model.run(t, m, attention_layers=(0, 1)).attention
+        ref.update([maps[0], maps[1]], t, m)
     np.testing.assert_allclose(agg.target_mass, ref.target_mass, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(agg.pair_mass, ref.pair_mass, rtol=1e-9, atol=1e-12)
     assert (agg.residue_counts == ref.residue_counts).all()

@@ -33,14 +33,13 @@ def test_config_composes(tmp_path):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    from protein_performer.analysis.options import AnalysisInputError
     from protein_performer.cli.analyze import analyze
 
-    from protein_performer.runner import CheckpointError
+    from protein_performer.runner import CheckpointError, InputError
 
     with pytest.raises(CheckpointError, match="checkpoint not found: .*nope.ckpt"):
         analyze(compose([f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path))
-    with pytest.raises(AnalysisInputError, match="ckpt_path is required"):
+    with pytest.raises(InputError, match="ckpt_path is required"):
         analyze(compose([], tmp_path))
 
 

@@ -13,7 +13,7 @@ from protein_performer.cli.config import compose_train
 from protein_performer.cli.score import score
 from protein_performer.inference.mutations import parse_mutant
 from protein_performer.inference.score import score_mutants
-from protein_performer.runner import load_model
+from protein_performer.runner import Engine, load_model
 from common import SAMPLE_VALID
 from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
@@ -46,7 +46,8 @@ def test_scores_csv_and_spearman(tmp_path, ckpts, capsys, objective):
     result = score(cfg)
     out = pd.read_csv(result["csv"])
     loaded = load_model(ckpts[objective])
-    want = score_mutants(loaded.model, WT, [parse_mutant(m, WT) for m in muts], objective)
+    engine = Engine(loaded.model, "cpu")
+    want = score_mutants(engine, WT, [parse_mutant(m, WT) for m in muts], loaded.objective)
     np.testing.assert_allclose(out["score"], want, rtol=1e-6, atol=1e-9)
     assert f"Spearman rho vs measured: {result['spearman']:.4f}" in capsys.readouterr().out
 
@@ -124,12 +125,11 @@ def test_per_protein_scores_on_the_sample(tmp_path, ckpts, capsys, objective):
     want = [
         p.log_likelihood
         for p in protein_likelihoods(
-            loaded.model,
+            Engine(loaded.model, "cpu"),
             open_input(SAMPLE_VALID),
-            objective=objective,
+            objective=loaded.objective,
             max_length=64,
             max_proteins=3,
-            device="cpu",
             progress=False,
         )
     ]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from protein_performer.attention.config import AttentionConfig
+from protein_performer.runner import Engine
 from protein_performer.inference.embed import embed_batch, embed_long, window_plan
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
@@ -31,9 +32,9 @@ def _model(position: str, kind: str) -> PerformerLM:
 @pytest.mark.parametrize("position, kind", [("rotary", "favor_softmax"), ("learned", "exact")])
 def test_batched_equals_alone(position, kind):
     model = _model(position, kind)
-    batched = embed_batch(model, SEQS, layers=[0, -1])
+    batched = embed_batch(Engine(model, "cpu"), SEQS, layers=[0, -1])
     for seq, emb in zip(SEQS, batched):
-        alone = embed_batch(model, [seq], layers=[0, -1])[0]
+        alone = embed_batch(Engine(model, "cpu"), [seq], layers=[0, -1])[0]
         for b, a in zip(emb.per_residue + emb.mean, alone.per_residue + alone.mean):
             # float64 model, outputs stored as float32: equal to float32 rounding.
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
@@ -66,7 +67,7 @@ def test_long_protein_in_windows(causal):
     plan = window_plan(model, len(seq) + 2)
     kept = [i for _, _, lo, hi in plan for i in range(lo, hi)]
     assert kept == list(range(len(seq) + 2))  # every token from exactly one window
-    emb = embed_long(model, seq)
+    emb = embed_long(Engine(model, "cpu"), seq)
     assert emb.per_residue[0].shape == (len(seq), 16)
     # Each residue equals the model run on its own window alone.
     from protein_performer.data.alphabet import ALPHABET
@@ -82,8 +83,8 @@ def test_long_protein_in_windows(causal):
 
 def test_short_protein_whole_equals_batch():
     model = _model("rotary", "favor_softmax")
-    a = embed_long(model, SEQS[0])
-    b = embed_batch(model, [SEQS[0]])[0]
+    a = embed_long(Engine(model, "cpu"), SEQS[0])
+    b = embed_batch(Engine(model, "cpu"), [SEQS[0]])[0]
     np.testing.assert_allclose(a.per_residue[0], b.per_residue[0], rtol=0, atol=1e-6)
 
 
@@ -119,7 +120,7 @@ def test_long_protein_whole_equals_the_model_on_the_full_sequence(kind, causal):
     assert long_protein_mode(short) == "whole_long"
     assert long_protein_policy(short).startswith("whole_long: proteins longer than 16 tokens")
     assert window_plan(short, len(seq) + 2) == [(0, 62, 0, 62)]
-    emb = embed_long(short, seq, layers=[0, -1])
+    emb = embed_long(Engine(short, "cpu"), seq, layers=[0, -1])
     tokens = torch.from_numpy(ALPHABET.wrap(ALPHABET.encode(seq)))[None]
     want = full.hidden_states(tokens, None, [0, -1])
     for got, w in zip(emb.per_residue, want):
@@ -147,4 +148,7 @@ def test_models_that_cannot_run_long_inputs_still_window(position, kind):
     assert long_protein_mode(model) == "windows"
     assert long_protein_policy(model) == "windows of 16 tokens, stride 8, centered split"
     assert len(window_plan(model, 62)) > 1
-    assert embed_long(model, "ACDEFGHIKLMNPQRSTVWY" * 3).per_residue[0].shape == (60, 16)
+    assert embed_long(Engine(model, "cpu"), "ACDEFGHIKLMNPQRSTVWY" * 3).per_residue[0].shape == (
+        60,
+        16,
+    )

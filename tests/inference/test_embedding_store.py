@@ -9,6 +9,7 @@ import torch
 from protein_performer.attention.config import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import InMemoryProteins
+from protein_performer.runner import Engine
 from protein_performer.inference.embed import embed_source
 from protein_performer.inference.embedding_store import EmbeddingStore
 from protein_performer.model.config import ModelConfig
@@ -48,7 +49,7 @@ def _read(d) -> dict:
 def test_interrupted_run_resumes_to_the_same_output(tmp_path, monkeypatch):
     model, source = _model(), _source()
     full = EmbeddingStore(tmp_path / "full", SETTINGS)
-    embed_source(model, source, full, batch_tokens=32, progress=False)
+    embed_source(Engine(model, "cpu"), source, full, batch_tokens=32, progress=False)
     full.close()
 
     store = EmbeddingStore(tmp_path / "cut", SETTINGS)
@@ -62,12 +63,15 @@ def test_interrupted_run_resumes_to_the_same_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(EmbeddingStore, "write", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
-        embed_source(model, source, store, batch_tokens=32, progress=False)
+        embed_source(Engine(model, "cpu"), source, store, batch_tokens=32, progress=False)
     store.close()
     monkeypatch.setattr(EmbeddingStore, "write", real_write)
     resumed = EmbeddingStore(tmp_path / "cut", SETTINGS)
     assert len(resumed.done) == 2
-    assert embed_source(model, source, resumed, batch_tokens=32, progress=False) == len(SEQS) - 2
+    assert (
+        embed_source(Engine(model, "cpu"), source, resumed, batch_tokens=32, progress=False)
+        == len(SEQS) - 2
+    )
     resumed.close()
 
     got, rows = _read(tmp_path / "cut")

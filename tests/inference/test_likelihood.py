@@ -15,6 +15,8 @@ from protein_performer.data.source import InMemoryProteins
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
 from protein_performer.inference.likelihood import protein_likelihoods, write_likelihoods_csv
 from protein_performer.inference.score import causal_log_likelihood
+from protein_performer.objective import Objective
+from protein_performer.runner import Engine
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 from test_score import bias_only_lm  # tests/inference is on sys.path (pytest rootdir import)
@@ -31,7 +33,11 @@ def _run(model, seqs, objective, **kw):
     kw.setdefault("max_length", model.cfg.max_length)
     return list(
         protein_likelihoods(
-            model, _source(seqs), objective=objective, device="cpu", progress=False, **kw
+            Engine(model, "cpu"),
+            _source(seqs),
+            objective=Objective(objective),
+            progress=False,
+            **kw,
         )
     )
 
@@ -92,7 +98,9 @@ def test_causal_equals_variant_scoring_log_likelihood():
     model = _tiny(causal=True)
     short = [s for s in SEQS if len(s) + 2 <= 64]
     got = [p.log_likelihood for p in _run(model, short, "clm")]
-    np.testing.assert_allclose(got, causal_log_likelihood(model, short), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        got, causal_log_likelihood(Engine(model, "cpu"), short), rtol=0, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("objective", ["clm", "mlm"])
@@ -114,12 +122,11 @@ def test_equals_evaluation_per_protein_numbers(tmp_path, objective):
         rows = list(csv.DictReader(f))
     prefix = "pseudo_" if pseudo else ""
     mine = write_likelihoods_csv(
-        model,
+        Engine(model, "cpu"),
         tmp_path / "s.csv",
         {"x": _source(seqs)},
-        objective=objective,
+        objective=Objective(objective),
         max_length=24,
-        device="cpu",
         progress=False,
     )
     with open(tmp_path / "s.csv", newline="") as f:
@@ -139,7 +146,7 @@ def test_equals_evaluation_per_protein_numbers(tmp_path, objective):
 
 def test_window_over_max_length_is_capped_and_bad_objective_named():
     model, _ = bias_only_lm(causal=True)
-    with pytest.raises(ValueError, match="objective must be one of"):
+    with pytest.raises(ValueError, match="objective.name must be one of"):
         _run(model, SEQS, "xlm")
     with pytest.raises(ValueError, match="stride must be in"):
         _run(model, SEQS, "clm", window=8, stride=9)

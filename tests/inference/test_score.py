@@ -8,6 +8,8 @@ import torch
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.inference.mutations import parse_mutant
 from protein_performer.inference.score import causal_log_likelihood, score_mutants, spearman
+from protein_performer.objective import Objective
+from protein_performer.runner import Engine
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 
@@ -43,7 +45,12 @@ def bias_only_lm(causal: bool, seed: int = 0) -> tuple[PerformerLM, np.ndarray]:
 def test_masked_marginal_by_hand():
     model, lp = bias_only_lm(causal=False)
     i = ALPHABET.index
-    got = score_mutants(model, WT, [parse_mutant("K2R", WT), parse_mutant("K2R:A4G", WT)], "mlm")
+    got = score_mutants(
+        Engine(model, "cpu"),
+        WT,
+        [parse_mutant("K2R", WT), parse_mutant("K2R:A4G", WT)],
+        Objective("mlm"),
+    )
     want = [lp[i("R")] - lp[i("K")], lp[i("R")] - lp[i("K")] + lp[i("G")] - lp[i("A")]]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
@@ -52,11 +59,11 @@ def test_causal_log_likelihood_and_ratio_by_hand():
     model, lp = bias_only_lm(causal=True)
     i = ALPHABET.index
     want_wt = sum(lp[i(a)] for a in WT) + lp[ALPHABET.eos_idx]
-    ll = causal_log_likelihood(model, [WT, "MK"], batch_size=2)  # padded batch
+    ll = causal_log_likelihood(Engine(model, "cpu"), [WT, "MK"])  # padded batch
     np.testing.assert_allclose(
         ll, [want_wt, lp[i("M")] + lp[i("K")] + lp[ALPHABET.eos_idx]], rtol=0, atol=1e-10
     )
-    got = score_mutants(model, WT, [parse_mutant("Y5W", WT)], "clm")
+    got = score_mutants(Engine(model, "cpu"), WT, [parse_mutant("Y5W", WT)], Objective("clm"))
     np.testing.assert_allclose(got, [lp[i("W")] - lp[i("Y")]], rtol=0, atol=1e-10)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protein_performer.analysis.inputs import EMBEDDED_VALID
+from protein_performer.evaluation.unigram import EMBEDDED_VALID
 from protein_performer.runner import InputError, open_input
 
 
