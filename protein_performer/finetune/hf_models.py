@@ -26,7 +26,7 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 
-from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
+from protein_performer.finetune.heads import HeadConfig, TaskHead, final_hidden
 from protein_performer.masking import IGNORE
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.embeddings import RotaryEmbedding, SinusoidalPositions
@@ -153,13 +153,13 @@ class _HeadBase(PerformerPreTrainedModel):
         super().__init__(config)
         head_cfg = config.head_config()
         self.num_labels = head_cfg.num_labels
-        net = PerformerClassifier(PerformerLM(config.model_config()), head_cfg)
-        self.performer, self.head = net.performer, net.head
-        self._net = [net]  # not a submodule: the two above are (state-dict keys unchanged)
+        self.performer = PerformerLM(config.model_config())
+        self.head = TaskHead(self.performer.cfg.d_model, head_cfg)
         self.post_init()
 
     def _logits(self, input_ids, attention_mask) -> torch.Tensor:
-        return self._net[0](input_ids, _mask(input_ids, attention_mask))
+        mask = _mask(input_ids, attention_mask)
+        return self.head(final_hidden(self.performer, input_ids, mask), input_ids, mask)
 
 
 class PerformerForSequenceClassification(_HeadBase):
