@@ -17,9 +17,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SWISSPROT = SHARED_DATA / "swissprot2014"
 
 # A model of a few thousand parameters trained for two steps on CPU, two validation batches,
-# CSV logging, plain progress lines: the settings every end-to-end test starts from. A test
-# appends its own overrides (the last value of a key wins).
+# CSV logging, plain progress lines, the small 5,000-protein corpus (data=sample's default is
+# the 50,000-protein data/sample50k, 10x slower to load): the settings every end-to-end test
+# starts from. A test appends its own overrides (the last value of a key wins).
 TINY_RUN = [
+    f"data.train=[{SAMPLE_TRAIN}]",
+    f"data.valid=[{SAMPLE_VALID}]",
     "model.d_model=32",
     "model.n_layers=1",
     "model.n_heads=2",

@@ -45,6 +45,7 @@ EXTRA = {
 USES_SHARED = {
     ("data", "swissprot2014"),
     ("data", "concat"),
+    ("experiment", "cpu_study"),
     ("experiment", "trembl_uni"),
     ("experiment", "trembl_bid"),
     ("experiment", "trembl_concat_8192"),

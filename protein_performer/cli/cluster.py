@@ -14,8 +14,8 @@ One mechanism for preemption and time limits (README "Many machines"):
    :func:`effective_ckpt_path`):
    :func:`auto_checkpoint` finds ``<run dir>/checkpoints/last.ckpt`` and Lightning restores
    step, optimizer, schedule, RNG and the sampler's data position from it. Work since that
-   checkpoint is redone, identically (``callbacks.model_checkpoint.every_n_train_steps``
-   bounds it).
+   checkpoint is redone, identically (``callbacks.last_checkpoint.every_n_train_steps``
+   bounds it: ``last.ckpt`` every N steps; README "Faults and resume").
 
 Lightning's own SLURM auto-requeue (``SIGUSR1`` -> ``hpc_ckpt_*.ckpt`` + ``scontrol
 requeue``) is switched off, so a signal never requeues a job twice.

@@ -120,6 +120,7 @@ class TrainSetup:
     seed: int
     ckpt_path: Path | None
     budget: Any = None  # protein_performer.training.budget.BudgetConfig
+    resume_step: int | None = None  # ckpt_path's global step (checked against this config)
     precision: str = (
         "32-true"  # trainer.precision with ``auto`` resolved (devices.resolve_precision)
     )
@@ -233,6 +234,14 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
                 f"of an earlier run, e.g. ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt,"
                 f" or ckpt_path=auto for this run directory's last.ckpt when it exists)"
             )
+    resume_step = None
+    if ckpt_path is not None:
+        from protein_performer.training.resume import ResumeError, check_resume
+
+        try:  # before Lightning opens it: one line naming what differs, not a traceback
+            resume_step = check_resume(ckpt_path, model, objective)
+        except ResumeError as err:
+            raise ConfigError(str(err)) from None
     from protein_performer.devices import resolve_precision
 
     trainer = cfg.get("trainer") or {}
@@ -250,6 +259,7 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
         seed=int(cfg.get("seed", 0)),
         ckpt_path=ckpt_path,
         budget=budget,
+        resume_step=resume_step,
         precision=precision,
     )
 

@@ -9,6 +9,8 @@
         [--clusters TSV] [--seed N]
     protein-performer-data download {swissprot,trembl,uniref50,uniref90} --out DIR
         [--base-url URL] [--md5 HEX | --sha256 HEX | --checksum-url URL | --no-verify]
+    protein-performer-data fetch-benchmarks --out DIR [--only NAME ...] [--index-url URL]
+        [--find-links DIR] [--keep-archives]
 
 Bad input (a malformed FASTA file, a missing store, a checksum mismatch) ends with one line
 on stderr and exit status 2, no traceback.
@@ -117,6 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--no-verify", action="store_true", help="skip the checksum")
     p.add_argument("--retries", type=int, default=5)
+
+    from protein_performer.data.benchmark_fetch import SOURCE_NAMES
+
+    p = sub.add_parser(
+        "fetch-benchmarks",
+        help="real benchmark data (DMS, DSSP, aaanalysis) from pinned PyPI packages, verified",
+    )
+    p.add_argument("--out", required=True, help="directory for the extracted files (a cache)")
+    p.add_argument("--only", nargs="+", choices=SOURCE_NAMES, default=None, help="these sources")
+    p.add_argument("--index-url", default=None, help="a PyPI mirror (pip's --index-url)")
+    p.add_argument("--find-links", default=None, help="a folder of archives (pip's --find-links)")
+    p.add_argument(
+        "--keep-archives", action="store_true", help="keep the downloaded archives in DIR/.archives"
+    )
     return parser
 
 
@@ -137,6 +153,7 @@ def _prepare(args: argparse.Namespace) -> None:
     print(report.summary())
     for example in report.read.examples:
         print(f"  skipped: {example}")
+    _warn(report.read)
 
 
 def _stream_prepare(args: argparse.Namespace) -> None:
@@ -158,6 +175,14 @@ def _stream_prepare(args: argparse.Namespace) -> None:
     print(report.summary())
     for example in report.read.examples if report.read else []:
         print(f"  skipped: {example}")
+    if report.read:
+        _warn(report.read)
+
+
+def _warn(read) -> None:
+    """Kept input that looks wrong (nucleotides, repeated accessions): one stderr line each."""
+    for warning in read.warnings():
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
 
 
 def _stats(args: argparse.Namespace) -> None:
@@ -216,12 +241,26 @@ def _download(args: argparse.Namespace) -> None:
     print(result.summary())
 
 
+def _fetch_benchmarks(args: argparse.Namespace) -> None:
+    from protein_performer.data.benchmark_fetch import fetch_benchmarks
+
+    result = fetch_benchmarks(
+        args.out,
+        only=tuple(args.only) if args.only else None,
+        index_url=args.index_url,
+        find_links=args.find_links,
+        keep_archives=args.keep_archives,
+    )
+    print(result.summary())
+
+
 COMMANDS = {
     "prepare": _prepare,
     "stream-prepare": _stream_prepare,
     "stats": _stats,
     "split": _split,
     "download": _download,
+    "fetch-benchmarks": _fetch_benchmarks,
 }
 
 

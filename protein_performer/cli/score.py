@@ -13,16 +13,16 @@ Bad input: one line, exit status 2.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import hydra
-import pandas as pd
 from omegaconf import DictConfig
 
 from protein_performer.cli.config import CONF_DIR, ConfigError, user_path
 from protein_performer.cli.task import given, input_paths, require, run_task
 from protein_performer.inference.likelihood import method, write_likelihoods_csv
-from protein_performer.inference.mutations import parse_mutant
+from protein_performer.inference.mutations import parse_mutant, read_mutation_table
 from protein_performer.inference.score import score_mutants, spearman
 from protein_performer.runner import Engine, file_labels, load_model, open_input
 
@@ -94,17 +94,8 @@ def score_variants(cfg: DictConfig) -> dict:
     csv = user_path(require(cfg, "mutations", f"{PROG} mutations=variants.csv"))
     if not csv.is_file():
         raise ConfigError(f"mutations CSV not found: {csv}")
-    table = pd.read_csv(csv)
     col = str(cfg.mutant_column)
-    if col not in table.columns:
-        raise ConfigError(
-            f"{csv}: no column {col!r} (columns: {list(table.columns)}); set mutant_column="
-        )
-    measured = cfg.measured if cfg.measured else ("measured" if "measured" in table else None)
-    if measured is not None and measured not in table.columns:
-        raise ConfigError(
-            f"{csv}: no measured column {measured!r} (columns: {list(table.columns)})"
-        )
+    table, measured = read_mutation_table(csv, col, str(cfg.measured) if cfg.measured else None)
     # Row numbers as a spreadsheet shows them: header is line 1.
     mutants = [
         parse_mutant(t, wild_type, offset=int(cfg.offset), row=f"{csv.name} line {i + 2}")
@@ -119,8 +110,14 @@ def score_variants(cfg: DictConfig) -> dict:
     rho = spearman(table["score"], table[measured]) if measured is not None else None
     kind = "log-likelihood ratio" if loaded.objective.causal else "masked marginal"
     print(f"scored {len(table)} mutants ({kind}); wrote {out}")
-    if rho is not None:
+    if rho is not None and math.isfinite(rho):
         print(f"Spearman rho vs {measured}: {rho:.4f}")
+    elif rho is not None:  # too few measured values (or all equal): no number to print
+        n = int(table[measured].notna().sum())
+        print(
+            f"Spearman rho vs {measured}: undefined (it needs 2 or more measured values "
+            f"that differ; found {n} measured)"
+        )
     return {"csv": str(out), "n": len(table), "spearman": rho}
 
 

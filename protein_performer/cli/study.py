@@ -34,8 +34,9 @@ def study_options(node: DictConfig | dict) -> StudyOptions:
     for name, path in splits.items():
         if not Path(path).exists():
             raise ConfigError(f"study.splits.{name}: no such file: {path}")
-    if values.get("analysis_fasta"):
-        values["analysis_fasta"] = str(user_path(values["analysis_fasta"]))
+    for key in ("analysis_fasta", "dms_data_dir"):
+        if values.get(key):
+            values[key] = str(user_path(values[key]))
     values["favor_error_features"] = tuple(values.get("favor_error_features") or ())
     return make(StudyOptions, "study", values, splits=splits)
 

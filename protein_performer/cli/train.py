@@ -89,7 +89,7 @@ def _floats(metrics: dict[str, Any]) -> dict[str, float]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) the model ``cfg`` describes; returns the final metrics as floats."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.utilities import rank_zero_only
 
     from protein_performer.data.datamodule import ProteinDataModule
@@ -121,11 +121,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
             )
         )
     ckpt = str(setup.ckpt_path) if setup.ckpt_path else None
-    loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt})
+    # a resume keeps the metric history before the checkpoint's step (ResumableCSVLogger)
+    resumed = setup.resume_step if cfg.get("train", True) else None  # train=false: a test only
+    resume = {"ckpt_path": ckpt, "resume_step": resumed}
+    loggers = _instantiate_all(cfg.get("logger"), wandb={"ckpt_path": ckpt}, csv=resume)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)  # type: ignore[union-attr]
     for logger in loggers:
         logger.log_hyperparams(resolved)
+    if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
     _fix_hydra_for_ddp_children()
     # under SLURM: ranks from SLURM's environment, requeue left to submitit (cli/cluster.py)
@@ -146,7 +151,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("train", True):
             if ckpt:
-                log.info("resuming from %s", ckpt)
+                log.info("resuming from %s (step %d)", ckpt, setup.resume_step or 0)
+                _silence_resumable_warning()
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
             metrics.update(_floats(trainer.callback_metrics))
 
@@ -168,6 +174,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(json.dumps(finite(metrics), indent=2) + "\n")
         _log_summary(metrics, frequencies)
     return metrics
+
+
+def _silence_resumable_warning() -> None:
+    """Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself has
+    a ``state_dict``; here the DataModule's does (its sampler position is in every checkpoint
+    and a changed world size is refused), so the resume is exact and the warning is wrong."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended"
+    )
+    log.info(
+        "mid-epoch resume is exact: the data position is the DataModule's state in the checkpoint"
+    )
 
 
 def _finish_wandb() -> None:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from protein_performer.data.accessions import accession_bytes
+from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.digest_set import DigestSet
 from protein_performer.data.fasta_blocks import Block
-from protein_performer.data.fasta_report import ReadReport
+from protein_performer.data.fasta_report import NUCLEOTIDE_MIN, ReadReport
+
+# token id -> whether it is a nucleotide letter (A, C, G, T, U, N are amino-acid letters too)
+NUCLEOTIDE_TOKENS = np.zeros(256, dtype=bool)
+NUCLEOTIDE_TOKENS[[ALPHABET.index(c) for c in "ACGTUN"]] = True
 
 
 class Filter:
@@ -28,6 +34,7 @@ class Filter:
         self.min_length = min_length
         self.max_length = max_length
         self.seen = DigestSet() if dedupe else None
+        self.accessions = DigestSet()  # 8 bytes per protein: repeated accessions are counted
 
     def __call__(self, block: Block) -> Block:
         rep = self.report
@@ -51,7 +58,32 @@ class Filter:
             block = select_records(block, keep)
         rep.proteins += len(block.lengths)
         rep.residues += int(block.lengths.sum())
+        self._check(block)
         return block
+
+    def _check(self, block: Block) -> None:
+        """Count kept records that look wrong (nucleotides, a repeated accession)."""
+        rep = self.report
+        lengths = block.lengths
+        if len(lengths) == 0:
+            return
+        # records without a single non-nucleotide residue, of a length that rules out chance
+        other = np.concatenate([[0], np.cumsum(~NUCLEOTIDE_TOKENS[block.tokens])])
+        ends = np.cumsum(lengths)
+        n_other = other[ends] - other[ends - lengths]
+        nuc = (n_other == 0) & (lengths >= NUCLEOTIDE_MIN)
+        if nuc.any():
+            if not rep.nucleotide_like:
+                rep.nucleotide_example = block.headers[int(np.argmax(nuc))].decode(
+                    "utf-8", "replace"
+                )[:60]
+            rep.nucleotide_like += int(nuc.sum())
+        accs = [accession_bytes(h) for h in block.headers]
+        new = self.accessions.add(DigestSet.digests(accs))
+        if not new.all():
+            if not rep.duplicate_accessions:
+                rep.duplicate_example = accs[int(np.argmin(new))].decode("utf-8", "replace")
+            rep.duplicate_accessions += int((~new).sum())
 
 
 def select_records(block: Block, keep: np.ndarray) -> Block:

@@ -6,9 +6,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
+from protein_performer.errors import InputError
+
 MODES = ("protein", "concat")
 ON_INVALID = ("error", "skip")
 SPLITS = ("train", "valid", "test", "test_ood")
+
+
+class DataInputError(InputError):
+    """The configured data holds nothing to train or evaluate on; the message names the split,
+    what reading left out and the setting to change."""
 
 
 def _as_path_list(name: str, value: object) -> list[str]:

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, get_worker_info
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.collate import Collate
-from protein_performer.data.config import DataConfig
+from protein_performer.data.config import DataConfig, DataInputError
 from protein_performer.data.datasets import (
     ChainedSources,
     ConcatenatedDataset,
@@ -138,7 +138,7 @@ class ProteinDataModule(pl.LightningDataModule):
         cfg = self.cfg
         entries = getattr(cfg, split)
         if len(entries) != 1:
-            raise ValueError(
+            raise DataInputError(
                 f"data.{split}: a shard set must be the only entry of its split, "
                 f"got {entries} (write the files as one shard set)"
             )
@@ -153,7 +153,7 @@ class ProteinDataModule(pl.LightningDataModule):
         ]
         for bad, what, fix in unsupported:
             if bad:
-                raise ValueError(
+                raise DataInputError(
                     f"data.{split}: {what} is not available for a streamed shard "
                     f"set {entries[0]} (set {fix}, or train from a prepared store)"
                 )
@@ -190,9 +190,7 @@ class ProteinDataModule(pl.LightningDataModule):
             parts.append(src)
         source = parts[0] if len(parts) == 1 else ChainedSources(parts)
         if len(source) == 0:
-            raise ValueError(
-                f"data.{split}: no proteins left after reading {[str(p) for p in paths]}"
-            )
+            raise DataInputError(_no_proteins_message(split, paths, reports, cfg))
         self.read_reports[split] = reports
         for r in reports:
             log.info("data.%s: %s", split, r.summary() if hasattr(r, "summary") else r)
@@ -393,7 +391,10 @@ class ProteinDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         if not self.test_names:
-            raise ValueError("data.test and data.test_ood are both empty: nothing to test on")
+            raise DataInputError(
+                "data.test and data.test_ood are both empty: nothing to test on (name a test "
+                "file, or set test=false)"
+            )
         return [self._eval_loader(split) for split in self.test_names]
 
     # -- statistics -----------------------------------------------------------------------
@@ -412,7 +413,7 @@ class ProteinDataModule(pl.LightningDataModule):
         counts = _residue_counts(self.sources["train"])
         total = counts.sum()
         if total == 0:
-            raise ValueError("data.train holds no residues")
+            raise DataInputError(f"data.train holds no residues: {self.cfg.train}")
         return counts / total
 
     # -- resume ---------------------------------------------------------------------------
@@ -442,6 +443,23 @@ class ProteinDataModule(pl.LightningDataModule):
                 self._counter.delivered = int(state["batches_consumed"])
         else:
             self._pending_state = dict(state)
+
+
+def _no_proteins_message(split: str, paths: list[Path], reports: list[Any], cfg: DataConfig) -> str:
+    """One line: the split, its files, what reading left out (by reason) and the fix."""
+    read = "; ".join(r.summary() if hasattr(r, "summary") else str(r) for r in reports)
+    fixes = ["give files that hold proteins"]
+    if cfg.min_length > 1 or cfg.max_protein_length is not None:
+        fixes.append(
+            f"widen the length filter (data.min_length={cfg.min_length}, "
+            f"data.max_protein_length={cfg.max_protein_length or 'null'})"
+        )
+    if cfg.on_invalid == "skip":
+        fixes.append("set data.on_invalid=error to see the first invalid record")
+    return (
+        f"data.{split}: no proteins left after reading {[str(p) for p in paths]} ({read}): "
+        + ", or ".join(fixes)
+    )
 
 
 def _residue_counts(source: ProteinSource) -> np.ndarray:

@@ -55,10 +55,14 @@ class DownloadResult:
     algorithm: str | None  # digest checked ("md5", "sha256") or None
     digest: str | None
     seconds: float
+    # the server ignored a resume request (or the file changed): the download started over
+    restarted: bool = False
 
     def summary(self) -> str:
         check = f"{self.algorithm} {self.digest} verified" if self.algorithm else "not verified"
         resumed = f", resumed at {self.resumed_from:,} bytes" if self.resumed_from else ""
+        if self.restarted:
+            resumed = ", started over (the server ignored the resume request)"
         return f"{self.path}: {self.bytes:,} bytes{resumed}, {check}, {self.seconds:.1f} s"
 
 
@@ -183,10 +187,11 @@ def download(
         )
 
     resumed_from = part.stat().st_size if part.exists() else 0
+    restarts: list[int] = []  # bytes thrown away each time the server ignored a resume
     attempt = 0
     while True:
         try:
-            done = _transfer(session, file_url, part, meta, timeout, chunk_size, progress)
+            done = _transfer(session, file_url, part, meta, timeout, chunk_size, progress, restarts)
         except (
             requests.ConnectionError,
             requests.Timeout,
@@ -211,10 +216,11 @@ def download(
     return DownloadResult(
         final,
         final.stat().st_size,
-        resumed_from,
+        0 if restarts else resumed_from,
         expected[0] if expected else None,
         digest,
         time.perf_counter() - t0,
+        bool(restarts),
     )
 
 
@@ -243,8 +249,11 @@ def _transfer(
     timeout: float,
     chunk_size: int,
     progress: bool,
+    restarts: list[int],
 ) -> bool:
-    """One request: append to ``part`` from its current size. True when complete."""
+    """One request: append to ``part`` from its current size. True when complete. A server
+    that answers a resume request with the whole file starts it over: the bytes thrown away
+    are appended to ``restarts``."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # byte offsets must be of the file itself
     validator = None
@@ -269,6 +278,7 @@ def _transfer(
             mode = "ab"
         elif resp.status_code == 200:
             if have:
+                restarts.append(have)
                 log.warning(
                     "%s: server ignored the resume request (or the file changed); starting over",
                     file_url,

@@ -153,4 +153,6 @@ def load_proteins(
     tokens = np.concatenate(flats) if flats else np.zeros(0, np.uint8)
     if report.n_skipped:
         log.warning("%s", report.summary())
+    for warning in report.warnings():
+        log.warning("%s", warning)
     return InMemoryProteins(tokens, offsets, accs), report

@@ -120,7 +120,11 @@ class BlockReader:
                 stripped = data.lstrip(_WHITESPACE)
                 if not stripped:
                     if eof:
-                        raise FastaFormatError(self.path, "empty file (no FASTA records)")
+                        raise FastaFormatError(
+                            self.path,
+                            "empty file (no FASTA records): give a FASTA file with at least "
+                            "one '>' header and its sequence",
+                        )
                     carry = b""  # only whitespace so far: keep counting lines
                     line += data.count(b"\n")
                     continue

@@ -16,6 +16,10 @@ from protein_performer.errors import InputError
 OnInvalid = Literal["error", "skip"]
 PathLike = str | os.PathLike
 
+# Records at least this long made only of nucleotide letters are reported (a protein of 20
+# residues drawn from 6 of the 20 amino acids is vanishingly unlikely).
+NUCLEOTIDE_MIN = 20
+
 # Skip reasons (keys of ReadReport.skipped).
 EMPTY = "empty sequence"
 INVALID_CHAR = "invalid character"
@@ -62,6 +66,11 @@ class ReadReport:
     examples: list[str] = field(default_factory=list)  # first few skip messages
     dedupe_bytes: int = 0  # memory held by the duplicate detector
     max_examples: int = 5
+    # kept records worth a warning (they are read all the same)
+    nucleotide_like: int = 0  # >= NUCLEOTIDE_MIN residues, all of A/C/G/T/U/N
+    nucleotide_example: str = ""
+    duplicate_accessions: int = 0  # records whose accession an earlier record already had
+    duplicate_example: str = ""
 
     @property
     def n_skipped(self) -> int:
@@ -87,6 +96,23 @@ class ReadReport:
         text = ", ".join(parts)
         text += "; skipped: " + (", ".join(dropped) if dropped else "none")
         return text
+
+    def warnings(self) -> list[str]:
+        """Kept input that looks wrong: nucleotide sequences, repeated accessions."""
+        out = []
+        if self.nucleotide_like:
+            out.append(
+                f"{self.nucleotide_like:,} of {self.proteins:,} proteins look like nucleotides "
+                f"(only A/C/G/T/U/N, e.g. {self.nucleotide_example!r}): is this DNA or RNA? "
+                "protein-performer reads amino-acid sequences (translate them first)"
+            )
+        if self.duplicate_accessions:
+            out.append(
+                f"{self.duplicate_accessions:,} records repeat an earlier record's accession "
+                f"(e.g. {self.duplicate_example!r}); all are kept, but per-protein outputs "
+                "keyed by accession will hold it more than once"
+            )
+        return out
 
     def __str__(self) -> str:
         return self.summary()

@@ -289,6 +289,12 @@ def write_shards(
             bar.update_to(report.proteins)
         if writer is not None:
             writer.close()
+        if report.proteins == 0:
+            raise ShardError(
+                f"{out}: no proteins to write from {[str(p) for p in paths]}"
+                + (f" ({report.read.summary()})" if report.read else "")
+                + ": give inputs that hold proteins, or loosen --min-length/--max-length"
+            )
         for sh in shards:
             sh["bytes"] = (out / sh["name"]).stat().st_size
         bar.close()
@@ -327,9 +333,20 @@ def _claim(out: Path, overwrite: bool) -> None:
     entries = list(out.iterdir())
     if not entries:
         return
+    ours = [p for p in entries if p.name in (MANIFEST, MANIFEST + ".tmp") or _is_shard(p)]
+    if len(ours) == len(entries) and not (out / MANIFEST).exists():
+        # the shards of a stream-prepare killed before it wrote its manifest (written last)
+        if not overwrite:
+            raise FileExistsError(
+                f"{out}: holds a partial shard set (no {MANIFEST}: an interrupted "
+                "stream-prepare); pass --overwrite to replace it, or choose another --out"
+            )
+        for p in entries:
+            p.unlink()
+        return
     if (out / MANIFEST).exists() and overwrite:
         for p in entries:
-            if p.name == MANIFEST or (p.name.startswith("shard-") and p.suffix == ".tar"):
+            if p.name == MANIFEST or _is_shard(p):
                 p.unlink()
         return
     if (out / MANIFEST).exists():
@@ -338,6 +355,10 @@ def _claim(out: Path, overwrite: bool) -> None:
             "it, or choose another --out)"
         )
     raise FileExistsError(f"{out}: directory exists and is not empty (choose another --out)")
+
+
+def _is_shard(p: Path) -> bool:
+    return p.name.startswith("shard-") and p.suffix == ".tar"
 
 
 # -- reading ------------------------------------------------------------------------------

@@ -98,6 +98,11 @@ def _from_counts(lengths: np.ndarray, counts: np.ndarray, report: ReadReport | N
         summary["records_read"] = report.records
         for reason, n in sorted(report.skipped.items()):
             summary[f"skipped: {reason}"] = n
+        # kept, but worth a look (ReadReport.warnings says why)
+        if report.nucleotide_like:
+            summary["nucleotide-like proteins (DNA/RNA?)"] = report.nucleotide_like
+        if report.duplicate_accessions:
+            summary["repeated accessions"] = report.duplicate_accessions
     hist, _ = np.histogram(lengths, bins=LENGTH_EDGES)
     histogram = pd.DataFrame(
         {"lo": LENGTH_EDGES[:-1], "hi": LENGTH_EDGES[1:] - 1, "proteins": hist}

@@ -240,6 +240,12 @@ def prepare_store(
                 )
         for a in w.values():
             a.close()
+        if report.read.proteins == 0:
+            raise StoreError(
+                f"{out}: no proteins to store from {[str(p) for p in paths]} "
+                f"({report.read.summary()}): give files that hold proteins, or loosen "
+                f"--min-length/--max-length (--on-invalid error shows the first bad record)"
+            )
         bar.update_to(sum(sizes))
         bar.close()
         report.residue_counts = counts
@@ -285,6 +291,17 @@ def _claim_out_dir(out: Path, overwrite: bool) -> bool:
         return True
     entries = list(out.iterdir())
     if not entries:
+        return False
+    # the files of a prepare killed before it wrote its manifest (which is written last)
+    partial = {p.name for p in entries} <= set(FILES.values()) | {MANIFEST + ".tmp"}
+    if partial and not (out / MANIFEST).exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"{out}: holds a partial store (no {MANIFEST}: an interrupted prepare); pass "
+                "--overwrite (overwrite=True) to replace it, or choose another --out"
+            )
+        for p in entries:
+            p.unlink()
         return False
     if (out / MANIFEST).exists():
         if not overwrite:

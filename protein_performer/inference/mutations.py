@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from protein_performer.data.alphabet import RARE_AMINO_ACIDS, STANDARD_AMINO_ACIDS
 from protein_performer.errors import InputError
@@ -76,3 +77,38 @@ def apply_mutant(wild_type: str, mutations: list[Mutation]) -> str:
     for m in mutations:
         seq[m.index] = m.mt
     return "".join(seq)
+
+
+def read_mutation_table(path: str | Path, column: str, measured: str | None):
+    """The mutants CSV as a DataFrame with ``column`` and, when given or present,
+    a ``measured`` column; returns (table, measured column or None).
+
+    Raises :class:`MutationError` naming the file and the fix: an empty file, a header
+    without rows, an unparsable CSV or a missing column.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    example = f"a header line '{column},measured' then one mutant per line, e.g. 'A24G,0.7'"
+    try:
+        table = pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise MutationError(f"mutations={p}: the file is empty; write {example}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise MutationError(f"mutations={p}: not a readable CSV ({reason}); write {example}")
+    if column not in table.columns:
+        raise MutationError(
+            f"mutations={p}: no column {column!r} (columns: {list(table.columns)}); set "
+            f"mutant_column= to the column holding mutants like A24G"
+        )
+    if measured is None and "measured" in table.columns:
+        measured = "measured"
+    if measured is not None and measured not in table.columns:
+        raise MutationError(
+            f"mutations={p}: no measured column {measured!r} (columns: {list(table.columns)}); "
+            f"set measured= to one of them, or measured=null"
+        )
+    if len(table) == 0:
+        raise MutationError(f"mutations={p}: a header and no mutants; add rows: {example}")
+    return table, measured

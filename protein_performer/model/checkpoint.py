@@ -50,7 +50,13 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     try:
         ckpt = _torch_load(p, mmap)
     except Exception as err:  # noqa: BLE001 -- any unreadable file gets the same message
-        raise CheckpointError(f"{p} is not a readable torch checkpoint: {err}") from err
+        # torch's reason may span lines; the first says what it is
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{p} is not a readable torch checkpoint ({reason}): a truncated, empty or other "
+            "file; give a .ckpt written by protein-performer-train, e.g. "
+            "<run dir>/checkpoints/last.ckpt"
+        ) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise CheckpointError(
             f"{p} is not a protein-performer checkpoint (expected a Lightning checkpoint with "

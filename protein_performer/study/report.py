@@ -31,6 +31,8 @@ import pandas as pd
 from protein_performer.analysis.control import analyze_with_control
 from protein_performer.analysis.favor_error import errors_on_source
 from protein_performer.analysis.options import AnalysisOptions
+from protein_performer.benchmarks.dms import DmsOptions, run_dms
+from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
 from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
 from protein_performer.evaluation.perplexity import EvalOptions
 from protein_performer.filenames import safe_name
@@ -61,6 +63,11 @@ class StudyOptions:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    # variant effects (task dms): benchmark data (protein-performer-data fetch-benchmarks);
+    # None = no DMS section
+    dms_data_dir: str | None = None
+    dms_assays: list[str] | None = None
+    dms_max_variants: int | None = 5000  # a seeded sample per assay (None: every variant)
 
     def __post_init__(self) -> None:
         if not self.splits:
@@ -89,7 +96,8 @@ def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
     runs = [r for r in find_runs(sweep_dir) if (r / "checkpoints" / "last.ckpt").is_file()]
     if not runs:
         raise FileNotFoundError(
-            f"no trained runs in {sweep_dir} (job directories with checkpoints/last.ckpt)"
+            f"sweep_dir: no trained runs in {sweep_dir} (no job directory holds "
+            f"checkpoints/last.ckpt): give the multirun directory of a finished training sweep"
         )
     overrides = {r: run_overrides(r) for r in runs}
     keys = sorted({k for o in overrides.values() for k in o})
@@ -252,6 +260,7 @@ def run_study(
     favor = favor_error_table(probe, opts)
     favor.to_csv(out / "favor_error.csv", index=False)
     curves = {r.label: read_metrics(r.run_dir) for r in runs}
+    dms = dms_table(runs, opts, out)
     files = {
         "ratios": figures.plot_ratios(perplexity, out / "perplexity_ratio"),
         "curves": figures.plot_curves(curves, perplexity, out / "valid_curves"),
@@ -275,8 +284,12 @@ def run_study(
         .to_dict(orient="records"),
         "figures": files,
     }
+    if dms is not None:
+        dms.to_csv(out / "dms.csv", index=False)
+        study["dms"] = dms.to_dict(orient="records")
     (out / "study.json").write_text(json.dumps(finite(study), indent=2, default=str) + "\n")
-    (out / "report.md").write_text(render_report(study, perplexity, blosum, favor, training))
+    report = render_report(study, perplexity, blosum, favor, training)
+    (out / "report.md").write_text(report + "\n".join(dms_section(dms)))
     log.info("study report: %s", out / "report.md")
     return study
 
@@ -361,6 +374,52 @@ def render_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def dms_table(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame | None:
+    """Task dms on every run (``opts.dms_data_dir``), or None when no DMS data is given."""
+    if not opts.dms_data_dir:
+        return None
+    inputs = TaskInputs(
+        [ModelSpec(r.label, r.checkpoint) for r in runs],
+        Path(opts.dms_data_dir),
+        out / "dms",
+        opts.device,
+        progress=opts.progress,
+    )
+    dms_opts = DmsOptions(
+        assays=opts.dms_assays, max_variants=opts.dms_max_variants, seed=opts.seed
+    )
+    return run_dms(inputs, dms_opts)
+
+
+def dms_section(dms: pd.DataFrame | None) -> list[str]:
+    """report.md's variant-effect table: each model's rho beside its baselines'."""
+    if dms is None or dms.empty:
+        return []
+    cells = dms.rename(columns={"model": "checkpoint"}).assign(
+        rho=[
+            f"{r:.3f} [{lo:.3f}, {hi:.3f}]"
+            for r, lo, hi in zip(dms.spearman, dms.ci_low, dms.ci_high)
+        ]
+    )
+    keys = ["checkpoint", "assay", "variants", "n"]
+    predictors = list(dict.fromkeys(cells["predictor"]))
+    table = cells.pivot_table(index=keys, columns="predictor", values="rho", aggfunc="first")
+    table = table.reset_index()[[*keys, *predictors]]
+    return [
+        "## Variant effects on deep mutational scans",
+        "",
+        "Spearman rho [95% bootstrap CI] between each predictor's score and the measured "
+        "fitness, on the same variants: the model (causal: log-likelihood ratio, masked: masked "
+        "marginal), the BLOSUM62 substitution score, the unigram log-frequency ratio and the "
+        "same config at random initialisation (`dms/summary`, per-variant CSVs in `dms/`).",
+        "",
+        table.to_markdown(index=False),
+        "",
+        "![dms](dms/spearman.png)",
+        "",
+    ]
 
 
 def _training_section(training: pd.DataFrame | None) -> list[str]:

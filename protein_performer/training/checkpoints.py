@@ -8,6 +8,8 @@ the last ones. :class:`LastCheckpoint` owns ``last.ckpt`` instead (conf/callback
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,17 @@ class LastCheckpoint(Checkpoint):
     def _save(self, trainer: Trainer) -> None:
         if trainer.fast_dev_run or self._saved_step == trainer.global_step:
             return
-        # every rank calls it; the strategy writes once (rank 0, or gathered for FSDP)
-        trainer.save_checkpoint(self.path)
+        # rows logged so far reach their files first: a resume keeps exactly those before it
+        for logger in trainer.loggers:
+            logger.save()
+        # every rank calls it; the strategy writes once (rank 0, or gathered for FSDP). Written
+        # beside the old file and renamed over it: a run killed while writing keeps a whole
+        # last.ckpt to resume from, never a truncated one
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero and tmp.exists():
+            if tmp.is_dir() and self.path.is_dir():  # a sharded (FSDP) checkpoint directory
+                shutil.rmtree(self.path)
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier("LastCheckpoint")
         self._saved_step = trainer.global_step

@@ -59,6 +59,22 @@ class _Sums(nn.Module):
         self.count.update(count.detach().double())
         self.correct.update(correct.detach().double())
 
+    def totals(self) -> list[float]:
+        """The sums over all ranks so far (every rank must call it: an all-reduce)."""
+        out = []
+        for m in (self.nll, self.count, self.correct):
+            with m.sync_context():
+                out.append(float(m.sum_value))
+        return out
+
+    def restore(self, totals: list[float], owner: bool) -> None:
+        """Start again from :meth:`totals`: held by one rank (``owner``), zero elsewhere,
+        so the sum over ranks is the saved one."""
+        for m, value in zip((self.nll, self.count, self.correct), totals):
+            m.reset()
+            if owner:
+                m.update(torch.tensor(value, dtype=torch.float64, device=m.sum_value.device))
+
     def compute_and_reset(self) -> tuple[float, float, float]:
         nll, count, correct = (float(m.compute()) for m in (self.nll, self.count, self.correct))
         for m in (self.nll, self.count, self.correct):
@@ -347,6 +363,13 @@ class ProteinLMModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["feature_redraws"] = int(self.feature_redraws)
+        # the epoch's train sums so far: a mid-epoch resume logs the same epoch metrics
+        # (train/nll, train/perplexity, train/accuracy_epoch) as an uninterrupted run
+        checkpoint["train_sums"] = self._sums("train").totals()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.feature_redraws = int(checkpoint.get("feature_redraws", 0))
+        totals = checkpoint.get("train_sums")
+        if totals is not None:
+            owner = self._trainer is None or self.global_rank == 0
+            self._sums("train").restore([float(v) for v in totals], owner)

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from protein_performer.cli.config import build_setup, compose_train
+from protein_performer.cli.config import ConfigError, build_setup, compose_train
 
 
 def test_slurm_launcher_derives_tasks_and_nodes_from_trainer(tmp_path):
@@ -33,6 +33,11 @@ def test_ckpt_path_auto(tmp_path, monkeypatch):
     assert build_setup(cfg).ckpt_path is None  # nothing there yet: from scratch
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    # the file found is read before Lightning opens it: this one is no checkpoint
+    with pytest.raises(ConfigError, match="ckpt_path: cannot resume: .*last.ckpt"):
+        build_setup(cfg)
+    # (the pre-flight check has its own tests: tests/reliability/test_bad_checkpoints.py)
+    monkeypatch.setattr("protein_performer.training.resume.check_resume", lambda *a: 0)
     assert build_setup(cfg).ckpt_path == tmp_path / "checkpoints" / "last.ckpt"
     # null means fresh outside submitit, auto inside a submitit job (a requeue resumes)
     cfg = compose_train([], output_dir=tmp_path)

@@ -132,3 +132,16 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "500 proteins" in proc.stdout
+
+
+def test_nucleotides_and_repeated_accessions_warned(tmp_path: Path, capsys) -> None:
+    """DNA prepared as protein is kept but named on stderr (it passed silently), and so are
+    repeated accessions; stats counts both."""
+    fa = _fa(tmp_path, ">d1\n" + "ACGT" * 8 + "\n>d1\nMKVLAAGIWT\n")
+    assert main(["prepare", str(fa), "--out", str(tmp_path / "s")]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 2 proteins look like nucleotides" in err and "'d1'" in err
+    assert "1 records repeat an earlier record's accession" in err
+    assert main(["stats", str(fa)]) == 0
+    out = capsys.readouterr().out
+    assert "nucleotide-like proteins (DNA/RNA?)" in out and "repeated accessions" in out

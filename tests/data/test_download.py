@@ -55,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         data = srv.payload
-        rng = self.headers.get("Range")
+        rng = None if srv.ignore_range else self.headers.get("Range")
         start = 0
         if rng:
             start = int(rng.removeprefix("bytes=").split("-")[0])
@@ -86,6 +86,7 @@ class _Server(ThreadingHTTPServer):
     payload = PAYLOAD
     metalink: str | None = METALINK
     cut_first = False
+    ignore_range = False  # answer every request with the whole file (200)
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -174,3 +175,20 @@ def test_missing_checksum_file_and_http_errors(server, tmp_path: Path) -> None:
         download("uniref50", tmp_path / "c", base_url=server.base, verify=False, progress=False)
     with pytest.raises(ValueError, match="unknown dataset"):
         download("pdb", tmp_path)
+
+
+def test_server_ignoring_the_resume_request_starts_over(server, tmp_path: Path) -> None:
+    """A 200 answer to a Range request rewrites the file from byte 0: the summary says it
+    started over (it used to say "resumed at 1,000 bytes")."""
+    part = tmp_path / "uniprot_sprot.fasta.gz.part"
+    part.write_bytes(b"\0" * 1000)
+    server.ignore_range = True
+    r = download("swissprot", tmp_path, base_url=server.base, progress=False)
+    assert r.path.read_bytes() == PAYLOAD and r.resumed_from == 0 and r.restarted
+    assert "started over" in r.summary() and "resumed at" not in r.summary()
+    # and when the transfer that started over is cut and resumed (ignored again) in this call
+    r.path.unlink()
+    part.write_bytes(b"\0" * 1000)
+    server.cut_first = True
+    r = download("swissprot", tmp_path, base_url=server.base, progress=False, chunk_size=256)
+    assert r.path.read_bytes() == PAYLOAD and r.resumed_from == 0 and "started over" in r.summary()

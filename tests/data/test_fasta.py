@@ -201,3 +201,25 @@ def test_matches_biopython_on_sample() -> None:
         assert tokens_to_letters(src[i]).decode() == ref[i][1]
         assert src.accession(i) == ref[i][0].split()[0]
     assert int(src.lengths.sum()) == sum(len(s) for _, s in ref)
+
+
+def test_nucleotides_and_repeated_accessions_are_reported(tmp_path: Path, caplog) -> None:
+    """Kept, but warned about: DNA read as protein (A/C/G/T/N are amino-acid letters too) and
+    records that repeat an accession."""
+    import logging
+
+    dna = "ACGTTGCANNACGTAGCTAGCTAGGATC"  # 28 nucleotides
+    fa = _write(tmp_path / "x.fa", f">sp|P1|X\n{dna}\n>P2\nMKVLAAGICT\n>sp|P1|Y\nMKV\n>P3\nACGT\n")
+    with caplog.at_level(logging.WARNING):
+        _, report = load_proteins([fa])
+    assert report.proteins == 4 and report.nucleotide_like == 1  # ACGT: too short to tell
+    assert report.duplicate_accessions == 1 and report.duplicate_example == "P1"
+    warnings = report.warnings()
+    assert (
+        len(warnings) == 2 and "look like nucleotides" in warnings[0] and "sp|P1|X" in warnings[0]
+    )
+    assert "repeat an earlier record's accession" in warnings[1] and "'P1'" in warnings[1]
+    assert "look like nucleotides" in caplog.text
+    # a protein corpus raises neither
+    _, clean = load_proteins([REPO / "data/sample/valid.fasta.gz"])
+    assert clean.warnings() == []

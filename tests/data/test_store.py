@@ -159,3 +159,44 @@ def test_shared_valid_roundtrip(tmp_path: Path, swissprot: Path) -> None:
     assert len(store) == len(ref) == 3000
     np.testing.assert_array_equal(store.tokens, ref.tokens)
     np.testing.assert_array_equal(store.offsets, ref.offsets)
+
+
+def test_interrupted_prepare_is_replaced_with_overwrite(tmp_path: Path) -> None:
+    """A prepare killed before its manifest leaves the store files only: --overwrite replaces
+    them (it used to refuse the directory as "not empty"), without it the error says so."""
+    fa = tmp_path / "a.fa"
+    fa.write_text(">a\nMKV\n>b\nMKVL\n")
+    out = tmp_path / "s"
+    prepare_store([fa], out, progress=False)
+    (out / "manifest.json").unlink()  # what a kill -9 before the last rename leaves
+    (out / "manifest.json.tmp").write_text("{")
+    with pytest.raises(FileExistsError, match="partial store.*--overwrite"):
+        prepare_store([fa], out, progress=False)
+    report = prepare_store([fa], out, progress=False, overwrite=True)
+    assert report.proteins == 2 and len(ProteinStore(out)) == 2
+    assert not (out / "manifest.json.tmp").exists()
+    # a directory with other files is still refused, even with --overwrite
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/tokens.npy").write_text("x")
+    (tmp_path / "mine/notes.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        prepare_store([fa], tmp_path / "mine", progress=False, overwrite=True)
+
+
+@pytest.mark.parametrize(
+    "text, options, reason",
+    [
+        (">a\nMK1\n>b\nMK2\n", {"on_invalid": "skip"}, "2 invalid character"),
+        (">a\nMKV\n>b\nMKVL\n", {"min_length": 10}, "2 shorter than min_length"),
+        ("", {}, None),
+    ],
+)
+def test_no_proteins_left_is_an_error(tmp_path: Path, text, options, reason) -> None:
+    """A store of 0 proteins is not written (it used to be, with exit status 0)."""
+    fa = tmp_path / "a.fa"
+    fa.write_text(text)
+    error = StoreError if reason else FastaFormatError
+    with pytest.raises(error, match=reason or "empty file") as exc:
+        prepare_store([fa], tmp_path / "s", progress=False, **options)
+    assert str(fa) in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "s").exists()

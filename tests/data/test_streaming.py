@@ -335,3 +335,20 @@ def test_lightning_resume_mid_epoch_is_exact(corpus, tmp_path: Path) -> None:
             resumed, datamodule=datamodule(), ckpt_path=next(tmp_path.glob(f"*step={step}.ckpt"))
         )
         assert resumed.seen == full.seen[step:]
+
+
+def test_interrupted_or_empty_stream_prepare(tmp_path: Path) -> None:
+    """Shards without a manifest (a killed stream-prepare) are replaced with --overwrite; an
+    input with no proteins left writes nothing and says why."""
+    fa = tmp_path / "a.fa"
+    fa.write_text(">a\nMKV\n>b\nMKVL\n")
+    out = tmp_path / "sh"
+    out.mkdir()
+    (out / "shard-000000.tar").write_bytes(b"half a tar")
+    with pytest.raises(FileExistsError, match="partial shard set.*--overwrite"):
+        write_shards(fa, out, progress=False)
+    report = write_shards(fa, out, progress=False, overwrite=True)
+    assert report.proteins == 2 and len(ShardSet(str(out))) == 2
+    with pytest.raises(ShardError, match="no proteins to write.*2 shorter than min_length"):
+        write_shards(fa, tmp_path / "none", progress=False, min_length=10)
+    assert not (tmp_path / "none" / "shards.json").exists()

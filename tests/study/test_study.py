@@ -67,8 +67,24 @@ def sweep(tmp_path_factory):
     return root
 
 
+def _mavenn_dir(root):
+    """A 4-variant amyloid set (wild type MKTAYIAKQR: the consensus of the rows)."""
+    import gzip
+
+    rows = [
+        (1, 0.5, "MKTAYIAKQG"),
+        (1, -1.0, "AKTAYIAKQR"),
+        (2, 0.2, "MRTAYLAKQR"),
+        (1, 0, "MKTAWIAKQR"),
+    ]
+    text = "set,dist,y,x\n" + "".join(f"training,{d},{y},{x}\n" for d, y, x in rows)
+    (root / "mavenn").mkdir(parents=True)
+    (root / "mavenn" / "amyloid_data.csv.gz").write_bytes(gzip.compress(text.encode()))
+    return root
+
+
 @pytest.mark.slow
-def test_study_report(sweep):
+def test_study_report(sweep, tmp_path):
     runs = find_study_runs(sweep)
     assert [r.label for r in runs] == ["attention=exact", "attention=favor_relu"]
     opts = StudyOptions(
@@ -80,6 +96,7 @@ def test_study_report(sweep):
         favor_error_proteins=2,
         favor_error_features=(8, 32),
         progress=False,
+        dms_data_dir=str(_mavenn_dir(tmp_path / "dms_data")),
     )
     study = run_study(sweep, opts)
     out = sweep / "study"
@@ -105,6 +122,10 @@ def test_study_report(sweep):
     report = (out / "report.md").read_text()
     assert "random init" in report and "favor_error.png" in report and "95%" in report
     assert json.loads((out / "study.json").read_text())["runs"][0]["attention"] == "exact"
+    dms = pd.read_csv(out / "dms.csv")
+    assert set(dms.model) == {"attention=exact", "attention=favor_relu"}
+    assert set(dms.predictor) == {"model", "blosum62", "unigram", "random_init"}
+    assert "## Variant effects on deep mutational scans" in report and "Abeta42_Seuma2022" in report
 
 
 def test_study_cli_errors(tmp_path):

@@ -59,3 +59,37 @@ def test_bad_every_n_is_refused():
 
     with pytest.raises(ValueError, match="every_n_train_steps must be > 0"):
         LastCheckpoint("x", every_n_train_steps=0)
+
+
+def test_a_save_killed_midway_leaves_the_previous_last_ckpt(tmp_path):
+    """last.ckpt is written beside itself and renamed over: a kill while writing leaves the
+    previous, whole file (a truncated last.ckpt would stop ckpt_path=auto for good)."""
+    from types import SimpleNamespace
+
+    from protein_performer.training.checkpoints import LastCheckpoint
+
+    saved = []
+
+    def save_checkpoint(path):
+        Path(path).write_bytes(b"partial")
+        if len(saved) == 1:
+            raise Interrupt("killed while writing")
+        saved.append(path)
+
+    trainer = SimpleNamespace(
+        fast_dev_run=False,
+        global_step=2,
+        loggers=[],
+        save_checkpoint=save_checkpoint,
+        is_global_zero=True,
+        strategy=SimpleNamespace(barrier=lambda name: None),
+    )
+    callback = LastCheckpoint(tmp_path)
+    callback._save(trainer)
+    last = tmp_path / "last.ckpt"
+    assert last.read_bytes() == b"partial" and saved[0] != last  # written aside, renamed
+    last.write_bytes(b"whole step 2")
+    trainer.global_step = 4
+    with pytest.raises(Interrupt):
+        callback._save(trainer)
+    assert last.read_bytes() == b"whole step 2"

@@ -60,6 +60,8 @@ def test_resume_matches_uninterrupted(objective, tmp_path):
         assert math.isclose(resumed[step], full[step], rel_tol=1e-5, abs_tol=1e-6), (
             f"step {step}: resumed {resumed[step]} != uninterrupted {full[step]}"
         )
+    # the resumed run's metrics.csv starts with the first run's rows (ResumableCSVLogger)
+    assert resumed.index[0] == full.index[0] and list(resumed.index) == list(full.index)
     # and the first part matches too (same seed, same data order)
     first = _losses(tmp_path / "first")
     for step in first.index:
@@ -86,3 +88,34 @@ def test_wandb_resume_finds_the_old_run_id(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_mode() == "disabled"
     assert wandb_mode("offline") == "offline"
+
+
+def test_csv_history_kept_up_to_the_resumed_step(tmp_path):
+    """Lightning's CSVLogger deleted metrics.csv on resume; ResumableCSVLogger keeps the rows
+    before the checkpoint's step and drops later ones (logged again by the resumed run)."""
+    from protein_performer.training.loggers import ResumableCSVLogger
+
+    first = ResumableCSVLogger(str(tmp_path))
+    for step in range(5):
+        first.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+    first.log_metrics({"valid/loss": 0.5}, step=3)
+    first.save()
+    # a resume from step 3 into the same run directory: steps 0-2 kept, 3 and 4 logged again
+    again = ResumableCSVLogger(str(tmp_path), resume_step=3)
+    again.log_metrics({"train/loss": 0.25}, step=3)
+    again.save()
+    frame = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    assert list(frame["step"]) == [0, 1, 2, 3]
+    assert list(frame["train/loss"]) == [1.0, 0.5, 1.0 / 3, 0.25]
+    # a resume into a new directory starts from the checkpoint run's rows
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    new = ResumableCSVLogger(str(tmp_path / "new"), resume_step=2, ckpt_path=ckpt)
+    new.log_metrics({"train/loss": 9.0}, step=2)
+    new.save()
+    frame = pd.read_csv(tmp_path / "new" / "csv" / "metrics.csv")
+    assert list(frame["step"]) == [0, 1, 2] and frame["train/loss"].iloc[-1] == 9.0
+    # a fresh run (no resume) in a used directory starts empty, as Lightning's does
+    fresh = ResumableCSVLogger(str(tmp_path))
+    fresh.log_metrics({"train/loss": 7.0}, step=0)
+    fresh.save()
+    assert list(pd.read_csv(tmp_path / "csv" / "metrics.csv")["step"]) == [0]
