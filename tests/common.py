@@ -113,3 +113,48 @@ def tiny_lm(
     if seed is not None:
         torch.manual_seed(seed)
     return PerformerLM(tiny_config(kind, attention=attention, **model)).eval()
+
+
+def make_checkpoint(
+    path: Path,
+    objective: str,
+    frequencies: list[float] | None,
+    position: str = "learned",
+    attention: str = "exact",
+    redraw_interval: int = 1000,
+) -> Path:
+    """A tiny ProteinLMModule trained 2 steps through a real pl.Trainer, then saved
+    (``redraw_interval=1``: FAVOR+ projections redrawn, not the step-0 draw)."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader
+
+    from protein_performer.objective import Objective
+    from protein_performer.training.module import ProteinLMModule
+
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(2):
+        tok = torch.randint(6, 26, (4, 20), generator=g)
+        tok[:, 0], tok[:, -1] = 2, 3
+        batches.append({"tokens": tok, "mask": torch.ones_like(tok, dtype=torch.bool)})
+    obj = Objective(objective)
+    cfg = tiny_config(
+        attention,
+        attention={"redraw_interval": redraw_interval},
+        n_layers=1,
+        causal=obj.causal,
+        position=position,
+    )
+    module = ProteinLMModule(cfg, obj, residue_frequencies=frequencies)
+    trainer = pl.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(batches, batch_size=None))
+    trainer.save_checkpoint(path)
+    return path

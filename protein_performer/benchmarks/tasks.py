@@ -1,6 +1,7 @@
 """The benchmark task registry: ``protein-performer-benchmark 'tasks=[dms,...]'`` runs these.
 
-A task is one module exposing ``TASK = Task(name, Options, run)``: ``Options`` a dataclass of
+A task is a module exposing ``TASK = Task(name, Options, run)`` (or ``module:NAME`` for a
+module holding several related tasks): ``Options`` a dataclass of
 its settings (the ``<name>:`` block of conf/benchmark.yaml), ``run(inputs, options)`` scores
 every model in :class:`TaskInputs` through the runner's engine (the task's per-batch
 functions) and returns its summary table, which the command writes to
@@ -18,9 +19,15 @@ import pandas as pd
 
 from protein_performer.errors import InputError
 
-# name -> module holding its TASK (imported only when the task runs).
+# name -> module holding its TASK, or "module:NAME" (imported only when the task runs).
 TASKS: dict[str, str] = {
     "dms": "protein_performer.benchmarks.dms",
+    "contacts": "protein_performer.benchmarks.structure_tasks:CONTACTS",
+    "ss": "protein_performer.benchmarks.structure_tasks:SS",
+    "location": "protein_performer.benchmarks.probe_tasks:LOCATION",
+    "soluble": "protein_performer.benchmarks.probe_tasks:SOLUBLE",
+    "disorder": "protein_performer.benchmarks.probe_tasks:DISORDER",
+    "sa": "protein_performer.benchmarks.probe_tasks:SA",
 }
 
 
@@ -58,7 +65,8 @@ class Task:
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise TaskError(f"tasks: unknown task {name!r}; choose from {sorted(TASKS)}")
-    return importlib.import_module(TASKS[name]).TASK
+    module, _, attr = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), attr or "TASK")
 
 
 def task_options(task: Task, values: dict[str, Any] | None) -> Any:
@@ -70,7 +78,14 @@ def task_options(task: Task, values: dict[str, Any] | None) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise TaskError(f"{task.name}.{unknown[0]}: unknown option; allowed: {sorted(known)}")
-    return task.options(**values)
+    try:
+        return task.options(**values)
+    except TaskError as err:
+        message = str(err)
+        if message.startswith(f"{task.name}.") or message.startswith(f"{task.name}:"):
+            raise
+        # options shared by several tasks do not know which one they belong to
+        raise TaskError(f"{task.name}.{message}") from err
 
 
 def model_labels(paths: list[Path]) -> list[str]:

@@ -34,10 +34,12 @@ def study_options(node: DictConfig | dict) -> StudyOptions:
     for name, path in splits.items():
         if not Path(path).exists():
             raise ConfigError(f"study.splits.{name}: no such file: {path}")
-    for key in ("analysis_fasta", "dms_data_dir"):
+    for key in ("analysis_fasta", "dms_data_dir", "bio_data_dir"):
         if values.get(key):
             values[key] = str(user_path(values[key]))
     values["favor_error_features"] = tuple(values.get("favor_error_features") or ())
+    if "bio_tasks" in values:
+        values["bio_tasks"] = tuple(values["bio_tasks"])
     return make(StudyOptions, "study", values, splits=splits)
 
 

@@ -44,7 +44,8 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     if not p.is_file():
         raise CheckpointError(
             f"checkpoint not found: {p} (set ckpt_path= to a .ckpt written by "
-            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt)"
+            "protein-performer-train, e.g. <run dir>/checkpoints/last.ckpt, or to a folder "
+            "written by protein-performer-export)"
         )
     try:
         ckpt = _torch_load(p, mmap)

@@ -49,14 +49,23 @@ class SinusoidalPositions(nn.Module):
     def __init__(self, max_length: int, d_model: int, init_rms: float = 0.02) -> None:
         super().__init__()
         self.max_length = max_length
-        angles = position_angles(0, max_length, d_model)
-        table = torch.zeros(max_length, d_model, dtype=torch.float64)
-        table[:, 0::2] = torch.sin(angles)
-        table[:, 1::2] = torch.cos(angles)[:, : d_model // 2]
-        self.register_buffer("table", table.float(), persistent=False)
+        self.d_model = d_model
+        self.register_buffer("table", self._table(), persistent=False)
         self.init_rms = init_rms
         self.scale = nn.Parameter(torch.empty(()))
         self.reset_parameters()
+
+    def _table(self) -> Tensor:
+        angles = position_angles(0, self.max_length, self.d_model)
+        table = torch.zeros(self.max_length, self.d_model, dtype=torch.float64)
+        table[:, 0::2] = torch.sin(angles)
+        table[:, 1::2] = torch.cos(angles)[:, : self.d_model // 2]
+        return table.float()
+
+    @torch.no_grad()
+    def rebuild_tables(self) -> None:
+        """Recompute the derived table in place (a loader may leave a placeholder)."""
+        self.table.copy_(self._table())
 
     def reset_parameters(self) -> None:
         # sin^2 + cos^2 = 1 per pair: the table's entries have RMS 1/sqrt(2)
@@ -92,6 +101,13 @@ class RotaryEmbedding(nn.Module):
         # float64 input gets tables made afresh in float64 (see forward)
         self.register_buffer("cos", cos.float(), persistent=False)
         self.register_buffer("sin", sin.float(), persistent=False)
+
+    @torch.no_grad()
+    def rebuild_tables(self) -> None:
+        """Recompute the derived tables in place (a loader may leave placeholders)."""
+        cos, sin = self._tables(self.max_length, torch.device("cpu"))
+        self.cos.copy_(cos.float())
+        self.sin.copy_(sin.float())
 
     def _tables(self, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """cos and sin of the angles [length, Dh], computed in float64."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,9 @@ from protein_performer.model.embeddings import (
     SinusoidalPositions,
 )
 from protein_performer.model.outputs import ModelOutputs
+
+if TYPE_CHECKING:
+    from protein_performer.objective import Objective
 
 INIT_STD = 0.02
 
@@ -250,3 +254,24 @@ class PerformerLM(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # -- exported folders (config.json + model.safetensors; model/pretrained.py) ---------------
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, map_location: str | torch.device = "cpu"
+    ) -> "PerformerLM":
+        """The model of a folder written by ``protein-performer-export`` (or
+        :meth:`save_pretrained`), in eval mode; its weights and FAVOR+ projections as saved."""
+        from protein_performer.model.pretrained import read_pretrained_folder
+
+        return read_pretrained_folder(path).model.to(map_location)
+
+    def save_pretrained(self, path: str | Path, objective: "Objective | None" = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (no model card: see
+        ``protein-performer-export``); ``objective`` defaults to clm / mlm by ``cfg.causal``."""
+        from protein_performer.model.pretrained import save_folder
+        from protein_performer.objective import Objective
+
+        objective = objective or Objective("clm" if self.cfg.causal else "mlm")
+        return save_folder(path, self, objective)

@@ -7,7 +7,7 @@ from protein_performer.model.outputs import ModelOutputs
 from protein_performer.runner.batching import Batch, BatchConverter, pack
 from protein_performer.runner.engine import Engine
 from protein_performer.runner.inputs import InputFileError, file_labels, open_input
-from protein_performer.runner.loading import LoadedLM, load_model
+from protein_performer.runner.loading import LoadedLM, load_model, load_pretrained_folder
 
 __all__ = [
     "Batch",
@@ -20,6 +20,7 @@ __all__ = [
     "ModelOutputs",
     "file_labels",
     "load_model",
+    "load_pretrained_folder",
     "open_input",
     "pack",
 ]

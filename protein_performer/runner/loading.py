@@ -30,10 +30,13 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> Lo
     """Rebuild the :class:`PerformerLM` of a training checkpoint, in eval mode, on ``device``
     (``None``: the CPU; else as :func:`~protein_performer.devices.resolve_device` reads it).
 
+    A directory is a folder written by ``protein-performer-export`` (:func:`load_pretrained_folder`).
     A missing, foreign or damaged file raises :class:`CheckpointError` (an
     :class:`~protein_performer.errors.InputError`) naming the file and the fix.
     """
     p = Path(path)
+    if p.is_dir():
+        return load_pretrained_folder(p, device)
     ckpt = read_checkpoint(p)
     hp = ckpt["hyper_parameters"]
     cfg = ModelConfig.from_dict(dict(hp["model"]))
@@ -60,4 +63,20 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> Lo
         model_cfg=cfg,
         objective=objective,
         residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
+    )
+
+
+def load_pretrained_folder(path: str | Path, device: torch.device | str | None = None) -> LoadedLM:
+    """The language model of an exported folder (``config.json`` + ``model.safetensors``) in
+    eval mode on ``device``, as :func:`load_model` gives a checkpoint's; a fine-tuned
+    folder's backbone. A folder that is not an export raises :class:`PretrainedFolderError`."""
+    from protein_performer.model.pretrained import read_pretrained_folder
+
+    folder = read_pretrained_folder(path)
+    model = folder.model.to("cpu" if device is None else resolve_device(device)).eval()
+    return LoadedLM(
+        model=model,
+        model_cfg=model.cfg,
+        objective=folder.objective,
+        residue_frequencies=folder.residue_frequencies,
     )

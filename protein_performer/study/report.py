@@ -32,13 +32,14 @@ from protein_performer.analysis.control import analyze_with_control
 from protein_performer.analysis.favor_error import errors_on_source
 from protein_performer.analysis.options import AnalysisOptions
 from protein_performer.benchmarks.dms import DmsOptions, run_dms
-from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
+from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs, get_task
 from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
 from protein_performer.evaluation.perplexity import EvalOptions
 from protein_performer.filenames import safe_name
 from protein_performer.jsonsafe import finite
 from protein_performer.model.checkpoint import read_checkpoint
 from protein_performer.runner import load_model, open_input
+from protein_performer.study.biology import biology_section, headline, run_biology
 from protein_performer.training.budget import RECORD
 from protein_performer.training.sweep_summary import find_runs, read_metrics, run_overrides
 
@@ -68,6 +69,9 @@ class StudyOptions:
     dms_data_dir: str | None = None
     dms_assays: list[str] | None = None
     dms_max_variants: int | None = 5000  # a seeded sample per assay (None: every variant)
+    # contacts and probes (the Biology table): the same fetched folder; None = no section
+    bio_data_dir: str | None = None
+    bio_tasks: tuple[str, ...] = ("contacts", "ss", "location", "disorder")
 
     def __post_init__(self) -> None:
         if not self.splits:
@@ -79,6 +83,9 @@ class StudyOptions:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         self.favor_error_features = tuple(int(m) for m in self.favor_error_features)
+        self.bio_tasks = tuple(self.bio_tasks)
+        for name in self.bio_tasks:
+            get_task(name)  # an unknown name fails here, naming the allowed ones
 
 
 @dataclass
@@ -261,6 +268,7 @@ def run_study(
     favor.to_csv(out / "favor_error.csv", index=False)
     curves = {r.label: read_metrics(r.run_dir) for r in runs}
     dms = dms_table(runs, opts, out)
+    bio, bio_figure = biology_table(runs, opts, out)
     files = {
         "ratios": figures.plot_ratios(perplexity, out / "perplexity_ratio"),
         "curves": figures.plot_curves(curves, perplexity, out / "valid_curves"),
@@ -287,9 +295,13 @@ def run_study(
     if dms is not None:
         dms.to_csv(out / "dms.csv", index=False)
         study["dms"] = dms.to_dict(orient="records")
+    if bio is not None:
+        bio.to_csv(out / "biology.csv", index=False)
+        study["biology"] = bio.to_dict(orient="records")
     (out / "study.json").write_text(json.dumps(finite(study), indent=2, default=str) + "\n")
     report = render_report(study, perplexity, blosum, favor, training)
-    (out / "report.md").write_text(report + "\n".join(dms_section(dms)))
+    sections = dms_section(dms) + biology_section(bio, bio_figure)
+    (out / "report.md").write_text(report + "\n".join(sections))
     log.info("study report: %s", out / "report.md")
     return study
 
@@ -391,6 +403,26 @@ def dms_table(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFra
         assays=opts.dms_assays, max_variants=opts.dms_max_variants, seed=opts.seed
     )
     return run_dms(inputs, dms_opts)
+
+
+def biology_table(
+    runs: list[StudyRun], opts: StudyOptions, out: Path
+) -> tuple[pd.DataFrame | None, str | None]:
+    """The Biology headline table (``opts.bio_data_dir``) and the first run's contact-map
+    figure (relative to ``out``), or (None, None) when no data is given."""
+    if not opts.bio_data_dir:
+        return None, None
+    models = [(r.label, r.checkpoint) for r in runs]
+    summaries = run_biology(
+        models,
+        Path(opts.bio_data_dir),
+        list(opts.bio_tasks),
+        out / "biology",
+        opts.device,
+        opts.seed,
+    )
+    figure = Path("biology") / "contacts" / runs[0].label / "contact_maps.png"
+    return headline(summaries), str(figure) if (out / figure).is_file() else None
 
 
 def dms_section(dms: pd.DataFrame | None) -> list[str]:

@@ -204,7 +204,10 @@ def _cli(tmp_path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["tasks=[nope]"], "tasks: unknown task 'nope'; choose from ['dms']"),
+        (
+            ["tasks=[nope]"],
+            "tasks: unknown task 'nope'; choose from ['contacts', 'disorder', 'dms'",
+        ),
         (["dms.baselines=[esm]"], "dms.baselines: unknown 'esm'"),
         (["data_dir=missing"], "data_dir not found"),
         (["dms.assays=[X]"], "no assay 'X'"),

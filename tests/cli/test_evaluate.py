@@ -16,7 +16,7 @@ from protein_performer.cli.config import compose_train
 from protein_performer.cli.evaluate import evaluate
 from protein_performer.errors import InputError
 
-from common import tiny_config
+from common import make_checkpoint  # noqa: F401  (also imported from here by tests/cli)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_VALID = REPO / "data/sample/valid.fasta.gz"
@@ -43,43 +43,6 @@ def _run_cli(cwd: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exc:
         main()
     return exc.value.code, capsys.readouterr().err
-
-
-def make_checkpoint(
-    path: Path,
-    objective: str,
-    frequencies: list[float] | None,
-    position: str = "learned",
-    attention: str = "exact",
-) -> Path:
-    """A tiny ProteinLMModule trained 2 steps through a real pl.Trainer, then saved."""
-    import pytorch_lightning as pl
-    import torch
-    from torch.utils.data import DataLoader
-
-    from protein_performer.objective import Objective
-    from protein_performer.training.module import ProteinLMModule
-
-    g = torch.Generator().manual_seed(0)
-    batches = []
-    for _ in range(2):
-        tok = torch.randint(6, 26, (4, 20), generator=g)
-        tok[:, 0], tok[:, -1] = 2, 3
-        batches.append({"tokens": tok, "mask": torch.ones_like(tok, dtype=torch.bool)})
-    obj = Objective(objective)
-    cfg = tiny_config(attention, n_layers=1, causal=obj.causal, position=position)
-    module = ProteinLMModule(cfg, obj, residue_frequencies=frequencies)
-    trainer = pl.Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, DataLoader(batches, batch_size=None))
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")

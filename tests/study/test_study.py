@@ -80,6 +80,14 @@ def _mavenn_dir(root):
     text = "set,dist,y,x\n" + "".join(f"training,{d},{y},{x}\n" for d, y, x in rows)
     (root / "mavenn").mkdir(parents=True)
     (root / "mavenn" / "amyloid_data.csv.gz").write_bytes(gzip.compress(text.encode()))
+    # 40 proteins labelled by a composition rule, for the Biology table's location probe
+    rng = np.random.default_rng(0)
+    (root / "aaanalysis").mkdir()
+    lines = ["entry\tgene\tsequence\tlabel"]
+    for n in range(40):
+        seq = "".join(rng.choice(list("ACDEKLRST"), size=int(rng.integers(10, 40))))
+        lines.append(f"E{n}\tg{n}\t{seq}\t{int(seq.count('K') > seq.count('E'))}")
+    (root / "aaanalysis" / "SEQ_LOCATION.tsv").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -97,6 +105,8 @@ def test_study_report(sweep, tmp_path):
         favor_error_features=(8, 32),
         progress=False,
         dms_data_dir=str(_mavenn_dir(tmp_path / "dms_data")),
+        bio_data_dir=str(tmp_path / "dms_data"),
+        bio_tasks=("location",),
     )
     study = run_study(sweep, opts)
     out = sweep / "study"
@@ -126,6 +136,10 @@ def test_study_report(sweep, tmp_path):
     assert set(dms.model) == {"attention=exact", "attention=favor_relu"}
     assert set(dms.predictor) == {"model", "blosum62", "unigram", "random_init"}
     assert "## Variant effects on deep mutational scans" in report and "Abeta42_Seuma2022" in report
+    bio = pd.read_csv(out / "biology.csv")
+    assert set(bio.checkpoint) == {"attention=exact", "attention=favor_relu"}
+    assert set(bio.metric) == {"accuracy", "mcc", "auroc"} and (bio.task == "location").all()
+    assert "## Biology: contacts and linear probes" in report
 
 
 def test_study_cli_errors(tmp_path):
