@@ -40,8 +40,8 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     require(cfg, "ckpt_path", f"{PROG} ckpt_path=last.ckpt (or a list: 'ckpt_path=[a,b]')")
     paths = [user_path(str(p)) for p in _list(cfg.ckpt_path)]
     for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"ckpt_path: no such checkpoint: {p}")
+        if not p.exists():  # a .ckpt or an exported folder (runner.load_model reads both)
+            raise FileNotFoundError(f"ckpt_path: no such checkpoint or exported folder: {p}")
     tasks = [get_task(str(name)) for name in _list(cfg.tasks)]  # unknown names fail first
     options = {
         t.name: task_options(t, plain(cfg[t.name]) if t.name in cfg else None) for t in tasks

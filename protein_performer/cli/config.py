@@ -251,6 +251,12 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
         ckpt_path = auto_checkpoint(cfg)
     elif ckpt:
         ckpt_path = user_path(ckpt)
+        if ckpt_path.is_dir():
+            raise ConfigError(
+                f"ckpt_path: {ckpt_path} is a folder: train resumes a run from its .ckpt; an "
+                f"exported model is used by the other commands (eval, embed, score, generate, "
+                f"analyze, benchmark, finetune ckpt_path={ckpt_path})"
+            )
         if not ckpt_path.is_file():
             raise ConfigError(
                 f"ckpt_path: no such checkpoint: {ckpt_path} (give the last.ckpt or best-*.ckpt "

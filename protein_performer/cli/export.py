@@ -1,6 +1,7 @@
 """``protein-performer-export``: a checkpoint -> a Hugging Face style folder.
 
     protein-performer-export ckpt_path=run/checkpoints/last.ckpt out=exported/
+    protein-performer-export ckpt_path=finetune/checkpoints/best.ckpt out=DIR lora=adapters
 
 Thin: :func:`protein_performer.finetune.export.export_checkpoint` does the work.
 Bad input: one line, exit status 2.
@@ -28,7 +29,9 @@ def export(cfg: DictConfig) -> Path:
     out = user_path(require(cfg, "out", f"{PROG} {example}"))
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={out} is a file: give a folder to write the export into")
-    folder = export_checkpoint(ckpt, out, license=str(cfg.license), name=cfg.get("name"))
+    folder = export_checkpoint(
+        ckpt, out, license=str(cfg.license), name=cfg.get("name"), lora=str(cfg.lora)
+    )
     print(f"exported {ckpt} -> {folder}")
     return folder
 

@@ -76,6 +76,14 @@ def model_card(config: dict[str, Any], *, license: str = "mit", name: str | None
             f"output(s), pooling {head['pooling']}, hidden {head['hidden']}"
             + (f", labels {head['label_names']}" if head.get("label_names") else "")
         )
+    adapters = config.get("adapters")
+    if adapters:
+        out.append(
+            f"- LoRA adapters kept apart (peft): r {adapters['r']}, alpha {adapters['alpha']}, "
+            f"on {', '.join(adapters['target_modules'])}, in {' + '.join(adapters['files'])} "
+            "beside the base weights; the Auto classes apply them (peft), the project's loaders "
+            "fold them in"
+        )
     out += [
         "",
         "Tokens: `<cls>` + residues + `<eos>` (alphabet in config.json and vocab.txt).",

@@ -6,6 +6,9 @@ writes ``model.safetensors`` and ``config.json`` (:mod:`protein_performer.model.
 the tokenizer files (``vocab.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``:
 ``transformers``' ``EsmTokenizer`` reads them and gives the model's ``<cls>`` + residues +
 ``<eos>`` ids) and ``README.md``, a model card with the run's steps, data and metrics.json.
+A LoRA fine-tune is written with its adapters merged (``lora="merged"``) or, with
+``lora="adapters"``, as ``peft`` shares one: the base weights and, beside them,
+``adapter_config.json`` + ``adapter_model.safetensors``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,15 @@ from typing import Any
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.card import model_card
 from protein_performer.model.checkpoint import read_checkpoint
-from protein_performer.model.pretrained import CONFIG_FILE, save_folder
+from protein_performer.model.pretrained import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    CONFIG_FILE,
+    save_folder,
+)
 
+# how a LoRA fine-tune is exported: adapters merged into the weights, or kept apart (peft)
+LORA_EXPORTS = ("merged", "adapters")
 SPECIAL = {
     "cls_token": "<cls>",
     "eos_token": "<eos>",
@@ -79,20 +89,43 @@ def training_record(ckpt_path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_checkpoint(
-    ckpt_path: str | Path, out: str | Path, *, license: str = "mit", name: str | None = None
+    ckpt_path: str | Path,
+    out: str | Path,
+    *,
+    license: str = "mit",
+    name: str | None = None,
+    lora: str = "merged",
 ) -> Path:
-    """Write the folder for ``ckpt_path`` (a training or fine-tuning checkpoint) into ``out``."""
+    """Write the folder for ``ckpt_path`` (a training or fine-tuning checkpoint) into ``out``.
+    ``lora``: a LoRA fine-tune's adapters ``merged`` into the weights, or kept as ``adapters``
+    (:func:`write_adapters`)."""
     from protein_performer.runner import load_model
 
     path = Path(ckpt_path)
     out = Path(out)
+    if lora not in LORA_EXPORTS:
+        raise ValueError(f"lora must be one of {list(LORA_EXPORTS)}, got {lora!r}")
+    if path.is_dir():
+        raise ValueError(
+            f"ckpt_path={path} is a folder: export takes a .ckpt (protein-performer-train or "
+            "-finetune); an exported folder is already what export writes"
+        )
     ckpt = read_checkpoint(path)
     training = training_record(path, ckpt)
-    if "head" in ckpt["hyper_parameters"]:
+    hp = ckpt["hyper_parameters"]
+    if lora == "adapters" and hp.get("mode") != "lora":
+        raise ValueError(
+            f"lora=adapters needs a LoRA fine-tune (protein-performer-finetune mode=lora); "
+            f"{path} is {'mode=' + str(hp['mode']) if 'mode' in hp else 'a training checkpoint'}"
+            ": export it with lora=merged"
+        )
+    if lora == "adapters":
+        return write_adapters(path, ckpt, out, training, license=license, name=name)
+    if "head" in hp:
         from protein_performer.finetune.module import classifier_from_checkpoint
 
         net, objective = classifier_from_checkpoint(ckpt, path)
-        lm, head, freqs = net.performer, net.head, None
+        lm, head, freqs = net.performer, net.head, hp.get("residue_frequencies")
         head_config = net.head_cfg.to_dict()
         arch = (
             "PerformerForTokenClassification"
@@ -113,10 +146,80 @@ def export_checkpoint(
         training=training,
         architecture=arch,
     )
-    write_tokenizer(out, lm.cfg.max_length)
+    return finish_folder(out, lm.cfg.max_length, license=license, name=name)
+
+
+def finish_folder(
+    out: Path, max_length: int, *, license: str, name: str | None, **config_extra: Any
+) -> Path:
+    """The tokenizer files and the model card beside config.json (``config_extra`` added to
+    config.json first)."""
+    write_tokenizer(out, max_length)
     config = json.loads((out / CONFIG_FILE).read_text())
+    if config_extra:
+        config.update(config_extra)
+        (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     (out / "README.md").write_text(model_card(config, license=license, name=name))
     return out
+
+
+def write_adapters(
+    path: Path,
+    ckpt: dict[str, Any],
+    out: Path,
+    training: dict[str, Any],
+    *,
+    license: str,
+    name: str | None,
+) -> Path:
+    """A LoRA fine-tune as ``peft`` shares one: the base model (pre-trained backbone and the
+    trained task head: config.json + model.safetensors) and, beside it, the adapters
+    (``adapter_config.json`` + ``adapter_model.safetensors``, ``PeftModel.save_pretrained``).
+    ``transformers``' Auto classes apply adapters found beside a model; ``PerformerLM`` /
+    ``load_model`` / ``load_classifier_folder`` fold them in."""
+    from peft import LoraConfig, get_peft_model
+
+    from protein_performer.finetune.heads import PerformerClassifier
+    from protein_performer.finetune.module import FinetuneModule
+    from protein_performer.model.lm import PerformerLM
+
+    module = FinetuneModule.load_from_checkpoint(path)  # the adapters unmerged
+    net, settings = module.net, module.lora
+    base = PerformerLM(net.performer.cfg)
+    plain = {k.replace(".base_layer.", "."): v for k, v in net.performer.state_dict().items()}
+    base.load_state_dict({k: v for k, v in plain.items() if "lora_" not in k})
+    arch = (
+        "PerformerForTokenClassification"
+        if net.head_cfg.level == "residue"
+        else "PerformerForSequenceClassification"
+    )
+    save_folder(
+        out,
+        base,
+        module.objective,
+        residue_frequencies=ckpt["hyper_parameters"].get("residue_frequencies"),
+        head=net.head,
+        head_config=net.head_cfg.to_dict(),
+        training=training,
+        architecture=arch,
+    )
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+    )
+    peft_model = get_peft_model(PerformerClassifier(base, net.head_cfg), config)
+    peft_model.base_model.model.load_state_dict(net.state_dict())  # the same injected layout
+    peft_model.save_pretrained(out)
+    adapters = {
+        "files": [ADAPTER_CONFIG, ADAPTER_WEIGHTS],
+        "kind": "lora",
+        "r": settings.r,
+        "alpha": settings.alpha,
+        "target_modules": list(settings.target_modules),
+    }
+    return finish_folder(out, base.cfg.max_length, license=license, name=name, adapters=adapters)
 
 
 def load_classifier_folder(path: str | Path, map_location: str = "cpu"):

@@ -49,6 +49,9 @@ class PerformerConfig(PretrainedConfig):
         self.model = dict(model) if model else ModelConfig().to_dict()
         self.objective = dict(objective) if objective else {"name": "mlm", "mask_prob": 0.15}
         self.head = head
+        names = (head or {}).get("label_names") or []
+        if names and "id2label" not in kwargs:  # pipelines name the classes
+            kwargs["id2label"] = dict(enumerate(names))
         kwargs.setdefault("is_decoder", bool(self.model.get("causal", False)))
         kwargs.setdefault("tie_word_embeddings", False)  # PerformerLM ties by itself
         super().__init__(**kwargs)
@@ -87,19 +90,26 @@ class PerformerPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         # PerformerLM and TaskHead initialise in their constructors; the folder overwrites
-        # every persistent tensor.
+        # every persistent tensor (a head it lacks: from_pretrained below).
         return None
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any):
         """``PreTrainedModel.from_pretrained``, then the derived tables (rotary, sinusoidal:
-        non-persistent buffers, not in the file; the loader leaves placeholders) rebuilt."""
-        result = super().from_pretrained(*args, **kwargs)
-        model = result[0] if isinstance(result, tuple) else result
+        non-persistent buffers, not in the file; the loader leaves placeholders) rebuilt, and
+        a task head the folder lacks initialised as :class:`TaskHead` does."""
+        model, info = super().from_pretrained(*args, **{**kwargs, "output_loading_info": True})
         for module in model.modules():
             if isinstance(module, (RotaryEmbedding, SinusoidalPositions)):
                 module.rebuild_tables()
-        return result
+        head = getattr(model, "head", None)
+        if isinstance(head, TaskHead) and any(k.startswith("head.") for k in info["missing_keys"]):
+            # a new head on a language model's folder (num_labels=...): transformers leaves
+            # tensors it did not load uninitialised (it expects a meta-device build)
+            for layer in head.mlp:
+                if isinstance(layer, torch.nn.Linear):
+                    layer.reset_parameters()
+        return (model, info) if kwargs.get("output_loading_info") else model
 
 
 class _LMBase(PerformerPreTrainedModel):
@@ -149,8 +159,21 @@ class PerformerForCausalLM(_LMBase):
 
 
 class _HeadBase(PerformerPreTrainedModel):
+    level = "protein"
+
     def __init__(self, config: PerformerConfig) -> None:
         super().__init__(config)
+        if not config.head:
+            # a language model's folder: a new head, as transformers' num_labels /
+            # problem_type ask (from_pretrained(lm_folder, num_labels=3)); recorded in the
+            # config, so save_pretrained writes a folder the project's loaders read
+            regression = config.problem_type == "regression"
+            config.head = HeadConfig(
+                level=self.level,
+                problem="regression" if regression else "classification",
+                num_labels=1 if regression else config.num_labels,
+                label_names=[] if regression else list(config.id2label.values()),
+            ).to_dict()
         head_cfg = config.head_config()
         self.num_labels = head_cfg.num_labels
         self.performer = PerformerLM(config.model_config())
@@ -184,6 +207,8 @@ class PerformerForSequenceClassification(_HeadBase):
 
 class PerformerForTokenClassification(_HeadBase):
     """Per-residue head: logits [B, L, C]; ``labels`` -100 at <cls>, <eos> and padding."""
+
+    level = "residue"
 
     def forward(
         self,

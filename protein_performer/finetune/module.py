@@ -44,6 +44,7 @@ class FinetuneModule(pl.LightningModule):
         lora: LoraSettings | None = None,
         optim: OptimConfig | None = None,
         class_weights: list[float] | None = None,
+        residue_frequencies: list[float] | None = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -60,6 +61,11 @@ class FinetuneModule(pl.LightningModule):
                 "lora": self.lora.to_dict(),
                 "optim": self.optim_cfg.to_dict(),
                 "class_weights": class_weights,
+                # the backbone's train-corpus frequencies, for eval's unigram baseline when a
+                # command reads this checkpoint's language model (runner.load_model)
+                "residue_frequencies": None
+                if residue_frequencies is None
+                else [float(f) for f in residue_frequencies],
             }
         )
         self.objective = objective
@@ -217,6 +223,7 @@ def module_from_hparams(hp: dict[str, Any]) -> FinetuneModule:
         lora=LoraSettings(**hp["lora"]),
         optim=OptimConfig.from_dict(hp["optim"]),
         class_weights=hp.get("class_weights"),
+        residue_frequencies=hp.get("residue_frequencies"),
     )
 
 

@@ -241,10 +241,19 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
             generator=torch.Generator().manual_seed(setup.seed),
         )
 
+    freqs = None if loaded.residue_frequencies is None else loaded.residue_frequencies.tolist()
+
     def build(pretrained: bool) -> FinetuneModule:
         pl.seed_everything(setup.seed, workers=True)
         module = FinetuneModule(
-            loaded.model_cfg, loaded.objective, head, setup.mode, setup.lora, setup.optim, weights
+            loaded.model_cfg,
+            loaded.objective,
+            head,
+            setup.mode,
+            setup.lora,
+            setup.optim,
+            weights,
+            residue_frequencies=freqs,
         )
         if pretrained:
             module.load_backbone(loaded.model)

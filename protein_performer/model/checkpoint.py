@@ -16,8 +16,11 @@ from pathlib import Path
 import torch
 
 from protein_performer.errors import InputError
+from protein_performer.model.lora_fold import fold_lora, lora_scaling, lora_settings_of
 
 PREFIX = "model."
+# a fine-tuning checkpoint (protein-performer-finetune): the backbone of its classifier
+FINETUNE_PREFIX = "net.performer."
 
 
 class CheckpointError(InputError):
@@ -69,3 +72,25 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
             f"and 'objective' (found {sorted(hp)})"
         )
     return ckpt
+
+
+def is_finetune(ckpt: dict) -> bool:
+    """Whether a checkpoint dict was written by protein-performer-finetune (it has a head)."""
+    return "head" in ckpt["hyper_parameters"]
+
+
+def lm_state(ckpt: dict, path: str | Path) -> dict[str, torch.Tensor]:
+    """The :class:`PerformerLM` state dict of a checkpoint: a training checkpoint's
+    ``model.*`` weights, or a fine-tuning checkpoint's backbone (``net.performer.*``, its
+    LoRA adapters folded in; the task head left out)."""
+    hp, weights = ckpt["hyper_parameters"], ckpt["state_dict"]
+    prefix = FINETUNE_PREFIX if is_finetune(ckpt) else PREFIX
+    state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{path}: the state_dict holds no '{prefix}*' weights")
+    if is_finetune(ckpt) and hp.get("mode") == "lora":
+        try:
+            state = fold_lora(state, lora_scaling(*lora_settings_of(dict(hp["lora"]))))
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: cannot fold its LoRA adapters: {err}") from None
+    return state

@@ -7,7 +7,9 @@
 
 ``model.safetensors`` holds the :class:`PerformerLM` state dict under the ``performer.``
 prefix (the attribute name of the ``transformers`` wrappers, so both loaders read one file)
-and, for a fine-tuned model, its head under ``head.``. The FAVOR+ projections are persistent
+and, for a fine-tuned model, its head under ``head.``. A fine-tune exported with
+``lora=adapters`` keeps its LoRA adapters apart, in ``peft``'s ``adapter_config.json`` +
+``adapter_model.safetensors`` beside the base weights; the readers here fold them in. The FAVOR+ projections are persistent
 buffers of the state dict (``performer.blocks.<i>.attn.projection`` [m, Dh]), saved as they
 are: features are reproduced exactly, not redrawn; ``config.json`` records the seed and draw
 step they came from. Derived tables (rotary, sinusoidal) are rebuilt from the config.
@@ -29,6 +31,7 @@ import torch
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.model.checkpoint import CheckpointError
 from protein_performer.model.config import ModelConfig
+from protein_performer.model.lora_fold import fold_lora, lora_scaling, lora_settings_of
 from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
 
@@ -38,6 +41,11 @@ MODEL_TYPE = "protein_performer"
 FORMAT = "protein-performer-folder/1"
 BACKBONE_PREFIX = "performer."
 HEAD_PREFIX = "head."
+# peft's adapter files (PeftModel.save_pretrained), written beside the base model by
+# protein-performer-export lora=adapters; config.json's "adapters" records them
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PEFT_PREFIX = "base_model.model."
 ARCHITECTURES = {"mlm": "PerformerForMaskedLM", "clm": "PerformerForCausalLM"}
 
 
@@ -147,6 +155,8 @@ def save_folder(
         model, objective, residue_frequencies, head_config, training, architecture
     )
     save_file(folder_state(model, head), str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    for stale in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):  # an earlier export's adapters: not ours
+        (out / stale).unlink(missing_ok=True)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return out
 
@@ -176,6 +186,12 @@ def read_folder_config(path: str | Path) -> dict[str, Any]:
     for key in ("model", "objective"):
         if not isinstance(config.get(key), dict):
             raise PretrainedFolderError(f"{p / CONFIG_FILE} lacks its {key!r} section ({fix})")
+    lost = [f for f in (ADAPTER_CONFIG, ADAPTER_WEIGHTS) if not (p / f).is_file()]
+    if config.get("adapters") and lost:
+        raise PretrainedFolderError(
+            f"{p}: config.json says its LoRA adapters are beside the base weights, but "
+            f"{' and '.join(lost)} are missing (copy the whole exported folder)"
+        )
     return config
 
 
@@ -195,15 +211,31 @@ def config_objects(config: dict[str, Any], where: str | Path) -> tuple[ModelConf
 
 
 def read_folder_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Every tensor of ``model.safetensors`` (prefixed keys)."""
+    """Every tensor of ``model.safetensors`` (prefixed keys), with the folder's peft LoRA
+    adapters (``adapter_model.safetensors``), if any, folded in."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    p = Path(path) / WEIGHTS_FILE
+    def read(p: Path) -> dict[str, torch.Tensor]:
+        try:
+            return load_file(str(p))
+        except (SafetensorError, OSError) as err:
+            raise PretrainedFolderError(f"{p} is not a readable safetensors file: {err}") from None
+
+    folder = Path(path)
+    state = read(folder / WEIGHTS_FILE)
+    if not (folder / ADAPTER_CONFIG).is_file():
+        return state
     try:
-        return load_file(str(p))
-    except (SafetensorError, OSError) as err:
-        raise PretrainedFolderError(f"{p} is not a readable safetensors file: {err}") from None
+        settings = json.loads((folder / ADAPTER_CONFIG).read_text())
+        scaling = lora_scaling(*lora_settings_of(settings))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise PretrainedFolderError(f"{folder / ADAPTER_CONFIG}: {err}") from None
+    adapters = {k.removeprefix(PEFT_PREFIX): v for k, v in read(folder / ADAPTER_WEIGHTS).items()}
+    try:
+        return fold_lora({**state, **adapters}, scaling)
+    except ValueError as err:
+        raise PretrainedFolderError(f"{folder / ADAPTER_WEIGHTS}: {err}") from None
 
 
 def split_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

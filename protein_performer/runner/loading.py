@@ -3,6 +3,7 @@ evaluating it needs (objective, train-corpus residue frequencies)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +11,17 @@ import numpy as np
 import torch
 
 from protein_performer.devices import resolve_device
-from protein_performer.model.checkpoint import PREFIX, CheckpointError, read_checkpoint
+from protein_performer.model.checkpoint import (
+    CheckpointError,
+    is_finetune,
+    lm_state,
+    read_checkpoint,
+)
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,6 +39,9 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> Lo
     (``None``: the CPU; else as :func:`~protein_performer.devices.resolve_device` reads it).
 
     A directory is a folder written by ``protein-performer-export`` (:func:`load_pretrained_folder`).
+    A fine-tuning checkpoint (protein-performer-finetune) or folder gives its fine-tuned
+    language model: the backbone with its LoRA adapters folded in and the LM head it kept
+    (the task head is not used), so eval, embed, score, generate and analyze run on it.
     A missing, foreign or damaged file raises :class:`CheckpointError` (an
     :class:`~protein_performer.errors.InputError`) naming the file and the fix.
     """
@@ -47,9 +58,9 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> Lo
             f"(causal={objective.causal}); the checkpoint is damaged"
         )
     model = PerformerLM(cfg)
-    state = {k[len(PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
-    if not state:
-        raise CheckpointError(f"{p}: the state_dict holds no 'model.*' weights")
+    state = lm_state(ckpt, p)
+    if is_finetune(ckpt):
+        log.info("%s is a fine-tuning checkpoint: its language model, task head unused", p)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from protein_performer.errors import InputError
-from protein_performer.model.checkpoint import CheckpointError, read_checkpoint
+from protein_performer.model.checkpoint import CheckpointError, is_finetune, read_checkpoint
 from protein_performer.model.config import ModelConfig
 from protein_performer.objective import Objective
 
@@ -87,6 +87,12 @@ def check_resume(path: str | Path, model: ModelConfig, objective: Objective) -> 
             f"ckpt_path: cannot resume: {reason}. To resume, give another checkpoint of the "
             f"run (e.g. a best-*.ckpt beside it); to start afresh, delete it or drop ckpt_path"
         ) from None
+    if is_finetune(ckpt):
+        raise ResumeError(
+            f"ckpt_path: {p} is a fine-tuning checkpoint (protein-performer-finetune): train "
+            f"resumes only its own runs; use it with the other commands (eval, embed, score, "
+            f"generate, analyze read its language model) or export it"
+        )
     diffs = differences(ckpt["hyper_parameters"], model, objective)
     if diffs:
         theirs = [f"{name}={_value(a)}" for name, a, _ in diffs]
