@@ -202,3 +202,18 @@ def test_commands_read_a_finetune_checkpoint(base, tmp_path):
         )
         with pytest.raises(ConfigError, match=match):
             build_setup(cfg)
+
+
+def test_export_command_takes_lora_adapters(base, tmp_path):
+    from protein_performer.cli.config import compose_train
+    from protein_performer.cli.export import export
+
+    ckpt = finetune_checkpoint(base, tmp_path / "ft.ckpt")
+    cfg = compose_train(
+        [f"ckpt_path={ckpt}", f"out={tmp_path / 'out'}", "lora=adapters"],
+        output_dir=tmp_path / "run",
+        config_name="export",
+    )
+    folder = export(cfg)
+    assert (folder / "adapter_model.safetensors").is_file()
+    assert json.loads((folder / "config.json").read_text())["adapters"]["target_modules"]
