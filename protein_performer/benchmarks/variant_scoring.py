@@ -33,7 +33,11 @@ from protein_performer.benchmarks.dms_data import Assay
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.progress import Progress
 from protein_performer.runner import Batch, Engine, ModelOutputs
-from protein_performer.runner.prefix import shared_prefix_log_probs, walks_from_prefix
+from protein_performer.runner.prefix import (
+    shared_prefix_log_probs,
+    sharing_pays,
+    walks_from_prefix,
+)
 
 STRATEGIES = {
     "clm": "log-likelihood ratio (causal LM)",
@@ -178,11 +182,16 @@ def _suffix_sums(per_target: np.ndarray) -> np.ndarray:
 
 def _shared_prefix_sums(engine, wt_rows, win, pos, alt, real, first, budget, progress):
     """Mutant and wild-type sums from ``first`` on, each window's variants run from their
-    branch point (:func:`~protein_performer.runner.prefix.shared_prefix_log_probs`)."""
+    branch point (:func:`~protein_performer.runner.prefix.shared_prefix_log_probs`) where
+    enough of them share each parent, else one full row each."""
     mutant_sums, wt_part = np.zeros(len(win)), np.zeros(len(win))
     for w, wt_row in enumerate(wt_rows):
         idx = np.nonzero(win == w)[0]
         rows = _mutant_rows(wt_row, pos[idx], alt[idx], real[idx])
+        if not sharing_pays(wt_row, rows):  # few variants per parent: full rows are faster
+            one = (engine, [wt_row], np.zeros_like(idx), pos[idx], alt[idx], real[idx])
+            mutant_sums[idx], wt_part[idx] = _full_row_sums(*one, first[idx], budget, progress)
+            continue
         sums, wt_lp = shared_prefix_log_probs(
             engine, wt_row, rows, first[idx], budget=budget, progress=progress
         )

@@ -43,6 +43,15 @@ def walks_from_prefix(model: nn.Module) -> bool:
     )
 
 
+def sharing_pays(base: np.ndarray, rows: np.ndarray, min_rows_per_parent: int = 8) -> bool:
+    """Whether the rows share their parents enough for :func:`shared_prefix_log_probs` to beat
+    one full row each: the parents are walked token by token (many small steps), which pays
+    only when at least ``min_rows_per_parent`` rows per parent branch off them (all 530,737
+    GB1 doubles: ~500 per parent; a sample of 500 of them: ~1)."""
+    _, parents = _branches(np.asarray(base), np.asarray(rows).reshape(-1, len(base)))
+    return len(rows) >= min_rows_per_parent * len(np.unique(parents, axis=0))
+
+
 def _log_probs(logits: Tensor) -> Tensor:
     """Log-softmax in float32 at least (float64 kept)."""
     return torch.log_softmax(logits, -1, dtype=torch.promote_types(logits.dtype, torch.float32))
@@ -72,7 +81,7 @@ def shared_prefix_log_probs(
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """float64 [R]: each row's sum of log p(token t | tokens < t) over targets
-    t >= ``from_token`` [R], and float64 [L]: the base's log-probability of each target
+    t >= ``from_token`` [R] (at most the row's last token that differs from the base), and float64 [L]: the base's log-probability of each target
     (0 at t = 0). ``base`` [L] and ``rows`` [R, L] hold token ids of one length; the engine's
     model must pass :func:`walks_from_prefix`. Suffix batches hold at most ``max_rows`` rows
     and ``budget`` tokens; parents are walked ``max_parents`` at a time. ``progress`` advances
@@ -82,6 +91,8 @@ def shared_prefix_log_probs(
     rows = np.asarray(rows).reshape(-1, len(base))
     length = len(base)
     branch, parents = _branches(base, rows)
+    if (np.asarray(from_token) > branch).any():
+        raise ValueError("from_token must be <= each row's last token that differs from base")
     uniq, inverse = np.unique(np.vstack([base[None], parents]), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     base_id, parent_of = int(inverse[0]), inverse[1:]

@@ -13,7 +13,11 @@ from protein_performer.benchmarks.dms_data import Assay
 from protein_performer.benchmarks.variant_scoring import plan_segments, score_assay, window_tokens
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.runner import Engine
-from protein_performer.runner.prefix import walks_from_prefix
+from protein_performer.runner.prefix import (
+    shared_prefix_log_probs,
+    sharing_pays,
+    walks_from_prefix,
+)
 
 from common import tiny_lm
 
@@ -71,7 +75,10 @@ def _model(kind: str, max_length: int):
 
 @pytest.mark.parametrize("kind", ["exact", "favor_softmax", "favor_relu", "aft_simple"])
 @pytest.mark.parametrize("length, max_length", [(20, 32), (40, 16)])  # one window; windows
-def test_shared_prefix_scores_equal_full_rows(kind: str, length: int, max_length: int) -> None:
+def test_shared_prefix_scores_equal_full_rows(
+    kind: str, length: int, max_length: int, monkeypatch
+) -> None:
+    monkeypatch.setattr(variant_scoring, "sharing_pays", lambda base, rows: True)
     model = _model(kind, max_length)
     assert walks_from_prefix(model)
     assay = _assay(length, 40, seed=length)
@@ -94,3 +101,43 @@ def test_full_rows_fallback_agrees(monkeypatch) -> None:
 
 def test_bidirectional_models_do_not_walk_from_prefix() -> None:
     assert not walks_from_prefix(tiny_lm("favor_softmax", causal=False))
+
+
+def test_parents_in_groups_and_rows_equal_to_the_base() -> None:
+    """Parents walked 3 at a time, suffix batches of 2 rows, a row equal to the base and
+    rows mutated at the first and last token: each row's sum from ``from_token`` on equals
+    its full row's."""
+    model = _model("favor_softmax", 16)
+    g = np.random.default_rng(0)
+    base = g.integers(6, 26, 12).astype(np.uint8)
+    rows = np.tile(base, (14, 1))
+    for i in range(1, 14):
+        for s in g.choice(12, 1 + i % 3, replace=False):
+            rows[i, s] = 6 + (base[s] - 6 + 1 + i) % 20
+    rows[2, 0], rows[3, 11] = 27 - base[0] % 2, 27 - base[11] % 2
+    last = np.array([np.flatnonzero(r != base).max(initial=-1) % 13 for r in rows])  # 12: none
+    from_token = np.minimum(g.integers(0, 12, 14), last)
+    got, base_lp = shared_prefix_log_probs(
+        Engine(model, "cpu"), base, rows, from_token, budget=8, max_parents=3, max_rows=2
+    )
+
+    def per_target(row: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(row.astype(np.int64))[None]
+        with torch.no_grad():
+            lp = torch.log_softmax(model(x)[0, :-1].double(), -1)
+        return np.concatenate([[0.0], lp.gather(-1, x[0, 1:, None])[:, 0].numpy()])
+
+    want = [per_target(r)[f:].sum() for r, f in zip(rows, from_token)]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(base_lp, per_target(base), rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="from_token"):
+        shared_prefix_log_probs(Engine(model, "cpu"), base, rows[1:2], np.array([12]))
+
+
+def test_sharing_pays_with_many_rows_per_parent() -> None:
+    base = np.arange(6, 16, dtype=np.uint8)
+    singles = np.tile(base, (40, 1))
+    singles[np.arange(40), np.arange(40) % 10] = 20  # parent: the base only
+    doubles = singles.copy()
+    doubles[:, 9] = 21  # 40 rows, 9 parents (the singles at 0..8) + the base
+    assert sharing_pays(base, singles) and not sharing_pays(base, doubles)
