@@ -3,6 +3,7 @@ the per-kind token-by-token decoding states."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,6 +27,16 @@ class DecodingState:
 
     def numel(self) -> int:
         return sum(t.numel() for t in self.tensors())
+
+    def select(self, index: Tensor) -> "DecodingState":
+        """A new state holding rows ``index`` [N] of this one (rows repeat freely): every
+        tensor field indexed along its first (batch) dimension, copied."""
+        picked = {
+            name: value.index_select(0, index)
+            for name, value in vars(self).items()
+            if isinstance(value, Tensor) and value.dim() > 0
+        }
+        return dataclasses.replace(self, **picked)
 
 
 class Attention(nn.Module):
@@ -125,6 +136,25 @@ class Attention(nn.Module):
         q, k, v = self.project(x, rotary)
         out = self.decode(q, k, v, state).to(x.dtype)  # [B, H, 1, Dh]
         return self.dropout(self.to_out(out.transpose(1, 2).reshape(x.shape)))
+
+    def suffix(self, x: Tensor, state, rotary: Rotary | None = None) -> Tensor:
+        """x [B, n, D], the tokens at positions ``state.position`` .. + n - 1 after the prefix
+        held by ``state`` -> [B, n, D], as rows ``position..`` of the causal forward; ``state``
+        is left as it was. ``rotary`` must rotate from that position (the model passes it)."""
+        q, k, v = self.project(x, rotary)
+        out = self.attend_suffix(q, k, v, state).to(x.dtype)  # [B, H, n, Dh]
+        return self.dropout(self.to_out(out.transpose(1, 2).reshape(x.shape)))
+
+    def attend_suffix(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
+        """q, k, v [B, H, n, Dh] of n tokens after the prefix in ``state`` -> [B, H, n, Dh],
+        ``state`` untouched. Here: :meth:`decode` token by token on a copy of the state;
+        kinds override it with a pass over all n tokens at once."""
+        state = state.select(torch.arange(q.shape[0], device=q.device))
+        outs = [
+            self.decode(q[:, :, i : i + 1], k[:, :, i : i + 1], v[:, :, i : i + 1], state)
+            for i in range(q.shape[2])
+        ]
+        return torch.cat(outs, dim=2)
 
     def _init_state(self, batch: int, device: torch.device, dtype: torch.dtype):
         raise NotImplementedError(

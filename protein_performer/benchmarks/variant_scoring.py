@@ -5,7 +5,10 @@ through the runner's :class:`~protein_performer.runner.Engine` (packed batches, 
   autoregressive log-likelihood of the window's tokens. Targets before the first mutated
   token have the same prefix in both sequences, so they cancel exactly and are not summed:
   a variant's row contributes the log-probabilities of its targets from its first mutated
-  token on, the wild type's row (run once per window) the same suffix of its own.
+  token on, the wild type's row (run once per window) the same suffix of its own. Causal
+  models with decoding states (every kind here) share the prefixes: each variant runs only
+  from its last mutated token, from the states of its variant with that site reverted
+  (:mod:`protein_performer.runner.prefix`); others run one full row per variant.
 - masked LM (``mlm``): the masked marginal of ESM-1v (Meier et al. 2021): the wild type with
   one mutated site masked gives log p(residue | context) at that site, one row per distinct
   site; a variant scores the sum over its sites of log p(mutant) - log p(wild type).
@@ -30,11 +33,18 @@ from protein_performer.benchmarks.dms_data import Assay
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.progress import Progress
 from protein_performer.runner import Batch, Engine, ModelOutputs
+from protein_performer.runner.prefix import (
+    shared_prefix_log_probs,
+    sharing_pays,
+    walks_from_prefix,
+)
 
 STRATEGIES = {
     "clm": "log-likelihood ratio (causal LM)",
     "mlm": "masked marginal (masked LM)",
 }
+
+Scores = tuple[np.ndarray, np.ndarray]  # float64 [N] scores, int64 [N] windows per variant
 
 # ASCII code -> token index of the residue letters.
 _TOKEN_OF = np.zeros(256, dtype=np.int64)
@@ -82,6 +92,13 @@ class Segments:
     alts: np.ndarray
 
 
+def _centred_start(lo: np.ndarray, hi: np.ndarray, width: int, length: int) -> np.ndarray:
+    """Start of a ``width``-residue window centred on sites ``lo..hi`` (``hi - lo < width``),
+    holding both of them and inside the protein."""
+    centred = (lo + hi) // 2 - width // 2
+    return np.clip(np.clip(centred, hi - width + 1, lo), 0, length - width)
+
+
 def plan_segments(assay: Assay, max_length: int) -> Segments:
     """One window per variant (vectorised), split where its sites span more than a window."""
     length = len(assay.wild_type)
@@ -96,7 +113,7 @@ def plan_segments(assay: Assay, max_length: int) -> Segments:
     fits = hi - lo < width
     variant, start, sites, alts = [], [], [], []
     idx = np.nonzero(fits)[0]
-    starts = np.clip((lo[idx] + hi[idx]) // 2 - width // 2, 0, length - width)
+    starts = _centred_start(lo[idx], hi[idx], width, length)
     variant.append(idx)
     start.append(starts)
     sites.append(assay.sites[idx])
@@ -114,9 +131,10 @@ def plan_segments(assay: Assay, max_length: int) -> Segments:
             g_alts = np.full((1, k), "", dtype=object)
             g_sites[0, : len(g)] = assay.sites[i, g]
             g_alts[0, : len(g)] = assay.alts[i, g]
-            mid = (g_sites[0, 0] + g_sites[0, len(g) - 1]) // 2
             variant.append(np.array([i]))
-            start.append(np.array([min(max(mid - width // 2, 0), length - width)]))
+            start.append(
+                _centred_start(g_sites[0, :1], g_sites[0, len(g) - 1 : len(g)], width, length)
+            )
             sites.append(g_sites)
             alts.append(g_alts)
     start_all = np.concatenate(start).astype(np.int64)
@@ -135,6 +153,10 @@ def _alt_tokens(alts: np.ndarray, real: np.ndarray) -> np.ndarray:
     return out
 
 
+def _wild_type_tokens(assay: Assay) -> np.ndarray:
+    return _TOKEN_OF[np.frombuffer(assay.wild_type.encode(), np.uint8)].astype(np.uint8)
+
+
 def _target_log_probs(batch: Batch, outputs: ModelOutputs) -> torch.Tensor:
     """float32 [B, L]: log p(token t | tokens < t) at t >= 1 (0 at t = 0 and on padding),
     the log-softmax gathered at the targets only."""
@@ -145,44 +167,48 @@ def _target_log_probs(batch: Batch, outputs: ModelOutputs) -> torch.Tensor:
     return torch.nn.functional.pad(picked, (1, 0))
 
 
-def causal_scores(
-    engine: Engine,
-    assay: Assay,
-    max_length: int,
-    *,
-    budget: int = 65536,
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """float64 [N] log-likelihood ratios (see the module doc) and int64 [N] windows per variant."""
-    wt = _TOKEN_OF[np.frombuffer(assay.wild_type.encode(), np.uint8)].astype(np.uint8)
-    seg = plan_segments(assay, max_length)
-    real = seg.sites >= 0
-    starts = np.unique(seg.start)
-    windows = {int(s): i for i, s in enumerate(starts)}
-    win = np.array([windows[int(s)] for s in seg.start])  # each segment's window
-    wt_rows = [
-        window_tokens(wt, int(s), int(seg.end[win == i][0]))[0] for i, s in enumerate(starts)
-    ]
+def _mutant_rows(wt_row: np.ndarray, pos: np.ndarray, alt: np.ndarray, real: np.ndarray):
+    """uint8 [S, L]: the window's wild-type tokens with each segment's substitutions."""
+    rows = np.tile(wt_row, (len(pos), 1))
+    r, c = np.nonzero(real)
+    rows[r, pos[r, c]] = alt[r, c]
+    return rows
+
+
+def _suffix_sums(per_target: np.ndarray) -> np.ndarray:
+    """suffix[t] = sum of the per-target log-probs of targets t, t+1, ... (float64)."""
+    return np.cumsum(per_target[::-1])[::-1]
+
+
+def _shared_prefix_sums(engine, wt_rows, win, pos, alt, real, first, budget, progress):
+    """Mutant and wild-type sums from ``first`` on, each window's variants run from their
+    branch point (:func:`~protein_performer.runner.prefix.shared_prefix_log_probs`) where
+    enough of them share each parent, else one full row each."""
+    mutant_sums, wt_part = np.zeros(len(win)), np.zeros(len(win))
+    for w, wt_row in enumerate(wt_rows):
+        idx = np.nonzero(win == w)[0]
+        rows = _mutant_rows(wt_row, pos[idx], alt[idx], real[idx])
+        if not sharing_pays(wt_row, rows):  # few variants per parent: full rows are faster
+            one = (engine, [wt_row], np.zeros_like(idx), pos[idx], alt[idx], real[idx])
+            mutant_sums[idx], wt_part[idx] = _full_row_sums(*one, first[idx], budget, progress)
+            continue
+        sums, wt_lp = shared_prefix_log_probs(
+            engine, wt_row, rows, first[idx], budget=budget, progress=progress
+        )
+        mutant_sums[idx] = sums
+        wt_part[idx] = _suffix_sums(wt_lp)[first[idx]]
+    return mutant_sums, wt_part
+
+
+def _full_row_sums(engine, wt_rows, win, pos, alt, real, first, budget, progress):
+    """Mutant and wild-type sums from ``first`` on, one full row per variant (kinds without
+    decoding states)."""
     n_wt = len(wt_rows)
-    lead = (seg.start == 0).astype(np.int64)  # <cls> leads only the window at residue 0
-    pos = np.where(real, seg.sites - seg.start[:, None] + lead[:, None], 0)
-    first = np.where(real, pos, np.iinfo(np.int64).max).min(axis=1)  # first mutated token
-    alt = _alt_tokens(seg.alts, real)
-    # Mutant rows: the wild type's window with the segment's substitutions.
-    if len({len(r) for r in wt_rows}) == 1:  # one width: a single uint8 block [rows, L]
-        block = np.stack(wt_rows)
-        rows = np.concatenate([block, block[win]])
-        r, c = np.nonzero(real)
-        rows[n_wt + r, pos[r, c]] = alt[r, c]
-    else:
-        rows = list(wt_rows)
-        for i in range(len(win)):
-            row = wt_rows[win[i]].copy()
-            row[pos[i, real[i]]] = alt[i, real[i]]
-            rows.append(row)
-    n_rows = len(rows)
+    rows = list(wt_rows)
+    for i in range(len(win)):
+        rows.extend(_mutant_rows(wt_rows[win[i]], pos[i : i + 1], alt[i : i + 1], real[i : i + 1]))
     from_token = np.concatenate([np.ones(n_wt, dtype=np.int64), first])
-    mutant_sums = np.zeros(n_rows)
+    sums = np.zeros(len(rows))
     wt_suffix: dict[int, np.ndarray] = {}
 
     def per_batch(batch: Batch, outputs: ModelOutputs) -> None:
@@ -190,29 +216,45 @@ def causal_scores(
         index = batch.index.numpy()
         steps = torch.arange(lp.shape[1])[None, :]
         keep = steps >= torch.from_numpy(from_token[index])[:, None]
-        mutant_sums[index] = (lp * keep).double().sum(1).numpy()
+        sums[index] = (lp * keep).double().sum(1).numpy()
         for b in np.nonzero(index < n_wt)[0]:
-            per_token = lp[b].double().numpy()
-            # suffix[t] = sum of the wild type's log-probs of targets t, t+1, ...
-            wt_suffix[int(index[b])] = np.cumsum(per_token[::-1])[::-1]
+            wt_suffix[int(index[b])] = _suffix_sums(lp[b].double().numpy())
 
     engine.run(rows, per_batch, budget=budget, progress=progress)
-    wt_part = np.array([wt_suffix[w][f] for w, f in zip(win, first)])
-    ratios = mutant_sums[n_wt:] - wt_part
-    scores = np.bincount(seg.variant, weights=ratios, minlength=len(assay))
+    return sums[n_wt:], np.array([wt_suffix[w][f] for w, f in zip(win, first)])
+
+
+def causal_scores(
+    engine: Engine, assay: Assay, max_length: int, budget: int, progress: Progress | None
+) -> Scores:
+    """float64 [N] log-likelihood ratios (see the module doc) and int64 [N] windows per variant.
+
+    Models with decoding states (:func:`~protein_performer.runner.prefix.walks_from_prefix`)
+    run each variant from its last mutated token on, the rest from shared prefixes; others
+    one full row per variant."""
+    wt = _wild_type_tokens(assay)
+    seg = plan_segments(assay, max_length)
+    real = seg.sites >= 0
+    starts = np.unique(seg.start)
+    win = np.searchsorted(starts, seg.start)  # each segment's window
+    wt_rows = [
+        window_tokens(wt, int(s), int(seg.end[win == i][0]))[0] for i, s in enumerate(starts)
+    ]
+    lead = (seg.start == 0).astype(np.int64)  # <cls> leads only the window at residue 0
+    pos = np.where(real, seg.sites - seg.start[:, None] + lead[:, None], 0)
+    first = np.where(real, pos, np.iinfo(np.int64).max).min(axis=1)  # first mutated token
+    alt = _alt_tokens(seg.alts, real)
+    sums = _shared_prefix_sums if walks_from_prefix(engine.model) else _full_row_sums
+    mutant_sums, wt_part = sums(engine, wt_rows, win, pos, alt, real, first, budget, progress)
+    scores = np.bincount(seg.variant, weights=mutant_sums - wt_part, minlength=len(assay))
     return scores, np.bincount(seg.variant, minlength=len(assay))
 
 
 def masked_marginal_scores(
-    engine: Engine,
-    assay: Assay,
-    max_length: int,
-    *,
-    budget: int = 65536,
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    engine: Engine, assay: Assay, max_length: int, budget: int, progress: Progress | None
+) -> Scores:
     """float64 [N] masked-marginal scores (see the module doc) and int64 [N] windows used."""
-    wt = _TOKEN_OF[np.frombuffer(assay.wild_type.encode(), np.uint8)].astype(np.uint8)
+    wt = _wild_type_tokens(assay)
     real = assay.sites >= 0
     sites = np.unique(assay.sites[real])
     rows, mask_pos = [], np.empty(len(sites), dtype=np.int64)
@@ -238,7 +280,7 @@ def masked_marginal_scores(
     return (delta * real).sum(axis=1), real.sum(axis=1)
 
 
-SCORERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+SCORERS: dict[str, Callable[..., Scores]] = {
     "clm": causal_scores,
     "mlm": masked_marginal_scores,
 }
@@ -252,8 +294,8 @@ def score_assay(
     *,
     budget: int = 65536,
     progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Scores:
     """The objective's scorer (``clm`` or ``mlm``) on every variant of ``assay``."""
     if objective not in SCORERS:
         raise ValueError(f"objective must be one of {sorted(SCORERS)}, got {objective!r}")
-    return SCORERS[objective](engine, assay, max_length, budget=budget, progress=progress)
+    return SCORERS[objective](engine, assay, max_length, budget, progress)

@@ -13,28 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from protein_performer.model.embeddings import RotaryEmbedding, position_angles
+from protein_performer.model.embeddings import rotate_at
 from protein_performer.model.lm import PerformerLM
 
-
-def rotate_at(rotary: RotaryEmbedding, x: Tensor, position: int) -> Tensor:
-    """Rotary embedding of x [B, H, n, Dh] holding positions position .. position+n-1.
-
-    The same numbers as ``rotary(x)`` on the whole prefix: float32 models read the cached
-    float32 tables, float64 ones compute the float64 angles the same way (``position_angles``).
-    """
-    n = x.shape[-2]
-    if x.dtype == torch.float64:
-        angles = position_angles(position, position + n, rotary.head_dim, rotary.base, x.device)
-        angles = torch.cat([angles, angles], dim=-1)
-        cos, sin, xf = angles.cos(), angles.sin(), x
-    else:
-        cos = rotary.cos[position : position + n].float()
-        sin = rotary.sin[position : position + n].float()
-        xf = x.float()
-    half_dim = rotary.head_dim // 2
-    rotated = torch.cat([-xf[..., half_dim:], xf[..., :half_dim]], dim=-1)
-    return (xf * cos + rotated * sin).to(x.dtype)
+__all__ = ["RecurrentDecoder", "rotate_at"]
 
 
 class RecurrentDecoder:
@@ -54,10 +36,7 @@ class RecurrentDecoder:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self.model = model
         self.batch = batch
-        weight = model.token_embedding.weight
-        self.states = [
-            block.attn.init_state(batch, weight.device, weight.dtype) for block in model.blocks
-        ]
+        self.states = model.decoding_states(batch)
         self.position = 0
 
     @property
@@ -74,21 +53,9 @@ class RecurrentDecoder:
                 f"position {self.position} is past model.max_length {self.max_length}: the "
                 "model cannot take longer sequences"
             )
-        model, t = self.model, self.position
-        x = model.token_embedding(tokens[:, None])  # [B, 1, D]
-        if model.positions is not None:
-            x = x + model.positions.at(t)
-        x = model.drop(x)
-        rotary = None
-        if model.rotary is not None:
-
-            def rotary(y: Tensor) -> Tensor:
-                return rotate_at(model.rotary, y, t)
-
-        for block, state in zip(model.blocks, self.states):
-            x = block.step(x, state, rotary)
+        logits = self.model.run_step(tokens[:, None], self.states)
         self.position += 1
-        return model.logits(x)[:, 0]
+        return logits[:, 0]
 
     def state_numel(self) -> int:
         """Elements held by all decoding states (to check what grows with length)."""

@@ -46,6 +46,11 @@ class Block(nn.Module):
         x = x + self.drop(self.attn.step(self.norm1(x), state, rotary))
         return x + self.ff(self.norm2(x))
 
+    def suffix(self, x: Tensor, state, rotary: Rotary | None = None) -> Tensor:
+        """n tokens x [B, n, D] after the prefix in ``state`` through the block (state kept)."""
+        x = x + self.drop(self.attn.suffix(self.norm1(x), state, rotary))
+        return x + self.ff(self.norm2(x))
+
     def residual_projections(self) -> list[nn.Linear]:
         """The layers that write into the residual stream (scaled down at init)."""
         return [self.attn.to_out, self.ff.fc2]

@@ -131,3 +131,23 @@ class RotaryEmbedding(nn.Module):
         half = self.head_dim // 2
         rotated = torch.cat([-xf[..., half:], xf[..., :half]], dim=-1)
         return (xf * cos + rotated * sin).to(x.dtype)
+
+
+def rotate_at(rotary: RotaryEmbedding, x: Tensor, position: int) -> Tensor:
+    """Rotary embedding of x [B, H, n, Dh] holding positions position .. position+n-1.
+
+    The same numbers as ``rotary(x)`` on the whole prefix: float32 models read the cached
+    float32 tables, float64 ones compute the float64 angles the same way (``position_angles``).
+    """
+    n = x.shape[-2]
+    if x.dtype == torch.float64:
+        angles = position_angles(position, position + n, rotary.head_dim, rotary.base, x.device)
+        angles = torch.cat([angles, angles], dim=-1)
+        cos, sin, xf = angles.cos(), angles.sin(), x
+    else:
+        cos = rotary.cos[position : position + n].float()
+        sin = rotary.sin[position : position + n].float()
+        xf = x.float()
+    half_dim = rotary.head_dim // 2
+    rotated = torch.cat([-xf[..., half_dim:], xf[..., :half_dim]], dim=-1)
+    return (xf * cos + rotated * sin).to(x.dtype)

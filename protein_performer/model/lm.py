@@ -12,10 +12,12 @@ from torch import Tensor, nn
 
 from protein_performer.model.block import Block
 from protein_performer.model.config import ModelConfig
+from protein_performer.attention.base import Rotary
 from protein_performer.model.embeddings import (
     LearnedPositions,
     RotaryEmbedding,
     SinusoidalPositions,
+    rotate_at,
 )
 from protein_performer.model.outputs import ModelOutputs
 
@@ -201,6 +203,51 @@ class PerformerLM(nn.Module):
 
     def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.run(tokens, mask).logits
+
+    # -- causal walks from a prefix state (generation, shared-prefix scoring) ----------------
+
+    def decoding_states(self, batch: int) -> list:
+        """Fresh per-block decoding states for ``batch`` sequences (causal models only; the
+        kinds' ``decoding.py``)."""
+        weight = self.token_embedding.weight
+        return [b.attn.init_state(batch, weight.device, weight.dtype) for b in self.blocks]
+
+    def _embed_from(self, tokens: Tensor, start: int) -> tuple[Tensor, Rotary | None]:
+        """tokens [B, n] at positions start .. start+n-1 -> block input [B, n, D] and the
+        rotary rotation from ``start`` (None without rotary positions)."""
+        end = start + tokens.shape[1]
+        if end > self.cfg.max_length:
+            raise ValueError(
+                f"position {end - 1} is past model.max_length {self.cfg.max_length}: the "
+                "model cannot take longer sequences"
+            )
+        x = self.token_embedding(tokens)
+        if self.positions is not None:
+            x = x + self.positions(end)[start:]
+        rotary = None
+        if self.rotary is not None:
+
+            def rotary(y: Tensor) -> Tensor:
+                return rotate_at(self.rotary, y, start)
+
+        return self.drop(x), rotary
+
+    def run_step(self, tokens: Tensor, states: list) -> Tensor:
+        """One token per sequence, tokens [B, 1] at position ``states[0].position`` -> logits
+        [B, 1, V]: row ``position`` of the causal forward; every state advances by it."""
+        x, rotary = self._embed_from(tokens, states[0].position)
+        for block, state in zip(self.blocks, states):
+            x = block.step(x, state, rotary)
+        return self.logits(x)
+
+    def run_suffix(self, tokens: Tensor, states: list) -> Tensor:
+        """n tokens per sequence after the prefix the ``states`` hold, tokens [B, n] ->
+        logits [B, n, V]: rows ``position .. position+n-1`` of the causal forward on prefix +
+        tokens, in one pass per block; the states are left as they were."""
+        x, rotary = self._embed_from(tokens, states[0].position)
+        for block, state in zip(self.blocks, states):
+            x = block.suffix(x, state, rotary)
+        return self.logits(x)
 
     @torch.no_grad()
     def attention_maps(

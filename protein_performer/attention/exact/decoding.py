@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from protein_performer.attention.base import DecodingState
@@ -44,3 +46,14 @@ def exact_step(q: Tensor, k: Tensor, v: Tensor, state: KVCache) -> Tensor:
     state.position += 1
     scores = (q @ keys.transpose(-1, -2)) * q.shape[-1] ** -0.5  # [B, H, 1, T]
     return scores.softmax(dim=-1) @ values
+
+
+def exact_suffix(q: Tensor, k: Tensor, v: Tensor, state: KVCache) -> Tensor:
+    """n tokens q, k, v [B, H, n, Dh] after the cached prefix at once -> [B, H, n, Dh]: each
+    sees every cached key and the suffix keys up to itself (``state`` untouched)."""
+    n, prefix = q.shape[-2], state.length
+    if prefix:
+        k = torch.cat([state.k_buf[:, :, :prefix].to(k.dtype), k], dim=-2)
+        v = torch.cat([state.v_buf[:, :, :prefix].to(v.dtype), v], dim=-2)
+    allowed = torch.ones(n, prefix + n, dtype=torch.bool, device=q.device).tril(prefix)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)

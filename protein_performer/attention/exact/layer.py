@@ -48,3 +48,6 @@ class ExactAttention(Attention):
 
     def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
         return decoding.exact_step(q, k, v, state)
+
+    def attend_suffix(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
+        return decoding.exact_suffix(q, k, v, state)

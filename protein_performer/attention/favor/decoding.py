@@ -92,3 +92,64 @@ def favor_generalized_step(
     num = phi_q @ state.s
     state.position += 1
     return num[..., :-1] / num[..., -1:]
+
+
+def _with_ones(v: Tensor) -> Tensor:
+    return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, n, Dv+1]
+
+
+def _causal_tril(n: int, device: torch.device) -> Tensor:
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+def favor_softmax_suffix(
+    q: Tensor, k: Tensor, v: Tensor, projection: Tensor, state: FavorState, *, eps: float
+) -> Tensor:
+    """n causal FAVOR+ softmax tokens after the prefix in ``state`` at once: q, k, v
+    [B, H, n, Dh] -> [B, H, n, Dv], the outputs :func:`favor_softmax_step` would give token by
+    token (``state`` untouched). Query t sees the prefix sums re-referenced to its running
+    maximum M_t, and the suffix keys j <= t through an [n, n] matrix."""
+    dt = state.s.dtype
+    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
+    d = q.shape[-1]
+    v1 = _with_ones(v)
+    qs, ks = q * d**-0.25, k * d**-0.25
+    lq = qs @ w.T
+    phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps  # [B, H, n, m]
+    lk = ks @ w.T - (ks * ks).sum(-1, keepdim=True) / 2  # [B, H, n, m]
+    key_max = lk.amax(-1, keepdim=True)  # [B, H, n, 1]
+    run_max = torch.maximum(state.run_max, torch.cummax(key_max, dim=-2).values)  # M_t
+    num = (phi_q @ state.s) * torch.exp(state.run_max - run_max)
+    num = num + eps * phi_q.sum(-1, keepdim=True) * (state.z + v1.cumsum(-2))
+    # scores[t, j] = phi_q_t . exp(l_j - M_t) = (phi_q_t . exp(l_j - c_j)) exp(c_j - M_t)
+    rescale = torch.exp((key_max.transpose(-1, -2) - run_max).clamp_max(0.0))  # [B, H, n, n]
+    scores = (phi_q @ torch.exp(lk - key_max).transpose(-1, -2)) * rescale
+    scores = scores.masked_fill(~_causal_tril(q.shape[-2], q.device), 0.0)
+    num = num + scores @ v1
+    return num[..., :-1] / num[..., -1:]
+
+
+def favor_generalized_suffix(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    projection: Tensor,
+    state: FavorState,
+    *,
+    fn: Callable[[Tensor], Tensor],
+    eps: float,
+) -> Tensor:
+    """n causal tokens with generalized features after the prefix in ``state`` at once;
+    arguments and result as :func:`favor_softmax_suffix` (the steps of
+    :func:`favor_generalized_step`)."""
+    dt = state.s.dtype
+    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
+    m = w.shape[0]
+    v1 = _with_ones(v)
+    phi_q = fn(q @ w.T * m**-0.5) + eps
+    phi_k = fn(k @ w.T * m**-0.5) + eps
+    scores = (phi_q @ phi_k.transpose(-1, -2)).masked_fill(
+        ~_causal_tril(q.shape[-2], q.device), 0.0
+    )
+    num = phi_q @ state.s + scores @ v1
+    return num[..., :-1] / num[..., -1:]

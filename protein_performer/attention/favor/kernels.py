@@ -58,6 +58,13 @@ class FeatureKernel:
         """One causal token, [B, H, 1, .] (see :mod:`protein_performer.attention.favor.decoding`)."""
         raise NotImplementedError
 
+    def suffix(
+        self, q: Tensor, k: Tensor, v: Tensor, w: Tensor, state: decoding.FavorState, eps: float
+    ) -> Tensor:
+        """n causal tokens after the prefix in ``state`` at once, [B, H, n, .]; ``state``
+        untouched (see :mod:`protein_performer.attention.favor.decoding`)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -89,6 +96,9 @@ class SoftmaxKernel(FeatureKernel):
     def decode(self, q, k, v, w, state, eps):
         return decoding.favor_softmax_step(q, k, v, w, state, eps=eps)
 
+    def suffix(self, q, k, v, w, state, eps):
+        return decoding.favor_softmax_suffix(q, k, v, w, state, eps=eps)
+
 
 class GeneralizedKernel(FeatureKernel):
     """Generalized features f(x W^T / sqrt(m)) + eps for any f, through plain autograd."""
@@ -109,6 +119,9 @@ class GeneralizedKernel(FeatureKernel):
 
     def decode(self, q, k, v, w, state, eps):
         return decoding.favor_generalized_step(q, k, v, w, state, fn=self.fn, eps=eps)
+
+    def suffix(self, q, k, v, w, state, eps):
+        return decoding.favor_generalized_suffix(q, k, v, w, state, fn=self.fn, eps=eps)
 
 
 class ReluKernel(GeneralizedKernel):

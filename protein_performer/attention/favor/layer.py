@@ -210,6 +210,9 @@ class FavorAttention(Attention):
     def decode(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
         return self.kernel.decode(q, k, v, self.projection, state, self.eps)
 
+    def attend_suffix(self, q: Tensor, k: Tensor, v: Tensor, state) -> Tensor:
+        return self.kernel.suffix(q, k, v, self.projection, state, self.eps)
+
 
 @register("favor_softmax")
 class FavorSoftmaxAttention(FavorAttention):
