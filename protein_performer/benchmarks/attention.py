@@ -31,6 +31,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protein_performer.attention import ATTENTION_REGISTRY, AttentionConfig, build_attention
+from protein_performer.attention.favor.causal import resolve_impl
+
 PEER = "performer_pytorch"  # the widely used port, benchmarked when importable
 DEFAULT_LENGTHS = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 
@@ -79,8 +82,6 @@ def _peer_available() -> bool:
 def _build(spec: dict):
     """Return fn(q, k, v) -> out [B, H, L, Dh] for the case's kind."""
     import torch
-
-    from protein_performer.attention import AttentionConfig, build_attention
 
     device, dtype = torch.device(spec["device"]), _dtype(spec["dtype"])
     if spec["kind"] == PEER:
@@ -165,8 +166,6 @@ def run_case(spec: dict) -> dict:
         "matmul_gflops": max(rates),
     }
     if spec["causal"] and spec["kind"].startswith("favor"):
-        from protein_performer.attention.favor.causal import resolve_impl
-
         # what ran (FAVOR+ computes in float32 whatever the input dtype)
         res["impl"] = resolve_impl(
             spec.get("causal_impl", "auto"), torch.empty(0, device=device, dtype=torch.float32)
@@ -284,8 +283,6 @@ def bench_attention(args: AttentionBench) -> "object":
     """Time every case of ``args``, print the table and the targets, write CSV and plot."""
     import pandas as pd
     import torch
-
-    from protein_performer.attention import ATTENTION_REGISTRY
 
     kinds = args.kinds or sorted(ATTENTION_REGISTRY)
     for kind in kinds:

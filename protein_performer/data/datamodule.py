@@ -59,6 +59,8 @@ from protein_performer.data.storage.streaming import (
     StreamingProteinDataset,
     count_delivered,
 )
+from protein_performer.data.fasta.reading import load_proteins
+from protein_performer.data.storage.store import open_source
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +180,10 @@ class ProteinDataModule(pl.LightningDataModule):
         reports: list[Any] = []
         parts: list[ProteinSource] = []
         if fasta:
-            from protein_performer.data.fasta.reading import load_proteins
-
             src, report = load_proteins([str(p) for p in fasta], cfg.read_options)
             parts.append(src)
             reports.append(report)
         for p in stores:
-            from protein_performer.data.storage.store import open_source
-
             src, n_removed = filter_lengths(open_source(p), cfg.min_length, cfg.max_protein_length)
             note = f"{p}: {len(src)} proteins from the store, {n_removed} outside the length filter"
             if cfg.dedupe:

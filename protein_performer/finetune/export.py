@@ -17,7 +17,21 @@ from typing import Any
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.card import model_card
 from protein_performer.model.checkpoint import read_checkpoint
-from protein_performer.model.pretrained import CONFIG_FILE, save_folder
+from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
+from protein_performer.finetune.module import classifier_from_checkpoint
+from protein_performer.model.lm import PerformerLM
+from protein_performer.model.pretrained import (
+    CONFIG_FILE,
+    HEAD_PREFIX,
+    PretrainedFolderError,
+    config_objects,
+    load_backbone,
+    read_folder_config,
+    read_folder_weights,
+    save_folder,
+    split_state,
+)
+from protein_performer.runner import load_model
 
 SPECIAL = {
     "cls_token": "<cls>",
@@ -82,15 +96,11 @@ def export_checkpoint(
     ckpt_path: str | Path, out: str | Path, *, license: str = "mit", name: str | None = None
 ) -> Path:
     """Write the folder for ``ckpt_path`` (a training or fine-tuning checkpoint) into ``out``."""
-    from protein_performer.runner import load_model
-
     path = Path(ckpt_path)
     out = Path(out)
     ckpt = read_checkpoint(path)
     training = training_record(path, ckpt)
     if "head" in ckpt["hyper_parameters"]:
-        from protein_performer.finetune.module import classifier_from_checkpoint
-
         net, objective = classifier_from_checkpoint(ckpt, path)
         lm, head, freqs = net.performer, net.head, None
         head_config = net.head_cfg.to_dict()
@@ -121,18 +131,6 @@ def export_checkpoint(
 
 def load_classifier_folder(path: str | Path, map_location: str = "cpu"):
     """The fine-tuned :class:`PerformerClassifier` of an exported folder, in eval mode."""
-    from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
-    from protein_performer.model.lm import PerformerLM
-    from protein_performer.model.pretrained import (
-        HEAD_PREFIX,
-        PretrainedFolderError,
-        config_objects,
-        load_backbone,
-        read_folder_config,
-        read_folder_weights,
-        split_state,
-    )
-
     p = Path(path)
     config = read_folder_config(p)
     if not config.get("head"):

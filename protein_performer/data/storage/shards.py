@@ -39,6 +39,13 @@ from protein_performer.data.fasta.report import PathLike, ReadReport
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.errors import InputError
 from protein_performer.progress import Progress
+from protein_performer.data.fasta.reading import iter_filtered_blocks
+from protein_performer.data.storage.store import (
+    ProteinStore,
+    check_manifest,
+    count_tokens,
+    is_store,
+)
 
 FORMAT = "protein-performer-shards"
 VERSION = 1
@@ -148,8 +155,6 @@ def _store_blocks(store: Any, block: int) -> Iterator[tuple[np.ndarray, np.ndarr
 
 
 def _fasta_blocks(paths: list[Path], report: ReadReport, options: ReadOptions) -> Iterator[tuple]:
-    from protein_performer.data.fasta.reading import iter_filtered_blocks
-
     for b in iter_filtered_blocks(paths, report, options):
         yield b.tokens, b.lengths, [accession_bytes(h) for h in b.headers]
 
@@ -201,8 +206,6 @@ def write_shards(
     storage afterwards (``aws s3 sync DIR s3://bucket/prefix``).
     """
     import webdataset as wds
-
-    from protein_performer.data.storage.store import ProteinStore, is_store
 
     if shard_bytes < 1 or block_proteins < 1:
         raise ValueError(
@@ -272,8 +275,6 @@ def write_shards(
             report.proteins += len(lengths)
             report.residues += int(offsets[-1])
             if counts is None:
-                from protein_performer.data.storage.store import count_tokens
-
                 counted += count_tokens(tokens)
             bar.update_to(report.proteins)
         if writer is not None:
@@ -378,7 +379,6 @@ class ShardSet:
             m = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ShardError(f"{join(where, MANIFEST)}: unreadable manifest ({exc})") from exc
-        from protein_performer.data.storage.store import check_manifest
 
         check_manifest(m, FORMAT, VERSION, where, _hint(where), ShardError)
         self.manifest: dict[str, Any] = m
