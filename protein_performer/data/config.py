@@ -8,7 +8,7 @@ from typing import Sequence
 
 from protein_performer.data.fasta.options import ON_INVALID, ReadOptions
 from protein_performer.errors import InputError
-from protein_performer.data.storage.shards import is_url
+from protein_performer.data.storage.locations import is_url
 
 MODES = ("protein", "concat")
 SPLITS = ("train", "valid", "test", "test_ood")
