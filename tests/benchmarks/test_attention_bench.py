@@ -197,7 +197,7 @@ def test_in_process_case_turns_an_error_into_the_case_note(monkeypatch):
     monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
     spec = {**_spec("favor_softmax", True, "fwd"), "causal_impl": "cpp"}
     res = bench._in_process_case(spec)
-    assert res["error"].startswith("ValueError: attention.causal_impl='cpp' runs CPU")
+    assert res["error"].startswith("ValueError: model.attention.causal_impl=cpp runs CPU")
     res = bench._in_process_case({**spec, "causal_impl": "chunkwise", "matmul_size": 64})
     assert res["time_s"] > 0 and res["impl"] == "chunkwise"
 
