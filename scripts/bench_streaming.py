@@ -151,7 +151,7 @@ def wds_read(out: Path) -> tuple[int, int]:
 
 
 def ours_write(store_dir: Path, out: Path, n: int) -> None:
-    from protein_performer.data.storage.shards import write_shards
+    from protein_performer.data.storage.shard_writer import write_shards
 
     write_shards(store_dir, out, shard_bytes=CHUNK, progress=False)
 
@@ -212,7 +212,8 @@ def _first_records(fasta: Path, n: int, out: Path) -> Path:
 
 
 def bench(fasta: Path, max_proteins: int | None, work: Path) -> list[dict]:
-    from protein_performer.data.storage.store import ProteinStore, prepare_store
+    from protein_performer.data.storage.prepare import prepare_store
+    from protein_performer.data.storage.store import ProteinStore
 
     store_dir = work / "store"
     source = (

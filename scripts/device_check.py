@@ -249,7 +249,7 @@ def report(out: Path) -> Path:
     import pandas as pd
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from protein_performer.benchmarks.attention import check_targets
+    from protein_performer.benchmarks.attention_targets import check_targets
 
     lines = ["# Device check", ""]
     env_path = out / "env.json"

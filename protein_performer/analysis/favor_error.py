@@ -27,7 +27,7 @@ from protein_performer.attention.favor.layer import favor_attention_matrix
 from protein_performer.attention.favor.projection import draw_projection, seeded_generator
 from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
 from protein_performer.model.lm import PerformerLM
-from protein_performer.runner.batching import BatchConverter
+from protein_performer.data.batching import BatchConverter
 
 
 def capture_qkv(model: PerformerLM, tokens: Tensor, mask: Tensor) -> list[tuple[Tensor, ...]]:

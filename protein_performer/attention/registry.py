@@ -13,7 +13,7 @@ T = TypeVar("T", bound=type[Attention])
 
 
 def register(*kinds: str) -> Callable[[T], T]:
-    """Class decorator: make ``cls`` buildable as ``attention.kind=<kind>``."""
+    """Class decorator: make ``cls`` buildable as ``attention=<kind>`` (its ``kind``)."""
 
     def wrap(cls: T) -> T:
         for kind in kinds:

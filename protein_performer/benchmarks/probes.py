@@ -17,39 +17,24 @@ import pandas as pd
 
 from protein_performer.benchmarks.classification import METRICS, Metrics
 from protein_performer.benchmarks.resample import percentile_interval
-from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
-
-_AA_INDEX = np.full(256, len(STANDARD_AMINO_ACIDS), dtype=np.int64)
-for _k, _aa in enumerate(STANDARD_AMINO_ACIDS):
-    _AA_INDEX[ord(_aa)] = _AA_INDEX[ord(_aa.lower())] = _k
+from protein_performer.data import residue_features
+from protein_performer.data.residue_features import composition, sequence_codes
 
 
 def residue_indices(sequence: str) -> np.ndarray:
     """int [L]: 0-19 for the standard amino acids (alphabetical), 20 for anything else."""
-    return _AA_INDEX[np.frombuffer(sequence.encode("ascii", "replace"), dtype=np.uint8)]
+    return sequence_codes(sequence)
 
 
 def aa_composition(sequences: list[str]) -> np.ndarray:
     """float [N, 20]: each protein's fraction of each standard amino acid."""
-    out = np.zeros((len(sequences), len(STANDARD_AMINO_ACIDS)))
-    for n, s in enumerate(sequences):
-        counts = np.bincount(residue_indices(s), minlength=21)[:20]
-        out[n] = counts / max(len(s), 1)
-    return out
+    return composition([sequence_codes(s) for s in sequences])
 
 
 def onehot_windows(sequence: str, half_width: int = 7) -> np.ndarray:
     """float32 [L, (2 w + 1) * 22]: one-hot residues at offsets -w..w around each position
     (22 symbols: 20 amino acids, other, beyond the ends)."""
-    idx = residue_indices(sequence)
-    length = len(idx)
-    padded = np.concatenate([np.full(half_width, 21), idx, np.full(half_width, 21)])
-    width = 2 * half_width + 1
-    out = np.zeros((length, width * 22), dtype=np.float32)
-    rows = np.arange(length)
-    for o in range(width):
-        out[rows, o * 22 + padded[rows + o]] = 1.0
-    return out
+    return residue_features.onehot_windows(sequence_codes(sequence), half_width)
 
 
 def held_out(names: list[str], fraction: float = 0.2, salt: str = "") -> np.ndarray:

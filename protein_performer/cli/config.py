@@ -139,7 +139,7 @@ class TrainSetup:
 
 def _check_paths(data: dict[str, Any]) -> None:
     """Make data paths absolute (relative to the start directory) and check they exist."""
-    from protein_performer.data.storage.shards import is_url
+    from protein_performer.data.storage.locations import is_url
 
     for key in DATA_PATH_FIELDS:
         value = data.get(key)

@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from protein_performer.data.storage.store import prepare_store
+    from protein_performer.data.storage.prepare import prepare_store
 
     report = prepare_store(
         args.inputs,
@@ -168,7 +168,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _stream_prepare(args: argparse.Namespace) -> None:
-    from protein_performer.data.storage.shards import write_shards
+    from protein_performer.data.storage.shard_writer import write_shards
 
     report = write_shards(
         args.inputs,

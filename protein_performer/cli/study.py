@@ -2,7 +2,7 @@
 
     protein-performer-study sweep_dir=multirun/train/<date>/<time>
 
-Thin: conf/study.yaml -> :class:`~protein_performer.study.report.StudyOptions` ->
+Thin: conf/study.yaml -> :class:`~protein_performer.study.options.StudyOptions` ->
 :func:`~protein_performer.study.report.run_study`. :class:`StudyCallback` runs the same at the
 end of a training multirun (``experiment=cpu_study``), reading the ``study:`` block of the
 training config. Bad inputs end with a one-line error and exit status 2.
@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 
 from protein_performer.cli.config import CONF_DIR, ConfigError, make, user_path
 from protein_performer.cli.task import plain, run_task
-from protein_performer.study.report import StudyOptions, run_study
+from protein_performer.study.options import StudyOptions
+from protein_performer.study.report import run_study
 
 log = logging.getLogger(__name__)
 

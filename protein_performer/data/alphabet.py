@@ -170,3 +170,18 @@ def tokens_to_letters(tokens: np.ndarray | bytes) -> bytes:
     """Residue tokens back to upper-case one-letter codes (bytes)."""
     raw = tokens.tobytes() if isinstance(tokens, np.ndarray) else bytes(tokens)
     return raw.translate(TOKEN_TO_LETTER)
+
+
+def count_tokens(tokens: np.ndarray) -> np.ndarray:
+    """int64 [len(ALPHABET)]: occurrences of each token in a uint8 array.
+
+    ``np.bincount`` widens every byte to int64 first; counting byte *pairs* (a uint16 view)
+    halves that work and the pair table (65536 bins) is tiny -- about 2x faster here.
+    """
+    tokens = np.ascontiguousarray(tokens, dtype=np.uint8)
+    n = len(tokens) & ~1
+    pairs = np.bincount(tokens[:n].view(np.uint16), minlength=1 << 16).reshape(256, 256)
+    counts = pairs.sum(axis=0) + pairs.sum(axis=1)
+    if n < len(tokens):
+        counts[tokens[-1]] += 1
+    return counts[: len(ALPHABET)].astype(np.int64)

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from protein_performer.data.fasta.options import ON_INVALID, ReadOptions
 from protein_performer.errors import InputError
+from protein_performer.data.storage.locations import is_url
 
 MODES = ("protein", "concat")
 SPLITS = ("train", "valid", "test", "test_ood")
@@ -136,8 +137,6 @@ class DataConfig:
 
     def check_paths(self, splits: Sequence[str] = SPLITS) -> None:
         """Raise FileNotFoundError naming the field when an input path does not exist."""
-        from protein_performer.data.storage.shards import is_url
-
         for split in splits:
             for p in getattr(self, split):
                 # a URL is checked when it is opened (the manifest is read then)

@@ -16,8 +16,11 @@ Workers: batches are handed to workers by the DataLoader (each batch to one work
 split over workers is exact; each worker's global RNGs are seeded from (seed, epoch, rank,
 worker id). Crops do not use them (they hash (seed, epoch, index)).
 
+Opening a split and building its dataset: :mod:`~.splits`; worker seeding and the counting
+train loader: :mod:`~.loaders`.
+
 Streaming: a split given as a shard set (a directory with ``shards.json`` or a URL, see
-:mod:`~.shards`) is read by :class:`~.streaming.StreamingProteinDataset` instead: the same
+:mod:`~.storage.shards`) is read by :class:`~.streaming.StreamingProteinDataset` instead: the same
 examples, sharded over ranks and workers by contiguous ranges of the epoch's shard order,
 resumable the same way.
 """
@@ -25,25 +28,19 @@ resumable the same way.
 from __future__ import annotations
 
 import logging
-import random
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.config import DataConfig, DataInputError
 from protein_performer.data.datasets import (
-    ChainedSources,
     ConcatenatedDataset,
     ProteinDataset,
-    filter_lengths,
 )
-from protein_performer.seeding import mix_seed
 from protein_performer.data.sampling.clusters import ClusterReport, read_cluster_tsv
 from protein_performer.data.sampling.cluster_sampler import ClusterSampler
 from protein_performer.data.sampling.samplers import (
@@ -51,58 +48,17 @@ from protein_performer.data.sampling.samplers import (
     EpochPosition,
     ShardedBatchSampler,
 )
+from protein_performer.data.loaders import BatchCounter, TrainDataLoader, WorkerInit
 from protein_performer.data.sampling.token_budget import TokenBudgetBatchSampler
-from protein_performer.data.storage.shards import ShardSet, is_shard_set
+from protein_performer.data.splits import make_dataset, open_split, residue_counts
+from protein_performer.data.storage.shards import ShardSet
 from protein_performer.data.source import ProteinSource
 from protein_performer.data.storage.streaming import (
     StreamingLoader,
     StreamingProteinDataset,
-    count_delivered,
 )
 
 log = logging.getLogger(__name__)
-
-
-class WorkerInit:
-    """Seed a DataLoader worker's global RNGs from (seed, epoch, rank, worker id)."""
-
-    def __init__(self, seed: int, rank: int = 0) -> None:
-        self.seed = int(seed)
-        self.rank = int(rank)
-
-    def __call__(self, worker_id: int) -> None:
-        info = get_worker_info()
-        epoch = getattr(info.dataset, "epoch", 0) if info is not None else 0
-        s = mix_seed(self.seed, epoch, self.rank, worker_id)
-        torch.manual_seed(s & ((1 << 63) - 1))
-        np.random.seed(s & 0xFFFFFFFF)
-        random.seed(s)
-
-
-class _BatchCounter:
-    """Batches of the current epoch delivered to the consumer of the train dataloader."""
-
-    def __init__(self) -> None:
-        self.delivered = 0
-
-
-class TrainDataLoader(DataLoader):
-    """A DataLoader that counts batches it delivers (not those prefetched by workers)."""
-
-    batch_counter: _BatchCounter | None = None
-
-    def __iter__(self):
-        sampler = self.batch_sampler
-        counter = self.batch_counter
-        start = sampler._start if isinstance(sampler, EpochPosition) else 0
-        it = super().__iter__()
-        if counter is None:
-            return it
-        return count_delivered(it, counter, "delivered", start)
-
-
-def _is_store(path: Path) -> bool:
-    return path.is_dir()
 
 
 class ProteinDataModule(pl.LightningDataModule):
@@ -134,99 +90,10 @@ class ProteinDataModule(pl.LightningDataModule):
         # the train position: a batch sampler, or the streaming dataset
         self._train_sampler: EpochPosition | None = None
         self._pending_state: dict | None = None
-        self._counter: _BatchCounter | None = _BatchCounter()
+        self._counter: BatchCounter | None = BatchCounter()
         self.collate = Collate(ALPHABET.pad_idx)
 
     # -- reading --------------------------------------------------------------------------
-    def _open_stream(self, split: str) -> ShardSet:
-        cfg = self.cfg
-        entries = getattr(cfg, split)
-        if len(entries) != 1:
-            raise DataInputError(
-                f"data.{split}: a shard set must be the only entry of its split, "
-                f"got {entries} (write the files as one shard set)"
-            )
-        unsupported = [
-            (cfg.mode != "protein", f"data.mode={cfg.mode}", "data.mode=protein"),
-            (cfg.max_tokens is not None, "data.max_tokens", "data.max_tokens=null"),
-            (
-                split == "train" and cfg.cluster_tsv is not None,
-                "data.cluster_tsv",
-                "data.cluster_tsv=null",
-            ),
-        ]
-        for bad, what, fix in unsupported:
-            if bad:
-                raise DataInputError(
-                    f"data.{split}: {what} is not available for a streamed shard "
-                    f"set {entries[0]} (set {fix}, or train from a prepared store)"
-                )
-        shards = ShardSet(entries[0])
-        self.read_reports[split] = [
-            f"{shards.location}: {len(shards)} proteins in {len(shards.names)} shards, streamed"
-        ]
-        log.info("data.%s: %s", split, self.read_reports[split][0])
-        return shards
-
-    def _open_split(self, split: str) -> ProteinSource | ShardSet:
-        cfg = self.cfg
-        if any(is_shard_set(p) for p in getattr(cfg, split)):
-            return self._open_stream(split)
-        paths = [Path(p) for p in getattr(cfg, split)]
-        fasta = [p for p in paths if not _is_store(p)]
-        stores = [p for p in paths if _is_store(p)]
-        reports: list[Any] = []
-        parts: list[ProteinSource] = []
-        if fasta:
-            from protein_performer.data.fasta.reading import load_proteins
-
-            src, report = load_proteins([str(p) for p in fasta], cfg.read_options)
-            parts.append(src)
-            reports.append(report)
-        for p in stores:
-            from protein_performer.data.storage.store import open_source
-
-            src, n_removed = filter_lengths(open_source(p), cfg.min_length, cfg.max_protein_length)
-            note = f"{p}: {len(src)} proteins from the store, {n_removed} outside the length filter"
-            if cfg.dedupe:
-                note += " (data.dedupe is not applied to stores: deduplicate when preparing)"
-            reports.append(note)
-            parts.append(src)
-        source = parts[0] if len(parts) == 1 else ChainedSources(parts)
-        if len(source) == 0:
-            raise DataInputError(_no_proteins_message(split, paths, reports, cfg))
-        self.read_reports[split] = reports
-        for r in reports:
-            log.info("data.%s: %s", split, r.summary() if hasattr(r, "summary") else r)
-        return source
-
-    def _make_dataset(self, split: str, source: ProteinSource | ShardSet):
-        train = split == "train"
-        if isinstance(source, ShardSet):
-            return source  # the streaming dataset is built per dataloader (rank, workers)
-        if self.cfg.mode == "concat":
-            ds = ConcatenatedDataset(source, self.cfg.max_length, train=train, seed=self.cfg.seed)
-            if ds.n_tail_tokens:
-                log.info(
-                    "data.%s: %d windows of %d tokens; the last window holds the %d-token tail",
-                    split,
-                    len(ds),
-                    self.cfg.max_length,
-                    ds.n_tail_tokens,
-                )
-            return ds
-        ds = ProteinDataset(source, self.cfg.max_length, train=train, seed=self.cfg.seed)
-        if ds.n_cropped:
-            log.info(
-                "data.%s: %d of %d proteins longer than %d residues are cropped (%s)",
-                split,
-                ds.n_cropped,
-                len(ds),
-                self.cfg.max_length - 2,
-                "random window" if train else "first residues",
-            )
-        return ds
-
     def setup(self, stage: str | None = None) -> None:
         wanted = {
             "fit": ["train", "valid"],
@@ -242,9 +109,9 @@ class ProteinDataModule(pl.LightningDataModule):
             if split in self._given_sources:
                 source = self._given_sources[split]
             else:
-                source = self._open_split(split)
+                source, self.read_reports[split] = open_split(self.cfg, split)
             self.sources[split] = source
-            self.datasets[split] = self._make_dataset(split, source)
+            self.datasets[split] = make_dataset(self.cfg, split, source)
         if "train" in self.datasets and self.cfg.cluster_tsv and self.cluster_ids is None:
             src = self.sources["train"]
             accessions = [src.accession(i) for i in range(len(src))]
@@ -362,7 +229,7 @@ class ProteinDataModule(pl.LightningDataModule):
             sampler.load_state_dict(self._pending_state)
             self._pending_state = None
         self._train_sampler = sampler
-        self._counter = _BatchCounter()
+        self._counter = BatchCounter()
         self._counter.delivered = sampler._start
         if sampler.n_padded_batches():
             log.info(
@@ -414,7 +281,7 @@ class ProteinDataModule(pl.LightningDataModule):
     def residue_frequencies(self) -> np.ndarray:
         """float64 [31]: token frequencies over the training corpus's residues (specials 0)."""
         self._dataset("train")
-        counts = _residue_counts(self.sources["train"])
+        counts = residue_counts(self.sources["train"])
         total = counts.sum()
         if total == 0:
             raise DataInputError(f"data.train holds no residues: {self.cfg.train}")
@@ -447,42 +314,3 @@ class ProteinDataModule(pl.LightningDataModule):
                 self._counter.delivered = int(state["batches_consumed"])
         else:
             self._pending_state = dict(state)
-
-
-def _no_proteins_message(split: str, paths: list[Path], reports: list[Any], cfg: DataConfig) -> str:
-    """One line: the split, its files, what reading left out (by reason) and the fix."""
-    read = "; ".join(r.summary() if hasattr(r, "summary") else str(r) for r in reports)
-    fixes = ["give files that hold proteins"]
-    if cfg.min_length > 1 or cfg.max_protein_length is not None:
-        fixes.append(
-            f"widen the length filter (data.min_length={cfg.min_length}, "
-            f"data.max_protein_length={cfg.max_protein_length or 'null'})"
-        )
-    if cfg.on_invalid == "skip":
-        fixes.append("set data.on_invalid=error to see the first invalid record")
-    return (
-        f"data.{split}: no proteins left after reading {[str(p) for p in paths]} ({read}): "
-        + ", or ".join(fixes)
-    )
-
-
-def _residue_counts(source: ProteinSource) -> np.ndarray:
-    """float64 [31] token counts of a source (uses a store's precomputed counts when it has them)."""
-    n_tokens = len(ALPHABET)
-    if isinstance(source, ChainedSources):
-        return sum((_residue_counts(s) for s in source.sources), np.zeros(n_tokens))
-    precomputed = getattr(source, "residue_counts", None)
-    if callable(precomputed):
-        precomputed = precomputed()
-    if precomputed is not None:
-        c = np.asarray(precomputed, dtype=np.float64).ravel()
-        out = np.zeros(n_tokens)
-        out[: min(n_tokens, len(c))] = c[:n_tokens]
-        return out
-    flat = getattr(source, "tokens", None)
-    if isinstance(flat, np.ndarray) and len(flat) == int(np.asarray(source.lengths).sum()):
-        return np.bincount(flat, minlength=n_tokens)[:n_tokens].astype(np.float64)
-    out = np.zeros(n_tokens)
-    for i in range(len(source)):
-        out += np.bincount(source[i], minlength=n_tokens)[:n_tokens]
-    return out

@@ -12,40 +12,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data import residue_features
+from protein_performer.data.residue_features import OTHER, onehot_windows, token_codes
 from protein_performer.finetune.heads import HeadConfig
 from protein_performer.finetune.module import task_metrics
-
-N_STANDARD = len(ALPHABET.standard_idx)
 
 
 def composition(tokens: list[np.ndarray]) -> np.ndarray:
     """[N, 20]: each protein's standard amino-acid frequencies."""
-    out = np.zeros((len(tokens), N_STANDARD))
-    first = ALPHABET.first_residue_idx
-    for i, t in enumerate(tokens):
-        codes = t.astype(np.int64) - first
-        codes = codes[(codes >= 0) & (codes < N_STANDARD)]
-        out[i] = np.bincount(codes, minlength=N_STANDARD) / max(len(t), 1)
-    return out
+    return residue_features.composition([token_codes(t) for t in tokens])
 
 
 def residue_windows(tokens: list[np.ndarray], half_window: int) -> np.ndarray:
     """[sum of lengths, (2w + 1) * 21] one-hot windows around every residue, in order."""
-    width = 2 * half_window + 1
-    rows = []
-    first = ALPHABET.first_residue_idx
-    for t in tokens:
-        codes = t.astype(np.int64) - first
-        codes = np.where((codes >= 0) & (codes < N_STANDARD), codes, N_STANDARD)
-        padded = np.concatenate(
-            [np.full(half_window, N_STANDARD), codes, np.full(half_window, N_STANDARD)]
-        )
-        idx = np.arange(len(t))[:, None] + np.arange(width)[None, :]  # [n, width]
-        onehot = np.zeros((len(t), width, N_STANDARD + 1), dtype=np.float32)
-        np.put_along_axis(onehot, padded[idx][..., None], 1.0, axis=-1)
-        rows.append(onehot.reshape(len(t), -1))
-    return np.concatenate(rows)
+    return np.concatenate(
+        [onehot_windows(token_codes(t), half_window, off_end=OTHER) for t in tokens]
+    )
 
 
 def _score(head: HeadConfig, scores: np.ndarray, targets: np.ndarray) -> dict[str, float]:

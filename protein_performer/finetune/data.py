@@ -23,6 +23,7 @@ import torch
 from protein_performer.data.alphabet import ALPHABET, InvalidResidueError
 from protein_performer.errors import InputError
 from protein_performer.masking import IGNORE
+from protein_performer.data.fasta.reading import read_fasta
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fasta.gz", ".fa.gz", ".faa.gz")
 
@@ -155,8 +156,6 @@ def read_labelled(
 def _read_fasta_labels(
     fasta: Path, labels: Path, level: str, label_column: str, id_column: str
 ) -> LabelledRows:
-    from protein_performer.data.fasta.reading import read_fasta
-
     table = {}
     for line, row in _table(labels, [id_column, label_column]):
         table[(row[id_column] or "").strip()] = (line, row[label_column])

@@ -20,12 +20,23 @@ from typing import Any
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.card import model_card
 from protein_performer.model.checkpoint import read_checkpoint
+from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
+from protein_performer.finetune.module import FinetuneModule, classifier_from_checkpoint
+from protein_performer.model.lm import PerformerLM
 from protein_performer.model.pretrained import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     CONFIG_FILE,
+    HEAD_PREFIX,
+    PretrainedFolderError,
+    config_objects,
+    load_backbone,
+    read_folder_config,
+    read_folder_weights,
     save_folder,
+    split_state,
 )
+from protein_performer.runner import load_model
 
 # how a LoRA fine-tune is exported: adapters merged into the weights, or kept apart (peft)
 LORA_EXPORTS = ("merged", "adapters")
@@ -99,8 +110,6 @@ def export_checkpoint(
     """Write the folder for ``ckpt_path`` (a training or fine-tuning checkpoint) into ``out``.
     ``lora``: a LoRA fine-tune's adapters ``merged`` into the weights, or kept as ``adapters``
     (:func:`write_adapters`)."""
-    from protein_performer.runner import load_model
-
     path = Path(ckpt_path)
     out = Path(out)
     if lora not in LORA_EXPORTS:
@@ -122,8 +131,6 @@ def export_checkpoint(
     if lora == "adapters":
         return write_adapters(path, ckpt, out, training, license=license, name=name)
     if "head" in hp:
-        from protein_performer.finetune.module import classifier_from_checkpoint
-
         net, objective = classifier_from_checkpoint(ckpt, path)
         lm, head, freqs = net.performer, net.head, hp.get("residue_frequencies")
         head_config = net.head_cfg.to_dict()
@@ -179,10 +186,6 @@ def write_adapters(
     ``load_model`` / ``load_classifier_folder`` fold them in."""
     from peft import LoraConfig, get_peft_model
 
-    from protein_performer.finetune.heads import PerformerClassifier
-    from protein_performer.finetune.module import FinetuneModule
-    from protein_performer.model.lm import PerformerLM
-
     module = FinetuneModule.load_from_checkpoint(path)  # the adapters unmerged
     net, settings = module.net, module.lora
     base = PerformerLM(net.performer.cfg)
@@ -224,18 +227,6 @@ def write_adapters(
 
 def load_classifier_folder(path: str | Path, map_location: str = "cpu"):
     """The fine-tuned :class:`PerformerClassifier` of an exported folder, in eval mode."""
-    from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
-    from protein_performer.model.lm import PerformerLM
-    from protein_performer.model.pretrained import (
-        HEAD_PREFIX,
-        PretrainedFolderError,
-        config_objects,
-        load_backbone,
-        read_folder_config,
-        read_folder_weights,
-        split_state,
-    )
-
     p = Path(path)
     config = read_folder_config(p)
     if not config.get("head"):

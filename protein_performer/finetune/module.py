@@ -30,6 +30,7 @@ from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
 from protein_performer.training.optim import OptimConfig, build_optimizer, build_scheduler
+from protein_performer.model.checkpoint import read_checkpoint
 
 
 class FinetuneModule(pl.LightningModule):
@@ -87,8 +88,6 @@ class FinetuneModule(pl.LightningModule):
         cls, checkpoint_path: str | Path, map_location: str | None = None, strict: bool = True
     ) -> "FinetuneModule":
         """The module of a fine-tuning checkpoint, its LoRA adapters (if any) unmerged."""
-        from protein_performer.model.checkpoint import read_checkpoint
-
         ckpt = read_checkpoint(checkpoint_path)
         module = module_from_hparams(ckpt["hyper_parameters"])
         module.load_state_dict(ckpt["state_dict"], strict=strict)

@@ -31,6 +31,10 @@ from protein_performer.finetune.data import (
 from protein_performer.finetune.heads import HeadConfig
 from protein_performer.finetune.lora import LoraSettings
 from protein_performer.training.optim import OptimConfig
+from protein_performer.finetune.baselines import run_baseline
+from protein_performer.finetune.figures import confusion_figure, curves_figure
+from protein_performer.finetune.module import FinetuneModule
+from protein_performer.runner import load_model
 
 
 @dataclass
@@ -100,8 +104,6 @@ def _read(setup: FinetuneSetup, path: Path, labels: Path | None):
 
 def finetune(setup: FinetuneSetup) -> dict[str, Any]:
     """Run every fold; returns (and writes) metrics.json's content."""
-    from protein_performer.runner import load_model
-
     # Read and check every input before the model (a bad label fails fast).
     rows = _read(setup, setup.train, setup.labels)
     valid_rows = None if setup.valid is None else _read(setup, setup.valid, setup.valid_labels)
@@ -179,8 +181,6 @@ def _train(setup: FinetuneSetup, module, train_loader, valid_loader, out: Path):
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
-    from protein_performer.finetune.module import FinetuneModule
-
     best = ModelCheckpoint(
         dirpath=out / "checkpoints",
         filename="best",
@@ -222,9 +222,6 @@ def _train(setup: FinetuneSetup, module, train_loader, valid_loader, out: Path):
 def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
-
-    from protein_performer.finetune.figures import confusion_figure, curves_figure
-    from protein_performer.finetune.module import FinetuneModule
 
     train_tokens, train_targets, valid_tokens, valid_targets = fold
     max_length = setup.max_length or loaded.model_cfg.max_length
@@ -282,8 +279,6 @@ def _run_fold(setup: FinetuneSetup, loaded, head: HeadConfig, fold, out: Path) -
         )
         result["random_init"] = {"metrics": control, "train_seconds": round(control_seconds, 1)}
     if setup.baselines:
-        from protein_performer.finetune.baselines import run_baseline
-
         start = time.perf_counter()
         if head.level == "residue":  # score the residues the model scores (its crop)
             keep = [len(t) if len(t) + 2 <= max_length else max_length - 1 for t in valid_tokens]

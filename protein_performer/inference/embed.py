@@ -22,7 +22,7 @@ from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
 from protein_performer.model.lm import PerformerLM
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.progress import Progress
-from protein_performer.runner.batching import Batch, BatchConverter
+from protein_performer.data.batching import Batch, BatchConverter
 from protein_performer.runner.engine import Engine
 from protein_performer.runner.windows import (
     centered_windows,

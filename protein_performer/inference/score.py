@@ -19,7 +19,7 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.inference.mutations import Mutation, apply_mutant
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.objective import Objective
-from protein_performer.runner.batching import Batch
+from protein_performer.data.batching import Batch
 from protein_performer.runner.engine import Engine
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +20,8 @@ from protein_performer.model.embeddings import (
     rotate_at,
 )
 from protein_performer.model.outputs import ModelOutputs
-
-if TYPE_CHECKING:
-    from protein_performer.objective import Objective
+from protein_performer.model.pretrained import read_pretrained_folder, save_folder
+from protein_performer.objective import Objective
 
 INIT_STD = 0.02
 
@@ -310,15 +309,11 @@ class PerformerLM(nn.Module):
     ) -> "PerformerLM":
         """The model of a folder written by ``protein-performer-export`` (or
         :meth:`save_pretrained`), in eval mode; its weights and FAVOR+ projections as saved."""
-        from protein_performer.model.pretrained import read_pretrained_folder
+        folder = read_pretrained_folder(path)
+        return folder.load_into(cls(folder.model_cfg)).to(map_location)
 
-        return read_pretrained_folder(path).model.to(map_location)
-
-    def save_pretrained(self, path: str | Path, objective: "Objective | None" = None) -> Path:
+    def save_pretrained(self, path: str | Path, objective: Objective | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (no model card: see
         ``protein-performer-export``); ``objective`` defaults to clm / mlm by ``cfg.causal``."""
-        from protein_performer.model.pretrained import save_folder
-        from protein_performer.objective import Objective
-
         objective = objective or Objective("clm" if self.cfg.causal else "mlm")
         return save_folder(path, self, objective)

@@ -1,7 +1,8 @@
 """The exported-folder format (Hugging Face style): ``config.json`` + ``model.safetensors``.
 
     save_folder(out, model, objective)          # writes config.json and model.safetensors
-    folder = read_pretrained_folder(out)        # the same model bit for bit, its objective...
+    folder = read_pretrained_folder(out)        # its config, objective, weights...
+    model = folder.load_into(PerformerLM(folder.model_cfg))   # the same model bit for bit
 
 (``protein_performer.runner.load_model`` takes such a folder where it takes a checkpoint.)
 
@@ -14,7 +15,8 @@ buffers of the state dict (``performer.blocks.<i>.attn.projection`` [m, Dh]), sa
 are: features are reproduced exactly, not redrawn; ``config.json`` records the seed and draw
 step they came from. Derived tables (rotary, sinusoidal) are rebuilt from the config.
 
-This module is the format; the export command, model card and ``transformers`` classes live
+This module is the format and does not build models (``model/lm.py`` imports it for
+``PerformerLM.from_pretrained``); the export command, model card and ``transformers`` classes live
 in :mod:`protein_performer.finetune`.
 """
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,8 +34,10 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.model.checkpoint import CheckpointError
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lora_fold import fold_lora, lora_scaling, lora_settings_of
-from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
+
+if TYPE_CHECKING:
+    from protein_performer.model.lm import PerformerLM
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -259,26 +263,34 @@ def load_backbone(
 
 @dataclass
 class PretrainedFolder:
-    """What an exported folder holds: its language model (CPU, eval mode), the objective it
-    was trained for, the train-corpus residue frequencies and the whole config.json."""
+    """What an exported folder holds: the model config and objective it was trained for, its
+    tensors (prefixed keys), the train-corpus residue frequencies and the whole config.json."""
 
-    model: PerformerLM
+    path: Path
+    model_cfg: ModelConfig
     objective: Objective
+    weights: dict[str, torch.Tensor]
     residue_frequencies: np.ndarray | None
     config: dict[str, Any]
 
+    def load_into(self, model: PerformerLM) -> PerformerLM:
+        """``model`` (built from :attr:`model_cfg`) with the folder's backbone weights, in
+        eval mode."""
+        return load_backbone(model, self.weights, self.path).eval()
+
 
 def read_pretrained_folder(path: str | Path) -> PretrainedFolder:
-    """The language model of an exported folder (a fine-tuned folder's backbone; its head is
-    read by :func:`protein_performer.finetune.export.load_classifier_folder`)."""
+    """The language model's part of an exported folder (a fine-tuned folder's backbone; its
+    head is read by :func:`protein_performer.finetune.export.load_classifier_folder`)."""
     p = Path(path)
     config = read_folder_config(p)
     cfg, objective = config_objects(config, p)
-    model = load_backbone(PerformerLM(cfg), read_folder_weights(p), p).eval()
     freqs = config.get("residue_frequencies")
     return PretrainedFolder(
-        model=model,
+        path=p,
+        model_cfg=cfg,
         objective=objective,
+        weights=read_folder_weights(p),
         residue_frequencies=None if freqs is None else np.asarray(freqs, dtype=np.float64),
         config=config,
     )

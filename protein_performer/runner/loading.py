@@ -19,6 +19,7 @@ from protein_performer.model.checkpoint import (
 )
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+from protein_performer.model.pretrained import read_pretrained_folder
 from protein_performer.objective import Objective
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,12 @@ def load_pretrained_folder(path: str | Path, device: torch.device | str | None =
     """The language model of an exported folder (``config.json`` + ``model.safetensors``) in
     eval mode on ``device``, as :func:`load_model` gives a checkpoint's; a fine-tuned
     folder's backbone. A folder that is not an export raises :class:`PretrainedFolderError`."""
-    from protein_performer.model.pretrained import read_pretrained_folder
-
     folder = read_pretrained_folder(path)
-    model = folder.model.to("cpu" if device is None else resolve_device(device)).eval()
+    model = folder.load_into(PerformerLM(folder.model_cfg))
+    model.to("cpu" if device is None else resolve_device(device))
     return LoadedLM(
         model=model,
-        model_cfg=model.cfg,
+        model_cfg=folder.model_cfg,
         objective=folder.objective,
         residue_frequencies=folder.residue_frequencies,
     )

@@ -93,9 +93,9 @@ def test_dispatch_picks_one_implementation_per_device_and_logs_it_once(monkeypat
     ]
     with pytest.raises(ValueError, match=r"causal_impl must be one of .*got 'triton'"):
         favor_causal.resolve_impl("triton", cpu)
-    with pytest.raises(ValueError, match="causal_impl='cpp' runs CPU float32/float64 tensors"):
+    with pytest.raises(ValueError, match="causal_impl=cpp runs CPU float32/float64 tensors"):
         favor_causal.resolve_impl("cpp", torch.zeros(1, device="meta"))
-    with pytest.raises(ValueError, match="causal_impl='cpp'.*bfloat16"):
+    with pytest.raises(ValueError, match="causal_impl=cpp.*bfloat16"):
         favor_causal.resolve_impl("cpp", torch.zeros(1, dtype=torch.bfloat16))
 
 

@@ -6,7 +6,8 @@ import sys
 import pandas as pd
 import torch
 
-from protein_performer.benchmarks.attention import check_targets, flops, run_case
+from protein_performer.benchmarks.attention_case import run_case
+from protein_performer.benchmarks.attention_targets import check_targets, flops
 
 
 def _spec(kind, causal, pas):
@@ -179,7 +180,7 @@ def test_memory_probe_sees_a_fresh_allocation():
     a fresh process, as the benchmark runs each case."""
     code = (
         "import torch\n"
-        "from protein_performer.benchmarks.attention import _rss_peak, _rss_reset_peak\n"
+        "from protein_performer.benchmarks.attention_case import _rss_peak, _rss_reset_peak\n"
         "base = _rss_reset_peak()\n"
         "block = torch.ones(64 * 2**20 // 4)\n"  # 64 MiB, touched
         "print((_rss_peak() - base) / 2**20)\n"
@@ -196,7 +197,7 @@ def test_in_process_case_turns_an_error_into_the_case_note(monkeypatch):
     monkeypatch.setattr(favor_causal_cpu, "usable", lambda q: False)
     spec = {**_spec("favor_softmax", True, "fwd"), "causal_impl": "cpp"}
     res = bench._in_process_case(spec)
-    assert res["error"].startswith("ValueError: attention.causal_impl='cpp' runs CPU")
+    assert res["error"].startswith("ValueError: model.attention.causal_impl=cpp runs CPU")
     res = bench._in_process_case({**spec, "causal_impl": "chunkwise", "matmul_size": 64})
     assert res["time_s"] > 0 and res["impl"] == "chunkwise"
 

@@ -252,7 +252,7 @@ def test_datamodule_on_embedded_sample() -> None:
 
 
 def test_datamodule_on_prepared_store(tmp_path: Path) -> None:
-    from protein_performer.data.storage.store import prepare_store
+    from protein_performer.data.storage.prepare import prepare_store
 
     fasta = SAMPLE / "valid.fasta.gz"
     prepare_store(fasta, tmp_path / "store", progress=False)
@@ -363,7 +363,7 @@ def test_cluster_tsv_of_the_shared_corpus(swissprot) -> None:
 
 
 def test_store_sharded_over_workers_and_ranks(tmp_path: Path) -> None:
-    from protein_performer.data.storage.store import prepare_store
+    from protein_performer.data.storage.prepare import prepare_store
 
     fasta = SAMPLE / "valid.fasta.gz"
     prepare_store(fasta, tmp_path / "store", progress=False)
@@ -413,7 +413,7 @@ class _WorkerView(torch.utils.data.Dataset):
 def test_store_is_mapped_read_only_in_every_worker(tmp_path: Path) -> None:
     import pickle
 
-    from protein_performer.data.storage.store import prepare_store
+    from protein_performer.data.storage.prepare import prepare_store
 
     prepare_store(SAMPLE / "train.fasta.gz", tmp_path / "store", progress=False)
     for mode in ("protein", "concat"):
@@ -442,7 +442,7 @@ def test_store_is_mapped_read_only_in_every_worker(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
 def test_store_two_nodes_two_ranks_three_workers_every_protein_once(tmp_path: Path) -> None:
-    from protein_performer.data.storage.store import prepare_store
+    from protein_performer.data.storage.prepare import prepare_store
 
     prepare_store(SAMPLE / "valid.fasta.gz", tmp_path / "store", progress=False)
     cfg = dict(

@@ -18,7 +18,7 @@ from protein_performer.data.corpus.split import (
     random_split,
 )
 from protein_performer.data.corpus.stats import corpus_stats
-from protein_performer.data.storage.store import prepare_store
+from protein_performer.data.storage.prepare import prepare_store
 
 SEQS = ["MKV", "MKVLA", "ACDEFGHIKLMNPQRSTVWY", "MMMMMMMMMM", "XXLL"]
 

@@ -17,14 +17,10 @@ from protein_performer.data.fasta.report import FastaFormatError
 from protein_performer.data.fasta.options import ReadOptions
 from protein_performer.progress import Progress
 from protein_performer.data.source import InMemoryProteins, ProteinSource
-from protein_performer.data.storage.store import (
-    NpyAppender,
-    ProteinStore,
-    StoreError,
-    count_tokens,
-    open_source,
-    prepare_store,
-)
+from protein_performer.data.alphabet import count_tokens
+from protein_performer.data.storage.npy import NpyAppender
+from protein_performer.data.storage.prepare import prepare_store
+from protein_performer.data.storage.store import ProteinStore, StoreError, open_source
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"

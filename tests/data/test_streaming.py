@@ -18,8 +18,11 @@ from protein_performer.data.config import DataConfig
 from protein_performer.data.datamodule import ProteinDataModule
 from protein_performer.data.datasets import ProteinDataset
 from protein_performer.data.fasta.options import ReadOptions
-from protein_performer.data.storage.shards import ShardError, ShardSet, is_url, join, write_shards
-from protein_performer.data.storage.store import ProteinStore, prepare_store
+from protein_performer.data.storage.locations import is_url, join
+from protein_performer.data.storage.prepare import prepare_store
+from protein_performer.data.storage.shard_writer import write_shards
+from protein_performer.data.storage.shards import ShardError, ShardSet
+from protein_performer.data.storage.store import ProteinStore
 from protein_performer.data.storage.streaming import (
     StreamingLoader,
     StreamingProteinDataset,

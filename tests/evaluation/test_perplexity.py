@@ -233,7 +233,7 @@ def test_max_proteins_and_option_errors() -> None:
 
 
 def test_prepared_store_scores_like_fasta(tmp_path) -> None:
-    from protein_performer.data.storage.store import prepare_store
+    from protein_performer.data.storage.prepare import prepare_store
     from protein_performer.runner import open_input
 
     fasta = tmp_path / "p.fasta"

@@ -46,7 +46,7 @@ def _batch(seed: int) -> dict[str, torch.Tensor]:
 def test_round_trip_through_a_trainer_checkpoint(objective, tmp_path):
     import pytorch_lightning as pl
 
-    from protein_performer.training import ProteinLMModule
+    from protein_performer.training.module import ProteinLMModule
 
     torch.manual_seed(0)
     freqs = np.linspace(0, 1, len(ALPHABET)).tolist()
@@ -112,7 +112,7 @@ def test_checkpoints_of_the_earlier_format_still_load(objective, mask_prob):
     """fixtures/v0_*.ckpt were written by ProteinLMModule at commit 5f187a9 (the objective a
     bare string, ``mask_prob`` a separate argument, attention causal/max_length copied in by
     the model), trained 3 steps; v0_*_logits.npy: that code's logits on ``_batch(7)``."""
-    from protein_performer.training import ProteinLMModule
+    from protein_performer.training.module import ProteinLMModule
 
     path = FIXTURES / f"v0_{objective}.ckpt"
     want = torch.from_numpy(np.load(FIXTURES / f"v0_{objective}_logits.npy"))

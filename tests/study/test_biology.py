@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from protein_performer.study.biology import biology_section, headline
-from protein_performer.study.report import StudyOptions
+from protein_performer.study.options import StudyOptions
 
 
 def _contacts() -> pd.DataFrame:

@@ -12,12 +12,10 @@ import pandas as pd
 import pytest
 
 from protein_performer.cli.config import compose_train
-from protein_performer.study.report import (
-    StudyOptions,
-    bootstrap_perplexity,
-    find_study_runs,
-    run_study,
-)
+from protein_performer.study.options import StudyOptions
+from protein_performer.study.report import run_study
+from protein_performer.study.runs import find_study_runs
+from protein_performer.study.tables import bootstrap_perplexity
 
 from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 

@@ -15,7 +15,7 @@ from test_ddp import TINY  # noqa: E402
 
 @pytest.mark.slow
 def test_ddp_two_processes_stream_one_epoch(tmp_path):
-    from protein_performer.data.storage.shards import write_shards
+    from protein_performer.data.storage.shard_writer import write_shards
 
     # 500 proteins in 8 shards; 2 ranks x 2 workers of 125 proteins: 8 batches of <= 16 each
     write_shards(

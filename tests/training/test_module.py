@@ -11,7 +11,8 @@ import torch
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.masking import IGNORE, causal_targets
 from protein_performer.objective import Objective
-from protein_performer.training import OptimConfig, ProteinLMModule
+from protein_performer.training import OptimConfig
+from protein_performer.training.module import ProteinLMModule
 
 from common import tiny_config
 

@@ -89,10 +89,10 @@ def resolve_impl(impl: str, q: Tensor) -> str:
             impl = "loop"
     elif impl == "cpp" and not causal_cpu.usable(q):
         raise ValueError(
-            f"attention.causal_impl='cpp' runs CPU float32/float64 tensors once the "
+            f"model.attention.causal_impl=cpp runs CPU float32/float64 tensors once the "
             f"C++ kernel is built; got {q.device.type} {q.dtype} tensors"
             f"{'' if q.device.type != 'cpu' else ' (the build failed or is disabled)'}"
-            "; use auto, loop or chunkwise"
+            "; set model.attention.causal_impl=auto, loop or chunkwise"
         )
     if (q.device.type, impl) not in _logged:
         _logged.add((q.device.type, impl))

@@ -10,11 +10,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.alphabet import ALPHABET, count_tokens
 from protein_performer.data.fasta.reading import iter_filtered_blocks
 from protein_performer.data.fasta.report import PathLike, ReadReport
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import ProteinSource
+from protein_performer.data.storage.store import ProteinStore, is_store
 
 # 1-2-5 length bins: readable edges over five orders of magnitude.
 LENGTH_EDGES = np.array([1, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 20000, 50000, 10**9])
@@ -126,8 +127,6 @@ def corpus_stats(
     raises its
     :class:`~protein_performer.data.fasta.report.FastaFormatError`.
     """
-    from protein_performer.data.storage.store import ProteinStore, count_tokens, is_store
-
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         source = ProteinStore(source)
     if isinstance(source, (str, os.PathLike)) or (

@@ -1,5 +1,5 @@
 """Collate: pad a list of examples to the longest in the batch (dynamic padding), by the one
-batch converter (:class:`protein_performer.runner.batching.BatchConverter`)."""
+batch converter (:class:`protein_performer.data.batching.BatchConverter`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.runner.batching import BatchConverter
+from protein_performer.data.batching import BatchConverter
 
 
 class Collate:

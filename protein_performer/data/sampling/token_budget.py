@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from protein_performer.runner.batching import pack
+from protein_performer.data.batching import pack
 from protein_performer.data.sampling.samplers import (
     SALT_BATCH_ORDER,
     SALT_SHUFFLE,
@@ -18,7 +18,7 @@ from protein_performer.data.sampling.samplers import (
 
 def _bounds(lengths: np.ndarray, max_tokens: int, max_batch_size: int | None) -> np.ndarray:
     """Batch boundaries over the lengths in ascending (stable) order: each batch the longest
-    run with ``max_len * n <= max_tokens`` (:func:`protein_performer.runner.batching.pack`)."""
+    run with ``max_len * n <= max_tokens`` (:func:`protein_performer.data.batching.pack`)."""
     sizes = [
         len(b) for b in pack(lengths, max_tokens, longest_first=False, max_rows=max_batch_size)
     ]

@@ -10,37 +10,35 @@ Layout of a store directory (format version 1)::
     accessions.txt           N lines, one accession each
     accession_offsets.npy    int64 [N+1]  byte offsets of the lines in accessions.txt
 
-:func:`prepare_store` writes it in one streaming pass with bounded memory: each ``.npy``
-grows by appending blocks behind a header whose shape is rewritten at the end, so nothing
-proportional to the corpus is held in RAM (except, with ``dedupe``, 8 bytes per distinct
-protein: see :class:`~protein_performer.data.fasta.digests.DigestSet`).
+:func:`~protein_performer.data.storage.prepare.prepare_store` writes it;
+:class:`ProteinStore` opens it read-only (memory-mapped).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.fasta.accessions import accession_bytes
-from protein_performer.data.fasta.reading import iter_filtered_blocks, load_proteins
-from protein_performer.data.fasta.blocks import BLOCK_SIZE
-from protein_performer.data.fasta.report import PathLike, ReadReport
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.reading import load_proteins
+from protein_performer.data.fasta.report import PathLike
 from protein_performer.data.source import InMemoryProteins, ProteinSource
+from protein_performer.data.storage.manifest import check_manifest
 from protein_performer.errors import InputError
-from protein_performer.progress import Progress
+
 
 FORMAT = "protein-performer-store"
+
+
 VERSION = 1
+
+
 MANIFEST = "manifest.json"
+
+
 FILES = {
     "tokens": "tokens.npy",
     "offsets": "offsets.npy",
@@ -54,270 +52,8 @@ class StoreError(InputError):
     """A directory that is not a (complete, compatible) prepared store."""
 
 
-def check_manifest(
-    m: dict, fmt: str, version: int, where: str, hint: str, error: type[ValueError]
-) -> None:
-    """Raise ``error`` unless manifest ``m`` has this format, version and alphabet."""
-    if m.get("format") != fmt or m.get("version") != version:
-        raise error(
-            f"{where}: format {m.get('format')!r} version {m.get('version')!r}, this "
-            f"code reads {fmt!r} version {version}" + hint
-        )
-    if m.get("alphabet") != list(ALPHABET.tokens):
-        raise error(f"{where}: built with a different alphabet than this code's" + hint)
-
-
 def _prepare_hint(path: Path) -> str:
     return f" (run `protein-performer-data prepare INPUT.fasta.gz --out {path}` to create it)"
-
-
-# -- writing ------------------------------------------------------------------------------
-
-
-class NpyAppender:
-    """A 1-D ``.npy`` file grown by appending; the header's shape is fixed up on close.
-
-    numpy pads ``.npy`` headers so that the length of a growing axis can be rewritten in
-    place, so the header written for shape ``(0,)`` has the same size as the final one.
-    """
-
-    def __init__(self, path: PathLike, dtype: np.dtype | type) -> None:
-        self.path = Path(path)
-        self.dtype = np.dtype(dtype)
-        self.n = 0
-        self._f = open(self.path, "wb")
-        self._header()
-        self._data_start = self._f.tell()
-
-    def _header(self) -> None:
-        np.lib.format.write_array_header_1_0(
-            self._f,
-            {
-                "descr": np.lib.format.dtype_to_descr(self.dtype),
-                "fortran_order": False,
-                "shape": (self.n,),
-            },
-        )
-
-    def append(self, values: np.ndarray) -> None:
-        arr = np.ascontiguousarray(values, dtype=self.dtype)
-        self._f.write(memoryview(arr).cast("B"))
-        self.n += arr.size
-
-    def close(self) -> None:
-        if self._f.closed:
-            return
-        self._f.seek(0)
-        self._header()
-        if self._f.tell() != self._data_start:  # pragma: no cover - numpy format change
-            raise RuntimeError(f"{self.path}: .npy header changed size on rewrite")
-        self._f.close()
-
-
-def count_tokens(tokens: np.ndarray) -> np.ndarray:
-    """int64 [len(ALPHABET)]: occurrences of each token in a uint8 array.
-
-    ``np.bincount`` widens every byte to int64 first; counting byte *pairs* (a uint16 view)
-    halves that work and the pair table (65536 bins) is tiny -- about 2x faster here.
-    """
-    tokens = np.ascontiguousarray(tokens, dtype=np.uint8)
-    n = len(tokens) & ~1
-    pairs = np.bincount(tokens[:n].view(np.uint16), minlength=1 << 16).reshape(256, 256)
-    counts = pairs.sum(axis=0) + pairs.sum(axis=1)
-    if n < len(tokens):
-        counts[tokens[-1]] += 1
-    return counts[: len(ALPHABET)].astype(np.int64)
-
-
-@dataclass
-class PrepareReport:
-    """What :func:`prepare_store` wrote and what the reader left out."""
-
-    out_dir: str
-    read: ReadReport
-    seconds: float = 0.0
-    bytes_written: int = 0
-    dedupe_bytes: int = 0  # memory held by the duplicate detector at the end
-    residue_counts: np.ndarray = field(default_factory=lambda: np.zeros(len(ALPHABET), np.int64))
-
-    @property
-    def proteins(self) -> int:
-        return self.read.proteins
-
-    @property
-    def residues(self) -> int:
-        return self.read.residues
-
-    def summary(self) -> str:
-        text = (
-            f"prepared {self.out_dir}: {self.read.summary()}; "
-            f"{self.bytes_written / 2**20:,.1f} MiB written in {self.seconds:,.1f} s"
-        )
-        if self.dedupe_bytes:
-            text += f"; dedupe digests {self.dedupe_bytes / 2**20:,.1f} MiB"
-        return text
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
-def prepare_store(
-    inputs: Sequence[PathLike] | PathLike,
-    out_dir: PathLike,
-    options: ReadOptions = DEFAULT_READ,
-    *,
-    progress: bool = True,
-    overwrite: bool = False,
-    block_size: int = BLOCK_SIZE,
-) -> PrepareReport:
-    """Convert FASTA files (plain or gzip) into a token store at ``out_dir``, streaming.
-
-    Memory stays bounded by a few decompressed blocks (16 MiB each), plus 8 bytes per
-    distinct protein with ``dedupe``. On any error the partial files are removed. An
-    existing store is replaced only with ``overwrite``; any other non-empty directory is
-    refused.
-    """
-    t0 = time.perf_counter()
-    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
-    if not paths:
-        raise ValueError("prepare_store needs at least one input FASTA file")
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such FASTA file")
-    out = Path(out_dir)
-    created_dir = _claim_out_dir(out, overwrite)
-    report = PrepareReport(str(out), ReadReport())
-    sizes = [p.stat().st_size for p in paths]
-    bar = Progress(sum(sizes), f"prepare {out.name}", enabled=progress)
-    written: list[Path] = []
-    try:
-        w = {
-            k: NpyAppender(out / FILES[k], dt)
-            for k, dt in [
-                ("tokens", np.uint8),
-                ("offsets", np.int64),
-                ("lengths", np.int64),
-                ("accession_offsets", np.int64),
-            ]
-        }
-        written += [a.path for a in w.values()]
-        acc_path = out / FILES["accessions"]
-        written.append(acc_path)
-        counts = np.zeros(len(ALPHABET), dtype=np.int64)
-        n_tok = 0
-        n_acc = 0
-        w["offsets"].append(np.zeros(1, np.int64))
-        w["accession_offsets"].append(np.zeros(1, np.int64))
-        file_base = {str(p): sum(sizes[:i]) for i, p in reversed(list(enumerate(paths)))}
-        with open(acc_path, "wb") as acc_file:
-            for block in iter_filtered_blocks(paths, report.read, options, block_size=block_size):
-                lengths = block.lengths
-                w["tokens"].append(block.tokens)
-                w["lengths"].append(lengths)
-                w["offsets"].append(n_tok + np.cumsum(lengths))
-                n_tok += int(lengths.sum())
-                counts += count_tokens(block.tokens)
-                accs = [accession_bytes(h) for h in block.headers]
-                if accs:
-                    acc_file.write(b"\n".join(accs) + b"\n")
-                    acc_lens = np.fromiter(map(len, accs), np.int64, len(accs)) + 1
-                    w["accession_offsets"].append(n_acc + np.cumsum(acc_lens))
-                    n_acc += int(acc_lens.sum())
-                bar.update_to(
-                    file_base[block.path] + block.raw_end, f"{report.read.proteins:,} proteins"
-                )
-        for a in w.values():
-            a.close()
-        if report.read.proteins == 0:
-            raise StoreError(
-                f"{out}: no proteins to store from {[str(p) for p in paths]} "
-                f"({report.read.summary()}): give files that hold proteins, or loosen "
-                f"--min-length/--max-length (--on-invalid error shows the first bad record)"
-            )
-        bar.update_to(sum(sizes))
-        bar.close()
-        report.residue_counts = counts
-        report.seconds = time.perf_counter() - t0
-        report.bytes_written = sum(p.stat().st_size for p in written)
-        report.dedupe_bytes = report.read.dedupe_bytes
-        manifest = _manifest(report, paths, sizes, options.to_dict())
-        tmp = out / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        os.replace(tmp, out / MANIFEST)
-    except BaseException:
-        bar.close()
-        for a in locals().get("w", {}).values():
-            a._f.close()
-        for p in written + [out / (MANIFEST + ".tmp")]:
-            p.unlink(missing_ok=True)
-        if created_dir:
-            try:
-                out.rmdir()
-            except OSError:
-                pass
-        raise
-    return report
-
-
-def _claim_out_dir(out: Path, overwrite: bool) -> bool:
-    """Make sure ``out`` can take a store; returns True when this call created it."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a directory (choose another --out)")
-    if not out.exists():
-        out.mkdir(parents=True)
-        return True
-    entries = list(out.iterdir())
-    if not entries:
-        return False
-    # the files of a prepare killed before it wrote its manifest (which is written last)
-    partial = {p.name for p in entries} <= set(FILES.values()) | {MANIFEST + ".tmp"}
-    if partial and not (out / MANIFEST).exists():
-        if not overwrite:
-            raise FileExistsError(
-                f"{out}: holds a partial store (no {MANIFEST}: an interrupted prepare); pass "
-                "--overwrite (overwrite=True) to replace it, or choose another --out"
-            )
-        for p in entries:
-            p.unlink()
-        return False
-    if (out / MANIFEST).exists():
-        if not overwrite:
-            raise FileExistsError(
-                f"{out}: a prepared store already exists (pass overwrite=True / --overwrite "
-                "to replace it, or choose another --out)"
-            )
-        for name in list(FILES.values()) + [MANIFEST]:
-            (out / name).unlink(missing_ok=True)
-        return False
-    raise FileExistsError(f"{out}: directory exists and is not empty (choose another --out)")
-
-
-def _manifest(report: PrepareReport, paths: list[Path], sizes: list[int], options: dict) -> dict:
-    r = report.read
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "n_proteins": r.proteins,
-        "n_residues": r.residues,
-        "alphabet": list(ALPHABET.tokens),
-        "residue_counts": [int(c) for c in report.residue_counts],
-        "files": FILES,
-        "sources": [{"path": str(p), "bytes": s} for p, s in zip(paths, sizes)],
-        "options": options,
-        "read": {
-            "records": r.records,
-            "skipped": r.skipped,
-            "too_short": r.too_short,
-            "too_long": r.too_long,
-            "duplicates": r.duplicates,
-            "examples": r.examples,
-        },
-        "seconds": round(report.seconds, 3),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-# -- reading ------------------------------------------------------------------------------
 
 
 def is_store(path: PathLike) -> bool:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.runner import Batch, BatchConverter, pack
+from protein_performer import runner
+from protein_performer.data.batching import Batch, BatchConverter, pack
 
 
 def _batches(lengths, budget, cost="linear", **kw) -> list[list[int]]:
@@ -86,3 +87,7 @@ def test_batch_converter_pads_and_masks():
         BatchConverter()([])
     with pytest.raises(ValueError, match="one id per row"):
         BatchConverter()(rows, index=[1])
+
+
+def test_runner_reexports_the_same_objects():
+    assert (runner.Batch, runner.BatchConverter, runner.pack) == (Batch, BatchConverter, pack)
