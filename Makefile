@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# The main job on the embedded 50,000-protein corpus (data/sample50k), in five stages with
+# The main job on the embedded 50,000-protein corpus (data/sample50k), in six stages with
 # progress and an ETA (scripts/demo.py): corpus statistics, training a tiny FAVOR+ causal LM
 # (experiment=demo: the steps a 7.5-minute budget holds, <= 4,000), perplexity against the unigram
 # baseline on held-out proteins, attention vs BLOSUM62 beside the same model at random init
-# (the null) and FAVOR+'s error on its own q, k, then one screen of summary and
-# outputs/demo/summary.png. About 10 minutes on 2 cores, set-up excluded (docs/benchmarks.md).
+# (the null) and FAVOR+'s error on its own q, k, the Abeta42 assay beside BLOSUM62 and one
+# contact map (benchmark data fetched once into data/benchmarks; offline: skipped in one line),
+# then one screen of summary and outputs/demo/summary.png. About 10 minutes on 2 cores, set-up
+# excluded (docs/benchmarks.md).
 DEMO := outputs/demo
 demo: setup
 	$(BIN)/python scripts/demo.py --out $(DEMO)

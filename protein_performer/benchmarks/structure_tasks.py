@@ -87,7 +87,8 @@ def model_and_twin(loaded: LoadedLM, seed: int) -> list[tuple[str, nn.Module]]:
     return [("model", loaded.model), ("random_init", random_init_like(loaded.model, seed))]
 
 
-def _contact_chains(engine: Engine, chains: list[Chain]) -> list[C.ContactChain]:
+def contact_chains(engine: Engine, chains: list[Chain]) -> list[C.ContactChain]:
+    """Each chain's APC-corrected attention maps (every layer x head) and true contacts."""
     maps = attention_maps(engine, [c.sequence for c in chains], [c.name for c in chains])
     return [
         C.ContactChain(c.name, C.attention_features(m), c.contacts()) for c, m in zip(chains, maps)
@@ -109,7 +110,7 @@ def contacts_for_model(
     tables = [C.density_table([(c.name, c.contacts()) for c in test])]
     for name, model in model_and_twin(loaded, opts.seed):
         engine = Engine(model, device)
-        tr, te = _contact_chains(engine, train), _contact_chains(engine, test)
+        tr, te = contact_chains(engine, train), contact_chains(engine, test)
         reg = C.ContactRegression(opts.C, seed=opts.seed).fit(tr)
         predicted = [reg.predict(c) for c in te]
         tables.append(C.per_chain_table(name, te, predicted))

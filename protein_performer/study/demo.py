@@ -1,8 +1,9 @@
 """The closing summary of `make demo`: one screen of text and one figure from its stages' files.
 
 Reads ``<demo>/train`` (metrics.json, csv/metrics.csv, time_budget.json when a budget was set),
-``<demo>/eval/metrics.json`` and ``<demo>/analyze`` (blosum_comparison.json with its
-random-init control, the 20 x 20 matrices as CSV, favor_error.csv). :func:`summary_text` and
+``<demo>/eval/metrics.json``, ``<demo>/analyze`` (blosum_comparison.json with its
+random-init control, the 20 x 20 matrices as CSV, favor_error.csv) and, when the benchmarks
+stage ran, ``<demo>/benchmarks`` (benchmarks.json, contact_map.npz). :func:`summary_text` and
 :func:`summary_figure` draw every number from one :class:`DemoNumbers`, so the figure shows
 nothing the text does not name.
 """
@@ -68,6 +69,7 @@ class DemoNumbers:
     beats_control: bool
     direct_r: float | None
     favor_error: dict[int, float] = field(default_factory=dict)  # m -> mean relative error
+    benchmarks: dict[str, Any] | None = None  # benchmarks/benchmarks.json (None: not run)
 
     @property
     def first(self) -> HeldOut:
@@ -128,7 +130,13 @@ def read_demo(root: str | Path) -> DemoNumbers:
         beats_control=bool(control.get("beats_control", False)),
         direct_r=direct.get("pearson"),
         favor_error=favor,
+        benchmarks=_benchmarks(root),
     )
+
+
+def _benchmarks(root: Path) -> dict[str, Any] | None:
+    path = root / "benchmarks" / "benchmarks.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _max_steps(root: Path) -> int | None:
@@ -188,14 +196,44 @@ def summary_text(n: DemoNumbers) -> str:
             "FAVOR+ vs exact softmax on the model's own q, k (relative error of the output): "
             + ", ".join(f"m={m} {e:.3f}" for m, e in n.favor_error.items())
         )
+    lines += _benchmark_lines(n.benchmarks)
+    panels = f"curve | FAVOR+ error; trained | random init | {n.reference}"
+    if _bench_done(n.benchmarks):
+        panels = f"curve | FAVOR+ error | Abeta42; trained | random init | {n.reference} | contacts"
     lines += [
-        f"figure:   {root / 'summary.png'} (curve | FAVOR+ error; trained | random init | "
-        f"{n.reference})",
+        f"figure:   {root / 'summary.png'} ({panels})",
         f"metrics:  {root / 'eval' / 'metrics.json'}, {root / 'train' / 'csv' / 'metrics.csv'}",
         f"analysis: {root / 'analyze'}/ (blosum_comparison.json, per-head tables, figures)",
         f"corpus:   {root / 'data_stats'}/",
     ]
+    if n.benchmarks is not None:
+        lines.append(f"benchmarks: {root / 'benchmarks'}/ (benchmarks.json, dms/, contact_map.npz)")
     return "\n".join(lines)
+
+
+def _bench_done(b: dict[str, Any] | None) -> bool:
+    return b is not None and b.get("status") == "done"
+
+
+def _rho(r: dict[str, float]) -> str:
+    return f"{r['spearman']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+
+
+def _benchmark_lines(b: dict[str, Any] | None) -> list[str]:
+    """The benchmarks stage's lines: Abeta42's Spearman beside BLOSUM62's, one contact map."""
+    if b is None:
+        return []
+    if not _bench_done(b):
+        return [f"benchmarks: skipped ({b.get('reason', 'no reason recorded')})"]
+    a, c = b["abeta42"], b["contacts"]
+    sample = " (a seeded sample)" if a["n"] == a.get("max_variants") else ""
+    beats = a["model"]["spearman"] > a["blosum62"]["spearman"]
+    return [
+        f"{a['assay']}, {a['n']} variants{sample}: Spearman {_rho(a['model'])} vs BLOSUM62 "
+        f"{_rho(a['blosum62'])} on the same rows: {'above' if beats else 'NOT above'} the baseline",
+        f"contacts of held-out chain {c['chain']} (L={c['length']}; {c['predictor']}): "
+        f"long-range P@L/5 {c['precision']:.3f} vs contact density {c['density']:.3f}",
+    ]
 
 
 def _matrix(path: Path) -> np.ndarray:
@@ -210,8 +248,9 @@ def summary_figure(n: DemoNumbers) -> Figure:
     from protein_performer.analysis.figures import _heatmap
     from protein_performer.analysis.substitution import symmetrise
 
-    fig = Figure(figsize=(15, 9.5), layout="constrained")
-    grid = fig.add_gridspec(2, 3)
+    bench = n.benchmarks if _bench_done(n.benchmarks) else None
+    fig = Figure(figsize=(19, 9.5) if bench else (15, 9.5), layout="constrained")
+    grid = fig.add_gridspec(2, 4 if bench else 3)
     ax = fig.add_subplot(grid[0, :2])
     if len(n.curve):
         ax.plot(n.curve["step"], n.curve["valid/perplexity"], "o-", ms=4, label="validation")
@@ -258,12 +297,47 @@ def summary_figure(n: DemoNumbers) -> Figure:
         ax = fig.add_subplot(grid[1, j])
         im = _heatmap(ax, symmetrise(matrix), title)
         fig.colorbar(im, ax=ax, fraction=0.046)
+    if bench:
+        _abeta42_panel(fig.add_subplot(grid[0, 3]), bench["abeta42"])
+        _contact_panel(fig.add_subplot(grid[1, 3]), n.root, bench["contacts"])
     fig.suptitle(
         f"protein-performer demo: {n.steps} steps; attention vs {n.reference} "
         f"{'beats' if n.beats_control else 'does not beat'} its random-init control",
         fontsize=11,
     )
     return fig
+
+
+def _abeta42_panel(ax, a: dict[str, Any]) -> None:
+    """Spearman of the model and of BLOSUM62 on the same Abeta42 rows, with their CIs."""
+    rows = [("model", a["model"]), ("BLOSUM62", a["blosum62"])]
+    rho = np.array([r["spearman"] for _, r in rows])
+    err = np.abs(
+        np.array([[r["spearman"] - r["ci_low"], r["ci_high"] - r["spearman"]] for _, r in rows]).T
+    )
+    ax.bar(range(2), rho, yerr=err, capsize=4, color=["tab:blue", "0.6"])
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(2), [name for name, _ in rows])
+    ax.set_ylabel("Spearman rho (95% bootstrap CI)")
+    ax.set_title(f"{a['assay']}, {a['n']} variants: Spearman", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _contact_panel(ax, root: Path, c: dict[str, Any]) -> None:
+    """The held-out chain's top-L predicted contacts (upper) against the true ones (lower)."""
+    from protein_performer.benchmarks.contact_figures import draw_contact_map
+
+    path = root / "benchmarks" / "contact_map.npz"
+    if not path.is_file():
+        raise DemoOutputError(f"{path} is missing: did the benchmarks stage fail?")
+    maps = np.load(path)
+    draw_contact_map(ax, maps["predicted"], maps["true"])
+    ax.legend(loc="lower left", fontsize=7, markerscale=2)
+    ax.set_title(
+        f"{c['chain']}: top-L predicted | true contacts\n"
+        f"long-range P@L/5 {c['precision']:.3f}, density {c['density']:.3f}",
+        fontsize=9,
+    )
 
 
 def write_summary(root: str | Path) -> tuple[str, Path]:

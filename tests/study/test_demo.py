@@ -1,5 +1,6 @@
-"""scripts/demo.py (make demo's five stages) end to end on a tiny model and the small corpus;
-the closing summary's figure and text (protein_performer/study/demo.py)."""
+"""scripts/demo.py (make demo's six stages) end to end on a tiny model, the small corpus and a
+tiny pre-filled benchmark folder; the closing summary's figure and text
+(protein_performer/study/demo.py); the benchmarks stage's skip option and offline path."""
 
 from __future__ import annotations
 
@@ -7,15 +8,28 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.text import Text
+from scipy.stats import spearmanr
 
 from common import REPO, SAMPLE_DIR, TINY_RUN
+from protein_performer.benchmarks.dms_baselines import blosum62_scores
+from protein_performer.benchmarks.dms_data import load_assays
+from protein_performer.benchmarks.structure_tasks import TRAIN_CHAINS
 from protein_performer.study.demo import read_demo, summary_figure, summary_text
+
+sys.path.insert(0, str(REPO / "tests" / "benchmarks"))
+from test_bio_tasks import write_chain  # noqa: E402
+from test_dms import _data_dir as write_amyloid  # noqa: E402
+
+HELD_OUT = "0aaaA"  # sorts before every training chain: the one chain the stage draws
 
 TRAIN = [o for o in TINY_RUN if not o.startswith(("data.train=", "data.valid="))] + [
     "model.n_layers=2",
@@ -41,7 +55,19 @@ def _load_driver():
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> tuple[Path, str]:
+def bench_dir(tmp_path_factory) -> Path:
+    """A benchmark folder as fetch-benchmarks lays it out: mavenn's amyloid file (6 variants)
+    and the 20 training chains of the contacts task + one held-out chain (40 residues each)."""
+    root = write_amyloid(tmp_path_factory.mktemp("bench"))
+    (root / "dssp").mkdir()
+    rng = np.random.default_rng(0)
+    for name in (*TRAIN_CHAINS, HELD_OUT):
+        write_chain(root / "dssp", name, rng)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, bench_dir) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "demo"
     argv = [
         sys.executable,
@@ -50,6 +76,8 @@ def demo_run(tmp_path_factory) -> tuple[Path, str]:
         str(out),
         "--corpus",
         str(SAMPLE_DIR),
+        "--benchmark-data",
+        str(bench_dir),
     ]
     for stage, overrides in (("train", TRAIN), ("eval", EVAL), ("analyze", ANALYZE)):
         argv += [a for o in overrides for a in (f"--{stage}", o)]
@@ -65,17 +93,20 @@ def demo_run(tmp_path_factory) -> tuple[Path, str]:
     return out, log
 
 
+STAGES = ("data", "train", "eval", "analyze", "benchmarks", "summary")
+
+
 @pytest.mark.slow
-def test_five_stages_with_progress_and_paths(demo_run):
+def test_six_stages_with_progress_and_paths(demo_run):
     out, log = demo_run
-    for k, key in enumerate(("data", "train", "eval", "analyze", "summary"), start=1):
-        assert re.search(rf"\[{k}/5\] .* \(elapsed \d+:\d\d; ", log), key
-        assert f"[{k}/5] {key} done in " in log
-    assert "[2/5] train done in " in log and str(out / "train" / "checkpoints" / "last.ckpt") in log
+    for k, key in enumerate(STAGES, start=1):
+        assert re.search(rf"\[{k}/6\] .* \(elapsed \d+:\d\d; ", log), key
+        assert f"[{k}/6] {key} done in " in log
+    assert "[2/6] train done in " in log and str(out / "train" / "checkpoints" / "last.ckpt") in log
     assert "ETA unknown (training has no budget)" in log  # budget.minutes=null: no training ETA
     timings = json.loads((out / "timings.json").read_text())
     assert timings["failed"] is None
-    assert set(timings["stages"]) == {"data", "train", "eval", "analyze", "summary"}
+    assert set(timings["stages"]) == set(STAGES)
     assert timings["total_minutes"] >= sum(timings["stages"].values()) - 1e-9
     assert (out / "summary.png").stat().st_size > 10_000
     assert "=== protein-performer demo: summary ===" in log
@@ -103,6 +134,120 @@ def test_summary_text_names_every_number_the_figure_shows(demo_run):
     assert not missing, (missing, shown)
 
 
+@pytest.mark.slow
+def test_benchmark_numbers_are_the_known_answers_and_in_the_summary(demo_run, bench_dir):
+    out, log = demo_run
+    bench = read_demo(out).benchmarks
+    assert bench["status"] == "done" and bench["data"] == "present"  # pre-filled: no fetch
+    a, c = bench["abeta42"], bench["contacts"]
+    # BLOSUM62 on the 6 variants: scipy's Spearman of the summed substitution scores
+    (assay,) = load_assays(bench_dir, ["Abeta42_Seuma2022"])
+    assert a["n"] == 6
+    expected = spearmanr(blosum62_scores(assay), assay.measured).statistic
+    assert a["blosum62"]["spearman"] == pytest.approx(expected, abs=1e-12)
+    rows = pd.read_csv(a["csv"])
+    assert rows["blosum62"].tolist() == pytest.approx(blosum62_scores(assay).tolist())
+    rho = spearmanr(rows["model"], rows["measured"]).statistic
+    assert a["model"]["spearman"] == pytest.approx(rho, abs=1e-12)
+    # the held-out chain's long-range P@L/5 and density, recomputed from the saved maps
+    maps = np.load(out / "benchmarks" / "contact_map.npz")
+    pred, true = maps["predicted"], maps["true"]
+    assert c["chain"] == HELD_OUT and c["length"] == 40 == true.shape[0]
+    assert c["method"] == "regression" and "20 training chains" in c["predictor"]
+    far = [(i, j) for i in range(40) for j in range(i + 24, 40)]
+    assert c["density"] == pytest.approx(np.mean([true[i, j] for i, j in far]))
+    top = sorted(far, key=lambda ij: -pred[ij])[: c["top_pairs"]]
+    assert c["top_pairs"] == 8 and c["precision"] == pytest.approx(np.mean([true[p] for p in top]))
+    text = summary_text(read_demo(out))
+    for number in (
+        a["model"]["spearman"], a["model"]["ci_low"], a["blosum62"]["spearman"],
+        c["precision"], c["density"],
+    ):  # fmt: skip
+        assert f"{number:.3f}" in text
+    assert "Abeta42_Seuma2022, 6 variants: Spearman " in text  # all of them: no sample
+    assert f"contacts of held-out chain {HELD_OUT} (L=40; " in text
+    assert "Spearman" in log and "P@L/5" in log  # the stage's own line
+
+
+@pytest.mark.slow
+def test_summary_without_the_benchmarks_says_why(demo_run, tmp_path):
+    """An offline benchmarks stage (its record: skipped) leaves the summary complete."""
+    out, _ = demo_run
+    copy = tmp_path / "demo"
+    shutil.copytree(out, copy)
+    record = {"status": "skipped", "reason": "benchmark data unavailable: offline"}
+    (copy / "benchmarks" / "benchmarks.json").write_text(json.dumps(record))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo_summary.py"), str(copy)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "benchmarks: skipped (benchmark data unavailable: offline)" in result.stdout
+    assert "P@L/5" not in result.stdout and (copy / "summary.png").is_file()
+    titles = [ax.get_title() for ax in summary_figure(read_demo(copy)).axes]
+    assert not [t for t in titles if "P@L/5" in t or "Abeta42" in t], titles
+
+
+def test_benchmarks_stage_offline_is_one_line_and_exit_0(tmp_path):
+    ckpt = tmp_path / "m.ckpt"  # the fetch fails before any model is read
+    ckpt.write_bytes(b"")
+    out, empty = tmp_path / "bench_out", tmp_path / "no_data"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "protein_performer.study.demo_benchmarks",
+            str(out),
+            "--ckpt",
+            str(ckpt),
+            "--data-dir",
+            str(empty),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_NO_INDEX": "1", "OMP_NUM_THREADS": "1"},  # pip finds nothing
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("benchmarks skipped (benchmark data unavailable")
+    assert "mavenn" in lines[0] and lines[0].endswith("the demo goes on without them")
+    record = json.loads((out / "benchmarks.json").read_text())
+    assert record["status"] == "skipped" and "abeta42" not in record
+
+
+def test_a_fetch_that_hangs_is_stopped(tmp_path, monkeypatch):
+    from protein_performer.study import demo_benchmarks as stage
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setattr(stage, "fetch_command", lambda _: sleeper)
+    with pytest.raises(stage.BenchmarkDataUnavailable, match=r"did not finish in 0\.5 s"):
+        stage.ensure_data(tmp_path, timeout_s=0.5)
+
+
+def test_failed_optional_stage_lets_the_demo_finish(tmp_path, monkeypatch, capsys):
+    driver = _load_driver()
+    args = driver.parse_args(["--out", str(tmp_path)])
+    stages = [
+        driver.Stage(
+            "benchmarks",
+            "b",
+            [sys.executable, "-c", "raise SystemExit(3)"],
+            tmp_path,
+            optional=True,
+        ),
+        driver.Stage("summary", "s", [sys.executable, "-c", "print('summary ran')"], tmp_path),
+    ]
+    monkeypatch.setattr(driver, "build_stages", lambda _: stages)
+    assert driver.run(args) == 0
+    log = capsys.readouterr().out
+    assert "[1/2] benchmarks failed (exit status 3); the demo goes on without it" in log
+    assert "[2/2] summary done in " in log
+    assert json.loads((tmp_path / "timings.json").read_text())["failed"] is None
+
+
 def test_summary_names_the_missing_stage_output(tmp_path):
     (tmp_path / "train").mkdir()
     result = subprocess.run(
@@ -125,13 +270,26 @@ def test_eta_and_training_budget():
     assert driver.training_minutes(["budget.minutes=null"]) is None
     args = driver.parse_args(["--out", "x"])
     stages = driver.build_stages(args)
-    assert [s.key for s in stages] == ["data", "train", "eval", "analyze", "summary"]
+    assert [s.key for s in stages] == list(STAGES)
+    assert stages[4].argv[-2:] == ["--data-dir", str(REPO / "data" / "benchmarks")]
     nominal = driver.NOMINAL_S
-    after_training = nominal["eval"] + nominal["analyze"] + nominal["summary"]
+    after_training = sum(nominal[k] for k in ("eval", "analyze", "benchmarks", "summary"))
     # before training: the budget + its start-up + the rest, scaled by the machine's speed 2
     assert driver.eta_seconds(stages, 1, 7.5, 2.0) == pytest.approx(450 + 40 + 2 * after_training)
     assert driver.eta_seconds(stages, 2, None, 1.0) == pytest.approx(after_training)
     assert driver.eta_seconds(stages, 1, None, 1.0) is None
+
+
+def test_no_benchmarks_skips_the_stage():
+    driver = _load_driver()
+    stages = driver.build_stages(driver.parse_args(["--out", "x", "--no-benchmarks"]))
+    assert [s.key for s in stages] == [k for k in STAGES if k != "benchmarks"]
+    help_text = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--help"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "--no-benchmarks" in help_text and "skip the benchmarks stage" in help_text
 
 
 def test_bad_corpus_is_one_line(tmp_path):
