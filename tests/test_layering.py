@@ -34,7 +34,7 @@ LONG = {"attention/favor/csrc/favor_causal.cpp", "attention/favor/causal.py"}
 
 # function-local project imports that another branch removes (study/demo.py is being
 # rewritten there); delete an entry once its file is clean.
-PENDING_LOCAL = {"study/demo.py"}
+PENDING_LOCAL: set[str] = set()
 
 
 def _modules() -> dict[str, ast.Module]:

@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from protein_performer.analysis.substitution import symmetrise
+from protein_performer.benchmarks.contact_figures import draw_contact_map
+from protein_performer.training.sweep_summary import curve, read_metrics
 
 # the thresholds the demo is judged by (issue #30): held-out perplexity / unigram and the
 # permutation p of attention vs BLOSUM62 (with the trained r above its random-init control)
@@ -78,7 +81,6 @@ class DemoNumbers:
 
 def read_demo(root: str | Path) -> DemoNumbers:
     """The numbers of a finished demo directory; :class:`DemoOutputError` names a missing file."""
-    from protein_performer.training.sweep_summary import curve, read_metrics
 
     root = Path(root)
     _read_json(root / "train" / "metrics.json")
@@ -246,7 +248,6 @@ def summary_figure(n: DemoNumbers) -> Figure:
     """Top: validation perplexity against the unigram line | FAVOR+'s error against m.
     Bottom: attention (Vig similarity) of the trained model | the random-init control | BLOSUM62."""
     from protein_performer.analysis.figures import _heatmap
-    from protein_performer.analysis.substitution import symmetrise
 
     bench = n.benchmarks if _bench_done(n.benchmarks) else None
     fig = Figure(figsize=(19, 9.5) if bench else (15, 9.5), layout="constrained")
@@ -325,7 +326,6 @@ def _abeta42_panel(ax, a: dict[str, Any]) -> None:
 
 def _contact_panel(ax, root: Path, c: dict[str, Any]) -> None:
     """The held-out chain's top-L predicted contacts (upper) against the true ones (lower)."""
-    from protein_performer.benchmarks.contact_figures import draw_contact_map
 
     path = root / "benchmarks" / "contact_map.npz"
     if not path.is_file():

@@ -33,6 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from protein_performer.benchmarks import contacts as C
+from protein_performer.benchmarks.dms import DmsOptions, run_dms
+from protein_performer.benchmarks.structure_tasks import TRAIN_CHAINS, contact_chains
+from protein_performer.benchmarks.structures import StructureError, load_chains
+from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
+from protein_performer.errors import InputError
+from protein_performer.runner import Engine, load_model
 
 ASSAY = "Abeta42_Seuma2022"
 MAVENN_FILE = Path("mavenn") / "amyloid_data.csv.gz"
@@ -90,8 +97,6 @@ def ensure_data(data_dir: Path, timeout_s: float = FETCH_TIMEOUT_S) -> str:
 
 def abeta42(ckpt: Path, data_dir: Path, out: Path, max_variants: int | None, seed: int = 0):
     """Spearman [CI] of the model and of BLOSUM62 on the same (seeded) Abeta42 rows."""
-    from protein_performer.benchmarks.dms import DmsOptions, run_dms
-    from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
 
     inputs = TaskInputs(
         [ModelSpec("demo", ckpt)], data_dir, out, device="auto", progress=sys.stderr.isatty()
@@ -126,10 +131,6 @@ def held_out_names(data_dir: Path, train: list[str]) -> list[str]:
 def contact_map(ckpt: Path, data_dir: Path, out: Path, method: str, seed: int = 0):
     """One held-out chain's predicted map (``regression`` or best ``head``), its long-range
     P@L/5 and contact density; the maps go to ``out/contact_map.npz``."""
-    from protein_performer.benchmarks import contacts as C
-    from protein_performer.benchmarks.structure_tasks import TRAIN_CHAINS, contact_chains
-    from protein_performer.benchmarks.structures import StructureError, load_chains
-    from protein_performer.runner import Engine, load_model
 
     train_names = list(TRAIN_CHAINS)
     test_names = held_out_names(data_dir, train_names)
@@ -175,7 +176,6 @@ def run_stage(
     fetch_timeout_s: float = FETCH_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Fetch (or reuse), score, predict; the record written to ``out/benchmarks.json``."""
-    from protein_performer.errors import InputError
 
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"data_dir": str(data_dir), "seconds": {}}
