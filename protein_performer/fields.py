@@ -4,7 +4,8 @@ dataclass's fields, so that a typo fails naming the field instead of deep in a c
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def check_fields(

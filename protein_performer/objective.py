@@ -69,5 +69,5 @@ class Objective:
         return {"objective": self.name, "mask_prob": self.mask_prob}
 
     @classmethod
-    def from_hparams(cls, hparams: dict[str, Any]) -> "Objective":
+    def from_hparams(cls, hparams: dict[str, Any]) -> Objective:
         return cls(str(hparams["objective"]), hparams.get("mask_prob", DEFAULT_MASK_PROB))

@@ -1,6 +1,7 @@
 """Variants/s of the dms task's model scorers on GB1 doubles (Olson 2014), per batch budget.
 
-    python scripts/bench_dms.py --data data/benchmarks --ckpt outputs/demo/train/checkpoints/last.ckpt
+    python scripts/bench_dms.py --data data/benchmarks \\
+        --ckpt outputs/demo/train/checkpoints/last.ckpt
     python scripts/bench_dms.py --data data/benchmarks --tiny favor_softmax --variants all \\
         --threads 2 --mlm --csv outputs/bench_dms.csv
 

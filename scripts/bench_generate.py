@@ -83,7 +83,8 @@ def main() -> None:
         w.writeheader()
         w.writerows(rows)
     print(
-        f"{'kind':14s} {'L':>6s} {'rec ms/tok':>10s} {'tok/s':>8s} {'state KiB':>10s} {'recompute ms/tok':>16s}"
+        f"{'kind':14s} {'L':>6s} {'rec ms/tok':>10s} {'tok/s':>8s} {'state KiB':>10s} "
+        f"{'recompute ms/tok':>16s}"
     )
     for r in rows:
         rc = "-" if r["recompute_ms_per_token"] is None else f"{r['recompute_ms_per_token']:.2f}"

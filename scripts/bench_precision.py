@@ -6,11 +6,14 @@ interleaved in one process, best of 4 pairs; prints ms per step and the speed-up
 Model: d 128, 4 layers, 8 heads, d_ff 512, batch 32 x 256 (the cpu_study recipe's shape).
 """
 
-import torch, time
-from protein_performer.model.config import ModelConfig
-from protein_performer.attention import AttentionConfig
-from protein_performer.model.lm import PerformerLM
+import time
+
+import torch
 import torch.nn.functional as F
+
+from protein_performer.attention import AttentionConfig
+from protein_performer.model.config import ModelConfig
+from protein_performer.model.lm import PerformerLM
 
 torch.manual_seed(0)
 for kind in ["exact", "favor_relu"]:
@@ -28,14 +31,14 @@ for kind in ["exact", "favor_relu"]:
     x = torch.randint(4, 24, (32, 256))
     mask = torch.ones(32, 256, dtype=torch.bool)
 
-    def step(bf):
+    def step(bf, m=m, x=x, mask=mask):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf):
             lo = m(x, mask)
         loss = F.cross_entropy(lo.float().reshape(-1, lo.shape[-1]), x.reshape(-1))
         loss.backward()
 
     res = {False: [], True: []}
-    for r in range(4):
+    for _r in range(4):
         for bf in (False, True):
             step(bf)
             t = time.perf_counter()

@@ -143,8 +143,8 @@ def _train(overrides: list[str], out: Path, max_steps: int) -> float:
 
 def _score(ckpt: Path, valid: Path, n: int) -> dict:
     from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
-    from protein_performer.runner import load_model
     from protein_performer.evaluation.perplexity import EvalOptions
+    from protein_performer.runner import load_model
 
     loaded = load_model(ckpt)
     res = evaluate_checkpoint(

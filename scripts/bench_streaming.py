@@ -17,10 +17,11 @@ source), then converts it to
 
 and reads every protein back once, single process, from a local directory that plays the
 object store (litdata is skipped when not installed: it is not a project dependency). For
-reference, a ``store`` row gives the same training batches from the memory-mapped store. litdata reads it twice: directly (``input_dir=DIR``) and as a remote
-(``local:DIR``: chunks are copied into a cache first, as from S3). Reported: conversion
-seconds, MiB on disk, read seconds and residues (tokens) per second. Writes ``streaming.csv``
-and prints a table. Figures depend on the machine's load: run it on a quiet machine.
+reference, a ``store`` row gives the same training batches from the memory-mapped store.
+litdata reads it twice: directly (``input_dir=DIR``) and as a remote (``local:DIR``: chunks
+are copied into a cache first, as from S3). Reported: conversion seconds, MiB on disk, read seconds
+and residues (tokens) per second. Writes ``streaming.csv`` and prints a table. Figures depend on the
+machine's load: run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -181,8 +182,8 @@ def ours_batches(out: Path, batch_size: int = 32, max_length: int = 1024) -> tup
 
 def store_batches(store_dir: Path, batch_size: int = 32, max_length: int = 1024) -> tuple[int, int]:
     """The same batches from the memory-mapped store (ProteinDataset + sampler + Collate)."""
-    from protein_performer.data.sampling.collate import Collate
     from protein_performer.data.datasets import ProteinDataset
+    from protein_performer.data.sampling.collate import Collate
     from protein_performer.data.sampling.samplers import ShardedBatchSampler
     from protein_performer.data.storage.store import ProteinStore
 

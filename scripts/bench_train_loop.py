@@ -1,7 +1,8 @@
 """Tokens/s of the real training loop (Lightning, as ``protein-performer-train`` builds it)
 against a bare PyTorch AdamW loop over the same model, batches, loss and clipping.
 
-    python scripts/bench_train_loop.py --steps 60 --warmup 10 --repeats 2 --out bench_results/train_loop
+    python scripts/bench_train_loop.py --steps 60 --warmup 10 --repeats 2 \\
+        --out bench_results/train_loop
     python scripts/bench_train_loop.py --precision 32-true bf16-mixed attention=exact objective=clm
 
 Each measurement is a fresh model and DataModule in this process; the two loops alternate

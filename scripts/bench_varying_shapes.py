@@ -2,7 +2,7 @@
 a fixed 32 x 256 batch, in bf16 autocast and float32, for the tiny causal model on CPU.
 
     python scripts/bench_varying_shapes.py --steps 15
-    python scripts/bench_varying_shapes.py --steps 40 --warm-all   # steady state: shapes seen before
+    python scripts/bench_varying_shapes.py --steps 40 --warm-all  # steady state: shapes seen before
 
 Varying: each step draws a length L in [150, 256] and a batch of 8192 // L rows (the token-budget
 sampler's shapes); bucketed: the same lengths rounded up to a multiple of 32 (4 shapes); fixed:

@@ -2,7 +2,7 @@
 
     python scripts/demo.py                        # outputs/demo, seed 0 (what `make demo` runs)
     python scripts/demo.py --out outputs/demo_s1 --seed 1
-    python scripts/demo.py --train budget.minutes=null   # the recipe's full step count, however long
+    python scripts/demo.py --train budget.minutes=null  # the recipe's full step count, however long
     python scripts/demo.py --no-benchmarks        # the five stages without the benchmark data
 
 Stages: [1/6] data stats of the embedded corpus, [2/6] training (experiment=demo),
@@ -214,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
         when = (
             "ETA unknown (training has no budget)"
             if eta is None
-            else f"about {_clock(eta)} left, ends ~{time.strftime('%H:%M', time.localtime(time.time() + eta))}"
+            else f"about {_clock(eta)} left, "
+            f"ends ~{time.strftime('%H:%M', time.localtime(time.time() + eta))}"
         )
         print(f"\n[{i + 1}/{n}] {stage.title} ... (elapsed {_clock(elapsed)}; {when})", flush=True)
         if args.verbose:
@@ -314,7 +315,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("train.fasta.gz", "valid.fasta.gz"):
         if not (corpus / name).is_file():
             p.error(
-                f"--corpus: {corpus / name} not found (give a directory with train.fasta.gz and valid.fasta.gz)"
+                f"--corpus: {corpus / name} not found "
+                "(give a directory with train.fasta.gz and valid.fasta.gz)"
             )
     for path in args.extra_eval:
         if not Path(path).is_file():

@@ -5,10 +5,11 @@
     python scripts/demo_seeds.py -- --train budget.minutes=null   # the recipe's full steps
 
 Each seed runs `scripts/demo.py --seed S --out <out>/seed<S>` (arguments after `--` are passed
-on). When ../shared/data/swissprot2014/test_ood.fasta.gz (or --test-ood) exists (whole 30%-identity clusters
-absent from training) the evaluation also scores it. Writes <out>/seeds.csv and
-<out>/seeds.md: steps, held-out ratio to the unigram (valid, test_ood), attention vs BLOSUM62
-r and permutation p beside the random-init control, the minutes of the whole demo and of
+on). When ../shared/data/swissprot2014/test_ood.fasta.gz (or --test-ood) exists (whole
+30%-identity clusters absent from training) the evaluation also scores it. Writes
+<out>/seeds.csv and <out>/seeds.md: steps, held-out ratio to the unigram (valid, test_ood),
+attention vs BLOSUM62 r and permutation p beside the random-init control, the minutes of the whole
+demo and of
 training, and the load average when the seed finished (timings on a shared machine are
 pessimistic: say so beside them).
 """

@@ -216,7 +216,8 @@ def _summary(runs: dict, length: int) -> list[str]:
             bf16, "favor_softmax", length, "peak_mib"
         )
         lines.append(
-            f"- favor_softmax peak memory: {_time(bf16, 'favor_softmax', length, 'peak_mib'):.0f} MiB "
+            "- favor_softmax peak memory: "
+            f"{_time(bf16, 'favor_softmax', length, 'peak_mib'):.0f} MiB "
             f"at L = {length}, {_time(bf16, 'favor_softmax', big, 'peak_mib'):.0f} MiB at "
             f"L = {big} (ratio {ratio:.2f} for {big // length}x the length: linear is "
             f"{big // length})"

@@ -149,7 +149,7 @@ class AttentionAggregates:
         self.residue_counts += oh.sum(dim=(0, 1)).cpu().numpy().round().astype(np.int64)
         self.n_proteins += b
 
-    def merge(self, other: "AttentionAggregates") -> "AttentionAggregates":
+    def merge(self, other: AttentionAggregates) -> AttentionAggregates:
         if (other.n_layers, other.n_heads, other.threshold) != (
             self.n_layers,
             self.n_heads,
@@ -173,7 +173,7 @@ class AttentionAggregates:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, np.ndarray]) -> "AttentionAggregates":
+    def from_dict(cls, d: dict[str, np.ndarray]) -> AttentionAggregates:
         n_layers, n_heads, n_proteins = (int(x) for x in d["shape"])
         agg = cls(n_layers, n_heads, float(d["threshold"]))
         agg.target_mass = np.array(d["target_mass"], dtype=np.float64)

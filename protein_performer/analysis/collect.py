@@ -17,10 +17,10 @@ import torch
 from protein_performer.analysis.aggregate import AttentionAggregates
 from protein_performer.analysis.options import AnalysisInputError, AnalysisOptions
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.batching import Batch, BatchConverter
 from protein_performer.data.source import ProteinSource
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.progress import Progress
-from protein_performer.data.batching import Batch, BatchConverter
 from protein_performer.runner.engine import Engine
 
 

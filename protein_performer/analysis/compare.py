@@ -1,15 +1,17 @@
 """Sweep-level comparison: several models' BLOSUM correlations (and perplexities) side by side.
 
-Inputs are the ``blosum_comparison.json`` files :func:`protein_performer.analysis.outputs.write_outputs`
-writes (one per model) and, optionally, the ``metrics.json`` of ``protein-performer-eval``
-for the same models. Output: one table (CSV + markdown) and one figure.
+Inputs are the ``blosum_comparison.json`` files
+:func:`protein_performer.analysis.outputs.write_outputs` writes (one per model) and, optionally,
+the ``metrics.json`` of ``protein-performer-eval`` for the same models. Output: one table (CSV +
+markdown) and one figure.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 

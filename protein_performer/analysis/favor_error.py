@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,8 +26,8 @@ from torch import Tensor
 from protein_performer.attention.favor.layer import favor_attention_matrix
 from protein_performer.attention.favor.projection import draw_projection, seeded_generator
 from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
-from protein_performer.model.lm import PerformerLM
 from protein_performer.data.batching import BatchConverter
+from protein_performer.model.lm import PerformerLM
 
 
 def capture_qkv(model: PerformerLM, tokens: Tensor, mask: Tensor) -> list[tuple[Tensor, ...]]:

@@ -9,8 +9,8 @@ class (:data:`protein_performer.analysis.aggregate.AA_GROUPS`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure

@@ -3,8 +3,8 @@ input or option raises (:class:`AnalysisInputError`, a one-line ``ValueError``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from protein_performer.analysis.substitution import load_matrix
 from protein_performer.errors import InputError

@@ -15,7 +15,7 @@ r > 0), ``(1 + #{r_perm >= r_obs}) / (1 + n_permutations)``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy import stats
@@ -35,7 +35,7 @@ def available_matrices() -> list[str]:
     return list(substitution_matrices.load())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> np.ndarray:
     from Bio.Align import substitution_matrices
 

@@ -4,8 +4,8 @@ the per-kind token-by-token decoding states."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +28,7 @@ class DecodingState:
     def numel(self) -> int:
         return sum(t.numel() for t in self.tensors())
 
-    def select(self, index: Tensor) -> "DecodingState":
+    def select(self, index: Tensor) -> DecodingState:
         """A new state holding rows ``index`` [N] of this one (rows repeat freely): every
         tensor field indexed along its first (batch) dimension, copied."""
         picked = {

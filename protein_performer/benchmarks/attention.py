@@ -4,8 +4,9 @@ Each case (kind, bidirectional/causal, fwd or fwd+bwd, L) runs in a fresh subpro
 its peak memory can be read cleanly (:mod:`~protein_performer.benchmarks.attention_case`:
 how a case is measured). Time is the best of a few runs after one warm-up run (the warm-up is
 the memory-measured one). GFLOP/s (:mod:`~protein_performer.benchmarks.attention_targets`:
-the FLOP counts and the targets) are printed next to a 2048 x 2048 float32 matmul rate measured at the start of the run,
-and next to the rate measured beside the case (before each of its timed runs, in its process).
+the FLOP counts and the targets) are printed next to a 2048 x 2048 float32 matmul rate
+measured at the start of the run, and next to the rate measured beside the case (before each
+of its timed runs, in its process).
 Writes ``attention.csv`` and ``attention.png`` (log-log time and peak memory vs L) to ``out``.
 
 ``impls`` times causal FAVOR+ by each implementation (auto | loop | chunkwise | cpp, see
@@ -109,7 +110,7 @@ def _in_process_case(spec: dict) -> dict:
         }
 
 
-def bench_attention(args: AttentionBench) -> "object":
+def bench_attention(args: AttentionBench) -> object:
     """Time every case of ``args``, print the table and the targets, write CSV and plot."""
     kinds = args.kinds or sorted(ATTENTION_REGISTRY)
     for kind in kinds:
@@ -239,7 +240,10 @@ def _series(kinds: list[str], causal: bool, impls: list[str]) -> list[tuple[str,
 
 def _line(row: dict) -> str:
     if "time_ms" not in row:
-        return f"{row['kind']:>24} {row['mode']:>13} {row['pass']:>7} L={row['L']:>6}  {row.get('note', '')}"
+        return (
+            f"{row['kind']:>24} {row['mode']:>13} {row['pass']:>7} L={row['L']:>6}  "
+            f"{row.get('note', '')}"
+        )
     g = f"{row['gflops']:7.1f} GFLOP/s ({row['pct_matmul_peak']:4.1f}%" if "gflops" in row else ""
     if g:
         g += f"; {row['pct_matmul_beside']:4.1f}% beside)" if "pct_matmul_beside" in row else ")"

@@ -10,7 +10,10 @@ import numpy as np
 def plot_contact_maps(
     items: list[tuple[str, np.ndarray, np.ndarray]], path: Path, min_sep: int = 6
 ) -> None:
-    """One panel per ``(name, predicted [L, L], true contacts [L, L])`` (:func:`draw_contact_map`)."""
+    """One panel per ``(name, predicted [L, L], true contacts [L, L])``.
+
+    Each panel is drawn by :func:`draw_contact_map`.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(items), figsize=(4.2 * len(items), 4.2), squeeze=False)

@@ -118,7 +118,7 @@ class ContactRegression:
             C=C, l1_ratio=1.0, solver="liblinear", max_iter=1000, random_state=seed
         )
 
-    def fit(self, chains: list[ContactChain]) -> "ContactRegression":
+    def fit(self, chains: list[ContactChain]) -> ContactRegression:
         rows = [_pair_rows(c, self.min_sep) for c in chains]
         x = np.concatenate([r[0] for r in rows])
         y = np.concatenate([r[1] for r in rows])
@@ -180,7 +180,7 @@ def summarise(per_chain: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.
     for (pred, rng, k), g in per_chain.groupby(["predictor", "range", "k"], sort=False):
         v = g["precision"].to_numpy(float)
         v = v[np.isfinite(v)]
-        lo, hi = bootstrap_ci(lambda idx: v[idx].mean(), len(v), n_boot, seed)
+        lo, hi = bootstrap_ci(lambda idx, v=v: v[idx].mean(), len(v), n_boot, seed)
         rows.append((pred, rng, k, float(v.mean()) if v.size else float("nan"), lo, hi, v.size))
     cols = ["predictor", "range", "k", "precision", "ci_low", "ci_high", "n_chains"]
     return pd.DataFrame(rows, columns=cols)

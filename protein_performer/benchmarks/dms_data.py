@@ -109,7 +109,7 @@ class Assay:
         seqs[r, sites[r, k]] = np.frombuffer("".join(alts[r, k]).encode(), np.uint8)
         return seqs
 
-    def subset(self, rows: np.ndarray, name: str | None = None) -> "Assay":
+    def subset(self, rows: np.ndarray, name: str | None = None) -> Assay:
         """The variants ``rows`` (indices or a boolean mask) as an assay of their own."""
         return Assay(
             name or self.name,

@@ -3,9 +3,10 @@
 A probe is a standardised logistic regression (scikit-learn) fitted on a fixed training
 split and scored on the test split. Features are per protein (mean-pooled hidden states,
 or the amino-acid composition baseline) or per residue (the hidden state of one layer, or
-the one-hot window baseline). Metrics: those of :mod:`protein_performer.benchmarks.classification` (accuracy,
-balanced accuracy, MCC, AUROC). CIs resample proteins, the
-independent unit, also for per-residue tasks (their residues move together).
+the one-hot window baseline). Metrics: those of
+:mod:`protein_performer.benchmarks.classification` (accuracy, balanced accuracy, MCC, AUROC).
+CIs resample proteins, the independent unit, also for per-residue tasks (their residues move
+together).
 """
 
 from __future__ import annotations

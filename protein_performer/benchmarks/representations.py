@@ -10,7 +10,7 @@ an error naming the protein).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

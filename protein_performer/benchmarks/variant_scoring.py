@@ -23,8 +23,8 @@ ratios add up (an approximation: the groups are scored as if independent). A win
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

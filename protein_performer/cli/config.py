@@ -1,7 +1,8 @@
 """Hydra config -> validated typed objects for training (the only place that reads DictConfig).
 
     cfg = compose_train(["model=tiny", "attention=exact"], output_dir=tmp)   # tests, notebooks
-    setup = build_setup(cfg)    # TrainSetup(model=ModelConfig, optim=OptimConfig, data=DataConfig, ...)
+    setup = build_setup(cfg)
+    # setup: TrainSetup(model=ModelConfig, optim=OptimConfig, data=DataConfig, ...)
 
 Validation errors are :class:`ConfigError` with the field, the bad value and the fix, e.g.
 ``model.attention.kind must be one of [...]``, ``model.attention.nb_features must be > 0, got 0``,
@@ -11,9 +12,10 @@ Validation errors are :class:`ConfigError` with the field, the bad value and the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
@@ -260,7 +262,8 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
         if not ckpt_path.is_file():
             raise ConfigError(
                 f"ckpt_path: no such checkpoint: {ckpt_path} (give the last.ckpt or best-*.ckpt "
-                f"of an earlier run, e.g. ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt,"
+                f"of an earlier run, e.g. "
+                f"ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt,"
                 f" or ckpt_path=auto for this run directory's last.ckpt when it exists)"
             )
     resume_step = None

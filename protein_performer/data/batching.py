@@ -8,8 +8,9 @@ padded-size budget, linear (``B * L``: feed-forward, linear attention) or quadra
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ class Batch:
     mask: Tensor
     index: Tensor
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """The tokens and mask on ``device`` (``index`` stays where it is, for numpy lookups)."""
         return Batch(
             self.tokens.to(device, non_blocking=True),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
 
 from protein_performer.data.fasta.options import ON_INVALID, ReadOptions
-from protein_performer.errors import InputError
 from protein_performer.data.storage.locations import is_url
+from protein_performer.errors import InputError
 
 MODES = ("protein", "concat")
 SPLITS = ("train", "valid", "test", "test_ood")

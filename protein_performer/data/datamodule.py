@@ -28,31 +28,32 @@ resumable the same way.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.config import DataConfig, DataInputError
 from protein_performer.data.datasets import (
     ConcatenatedDataset,
     ProteinDataset,
 )
-from protein_performer.data.sampling.clusters import ClusterReport, read_cluster_tsv
+from protein_performer.data.loaders import BatchCounter, TrainDataLoader, WorkerInit
 from protein_performer.data.sampling.cluster_sampler import ClusterSampler
+from protein_performer.data.sampling.clusters import ClusterReport, read_cluster_tsv
+from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.sampling.samplers import (
     EpochBatchSampler,
     EpochPosition,
     ShardedBatchSampler,
 )
-from protein_performer.data.loaders import BatchCounter, TrainDataLoader, WorkerInit
 from protein_performer.data.sampling.token_budget import TokenBudgetBatchSampler
+from protein_performer.data.source import ProteinSource
 from protein_performer.data.splits import make_dataset, open_split, residue_counts
 from protein_performer.data.storage.shards import ShardSet
-from protein_performer.data.source import ProteinSource
 from protein_performer.data.storage.streaming import (
     StreamingLoader,
     StreamingProteinDataset,
@@ -233,7 +234,8 @@ class ProteinDataModule(pl.LightningDataModule):
         self._counter.delivered = sampler._start
         if sampler.n_padded_batches():
             log.info(
-                "data.train: %d batches repeated at the end of the epoch so %d ranks run equal steps",
+                "data.train: %d batches repeated at the end of the epoch "
+                "so %d ranks run equal steps",
                 sampler.n_padded_batches(),
                 sampler.world_size,
             )

@@ -7,7 +7,7 @@ these (from letters and from tokens).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

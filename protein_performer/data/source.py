@@ -40,7 +40,7 @@ class InMemoryProteins:
         self.accessions = accessions
 
     @classmethod
-    def from_arrays(cls, arrays: list[np.ndarray], accessions: list[str]) -> "InMemoryProteins":
+    def from_arrays(cls, arrays: list[np.ndarray], accessions: list[str]) -> InMemoryProteins:
         lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
         offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])

@@ -135,7 +135,10 @@ def _no_proteins_message(split: str, paths: list[Path], reports: list[Any], cfg:
 
 
 def residue_counts(source: ProteinSource) -> np.ndarray:
-    """float64 [31] token counts of a source (uses a store's precomputed counts when it has them)."""
+    """float64 [31] token counts of a source.
+
+    Uses a store's precomputed counts when it has them.
+    """
     n_tokens = len(ALPHABET)
     if isinstance(source, ChainedSources):
         return sum((residue_counts(s) for s in source.sources), np.zeros(n_tokens))

@@ -25,7 +25,7 @@ class PerplexityAccumulator:
         self.n_tokens += int(n_tokens)
         self.n_sequences += int(n_sequences)
 
-    def merge(self, other: "PerplexityAccumulator") -> "PerplexityAccumulator":
+    def merge(self, other: PerplexityAccumulator) -> PerplexityAccumulator:
         return PerplexityAccumulator(
             self.nll_sum + other.nll_sum,
             self.n_correct + other.n_correct,

@@ -4,9 +4,9 @@ baseline, optionally one per-protein CSV per file (``protein-performer-eval`` ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class CheckpointEvaluation:
 
 def evaluate_checkpoint(
     loaded,
-    files: "dict[str, str | Path] | Sequence[str | Path]",
+    files: dict[str, str | Path] | Sequence[str | Path],
     *,
     options: EvalOptions | None = None,
     per_protein_dir: str | Path | None = None,

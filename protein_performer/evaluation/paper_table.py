@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -90,7 +90,7 @@ def default_label(attention_kind: str, causal: bool) -> str:
 
 
 def evaluate_paper_table(
-    checkpoints: "Mapping[str, str | Path] | Sequence[tuple[str | None, str | Path]]",
+    checkpoints: Mapping[str, str | Path] | Sequence[tuple[str | None, str | Path]],
     splits: Mapping[str, str | Path],
     *,
     out_dir: str | Path,

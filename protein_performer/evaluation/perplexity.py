@@ -24,8 +24,9 @@ Definitions (per input file):
   least ``window - stride`` tokens of left context (causal) or half that on each side (masked).
 
 Proteins are scored by :mod:`protein_performer.runner.scoring` (the engine inference shares)
-in chunks (``chunk_proteins``), sorted by length within a chunk and batched by a token budget (``batch_tokens`` = batch size x padded length), and per-protein
-results are written to CSV chunk by chunk, so memory does not grow with the file.
+in chunks (``chunk_proteins``), sorted by length within a chunk and batched by a token budget
+(``batch_tokens`` = batch size x padded length), and per-protein results are written to CSV
+chunk by chunk, so memory does not grow with the file.
 
 This module scores one source (:func:`evaluate_source`); a checkpoint on several files is
 :mod:`~.checkpoint_eval`, the sums :mod:`~.accumulator`, the summary table :mod:`~.tables`.
@@ -36,9 +37,9 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -232,7 +233,7 @@ def evaluate_source(
 
 
 def _write_rows(
-    writer: "csv._writer",
+    writer: csv._writer,
     source: ProteinSource,
     lo: int,
     hi: int,

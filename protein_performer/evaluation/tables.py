@@ -20,7 +20,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def metrics_table(files: dict[str, dict]) -> "pd.DataFrame":
+def metrics_table(files: dict[str, dict]) -> pd.DataFrame:
     """One row per file with the headline metrics (columns present in any file)."""
     import pandas as pd
 
@@ -33,7 +33,7 @@ def metrics_table(files: dict[str, dict]) -> "pd.DataFrame":
     return df
 
 
-def format_table(df: "pd.DataFrame", digits: int = 4) -> str:
+def format_table(df: pd.DataFrame, digits: int = 4) -> str:
     """Markdown: floats to ``digits`` significant digits, counts as integers."""
     shown = df.copy().astype(object)
     for col in df.columns:

@@ -8,9 +8,9 @@ accuracy is that of always predicting the most frequent residue (leucine, ~10%).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -141,7 +141,10 @@ def baseline_log_probs(
     """
     if frequencies is None:
         freq = embedded_train_counts().astype(np.float64)
-        note = f"embedded sample {EMBEDDED_TRAIN.parent.name}/{EMBEDDED_TRAIN.name} (the checkpoint stores no residue frequencies)"
+        note = (
+            f"embedded sample {EMBEDDED_TRAIN.parent.name}/{EMBEDDED_TRAIN.name} "
+            "(the checkpoint stores no residue frequencies)"
+        )
     else:
         freq = np.asarray(frequencies, dtype=np.float64).copy()
         note = "checkpoint (training corpus residue frequencies)"

@@ -13,17 +13,17 @@ sequence of 5 residues``.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from protein_performer.data.alphabet import ALPHABET, InvalidResidueError
+from protein_performer.data.fasta.reading import read_fasta
 from protein_performer.errors import InputError
 from protein_performer.masking import IGNORE
-from protein_performer.data.fasta.reading import read_fasta
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fasta.gz", ".fa.gz", ".faa.gz")
 
@@ -45,7 +45,7 @@ class LabelledRows:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, index: Sequence[int]) -> "LabelledRows":
+    def subset(self, index: Sequence[int]) -> LabelledRows:
         return LabelledRows(
             [self.ids[i] for i in index],
             [self.tokens[i] for i in index],
@@ -185,7 +185,7 @@ class LabelEncoding:
     names: list[str] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, rows: LabelledRows, problem: str) -> "LabelEncoding":
+    def fit(cls, rows: LabelledRows, problem: str) -> LabelEncoding:
         if problem == "regression":
             return cls(problem)
         values = set()

@@ -19,9 +19,9 @@ from typing import Any
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.card import model_card
-from protein_performer.model.checkpoint import read_checkpoint
 from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
 from protein_performer.finetune.module import FinetuneModule, classifier_from_checkpoint
+from protein_performer.model.checkpoint import read_checkpoint
 from protein_performer.model.lm import PerformerLM
 from protein_performer.model.pretrained import (
     ADAPTER_CONFIG,

@@ -65,7 +65,7 @@ class HeadConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "HeadConfig":
+    def from_dict(cls, values: dict[str, Any]) -> HeadConfig:
         check_fields(cls, "head", values)
         return cls(**values)
 

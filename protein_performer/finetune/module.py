@@ -26,11 +26,11 @@ from torch import Tensor, nn
 from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
 from protein_performer.finetune.lora import MODES, LoraSettings, add_lora, merge_lora
 from protein_performer.masking import IGNORE
+from protein_performer.model.checkpoint import read_checkpoint
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
 from protein_performer.training.optim import OptimConfig, build_optimizer, build_scheduler
-from protein_performer.model.checkpoint import read_checkpoint
 
 
 class FinetuneModule(pl.LightningModule):
@@ -86,7 +86,7 @@ class FinetuneModule(pl.LightningModule):
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
         cls, checkpoint_path: str | Path, map_location: str | None = None, strict: bool = True
-    ) -> "FinetuneModule":
+    ) -> FinetuneModule:
         """The module of a fine-tuning checkpoint, its LoRA adapters (if any) unmerged."""
         ckpt = read_checkpoint(checkpoint_path)
         module = module_from_hparams(ckpt["hyper_parameters"])
@@ -111,7 +111,7 @@ class FinetuneModule(pl.LightningModule):
         else:
             target.load_state_dict(state)
 
-    def train(self, mode: bool = True) -> "FinetuneModule":
+    def train(self, mode: bool = True) -> FinetuneModule:
         super().train(mode)
         if self.mode == "head":  # a frozen backbone stays deterministic (no dropout)
             self.net.performer.eval()

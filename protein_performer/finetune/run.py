@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from protein_performer.finetune.baselines import run_baseline
 from protein_performer.finetune.data import (
     LabelEncoding,
     LabelledDataset,
@@ -28,13 +29,12 @@ from protein_performer.finetune.data import (
     read_labelled,
     splits,
 )
+from protein_performer.finetune.figures import confusion_figure, curves_figure
 from protein_performer.finetune.heads import HeadConfig
 from protein_performer.finetune.lora import LoraSettings
-from protein_performer.training.optim import OptimConfig
-from protein_performer.finetune.baselines import run_baseline
-from protein_performer.finetune.figures import confusion_figure, curves_figure
 from protein_performer.finetune.module import FinetuneModule
 from protein_performer.runner import load_model
+from protein_performer.training.optim import OptimConfig
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Built-in fine-tuning tasks: the aaanalysis 1.1.0 benchmark sets (BSD-3-Clause), by name.
 
     protein-performer-data fetch-benchmarks --out data/benchmarks --only aaanalysis
-    protein-performer-finetune ckpt_path=... task=location          # data.benchmarks=data/benchmarks
+    protein-performer-finetune ckpt_path=... task=location   # data.benchmarks=data/benchmarks
 
 Each is a TSV (``entry``, ``gene``, ``sequence``, ``label``) in ``<benchmarks>/aaanalysis/``;
 per-residue labels are comma lists. No fixed test split ships with them: the run splits

@@ -13,16 +13,16 @@ sliding windows whose overlaps are merged so that each token comes from exactly 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
+from protein_performer.data.batching import Batch, BatchConverter
 from protein_performer.model.lm import PerformerLM
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.progress import Progress
-from protein_performer.data.batching import Batch, BatchConverter
 from protein_performer.runner.engine import Engine
 from protein_performer.runner.windows import (
     centered_windows,
@@ -114,7 +114,10 @@ def window_plan(
 def embed_long(
     engine: Engine, sequence: str, layers: Sequence[int] = (-1,), stride: int | None = None
 ) -> ProteinEmbedding:
-    """Embed one protein of any length by :func:`window_plan` (merge: each token from one window)."""
+    """Embed one protein of any length by :func:`window_plan`.
+
+    Merge: each token is taken from one window.
+    """
     tokens = ALPHABET.wrap(ALPHABET.encode(sequence))
     parts: list[list[np.ndarray]] = [[] for _ in layers]
     convert = BatchConverter()

@@ -1,4 +1,7 @@
-"""Parse and validate mutation strings (``A24G``, multi-mutants ``A24G:K30R``) against a wild type."""
+"""Parse and validate mutation strings against a wild type.
+
+Single mutants look like ``A24G``, multi-mutants like ``A24G:K30R``.
+"""
 
 from __future__ import annotations
 
@@ -96,7 +99,9 @@ def read_mutation_table(path: str | Path, column: str, measured: str | None):
         raise MutationError(f"mutations={p}: the file is empty; write {example}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         reason = str(err).strip().splitlines()[0]
-        raise MutationError(f"mutations={p}: not a readable CSV ({reason}); write {example}")
+        raise MutationError(
+            f"mutations={p}: not a readable CSV ({reason}); write {example}"
+        ) from err
     if column not in table.columns:
         raise MutationError(
             f"mutations={p}: no column {column!r} (columns: {list(table.columns)}); set "

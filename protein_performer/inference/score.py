@@ -9,17 +9,17 @@ Higher = the model prefers the mutant. Sequences must fit the model in one windo
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.batching import Batch
 from protein_performer.inference.mutations import Mutation, apply_mutant
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.objective import Objective
-from protein_performer.data.batching import Batch
 from protein_performer.runner.engine import Engine
 
 

@@ -101,7 +101,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """The config :meth:`to_dict` wrote (a checkpoint's ``model`` hyper-parameters)."""
         values = dict(values)
         check_fields(cls, "model", values)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from protein_performer.attention.base import Rotary
 from protein_performer.model.block import Block
 from protein_performer.model.config import ModelConfig
-from protein_performer.attention.base import Rotary
 from protein_performer.model.embeddings import (
     LearnedPositions,
     RotaryEmbedding,
@@ -306,7 +306,7 @@ class PerformerLM(nn.Module):
     @classmethod
     def from_pretrained(
         cls, path: str | Path, map_location: str | torch.device = "cpu"
-    ) -> "PerformerLM":
+    ) -> PerformerLM:
         """The model of a folder written by ``protein-performer-export`` (or
         :meth:`save_pretrained`), in eval mode; its weights and FAVOR+ projections as saved."""
         folder = read_pretrained_folder(path)

@@ -10,9 +10,10 @@
 prefix (the attribute name of the ``transformers`` wrappers, so both loaders read one file)
 and, for a fine-tuned model, its head under ``head.``. A fine-tune exported with
 ``lora=adapters`` keeps its LoRA adapters apart, in ``peft``'s ``adapter_config.json`` +
-``adapter_model.safetensors`` beside the base weights; the readers here fold them in. The FAVOR+ projections are persistent
-buffers of the state dict (``performer.blocks.<i>.attn.projection`` [m, Dh]), saved as they
-are: features are reproduced exactly, not redrawn; ``config.json`` records the seed and draw
+``adapter_model.safetensors`` beside the base weights; the readers here fold them in. The
+FAVOR+ projections are persistent buffers of the state dict
+(``performer.blocks.<i>.attn.projection`` [m, Dh]), saved as they are: features are reproduced
+exactly, not redrawn; ``config.json`` records the seed and draw
 step they came from. Derived tables (rotary, sinusoidal) are rebuilt from the config.
 
 This module is the format and does not build models (``model/lm.py`` imports it for

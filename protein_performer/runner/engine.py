@@ -9,7 +9,7 @@ the engine packs the rows (:func:`~protein_performer.runner.batching.pack`), pad
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

@@ -26,7 +26,7 @@ def open_input(path: str | Path) -> ProteinSource:
     return source
 
 
-def file_labels(paths: "list[str | Path] | tuple[str | Path, ...]") -> list[str]:
+def file_labels(paths: list[str | Path] | tuple[str | Path, ...]) -> list[str]:
     """Short unique labels for input files: the file name, or more of the path on clashes."""
     names = [Path(p).name for p in paths]
     return [n if names.count(n) == 1 else str(Path(p)) for n, p in zip(names, paths)]

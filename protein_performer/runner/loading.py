@@ -39,7 +39,8 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> Lo
     """Rebuild the :class:`PerformerLM` of a training checkpoint, in eval mode, on ``device``
     (``None``: the CPU; else as :func:`~protein_performer.devices.resolve_device` reads it).
 
-    A directory is a folder written by ``protein-performer-export`` (:func:`load_pretrained_folder`).
+    A directory is a folder written by ``protein-performer-export``
+    (:func:`load_pretrained_folder`).
     A fine-tuning checkpoint (protein-performer-finetune) or folder gives its fine-tuned
     language model: the backbone with its LoRA adapters folded in and the LM head it kept
     (the task head is not used), so eval, embed, score, generate and analyze run on it.

@@ -81,9 +81,10 @@ def shared_prefix_log_probs(
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """float64 [R]: each row's sum of log p(token t | tokens < t) over targets
-    t >= ``from_token`` [R] (at most the row's last token that differs from the base), and float64 [L]: the base's log-probability of each target
-    (0 at t = 0). ``base`` [L] and ``rows`` [R, L] hold token ids of one length; the engine's
-    model must pass :func:`walks_from_prefix`. Suffix batches hold at most ``max_rows`` rows
+    t >= ``from_token`` [R] (at most the row's last token that differs from the base), and
+    float64 [L]: the base's log-probability of each target (0 at t = 0). ``base`` [L] and ``rows``
+    [R, L] hold token ids of one length; the engine's model must pass :func:`walks_from_prefix`.
+    Suffix batches hold at most ``max_rows`` rows
     and ``budget`` tokens; parents are walked ``max_parents`` at a time. ``progress`` advances
     by one per row."""
     model = engine.model

@@ -9,8 +9,8 @@ baseline.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ class TokenSums:
     uni_correct: np.ndarray
 
     @classmethod
-    def zeros(cls, n_slots: int, n_rows: int) -> "TokenSums":
+    def zeros(cls, n_slots: int, n_rows: int) -> TokenSums:
         f = lambda dt: np.zeros((n_slots, n_rows), dtype=dt)  # noqa: E731
         return cls(f(np.float64), f(np.int64), f(np.int64), f(np.float64), f(np.int64))
 
@@ -145,9 +145,10 @@ def score_chunks(
     ids wrapped in ``<cls>``/``<eos>``) as :data:`Piece` s: ``(slot, inputs, targets)``
     (targets :data:`IGNORE` where unscored, e.g. from
     :func:`~protein_performer.runner.pieces.causal_pieces` or
-    :func:`~protein_performer.runner.pieces.pseudo_pieces`), run by ``engine``. Rows of many proteins are batched by the ``batch_tokens`` budget;
-    yields ``(lo, hi, sums)`` with ``sums`` ``[n_slots, hi - lo]`` for proteins ``lo..hi-1``,
-    so memory stays bounded by ``chunk_proteins`` (and a token budget, as pseudo-perplexity
+    :func:`~protein_performer.runner.pieces.pseudo_pieces`), run by ``engine``. Rows of many
+    proteins are batched by the ``batch_tokens`` budget; yields ``(lo, hi, sums)`` with ``sums``
+    ``[n_slots, hi - lo]`` for proteins ``lo..hi-1``, so memory stays bounded by ``chunk_proteins``
+    (and a token budget, as pseudo-perplexity
     makes ``n`` copies of an ``n``-residue protein). ``progress`` advances by one per protein.
     """
     chunk_token_budget = max(batch_tokens * 64, 1 << 22)

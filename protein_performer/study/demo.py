@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
 from protein_performer.analysis.substitution import symmetrise
 from protein_performer.benchmarks.contact_figures import draw_contact_map
 from protein_performer.training.sweep_summary import curve, read_metrics
@@ -267,7 +268,8 @@ def summary_figure(n: DemoNumbers) -> Figure:
     ax.set_xlabel("step")
     ax.set_ylabel("perplexity")
     ax.set_title(
-        f"{n.first.label}: perplexity {n.first.perplexity:.2f}, ratio to unigram {n.first.ratio:.3f}",
+        f"{n.first.label}: perplexity {n.first.perplexity:.2f}, "
+        f"ratio to unigram {n.first.ratio:.3f}",
         fontsize=10,
     )
     ax.grid(True, alpha=0.3)

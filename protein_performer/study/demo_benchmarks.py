@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from protein_performer.benchmarks import contacts as C
 from protein_performer.benchmarks.dms import DmsOptions, run_dms
 from protein_performer.benchmarks.structure_tasks import TRAIN_CHAINS, contact_chains

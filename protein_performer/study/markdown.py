@@ -76,7 +76,8 @@ def render_report(
         "",
         "![blosum](blosum_vs_control.png)",
         "",
-        f"## FAVOR+ approximation error on the trained model's own q, k ({study['favor_error_model']})",
+        "## FAVOR+ approximation error on the trained model's own q, k "
+        f"({study['favor_error_model']})",
         "",
         "Mean relative error of the attention output, softmax-kernel FAVOR+ with m features "
         "against exact softmax attention, over layers, heads and feature draws:",

@@ -18,8 +18,9 @@ import netrc
 import os
 import secrets
 import string
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
@@ -86,8 +87,8 @@ def wandb_logger(
 ):
     """A Lightning ``WandbLogger`` (or ``None`` when wandb is missing or disabled)."""
     try:
-        from pytorch_lightning.loggers import WandbLogger
         import wandb  # noqa: F401
+        from pytorch_lightning.loggers import WandbLogger
     except ImportError:
         log.warning("wandb is not installed: logging to CSV only (pip install wandb)")
         return None

@@ -43,6 +43,8 @@ from protein_performer.seeding import mix_seed
 from protein_performer.training.optim import OptimConfig, build_optimizer, build_scheduler
 
 _STAGE_CODES = {"train": 1, "valid": 2, "test": 3}
+# The default objective (frozen, so one shared instance is safe as an argument default).
+_DEFAULT_OBJECTIVE = Objective()
 
 
 class _Sums(nn.Module):
@@ -98,7 +100,7 @@ class ProteinLMModule(pl.LightningModule):
     def __init__(
         self,
         model: ModelConfig,
-        objective: Objective = Objective(),
+        objective: Objective = _DEFAULT_OBJECTIVE,
         optim: OptimConfig | None = None,
         residue_frequencies: list[float] | None = None,
         seed: int | None = None,
@@ -158,7 +160,7 @@ class ProteinLMModule(pl.LightningModule):
     # -- from a checkpoint ---------------------------------------------------------------------
 
     @classmethod
-    def from_hparams(cls, hparams: dict[str, Any]) -> "ProteinLMModule":
+    def from_hparams(cls, hparams: dict[str, Any]) -> ProteinLMModule:
         """The (untrained) module that a checkpoint's plain-typed hyper-parameters describe."""
         optim = hparams.get("optim")
         return cls(
@@ -175,7 +177,7 @@ class ProteinLMModule(pl.LightningModule):
         checkpoint_path: str | Path,
         map_location: str | torch.device | None = None,
         strict: bool = True,
-    ) -> "ProteinLMModule":
+    ) -> ProteinLMModule:
         """The module of a training checkpoint: :meth:`from_hparams`, then its weights and
         :meth:`on_load_checkpoint` (Lightning's loader would pass the plain dicts through)."""
         checkpoint = read_checkpoint(checkpoint_path)

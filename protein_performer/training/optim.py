@@ -62,7 +62,7 @@ class OptimConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "OptimConfig":
+    def from_dict(cls, values: dict[str, Any]) -> OptimConfig:
         """The config :meth:`to_dict` wrote (a checkpoint's ``optim`` hyper-parameters)."""
         check_fields(cls, "optim", values)
         return cls(**values)

@@ -16,12 +16,12 @@ from analysis_toys import ToyAttentionModel  # noqa: E402
 from common import tiny_lm  # noqa: E402
 
 from protein_performer.analysis.aggregate import AttentionAggregates  # noqa: E402
-from protein_performer.analysis.figures import write_figures  # noqa: E402
 from protein_performer.analysis.collect import aggregate_attention, protein_attention  # noqa: E402
+from protein_performer.analysis.figures import write_figures  # noqa: E402
 from protein_performer.analysis.options import AnalysisInputError, AnalysisOptions  # noqa: E402
 from protein_performer.analysis.outputs import write_outputs  # noqa: E402
-from protein_performer.analysis.summary import summarise  # noqa: E402
 from protein_performer.analysis.substitution import UnknownMatrixError  # noqa: E402
+from protein_performer.analysis.summary import summarise  # noqa: E402
 from protein_performer.data.alphabet import ALPHABET  # noqa: E402
 from protein_performer.data.source import InMemoryProteins  # noqa: E402
 

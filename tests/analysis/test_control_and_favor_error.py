@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from common import tiny_lm
 
 from protein_performer.analysis.control import control_summary, random_init_like
 from protein_performer.analysis.favor_error import (
@@ -16,8 +17,6 @@ from protein_performer.analysis.favor_error import (
     protein_batch,
 )
 from protein_performer.model.lm import PerformerLM
-
-from common import tiny_lm
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "ACDEFGHIKLMNPQRSTVWYACDEFG"]
 

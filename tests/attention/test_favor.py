@@ -40,6 +40,8 @@ def causal_impl(request, monkeypatch):
     the dispatch chooses ("auto" on CPU), so every test through favor_attention runs it."""
     from protein_performer.attention.favor import (
         causal as favor_causal,
+    )
+    from protein_performer.attention.favor import (
         causal_cpu as favor_causal_cpu,
     )
 
@@ -175,6 +177,8 @@ def test_causal_under_no_grad_keeps_nothing_for_backward(monkeypatch, causal_imp
     # (e.g. evaluation without a detach) must still reach it detached, so no buffers are kept.
     from protein_performer.attention.favor import (
         causal as favor_causal,
+    )
+    from protein_performer.attention.favor import (
         chunkwise as favor_chunkwise,
     )
 
@@ -347,7 +351,7 @@ def test_generalized_kernel_gradients():
     fn_kernel = lambda x: torch.nn.functional.elu(x) + 1  # noqa: E731
     for causal in (False, True):
 
-        def fn(q, k, v):
+        def fn(q, k, v, causal=causal):
             return favor_attention(
                 q,
                 k,
@@ -401,8 +405,8 @@ def test_causal_gradients_at_the_default_chunk_size(kernel, causal_impl):
     # Full chunks of the implementation's default size and a partial last chunk, against the
     # float64 twin's autograd; the layer's config default (None) is the implementation's.
     from protein_performer.attention import AttentionConfig
-    from protein_performer.attention.favor.layer import DEFAULT_CHUNK_SIZE
     from protein_performer.attention.favor.causal import DEFAULT_CHUNK
+    from protein_performer.attention.favor.layer import DEFAULT_CHUNK_SIZE
 
     assert AttentionConfig().chunk_size is None and AttentionConfig().causal_impl == "auto"
     assert DEFAULT_CHUNK_SIZE == DEFAULT_CHUNK["cpp"] == DEFAULT_CHUNK["loop"]

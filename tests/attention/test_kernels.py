@@ -11,8 +11,8 @@ from protein_performer.attention.favor.features import (
     softmax_key_features,
     softmax_query_features,
 )
-from protein_performer.attention.favor.projection import iid_gaussian_random_matrix
 from protein_performer.attention.favor.naive import softmax_kernel_reference
+from protein_performer.attention.favor.projection import iid_gaussian_random_matrix
 
 
 def _estimates(q, k, draw, draws, m, d, gen):

@@ -5,12 +5,12 @@ import math
 import torch
 
 from protein_performer.attention import gaussian_orthogonal_random_matrix
-from protein_performer.seeding import mix_seed
 from protein_performer.attention.favor.projection import (
     draw_projection,
     iid_gaussian_random_matrix,
     seeded_generator,
 )
+from protein_performer.seeding import mix_seed
 
 
 def test_blocks_are_orthogonal_and_shapes():

@@ -8,11 +8,11 @@ import pytest
 from protein_performer.benchmarks.probes import (
     aa_composition,
     classification_metrics,
+    held_out,
     metric_rows,
     onehot_windows,
     probe,
     residue_indices,
-    held_out,
 )
 from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from protein_performer.benchmarks.dms_baselines import blosum62_scores, unigram_scores
-from protein_performer.benchmarks.dms_data import every_single_mutant, Assay
+from protein_performer.benchmarks.dms_data import Assay, every_single_mutant
 from protein_performer.benchmarks.ranking import (
     boot_count,
     bootstrap_spearman,

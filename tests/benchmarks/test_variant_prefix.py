@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from common import tiny_lm
 
 from protein_performer.benchmarks import variant_scoring
 from protein_performer.benchmarks.dms_data import Assay
@@ -18,8 +19,6 @@ from protein_performer.runner.prefix import (
     sharing_pays,
     walks_from_prefix,
 )
-
-from common import tiny_lm
 
 LETTERS = "ACDEFGHIKLMNPQRSTVWY"
 

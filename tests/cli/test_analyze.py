@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from common import SAMPLE_DATA, TINY_RUN
 
 from protein_performer.cli.config import compose_train
-
-from common import SAMPLE_DATA, TINY_RUN
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "analysis"))
@@ -34,7 +33,6 @@ def test_config_composes(tmp_path):
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     from protein_performer.cli.analyze import analyze
-
     from protein_performer.runner import CheckpointError, InputError
 
     with pytest.raises(CheckpointError, match="checkpoint not found: .*nope.ckpt"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
 from protein_performer.cli.config import compose_train
 from protein_performer.cli.embed import embed
-from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
 
 def test_embed_sample_and_rerun_skips(tmp_path, capsys):

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from common import make_checkpoint  # noqa: F401  (also imported from here by tests/cli)
 
 from protein_performer.cli.config import compose_train
 from protein_performer.cli.evaluate import evaluate
 from protein_performer.errors import InputError
-
-from common import make_checkpoint  # noqa: F401  (also imported from here by tests/cli)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_VALID = REPO / "data/sample/valid.fasta.gz"

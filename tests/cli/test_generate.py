@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
 from protein_performer.cli.config import compose_train
 from protein_performer.cli.generate import run_generate
 from protein_performer.data.fasta.reading import read_fasta
-from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def compute(d: Path) -> dict[str, float]:
     for objective in MODELS:
         ckpt = write_checkpoint(d / f"{objective}.ckpt", objective)
 
-        def cfg(name: str, *overrides: str, tag: str = ""):
+        def cfg(name: str, *overrides: str, tag: str = "", objective: str = objective):
             run = d / f"{objective}-{name}{tag}"
             return compose_train([*overrides], output_dir=run, config_name=name)
 

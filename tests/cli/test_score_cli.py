@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from common import SAMPLE_VALID
+from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
 from protein_performer.cli.config import compose_train
 from protein_performer.cli.score import score
 from protein_performer.inference.mutations import parse_mutant
 from protein_performer.inference.score import score_mutants
 from protein_performer.runner import Engine, load_model
-from common import SAMPLE_VALID
-from test_evaluate import make_checkpoint  # tests/cli is on sys.path (pytest rootdir import)
 
 WT = "MKTAYIAKQRQISFVK"
 
@@ -88,8 +88,8 @@ def test_wild_type_mismatch_is_one_line_exit_2(tmp_path, ckpts, monkeypatch, cap
 def test_per_protein_scores_on_the_sample(tmp_path, ckpts, capsys, objective):
     """Three sample proteins (all longer than the checkpoint's 64 tokens: windows) end to end;
     the CSV holds what the library computes, and a perplexity that is exp(-LL / n_tokens)."""
-    from protein_performer.runner import open_input
     from protein_performer.inference.likelihood import protein_likelihoods
+    from protein_performer.runner import open_input
 
     cfg = compose_train(
         [

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 
 from protein_performer.cli.config import compose_train
-
-from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 
 REPO = Path(__file__).resolve().parents[2]
 

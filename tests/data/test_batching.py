@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from protein_performer.data.alphabet import ALPHABET
 from protein_performer import runner
+from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.batching import Batch, BatchConverter, pack
 
 

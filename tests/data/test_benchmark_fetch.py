@@ -58,7 +58,10 @@ def _sdist(folder: Path, name: str = "toysdist", version: str = "1.0") -> Path:
     top = f"{name}-{version}"
     members = {
         f"{top}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{top}/setup.py": f"from setuptools import setup\nsetup(name={name!r}, version={version!r}, packages=[])\n".encode(),
+        f"{top}/setup.py": (
+            "from setuptools import setup\n"
+            f"setup(name={name!r}, version={version!r}, packages=[])\n"
+        ).encode(),
         **{f"{top}/{name}/data/{fname}": data for fname, data in FILES.items()},
     }
     with tarfile.open(path, "w:gz") as t:

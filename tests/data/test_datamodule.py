@@ -428,7 +428,8 @@ def test_store_is_mapped_read_only_in_every_worker(tmp_path: Path) -> None:
         )
         dm.setup("fit")
         ds = dm.datasets["train"]
-        # what a spawn/forkserver worker receives: the path, not the 1.8 MB of tokens or 40 kB of lengths
+        # what a spawn/forkserver worker receives: the path, not the 1.8 MB of tokens or
+        # 40 kB of lengths
         assert len(pickle.dumps(ds)) < 1000, mode
         again = pickle.loads(pickle.dumps(ds))
         assert torch.equal(again[7]["tokens"], ds[7]["tokens"])

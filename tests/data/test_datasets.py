@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.datasets import (
     ChainedSources,
     ConcatenatedDataset,
     ProteinDataset,
     filter_lengths,
 )
+from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.source import InMemoryProteins
 from protein_performer.seeding import mix_seed
 

@@ -33,7 +33,7 @@ METALINK = f"""<?xml version="1.0"?><metalink><files>
 class _Handler(BaseHTTPRequestHandler):
     """Serves PAYLOAD with Range support; `cut_first` closes the first full response early."""
 
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args: object) -> None:  # keep test output clean
         pass

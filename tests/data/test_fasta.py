@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protein_performer.data.fasta.accessions import parse_accession
 from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
+from protein_performer.data.fasta.accessions import parse_accession
+from protein_performer.data.fasta.options import ReadOptions
 from protein_performer.data.fasta.reading import load_proteins, read_fasta
 from protein_performer.data.fasta.report import FastaFormatError, ReadReport
-from protein_performer.data.fasta.options import ReadOptions
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"

@@ -11,9 +11,8 @@ import pytest
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import DataLoader
 
-from protein_performer.data.sampling.clusters import read_cluster_tsv, read_clusters
-
 from protein_performer.data.sampling.cluster_sampler import ClusterSampler
+from protein_performer.data.sampling.clusters import read_cluster_tsv, read_clusters
 from protein_performer.data.sampling.samplers import ShardedBatchSampler
 from protein_performer.data.sampling.token_budget import TokenBudgetBatchSampler
 

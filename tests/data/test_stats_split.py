@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protein_performer.data.fasta.reading import load_proteins, read_fasta
-from protein_performer.data.fasta.report import FastaFormatError
 from protein_performer.data.corpus.split import (
     SplitError,
     cluster_split,
@@ -18,6 +16,8 @@ from protein_performer.data.corpus.split import (
     random_split,
 )
 from protein_performer.data.corpus.stats import corpus_stats
+from protein_performer.data.fasta.reading import load_proteins, read_fasta
+from protein_performer.data.fasta.report import FastaFormatError
 from protein_performer.data.storage.prepare import prepare_store
 
 SEQS = ["MKV", "MKVLA", "ACDEFGHIKLMNPQRSTVWY", "MMMMMMMMMM", "XXLL"]

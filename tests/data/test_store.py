@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.alphabet import ALPHABET, count_tokens
+from protein_performer.data.fasta.options import ReadOptions
 from protein_performer.data.fasta.reading import load_proteins, read_fasta
 from protein_performer.data.fasta.report import FastaFormatError
-from protein_performer.data.fasta.options import ReadOptions
-from protein_performer.progress import Progress
 from protein_performer.data.source import InMemoryProteins, ProteinSource
-from protein_performer.data.alphabet import count_tokens
 from protein_performer.data.storage.npy import NpyAppender
 from protein_performer.data.storage.prepare import prepare_store
 from protein_performer.data.storage.store import ProteinStore, StoreError, open_source
+from protein_performer.progress import Progress
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data/sample/valid.fasta.gz"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from common import SAMPLE_TRAIN, SAMPLE_VALID
+
 from protein_performer.data.config import DataConfig
 from protein_performer.data.datamodule import ProteinDataModule
 from protein_performer.data.datasets import ProteinDataset

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from common import tiny_lm
 from torch import Tensor, nn
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import InMemoryProteins
-
-from common import tiny_lm
 
 V = len(ALPHABET)
 

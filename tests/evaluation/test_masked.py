@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from evaluation_toys import BiKGramLM, ConstantLM, random_proteins  # noqa: E402
 
 from protein_performer.data.alphabet import ALPHABET  # noqa: E402
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source  # noqa: E402
@@ -12,8 +13,6 @@ from protein_performer.evaluation.unigram import (  # noqa: E402
     unigram_log_probs,
     unigram_residue_metrics,
 )
-
-from evaluation_toys import BiKGramLM, ConstantLM, random_proteins  # noqa: E402
 
 CPU = dict(device="cpu", progress=False)
 LENGTHS = [5, 37, 12, 80, 3, 21, 50]

@@ -8,14 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from evaluation_toys import ConstantLM, KGramLM, random_proteins
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.evaluation.accumulator import PerplexityAccumulator
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
-from protein_performer.runner.pieces import causal_pieces
 from protein_performer.evaluation.unigram import token_counts, unigram_log_probs
-
-from evaluation_toys import ConstantLM, KGramLM, random_proteins
+from protein_performer.runner.pieces import causal_pieces
 
 CPU = dict(device="cpu", progress=False)
 

@@ -7,13 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from common import tiny_lm
+from evaluation_toys import random_proteins
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
 from protein_performer.evaluation.unigram import token_counts, unigram_log_probs
-
-from common import tiny_lm
-from evaluation_toys import random_proteins
 
 CPU = dict(device="cpu", progress=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from evaluation_toys import random_proteins
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.evaluation.unigram import (
@@ -11,8 +12,6 @@ from protein_performer.evaluation.unigram import (
     unigram_log_probs,
     unigram_residue_metrics,
 )
-
-from evaluation_toys import random_proteins
 
 
 def test_token_counts_counts_residues_and_specials() -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from common import REPO, make_checkpoint
+
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.export import export_checkpoint
 from protein_performer.model import PerformerLM
-from protein_performer.runner import load_model, load_pretrained_folder
 from protein_performer.model.pretrained import PretrainedFolderError
+from protein_performer.runner import load_model, load_pretrained_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,8 +46,9 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="module")
 def transformers_auto():
     """The Auto classes after ``import protein_performer.hf`` (imports transformers once)."""
-    import protein_performer.hf  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    import protein_performer.hf  # noqa: F401
 
     return {"mlm": AutoModelForMaskedLM, "clm": AutoModelForCausalLM}
 

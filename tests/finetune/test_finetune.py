@@ -126,8 +126,9 @@ def test_lora_learns_contains_c_and_exports_with_identical_predictions(tmp_path)
     assert torch.equal(got.argmax(-1), want.argmax(-1))
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
-    import protein_performer.hf  # noqa: F401
     from transformers import AutoModelForSequenceClassification
+
+    import protein_performer.hf  # noqa: F401
 
     hf = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
     with torch.no_grad():
@@ -300,8 +301,9 @@ def test_builtin_task_reads_the_fetched_file_and_exports_a_token_classifier(tmp_
 
     out = export_checkpoint(result["best_checkpoint"], tmp_path / "exported")
     net = load_classifier_folder(out)
-    import protein_performer.hf  # noqa: F401
     from transformers import AutoModelForTokenClassification
+
+    import protein_performer.hf  # noqa: F401
 
     hf = AutoModelForTokenClassification.from_pretrained(out, local_files_only=True)
     tokens = torch.from_numpy(ALPHABET.wrap(ALPHABET.encode("MKCWDEAC")))[None]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from common import make_checkpoint
+
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.export import export_checkpoint, load_classifier_folder
 from protein_performer.masking import IGNORE
@@ -31,8 +31,9 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def auto():
-    import protein_performer.hf  # noqa: F401
     import transformers
+
+    import protein_performer.hf  # noqa: F401
 
     return transformers
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from common import make_checkpoint
+
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.export import export_checkpoint, load_classifier_folder
 from protein_performer.finetune.heads import HeadConfig
@@ -93,8 +93,9 @@ def test_adapter_export_gives_the_checkpoint_predictions(base, tmp_path):
     with torch.no_grad():
         want = module(x)
         # transformers applies the adapters beside the model (peft, unmerged): bit for bit
-        import protein_performer.hf  # noqa: F401
         from transformers import AutoModelForSequenceClassification
+
+        import protein_performer.hf  # noqa: F401
 
         hf = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True)
         assert torch.equal(hf(x).logits, want)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from common import tiny_lm
 
 from protein_performer.attention.favor.decoding import favor_init_state, favor_softmax_step
 from protein_performer.attention.favor.layer import favor_attention
 from protein_performer.attention.favor.naive import favor_attention_reference
 from protein_performer.inference.decoder import RecurrentDecoder
 from protein_performer.model.lm import PerformerLM
-
-from common import tiny_lm
 
 CAUSAL_KINDS = [
     "exact",

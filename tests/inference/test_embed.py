@@ -4,12 +4,11 @@ agrees with forward."""
 import numpy as np
 import pytest
 import torch
+from common import tiny_lm
 
-from protein_performer.runner import Engine
 from protein_performer.inference.embed import embed_batch, embed_long, window_plan
 from protein_performer.model.lm import PerformerLM
-
-from common import tiny_lm
+from protein_performer.runner import Engine
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "MKV", "ACDEFGHIKLMNPQRSTVWY"]
 

@@ -4,15 +4,14 @@ import csv
 
 import numpy as np
 import pytest
+from common import tiny_lm
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import InMemoryProteins
-from protein_performer.runner import Engine
 from protein_performer.inference.embed import embed_source
 from protein_performer.inference.embedding_store import EmbeddingStore
 from protein_performer.model.lm import PerformerLM
-
-from common import tiny_lm
+from protein_performer.runner import Engine
 
 SEQS = ["MKTAYIAKQR", "MKV", "ACDEFGHIKLMNPQRSTVWYACDEFGHIK", "GG", "MSTNPKPQRK"]
 SETTINGS = {"ckpt": "toy", "layers": [-1]}

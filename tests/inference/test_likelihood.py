@@ -8,18 +8,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from common import tiny_lm
+from test_score import bias_only_lm  # tests/inference is on sys.path (pytest rootdir import)
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import InMemoryProteins
 from protein_performer.evaluation.perplexity import EvalOptions, evaluate_source
 from protein_performer.inference.likelihood import protein_likelihoods, write_likelihoods_csv
 from protein_performer.inference.score import causal_log_likelihood
+from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
 from protein_performer.runner import Engine
-from protein_performer.model.lm import PerformerLM
-
-from common import tiny_lm
-from test_score import bias_only_lm  # tests/inference is on sys.path (pytest rootdir import)
 
 SEQS = ["MKTAYIAK", "MK", "", "ACDEFGHIKLMNPQRSTVWY" * 4]  # the last one: 82 tokens > 64
 

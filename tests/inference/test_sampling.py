@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from common import tiny_lm
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.inference.generate import SamplingOptions, filter_probs, generate
 from protein_performer.model.lm import PerformerLM
-
-from common import tiny_lm
 
 
 def _lm(causal: bool = True) -> PerformerLM:

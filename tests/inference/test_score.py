@@ -8,10 +8,10 @@ import torch
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.inference.mutations import parse_mutant
 from protein_performer.inference.score import causal_log_likelihood, score_mutants, spearman
-from protein_performer.objective import Objective
-from protein_performer.runner import Engine
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
+from protein_performer.objective import Objective
+from protein_performer.runner import Engine
 
 WT = "MKTAYIAK"
 

@@ -1,4 +1,7 @@
-"""load_model: a Lightning checkpoint of a tiny model reloads to identical logits, without Lightning."""
+"""load_model: a Lightning checkpoint of a tiny model reloads to identical logits.
+
+No Lightning is needed to reload it.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from common import tiny_config
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.runner import CheckpointError, load_model
 from protein_performer.objective import Objective
-
-from common import tiny_config
+from protein_performer.runner import CheckpointError, load_model
 
 KIND = "favor_relu"
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -6,12 +6,11 @@ import math
 
 import pytest
 import torch
+from common import tiny_lm
 
 from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.model import ModelConfig, PerformerLM
-
-from common import tiny_lm
 
 KINDS = ["exact", "favor_softmax", "favor_relu"]
 V = len(ALPHABET)

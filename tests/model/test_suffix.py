@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from common import tiny_lm
 
 from protein_performer.attention.favor.decoding import (
     favor_init_state,
     favor_softmax_step,
     favor_softmax_suffix,
 )
-
-from common import tiny_lm
 
 CAUSAL_KINDS = ["exact", "favor_softmax", "favor_relu", "aft_simple", "aft_local", "aft_conv"]
 

@@ -6,7 +6,6 @@ import gzip
 from pathlib import Path
 
 import pytest
-
 from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 
 

@@ -6,7 +6,6 @@ what differs and the fix, exit status 2, no traceback."""
 from __future__ import annotations
 
 import pytest
-
 from battery import assert_one_line_error, run_script
 from common import SAMPLE_DATA, TINY_RUN
 

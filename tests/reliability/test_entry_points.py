@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from battery import assert_one_line_error, run_script
 from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 

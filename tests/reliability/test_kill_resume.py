@@ -21,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from common import SAMPLE_DATA, TINY_RUN
 
 EVERY = 3  # last.ckpt every 3 steps

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from common import REPO, SAMPLE_DIR, TINY_RUN
 from matplotlib.text import Text
 from scipy.stats import spearmanr
 
-from common import REPO, SAMPLE_DIR, TINY_RUN
 from protein_performer.benchmarks.dms_baselines import blosum62_scores
 from protein_performer.benchmarks.dms_data import load_assays
 from protein_performer.benchmarks.structure_tasks import TRAIN_CHAINS

@@ -10,14 +10,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 
 from protein_performer.cli.config import compose_train
 from protein_performer.study.options import StudyOptions
 from protein_performer.study.report import run_study
 from protein_performer.study.runs import find_study_runs
 from protein_performer.study.tables import bootstrap_perplexity
-
-from common import SAMPLE_DATA, SAMPLE_VALID, TINY_RUN
 
 
 def test_bootstrap_interval_brackets_the_pooled_perplexity():

@@ -8,16 +8,15 @@ import json
 import math
 from pathlib import Path
 
+import fake_clock
 import pandas as pd
 import pytest
 import torch
+from common import TINY_RUN
 
-import fake_clock
 from protein_performer.cli.config import ConfigError, build_setup, compose_train
 from protein_performer.training import budget as budget_module
 from protein_performer.training.budget import RECORD, TimeBudget
-
-from common import TINY_RUN
 
 LR, MIN_RATIO = 1e-3, 0.1
 # 3 s of budget at 0.1 s a step: 5 steps skipped, 5 timed (10 steps/s, 1 s spent, past the

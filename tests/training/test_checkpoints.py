@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from protein_performer.cli.config import compose_train
-
 from common import TINY_RUN
 from fake_clock import Interrupt
+
+from protein_performer.cli.config import compose_train
 
 RUN = [
     *TINY_RUN,

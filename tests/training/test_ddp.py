@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from common import TINY_RUN, assert_plausible_perplexity, run_train_cli
 
 # trainer=ddp below chooses the strategy and devices

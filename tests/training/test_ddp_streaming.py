@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from common import SAMPLE_VALID, assert_plausible_perplexity, run_train_cli
 
 # pytest puts this folder on sys.path (no __init__.py): the DDP test's tiny config

@@ -7,14 +7,13 @@ import warnings
 
 import pytest
 import torch
+from common import tiny_config
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.masking import IGNORE, causal_targets
 from protein_performer.objective import Objective
 from protein_performer.training import OptimConfig
 from protein_performer.training.module import ProteinLMModule
-
-from common import tiny_config
 
 KINDS = ["exact", "favor_softmax", "favor_relu"]
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_length=32)

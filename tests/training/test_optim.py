@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from common import tiny_lm
 
 from protein_performer.training.optim import (
     OptimConfig,
@@ -14,8 +15,6 @@ from protein_performer.training.optim import (
     build_scheduler,
     parameter_groups,
 )
-
-from common import tiny_lm
 
 
 def lrs(cfg: OptimConfig, total: int, steps: int) -> list[float]:

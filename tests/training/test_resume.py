@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from common import TINY_RUN
 
 from protein_performer.cli.config import compose_train
-
-from common import TINY_RUN
 
 TINY = [
     *TINY_RUN,

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from common import TINY_RUN
 
 from protein_performer.training.sweep_summary import summarize
-
-from common import TINY_RUN
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from protein_performer.attention.aft.common import smallest_normal, shift_exp_keys
+from protein_performer.attention.aft.common import shift_exp_keys, smallest_normal
 from protein_performer.attention.aft.layers import AFTAttention
 from protein_performer.attention.registry import register
 

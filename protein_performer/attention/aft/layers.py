@@ -11,9 +11,9 @@ from torch.utils.checkpoint import checkpoint
 from protein_performer.attention.aft import decoding
 from protein_performer.attention.aft.common import (
     compute_dtype,
-    shift_exp_keys,
     prefix_or_total,
     ratio,
+    shift_exp_keys,
 )
 from protein_performer.attention.aft.scan import causal_prefix_softmax
 from protein_performer.attention.base import Attention

@@ -11,7 +11,6 @@ from torch.autograd.function import once_differentiable
 from protein_performer.attention.aft.common import smallest_normal
 from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
-
 SCAN_CHUNK = 256
 
 

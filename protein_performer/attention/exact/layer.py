@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from protein_performer.attention.exact import decoding
 from protein_performer.attention.base import Attention
+from protein_performer.attention.exact import decoding
 from protein_performer.attention.registry import register
 
 

@@ -27,7 +27,8 @@ Causal softmax stabiliser without lookahead. Query i uses the key features
 with M_i = max_{j <= i, f} l_jf, the running maximum over real keys up to i (the
 bidirectional form uses the maximum over all keys). Since the eps term does not scale
 with exp(-M_i), the numerator splits into
-    exp(R_c - M_i) * phi(q_i).sum_j exp(l_j - R_c)/sqrt(m) v_j  +  eps/sqrt(m) * sum(phi(q_i)) * sum_{j<=i} v_j,
+    exp(R_c - M_i) * phi(q_i).sum_j exp(l_j - R_c)/sqrt(m) v_j
+      +  eps/sqrt(m) * sum(phi(q_i)) * sum_{j<=i} v_j,
 where R_c is the running maximum at the end of q_i's chunk: keys are exponentiated against
 R_c (never overflow), the carried state is rescaled by exp(R_{c-1} - R_c) between chunks, and
 the per-query factor exp(R_c - M_i) restores the exact no-lookahead value. For float safety

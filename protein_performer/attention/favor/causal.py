@@ -57,7 +57,6 @@ from protein_performer.attention.favor.common import (
 )
 from protein_performer.attention.numerics import LOG2E, STAB_FLOOR
 
-
 log = logging.getLogger(__name__)
 
 # ``auto`` by device type (others: chunkwise). On CPU the C++ kernel when it builds, else the
@@ -270,7 +269,8 @@ class _CausalFavor(torch.autograd.Function):
         ]
         qc, kc, vc, mc, goc, outc, invc, gqc, gkc, gvc = chunks
         # Row-wise parts are made per chunk (full-length temporaries would cost more in page
-        # faults than in arithmetic). num_i = f_i A_i + eps sum_q_i cum_i, cum_i = sum_{j <= i} [v_j, 1].
+        # faults than in arithmetic).
+        # num_i = f_i A_i + eps sum_q_i cum_i, cum_i = sum_{j <= i} [v_j, 1].
         if softmax:
             g_eps_later = q.new_zeros(bh, 1, dv + 1)  # sum over the later rows of eps sum_q_i gn_i
             knorm, run, src = stab
@@ -319,7 +319,8 @@ class _CausalFavor(torch.autograd.Function):
             gv1 = torch.bmm(scores.transpose(1, 2), gn, out=gv1_buf[:, :n])
             d_scores = torch.bmm(gn, v1c.transpose(1, 2)).tril_()  # dL/dscores
             if softmax:
-                # num_i = f_i phi_i S_c + sum_{j <= i} (f_i phi_i.G_j + eps sq_i) v1_j + eps sq_i total
+                # num_i = f_i phi_i S_c + sum_{j <= i} (f_i phi_i.G_j + eps sq_i) v1_j
+                #         + eps sq_i total
                 sq = sqc[c]
                 g_sum_q = (
                     d_scores.sum(-1, keepdim=True)  # dL/dsum_q = eps gn_i . cum_i

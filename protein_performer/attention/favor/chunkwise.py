@@ -1,8 +1,9 @@
 """Chunk-parallel causal FAVOR+ (softmax and ReLU kernels) in plain torch: the GPU-shaped form.
 
 Same function as the chunk loop of :mod:`favor.causal` (see the :mod:`favor` package docstring
-for the no-lookahead stabiliser and the cap), with no Python loop over chunks: a fixed series of ~40 batched ops
-whatever L, so a GPU is not bound by kernel launches. With N = L/C chunks of C rows:
+for the no-lookahead stabiliser and the cap), with no Python loop over chunks: a fixed series
+of ~40 batched ops whatever L, so a GPU is not bound by kernel launches. With N = L/C chunks
+of C rows:
 - intra-chunk: the masked [C, C] products tril(phi(Q_c) G_c^T) [V_c, 1] as one batched GEMM;
 - inter-chunk: the chunk states s_c = G_c^T [V_c, 1] [m, Dv+1]; chunk c reads
   S_c = sum_{j<c} exp(R_j - R_c) s_j, made by one [N, N] lower-triangular weight matrix

@@ -9,7 +9,10 @@ from protein_performer.attention.numerics import LOG2E
 
 
 def inverse_den(den: Tensor) -> Tensor:
-    """1 / den as [.., 1], 0 where den = 0 (a row with no real key: out 0, see favor.layer._divide)."""
+    """1 / den as [.., 1], 0 where den = 0.
+
+    A row with no real key gives out 0 (see favor.layer._divide).
+    """
     return den.reciprocal().masked_fill_(den <= 0, 0.0)[..., None]
 
 
@@ -58,7 +61,10 @@ def flat_heads(fn, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, *args) 
 
 
 def scaled_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
-    """W scaled so that x @ W^T gives the kernel's pre-activation: d^-1/4 (softmax), m^-1/2 (relu)."""
+    """W scaled so that x @ W^T gives the kernel's pre-activation.
+
+    The scale is d^-1/4 (softmax) or m^-1/2 (relu).
+    """
     return w * (d**-0.25 if softmax else w.shape[0] ** -0.5)
 
 
@@ -71,7 +77,10 @@ def feature_projection(w: Tensor, d: int, softmax: bool) -> Tensor:
 
 
 def rescale_cap(dtype: torch.dtype) -> float:
-    """Largest rescale exponent (base 2) used for a query: exp(60) in float32, exp(600) in float64."""
+    """Largest rescale exponent (base 2) used for a query.
+
+    That is exp(60) in float32, exp(600) in float64.
+    """
     return (600.0 if dtype == torch.float64 else 60.0) * LOG2E
 
 

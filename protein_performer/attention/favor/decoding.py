@@ -11,8 +11,8 @@ when M grows, so query t sees exactly phi_t(k_j) = (exp(l_j - M_t) + eps)/sqrt(m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor

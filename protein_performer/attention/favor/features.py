@@ -14,7 +14,7 @@ kernel objects (name, paper eps, the paths that compute attention) are in :mod:`
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -8,7 +8,7 @@ through autograd, and causally :class:`_CausalChunks` (all chunks at once, chunk
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn

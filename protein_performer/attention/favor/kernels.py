@@ -9,13 +9,12 @@ No path tests which kernel it was given.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from protein_performer.attention.favor import decoding
-from protein_performer.attention.favor import generalized
+from protein_performer.attention.favor import decoding, generalized
 from protein_performer.attention.favor.bidirectional import (
     bidirectional_relu,
     bidirectional_softmax,
@@ -55,7 +54,10 @@ class FeatureKernel:
     def decode(
         self, q: Tensor, k: Tensor, v: Tensor, w: Tensor, state: decoding.FavorState, eps: float
     ) -> Tensor:
-        """One causal token, [B, H, 1, .] (see :mod:`protein_performer.attention.favor.decoding`)."""
+        """One causal token, [B, H, 1, .].
+
+        See :mod:`protein_performer.attention.favor.decoding`.
+        """
         raise NotImplementedError
 
     def suffix(

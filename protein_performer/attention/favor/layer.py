@@ -4,7 +4,7 @@ attention layer; the math is in the package docstring, the paths in :mod:`favor.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

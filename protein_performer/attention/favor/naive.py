@@ -7,7 +7,7 @@ the causal stabiliser differs per query. Do not use on long sequences.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -30,7 +30,8 @@ def favor_attention_matrix_reference(
 
     Softmax kernel: phi(q_i) = (exp(l(q_i) - max_f l(q_i)) + eps)/sqrt(m); the key features
     seen by query i are (exp(l(k_j) - M_i) + eps)/sqrt(m), M_i = max of l over the real keys
-    query i may see (all of them, or j <= i when causal). Generalized kernels: f(x W^T/sqrt m) + eps.
+    query i may see (all of them, or j <= i when causal).
+    Generalized kernels: f(x W^T/sqrt m) + eps.
     """
     kern = resolve_kernel(kernel)
     eps = kern.default_eps if eps is None else eps

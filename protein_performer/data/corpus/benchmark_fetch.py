@@ -199,9 +199,13 @@ SOURCES: tuple[BenchmarkSource, ...] = (
         "mavenn/examples/datasets",
         {
             "gb1_data.csv.gz": "c1334244ab0112f55c2a850840e8126d2d285d91a4623c3306e02b7f7a540eb7",
-            "amyloid_data.csv.gz": "4b5292241908db39e198aecd59a0e4d0e0ff00dea67e0af3085686023fb91dfa",
+            "amyloid_data.csv.gz": (
+                "4b5292241908db39e198aecd59a0e4d0e0ff00dea67e0af3085686023fb91dfa"
+            ),
             "tdp43_data.csv.gz": "50fcb1603afd0300cd54d8ce795551a50638613b7b967cd489ed85a91c6534da",
-            "nisthal_data.csv.gz": "4a51fb30dce9b57786c4b1ad7630cfd03f44cbe7b4a7d5430e278884936826fa",
+            "nisthal_data.csv.gz": (
+                "4a51fb30dce9b57786c4b1ad7630cfd03f44cbe7b4a7d5430e278884936826fa"
+            ),
         },
         "MIT",
     ),

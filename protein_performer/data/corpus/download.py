@@ -107,7 +107,7 @@ def _fetch_checksum(
     return parse_checksum_file(text, filename)
 
 
-def _hash_file(path: Path, algorithm: str) -> "hashlib._Hash":
+def _hash_file(path: Path, algorithm: str) -> hashlib._Hash:
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):

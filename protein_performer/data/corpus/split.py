@@ -12,19 +12,19 @@ wrapped at 60 columns; invalid records follow ``on_invalid`` and skipped ones ar
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from protein_performer.data.sampling.clusters import ClusterTsvError, read_clusters
 from protein_performer.data.fasta.accessions import accession_bytes
-from protein_performer.data.fasta.reading import read_fasta
 from protein_performer.data.fasta.blocks import BlockReader
-from protein_performer.data.fasta.report import FastaFormatError, PathLike, ReadReport
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.reading import read_fasta
+from protein_performer.data.fasta.report import FastaFormatError, PathLike, ReadReport
 from protein_performer.data.fasta.writer import open_output, write_fasta
+from protein_performer.data.sampling.clusters import ClusterTsvError, read_clusters
 from protein_performer.errors import InputError
 
 DEFAULT_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from protein_performer.data.alphabet import ALPHABET, count_tokens
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.fasta.reading import iter_filtered_blocks
 from protein_performer.data.fasta.report import PathLike, ReadReport
-from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.source import ProteinSource
 from protein_performer.data.storage.store import ProteinStore, is_store
 

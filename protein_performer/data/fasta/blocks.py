@@ -10,16 +10,17 @@ enforces are listed in :mod:`protein_performer.data.fasta.reading`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.alphabet import ALPHABET, GAP_CHARACTERS, INVALID, RARE_AMINO_ACIDS
+from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.fasta.digests import DigestSet
 from protein_performer.data.fasta.input import FastaInput
+from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.fasta.report import (
     EMPTY,
     GAP_CHAR,
@@ -29,7 +30,6 @@ from protein_performer.data.fasta.report import (
     PathLike,
     ReadReport,
 )
-from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 
 # Decompressed bytes handled per block: big enough that per-block overhead vanishes, small
 # enough that a few copies of a block stay far below the memory budget.
@@ -235,7 +235,10 @@ class BlockReader:
             problem,
             line=line,
             record=acc,
-            hint=" -- fix the file or pass ReadOptions(on_invalid='skip') / --on-invalid skip to skip such records",
+            hint=(
+                " -- fix the file or pass ReadOptions(on_invalid='skip') / --on-invalid skip"
+                " to skip such records"
+            ),
         )
 
     def _locate(self, part: bytes, pos: int, header_line: int) -> tuple[int, int, str]:

@@ -62,7 +62,7 @@ class FastaInput:
             self._stream.close()
         self._raw.close()
 
-    def __enter__(self) -> "FastaInput":
+    def __enter__(self) -> FastaInput:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.alphabet import TOKEN_TO_LETTER
-from protein_performer.data.fasta.filters import Filter
+from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.fasta.blocks import BLOCK_SIZE, Block, BlockReader
-from protein_performer.data.fasta.report import PathLike, ReadReport
+from protein_performer.data.fasta.filters import Filter
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
+from protein_performer.data.fasta.report import PathLike, ReadReport
 from protein_performer.data.source import InMemoryProteins
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ one reader for the split command and the cluster sampler. Plain or gzip, by cont
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

@@ -3,7 +3,7 @@ batch converter (:class:`protein_performer.data.batching.BatchConverter`)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -31,8 +31,9 @@ forward ``set_epoch`` to objects registered with :meth:`link_epoch` (the dataset
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -233,7 +234,7 @@ class EpochBatchSampler(EpochPosition, Sampler[list[int]]):
             yield p.batch(k).tolist()
 
     @property
-    def sampler(self) -> "EpochBatchSampler":
+    def sampler(self) -> EpochBatchSampler:
         # Lightning's _set_sampler_epoch looks at batch_sampler.sampler.set_epoch.
         return self
 

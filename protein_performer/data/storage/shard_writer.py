@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -76,7 +76,10 @@ def _fasta_blocks(paths: list[Path], report: ReadReport, options: ReadOptions) -
 def _reblock(
     chunks: Iterator[tuple], block: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[bytes]]]:
-    """Regroup (tokens, lengths, accessions) chunks of any size into blocks of ``block`` proteins."""
+    """Regroup (tokens, lengths, accessions) chunks of any size into blocks.
+
+    Each block holds ``block`` proteins.
+    """
     toks: list[np.ndarray] = []
     lens: list[np.ndarray] = []
     accs: list[bytes] = []

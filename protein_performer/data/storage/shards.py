@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,6 @@ from protein_performer.data.storage.locations import (
     open_binary,
 )
 from protein_performer.data.storage.manifest import check_manifest
-
 
 FORMAT = "protein-performer-shards"
 

@@ -29,7 +29,6 @@ from protein_performer.data.source import InMemoryProteins, ProteinSource
 from protein_performer.data.storage.manifest import check_manifest
 from protein_performer.errors import InputError
 
-
 FORMAT = "protein-performer-store"
 
 

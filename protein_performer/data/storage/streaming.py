@@ -32,15 +32,15 @@ mid-epoch resumes only with the same world size and ``num_workers``.
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler, get_worker_info
 
 from protein_performer.data.alphabet import ALPHABET
-from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.datasets import protein_example
+from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.sampling.samplers import EpochPosition
 from protein_performer.data.storage.shards import ShardSet
 from protein_performer.seeding import mix_seed
