@@ -161,3 +161,20 @@ def test_builds_are_kept_apart_per_kind_of_cpu(tmp_path):
     assert favor_causal_cpu._cpu_tag(str(tmp_path / "missing")) == favor_causal_cpu._cpu_tag(
         "/nonexistent"
     )
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
+    """A build killed mid-way leaves torch's lock file; every later process would wait on it
+    forever. One older than the limit goes, a fresh one (a build in progress) stays."""
+    import os
+    import time
+
+    from protein_performer.attention.favor.causal_cpu import clear_stale_lock
+
+    lock = tmp_path / "lock"
+    assert not clear_stale_lock(tmp_path)  # no lock: nothing to do
+    lock.touch()
+    assert not clear_stale_lock(tmp_path, max_age_s=600) and lock.exists()
+    old = time.time() - 601
+    os.utime(lock, (old, old))
+    assert clear_stale_lock(tmp_path, max_age_s=600) and not lock.exists()

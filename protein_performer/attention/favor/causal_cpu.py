@@ -18,6 +18,7 @@ import logging
 import os
 import platform
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -41,6 +42,9 @@ SOURCE = Path(__file__).parent / "csrc" / "favor_causal.cpp"
 # libgomp); the OpenMP simd pragmas vectorise the reductions without -ffast-math (which would
 # break the -inf of padded keys).
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+# torch's build lock is a bare file: a process killed while building leaves it behind and every
+# later process waits on it forever. A build takes seconds to a minute; a lock this old is stale.
+STALE_LOCK_SECONDS = 600.0
 
 
 @functools.cache
@@ -53,7 +57,9 @@ def _ops():
         from torch.utils import cpp_extension
 
         _put_ninja_on_path()
-        built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
+        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        clear_stale_lock(build_dir)
+        built = build_dir / f"{name}.so"
         if not built.exists():
             log.info("building the C++ causal FAVOR+ kernel (first use on this machine, ~10 s)")
         cpp_extension.load(
@@ -73,6 +79,21 @@ def _ops():
             stacklevel=3,
         )
         return None
+
+
+def clear_stale_lock(build_dir: Path, max_age_s: float = STALE_LOCK_SECONDS) -> bool:
+    """Remove ``build_dir/lock`` when older than ``max_age_s`` (left by a build that was
+    killed: torch would wait on it forever); True when one was removed."""
+    lock = build_dir / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age < max_age_s:
+        return False
+    log.warning("removing a stale build lock %s (%.0f s old: a killed build left it)", lock, age)
+    lock.unlink(missing_ok=True)
+    return True
 
 
 def _reason(exc: Exception) -> str:
