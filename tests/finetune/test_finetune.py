@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from common import tiny_config
 
-from protein_performer.attention import AttentionConfig
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.finetune.baselines import composition, residue_windows
 from protein_performer.finetune.data import (
@@ -28,7 +28,7 @@ from protein_performer.finetune.data import (
 )
 from protein_performer.finetune.run import FinetuneSetup, finetune
 from protein_performer.masking import IGNORE
-from protein_performer.model import ModelConfig, PerformerLM
+from protein_performer.model import PerformerLM
 from protein_performer.training.optim import OptimConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,15 +38,7 @@ NO_C = "ADEFGHIKLMNPQRSTVWY"
 def _lm(tmp_path: Path, kind: str = "favor_relu") -> Path:
     """A tiny untrained MLM, exported (the rule is learnable from the embeddings alone)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=32,
-        n_layers=1,
-        n_heads=2,
-        d_ff=64,
-        max_length=48,
-        dropout=0.0,
-        attention=AttentionConfig(kind=kind, nb_features=16),
-    )
+    cfg = tiny_config(kind, d_model=32, n_layers=1, d_ff=64, max_length=48)
     return PerformerLM(cfg).save_pretrained(tmp_path / "lm")
 
 

@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import torch
+from common import tiny_config
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.inference.mutations import parse_mutant
 from protein_performer.inference.score import causal_log_likelihood, score_mutants, spearman
-from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
 from protein_performer.runner import Engine
@@ -19,21 +19,7 @@ WT = "MKTAYIAK"
 def bias_only_lm(causal: bool, seed: int = 0) -> tuple[PerformerLM, np.ndarray]:
     """A PerformerLM whose logits are its head bias alone (token embeddings zeroed)."""
     torch.manual_seed(seed)
-    model = (
-        PerformerLM(
-            ModelConfig(
-                d_model=16,
-                n_layers=1,
-                n_heads=2,
-                d_ff=32,
-                dropout=0.0,
-                max_length=64,
-                causal=causal,
-            )
-        )
-        .double()
-        .eval()
-    )
+    model = PerformerLM(tiny_config(n_layers=1, causal=causal)).double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
