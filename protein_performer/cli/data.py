@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-verify", action="store_true", help="skip the checksum")
     p.add_argument("--retries", type=int, default=5)
 
-    from protein_performer.data.corpus.benchmark_fetch import SOURCE_NAMES
+    from protein_performer.data.corpus.benchmark_sources import SOURCE_NAMES
 
     p = sub.add_parser(
         "fetch-benchmarks",
