@@ -45,6 +45,10 @@ def favor_init_state(
     )
 
 
+def _with_ones(v: Tensor) -> Tensor:
+    return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, n, Dv+1]
+
+
 def favor_softmax_step(
     q: Tensor, k: Tensor, v: Tensor, projection: Tensor, state: FavorState, *, eps: float
 ) -> Tensor:
@@ -55,7 +59,7 @@ def favor_softmax_step(
     dt = state.s.dtype
     q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
     d = q.shape[-1]
-    v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, 1, Dv+1]
+    v1 = _with_ones(v)  # [B, H, 1, Dv+1]
     qs, ks = q * d**-0.25, k * d**-0.25
     lq = qs @ w.T  # the query's |q'|^2/2 cancels with its own row maximum
     phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps  # [B, H, 1, m]
@@ -85,17 +89,13 @@ def favor_generalized_step(
     dt = state.s.dtype
     q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
     m = w.shape[0]
-    v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, 1, Dv+1]
+    v1 = _with_ones(v)  # [B, H, 1, Dv+1]
     phi_q = fn(q @ w.T * m**-0.5) + eps
     phi_k = fn(k @ w.T * m**-0.5) + eps
     state.s.add_(phi_k.transpose(-1, -2) @ v1)
     num = phi_q @ state.s
     state.position += 1
     return num[..., :-1] / num[..., -1:]
-
-
-def _with_ones(v: Tensor) -> Tensor:
-    return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, n, Dv+1]
 
 
 def _causal_tril(n: int, device: torch.device) -> Tensor:
