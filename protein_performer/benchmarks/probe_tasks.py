@@ -25,9 +25,8 @@ import pandas as pd
 from protein_performer.benchmarks.probes import (
     aa_composition,
     held_out,
-    majority_rows,
     onehot_windows,
-    probe,
+    probe_table,
 )
 from protein_performer.benchmarks.representations import hidden_states
 from protein_performer.benchmarks.structure_tasks import model_and_twin
@@ -141,15 +140,17 @@ def protein_probes(
     """Per-protein probes: mean-pooled states of each engine, composition, majority."""
     test = held_out(data.names, opts.test_fraction)
     y = np.asarray(data.labels)
-    args = dict(C=opts.C, n_boot=opts.n_bootstrap, seed=opts.seed)
-    tables = []
-    for name, engine in engines:
-        x = np.stack(hidden_states(engine, data.sequences, opts.layer, pool=True, budget=budget))
-        tables.append(probe(name, x[~test], y[~test], x[test], y[test], **args))
-    x = aa_composition(data.sequences)
-    tables.append(probe("aa_composition", x[~test], y[~test], x[test], y[test], **args))
-    tables.append(majority_rows(y[~test], y[test], None, opts.n_bootstrap, opts.seed))
-    return pd.concat(tables, ignore_index=True)
+
+    def features():
+        for name, engine in engines:
+            x = np.stack(
+                hidden_states(engine, data.sequences, opts.layer, pool=True, budget=budget)
+            )
+            yield name, x[~test], x[test]
+        x = aa_composition(data.sequences)
+        yield "aa_composition", x[~test], x[test]
+
+    return probe_table(features(), y[~test], y[test], None, opts.C, opts.n_bootstrap, opts.seed)
 
 
 def residue_probes(
@@ -167,29 +168,23 @@ def residue_probes(
         train_rows = np.sort(rng.choice(train_rows, opts.max_train_rows, replace=False))
     test_rows = np.flatnonzero(test)
     y = np.concatenate(data.labels)
-    args = dict(groups_test=protein[test_rows], C=opts.C, n_boot=opts.n_bootstrap, seed=opts.seed)
 
-    def fit(name: str, x: np.ndarray) -> pd.DataFrame:
-        return probe(name, x[train_rows], y[train_rows], x[test_rows], y[test_rows], **args)
+    def features():
+        for name, engine in engines:
+            x = np.concatenate(hidden_states(engine, data.sequences, opts.layer, budget=budget))
+            yield name, x[train_rows], x[test_rows]
+        x = np.concatenate([onehot_windows(s, opts.window) for s in data.sequences])
+        yield "onehot_window", x[train_rows], x[test_rows]
 
-    tables = []
-    for name, engine in engines:
-        tables.append(
-            fit(
-                name,
-                np.concatenate(hidden_states(engine, data.sequences, opts.layer, budget=budget)),
-            )
-        )
-    tables.append(
-        fit(
-            "onehot_window",
-            np.concatenate([onehot_windows(s, opts.window) for s in data.sequences]),
-        )
+    return probe_table(
+        features(),
+        y[train_rows],
+        y[test_rows],
+        protein[test_rows],
+        opts.C,
+        opts.n_bootstrap,
+        opts.seed,
     )
-    tables.append(
-        majority_rows(y[train_rows], y[test_rows], protein[test_rows], opts.n_bootstrap, opts.seed)
-    )
-    return pd.concat(tables, ignore_index=True)
 
 
 def run_probe_set(probe_set: ProbeSet, inputs: TaskInputs, opts: ProbeOptions) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from torch import nn
 from protein_performer.analysis.control import random_init_like
 from protein_performer.benchmarks import contacts as C
 from protein_performer.benchmarks.contact_figures import plot_contact_maps, plot_head_precision
-from protein_performer.benchmarks.probes import majority_rows, onehot_windows, probe
+from protein_performer.benchmarks.probes import onehot_windows, probe_table
 from protein_performer.benchmarks.representations import attention_maps, hidden_states
 from protein_performer.benchmarks.structures import SS_STATES, Chain, load_chains
 from protein_performer.benchmarks.tasks import Task, TaskError, TaskInputs
@@ -169,24 +169,26 @@ def ss_for_model(
     majority class, each fitted on the training chains; CIs resample held-out chains."""
     y_train, y_test = residue_labels(train), residue_labels(test)
     groups = np.concatenate([np.full(len(c), k) for k, c in enumerate(test)])
-    args = dict(groups_test=groups, C=opts.C, n_boot=opts.n_bootstrap, seed=opts.seed)
-    tables = []
-    for name, model in model_and_twin(loaded, opts.seed):
-        engine = Engine(model, device)
-        x_train, x_test = (
-            np.concatenate(
-                hidden_states(engine, [c.sequence for c in cs], opts.layer, budget=budget)
+
+    def features():
+        for name, model in model_and_twin(loaded, opts.seed):
+            engine = Engine(model, device)
+            x_train, x_test = (
+                np.concatenate(
+                    hidden_states(engine, [c.sequence for c in cs], opts.layer, budget=budget)
+                )
+                for cs in (train, test)
             )
-            for cs in (train, test)
+            yield name, x_train, x_test
+        yield (
+            "onehot_window",
+            *(
+                np.concatenate([onehot_windows(c.sequence, opts.window) for c in cs])
+                for cs in (train, test)
+            ),
         )
-        tables.append(probe(name, x_train, y_train, x_test, y_test, **args))
-    w_train, w_test = (
-        np.concatenate([onehot_windows(c.sequence, opts.window) for c in cs])
-        for cs in (train, test)
-    )
-    tables.append(probe("onehot_window", w_train, y_train, w_test, y_test, **args))
-    tables.append(majority_rows(y_train, y_test, groups, opts.n_bootstrap, opts.seed))
-    return pd.concat(tables, ignore_index=True)
+
+    return probe_table(features(), y_train, y_test, groups, opts.C, opts.n_bootstrap, opts.seed)
 
 
 def _each_model(inputs: TaskInputs, task: str, one) -> pd.DataFrame:

@@ -31,8 +31,9 @@ import torch
 
 from protein_performer.benchmarks.dms_data import Assay
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.batching import Batch
 from protein_performer.progress import Progress
-from protein_performer.runner import Batch, Engine, ModelOutputs
+from protein_performer.runner import Engine, ModelOutputs
 from protein_performer.runner.prefix import (
     shared_prefix_log_probs,
     sharing_pays,

@@ -2,8 +2,8 @@
 
 Every user of a trained model (evaluation, inference, analysis, benchmarks) hands the engine
 tokenised rows (whole proteins, windows of them, masked copies) and a per-batch function;
-the engine packs the rows (:func:`~protein_performer.runner.batching.pack`), pads them
-(:class:`~protein_performer.runner.batching.BatchConverter`), runs the model once under
+the engine packs the rows (:func:`~protein_performer.data.batching.pack`), pads them
+(:class:`~protein_performer.data.batching.BatchConverter`), runs the model once under
 ``torch.inference_mode`` and calls ``fn(batch, outputs)``.
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from protein_performer.data.batching import Batch, BatchConverter, Cost, pack
 from protein_performer.devices import resolve_device
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.progress import Progress
-from protein_performer.runner.batching import Batch, BatchConverter, Cost, pack
 
 BatchFn = Callable[[Batch, ModelOutputs], None]
 
@@ -76,7 +76,7 @@ class Engine:
         call ``fn(batch, outputs)`` (both under ``torch.inference_mode``); ``batch.index``
         holds the rows' positions in ``rows``. ``progress`` (if given) advances by the rows
         of each batch. ``longest_first=False``: shortest rows first (see
-        :func:`~protein_performer.runner.batching.pack`)."""
+        :func:`~protein_performer.data.batching.pack`)."""
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
         wanted = dict(
             logits=logits,

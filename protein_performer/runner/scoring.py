@@ -17,11 +17,11 @@ import torch
 from torch import Tensor
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.batching import Batch, BatchConverter
 from protein_performer.data.source import ProteinSource
 from protein_performer.masking import IGNORE
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.progress import Progress
-from protein_performer.runner.batching import Batch, BatchConverter
 from protein_performer.runner.engine import Engine
 from protein_performer.runner.pieces import Piece
 

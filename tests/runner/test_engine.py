@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.data.batching import Batch, BatchConverter
 from protein_performer.model import ModelConfig, PerformerLM
-from protein_performer.runner import Batch, BatchConverter, Engine, ModelOutputs
+from protein_performer.runner import Engine, ModelOutputs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
