@@ -17,3 +17,10 @@ def check_fields(
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise ValueError(f"{section}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def from_shared_fields(cls: type, source: Any, **values: Any) -> Any:
+    """``cls(**values)`` plus every field of the dataclass ``source`` that ``cls`` has too,
+    by name (a study's ``seed``, ``device``... handed on to a step's options)."""
+    names = {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(source)}
+    return cls(**{n: getattr(source, n) for n in sorted(names - set(values))}, **values)

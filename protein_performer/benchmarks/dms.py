@@ -32,7 +32,7 @@ from protein_performer.analysis.figures import save
 from protein_performer.benchmarks.dms_baselines import blosum62_scores, unigram_scores
 from protein_performer.benchmarks.dms_data import Assay, every_single_mutant, load_assays
 from protein_performer.benchmarks.ranking import rank_metrics
-from protein_performer.benchmarks.tasks import Task, TaskError, TaskInputs
+from protein_performer.benchmarks.task_types import Task, TaskError, TaskInputs
 from protein_performer.benchmarks.variant_scoring import STRATEGIES, score_assay
 from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
 from protein_performer.evaluation.unigram import baseline_log_probs

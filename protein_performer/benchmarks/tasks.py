@@ -1,79 +1,37 @@
 """The benchmark task registry: ``protein-performer-benchmark 'tasks=[dms,...]'`` runs these.
 
-A task is a module exposing ``TASK = Task(name, Options, run)`` (or ``module:NAME`` for a
-module holding several related tasks): ``Options`` a dataclass of
-its settings (the ``<name>:`` block of conf/benchmark.yaml), ``run(inputs, options)`` scores
-every model in :class:`TaskInputs` through the runner's engine (the task's per-batch
-functions) and returns its summary table, which the command writes to
-``<run dir>/<name>/summary.csv`` and prints. Adding a task is one module + one line below.
+A task is a :class:`~protein_performer.benchmarks.task_types.Task` in its own module (or one
+of several in a module of related tasks). Adding a task is one module + one line below.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from protein_performer.benchmarks import dms, probe_tasks, structure_tasks
+from protein_performer.benchmarks.task_types import Task, TaskError
 
-from protein_performer.errors import InputError
-
-# name -> module holding its TASK, or "module:NAME" (imported only when the task runs).
-TASKS: dict[str, str] = {
-    "dms": "protein_performer.benchmarks.dms",
-    "contacts": "protein_performer.benchmarks.structure_tasks:CONTACTS",
-    "ss": "protein_performer.benchmarks.structure_tasks:SS",
-    "location": "protein_performer.benchmarks.probe_tasks:LOCATION",
-    "soluble": "protein_performer.benchmarks.probe_tasks:SOLUBLE",
-    "disorder": "protein_performer.benchmarks.probe_tasks:DISORDER",
-    "sa": "protein_performer.benchmarks.probe_tasks:SA",
+TASKS: dict[str, Task] = {
+    "dms": dms.TASK,
+    "contacts": structure_tasks.CONTACTS,
+    "ss": structure_tasks.SS,
+    "location": probe_tasks.LOCATION,
+    "soluble": probe_tasks.SOLUBLE,
+    "disorder": probe_tasks.DISORDER,
+    "sa": probe_tasks.SA,
 }
-
-
-class TaskError(InputError):
-    """An unknown task or a bad task option (names the option and the allowed values)."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A checkpoint to benchmark and the label its rows carry."""
-
-    label: str
-    path: Path
-
-
-@dataclass
-class TaskInputs:
-    """What every task gets: the models, the data folder, its output folder, the device."""
-
-    models: list[ModelSpec]
-    data_dir: Path | None
-    out_dir: Path
-    device: str = "auto"
-    budget: int = 65536  # padded tokens per batch
-    progress: bool = True
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    options: type
-    run: Callable[[TaskInputs, Any], pd.DataFrame]
 
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise TaskError(f"tasks: unknown task {name!r}; choose from {sorted(TASKS)}")
-    module, _, attr = TASKS[name].partition(":")
-    return getattr(importlib.import_module(module), attr or "TASK")
+    return TASKS[name]
 
 
 def task_options(task: Task, values: dict[str, Any] | None) -> Any:
     """The task's options dataclass from its config block, unknown keys named."""
-    import dataclasses
-
     values = dict(values or {})
     known = {f.name for f in dataclasses.fields(task.options)}
     unknown = sorted(set(values) - known)

@@ -29,13 +29,8 @@ def _list(value: Any) -> list:
 
 def benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Run every task of ``cfg.tasks`` on every checkpoint; returns {task: summary DataFrame}."""
-    from protein_performer.benchmarks.tasks import (
-        ModelSpec,
-        TaskInputs,
-        get_task,
-        model_labels,
-        task_options,
-    )
+    from protein_performer.benchmarks.task_types import ModelSpec, TaskInputs
+    from protein_performer.benchmarks.tasks import get_task, model_labels, task_options
 
     require(cfg, "ckpt_path", f"{PROG} ckpt_path=last.ckpt (or a list: 'ckpt_path=[a,b]')")
     paths = [user_path(str(p)) for p in _list(cfg.ckpt_path)]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs, get_task
+from protein_performer.benchmarks.task_types import ModelSpec, TaskInputs
+from protein_performer.benchmarks.tasks import get_task
 
 DEFAULT_TASKS = ("contacts", "ss", "location", "disorder")
 # task -> (metrics shown, baseline predictor, null predictor)

@@ -38,7 +38,7 @@ from protein_performer.benchmarks import contacts as C
 from protein_performer.benchmarks.dms import DmsOptions, run_dms
 from protein_performer.benchmarks.structure_tasks import TRAIN_CHAINS, contact_chains
 from protein_performer.benchmarks.structures import StructureError, load_chains
-from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
+from protein_performer.benchmarks.task_types import ModelSpec, TaskInputs
 from protein_performer.errors import InputError
 from protein_performer.runner import Engine, load_model
 

@@ -24,9 +24,10 @@ from protein_performer.analysis.control import analyze_with_control
 from protein_performer.analysis.favor_error import errors_on_source
 from protein_performer.analysis.options import AnalysisOptions
 from protein_performer.benchmarks.dms import DmsOptions, run_dms
-from protein_performer.benchmarks.tasks import ModelSpec, TaskInputs
+from protein_performer.benchmarks.task_types import ModelSpec, TaskInputs
 from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
 from protein_performer.evaluation.perplexity import EvalOptions
+from protein_performer.fields import from_shared_fields
 from protein_performer.filenames import safe_name
 from protein_performer.model.checkpoint import read_checkpoint
 from protein_performer.runner import load_model, open_input
@@ -52,13 +53,7 @@ def bootstrap_perplexity(
 def evaluate_runs(runs: list[StudyRun], opts: StudyOptions, out: Path) -> pd.DataFrame:
     """One row per (model, split): perplexity, unigram, ratio and their bootstrap CIs."""
 
-    eval_opts = EvalOptions(
-        n_maskings=opts.n_maskings,
-        seed=opts.seed,
-        device=opts.device,
-        progress=opts.progress,
-        max_proteins=opts.max_proteins,
-    )
+    eval_opts = from_shared_fields(EvalOptions, opts)
     rows = []
     for run in runs:
         loaded = load_model(run.checkpoint)
@@ -100,15 +95,7 @@ def blosum_with_controls(runs: list[StudyRun], opts: StudyOptions, out: Path) ->
     """Per model: attention vs BLOSUM62 of the trained model and of its random-init twin."""
 
     source = open_input(opts.analysis_fasta or next(iter(opts.splits.values())))
-    a_opts = AnalysisOptions(
-        n_proteins=opts.analysis_proteins,
-        threshold=opts.threshold,
-        min_total_weight=opts.min_total_weight,
-        n_permutations=opts.n_permutations,
-        seed=opts.seed,
-        device=opts.device,
-        progress=opts.progress,
-    )
+    a_opts = from_shared_fields(AnalysisOptions, opts, n_proteins=opts.analysis_proteins)
     rows = []
     for run in runs:
         _, _, summary, _ = analyze_with_control(

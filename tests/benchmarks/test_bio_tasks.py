@@ -132,7 +132,8 @@ def test_labelled_set_errors_name_the_file_and_row(tmp_path) -> None:
 
 
 def test_bad_options_name_the_task_and_field() -> None:
-    from protein_performer.benchmarks.tasks import TaskError, get_task, task_options
+    from protein_performer.benchmarks.task_types import TaskError
+    from protein_performer.benchmarks.tasks import get_task, task_options
 
     with pytest.raises(TaskError, match=r"^ss\.C must be > 0, got 0$"):
         task_options(get_task("ss"), {"C": 0})
