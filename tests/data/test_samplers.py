@@ -143,7 +143,7 @@ def test_cluster_sampler_balanced() -> None:
     member_counts: Counter = Counter()
     epochs = 1500
     for e in range(epochs):
-        draws = s.draws(e)
+        draws = s.order(e)
         # exact balance per epoch: each cluster once
         assert sorted(cluster_ids[draws].tolist()) == sorted(set(cluster_ids.tolist()))
         member_counts.update(draws.tolist())
@@ -155,7 +155,7 @@ def test_cluster_sampler_balanced() -> None:
         sd = np.sqrt(epochs * (1 / size) * (1 - 1 / size)) + 1e-9
         assert np.all(np.abs(counts - expected) < 5 * sd), (size, counts)
         start += size
-    assert s.draws(3).tolist() == ClusterSampler(cluster_ids, 3, seed=0).draws(3).tolist()
+    assert s.order(3).tolist() == ClusterSampler(cluster_ids, 3, seed=0).order(3).tolist()
 
 
 def test_cluster_sampler_num_samples_and_ranks() -> None:

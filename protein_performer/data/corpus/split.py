@@ -22,7 +22,7 @@ from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.fasta.blocks import BlockReader
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.fasta.reading import read_fasta
-from protein_performer.data.fasta.report import FastaFormatError, PathLike, ReadReport
+from protein_performer.data.fasta.report import FastaFormatError, PathLike, ReadReport, as_paths
 from protein_performer.data.fasta.writer import open_output, write_fasta
 from protein_performer.data.sampling.clusters import ClusterTsvError, read_clusters
 from protein_performer.errors import InputError
@@ -134,7 +134,7 @@ def random_split(
 ) -> SplitReport:
     """Shuffle proteins (seeded) into splits of exactly the given fractions (every valid
     record: ``options`` without filters)."""
-    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
+    paths = as_paths(inputs)
     fr = parse_fractions(fractions)
     report = ReadReport()
     n = len(_accessions(paths, options, report))
@@ -162,7 +162,7 @@ def cluster_split(
     whose share of the protein count its midpoint falls. Proteins missing from the TSV
     form their own clusters (counted in the report).
     """
-    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
+    paths = as_paths(inputs)
     fr = parse_fractions(fractions)
     try:
         members = read_clusters(cluster_tsv)

@@ -8,13 +8,23 @@ which also counts what the length filters and deduplication dropped.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from protein_performer.errors import InputError
 
 OnInvalid = Literal["error", "skip"]
 PathLike = str | os.PathLike
+
+
+def as_paths(inputs: Sequence[PathLike] | PathLike) -> list[Path]:
+    """One path or several, as a list of :class:`~pathlib.Path`."""
+    if isinstance(inputs, (str, os.PathLike)):
+        return [Path(inputs)]
+    return [Path(p) for p in inputs]
+
 
 # Records at least this long made only of nucleotide letters are reported (a protein of 20
 # residues drawn from 6 of the 20 amino acids is vanishingly unlikely).

@@ -9,14 +9,12 @@ import numpy as np
 from protein_performer.data.sampling.samplers import (
     SALT_CLUSTER,
     SALT_MEMBER,
-    BatchPlan,
-    EpochBatchSampler,
+    FixedSizeBatchSampler,
     epoch_rng,
-    fixed_size_plan,
 )
 
 
-class ClusterSampler(EpochBatchSampler):
+class ClusterSampler(FixedSizeBatchSampler):
     """Cluster-balanced sampling (UniRef50-style): draw a cluster uniformly, then a member.
 
     An epoch has ``num_samples`` draws (default: the number of clusters). Clusters are
@@ -36,12 +34,11 @@ class ClusterSampler(EpochBatchSampler):
         world_size: int = 1,
         pad_ranks: bool = True,
     ) -> None:
-        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        super().__init__(
+            batch_size, seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks
+        )
         ids = np.asarray(cluster_ids, dtype=np.int64)
         _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-        self.batch_size = int(batch_size)
         self._members = np.argsort(inverse, kind="stable")  # example indices grouped by cluster
         self._sizes = counts.astype(np.int64)
         self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -50,7 +47,7 @@ class ClusterSampler(EpochBatchSampler):
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
 
-    def draws(self, epoch: int) -> np.ndarray:
+    def order(self, epoch: int) -> np.ndarray:
         """int64 [num_samples]: the example indices drawn in an epoch."""
         rng = epoch_rng(self.seed, epoch, SALT_CLUSTER)
         passes = -(-self.num_samples // self.n_clusters)
@@ -59,6 +56,3 @@ class ClusterSampler(EpochBatchSampler):
         u = epoch_rng(self.seed, epoch, SALT_MEMBER).random(self.num_samples)
         offset = np.minimum((u * self._sizes[clusters]).astype(np.int64), self._sizes[clusters] - 1)
         return self._members[self._starts[clusters] + offset]
-
-    def plan(self, epoch: int) -> BatchPlan:
-        return fixed_size_plan(self.draws(epoch), self.batch_size)

@@ -245,11 +245,34 @@ class EpochBatchSampler(EpochPosition, Sampler[list[int]]):
         return len(range(self.rank, n, self.world_size))
 
 
-class ShardedBatchSampler(EpochBatchSampler):
-    """Fixed-size batches over ``n_examples`` (shuffled by seed + epoch when ``shuffle``).
+class FixedSizeBatchSampler(EpochBatchSampler):
+    """Base class: an epoch's :meth:`order` of example indices cut into batches of
+    ``batch_size``; the last batch of an epoch may be smaller (nothing dropped)."""
 
-    The last batch of an epoch may be smaller (nothing dropped).
-    """
+    def __init__(
+        self,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad_ranks: bool = True,
+    ) -> None:
+        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """int64 [N]: the example indices of an epoch, in batch order."""
+        raise NotImplementedError
+
+    def plan(self, epoch: int) -> BatchPlan:
+        return fixed_size_plan(self.order(epoch), self.batch_size)
+
+
+class ShardedBatchSampler(FixedSizeBatchSampler):
+    """Fixed-size batches over ``n_examples`` (shuffled by seed + epoch when ``shuffle``)."""
 
     def __init__(
         self,
@@ -262,16 +285,13 @@ class ShardedBatchSampler(EpochBatchSampler):
         world_size: int = 1,
         pad_ranks: bool = True,
     ) -> None:
-        super().__init__(seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        super().__init__(
+            batch_size, seed=seed, rank=rank, world_size=world_size, pad_ranks=pad_ranks
+        )
         self.n_examples = int(n_examples)
-        self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
 
-    def plan(self, epoch: int) -> BatchPlan:
+    def order(self, epoch: int) -> np.ndarray:
         if self.shuffle:
-            order = epoch_rng(self.seed, epoch, SALT_SHUFFLE).permutation(self.n_examples)
-        else:
-            order = np.arange(self.n_examples)
-        return fixed_size_plan(order, self.batch_size)
+            return epoch_rng(self.seed, epoch, SALT_SHUFFLE).permutation(self.n_examples)
+        return np.arange(self.n_examples)

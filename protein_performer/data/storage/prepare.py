@@ -9,7 +9,6 @@ corpus is held in RAM (except, with ``dedupe``, 8 bytes per distinct protein: se
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.fasta.blocks import BLOCK_SIZE
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.fasta.reading import iter_filtered_blocks
-from protein_performer.data.fasta.report import PathLike, ReadReport
+from protein_performer.data.fasta.report import PathLike, ReadReport, as_paths
 from protein_performer.data.storage.manifest import claim_out_dir, write_manifest
 from protein_performer.data.storage.npy import NpyAppender
 from protein_performer.data.storage.store import FILES, FORMAT, MANIFEST, VERSION, StoreError
@@ -79,7 +78,7 @@ def prepare_store(
     refused.
     """
     t0 = time.perf_counter()
-    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
+    paths = as_paths(inputs)
     if not paths:
         raise ValueError("prepare_store needs at least one input FASTA file")
     for p in paths:

@@ -3,7 +3,6 @@ files or a prepared store, streaming: memory stays bounded by a few blocks."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from protein_performer.data.alphabet import ALPHABET, count_tokens
 from protein_performer.data.fasta.accessions import accession_bytes
 from protein_performer.data.fasta.options import DEFAULT_READ, ReadOptions
 from protein_performer.data.fasta.reading import iter_filtered_blocks
-from protein_performer.data.fasta.report import PathLike, ReadReport
+from protein_performer.data.fasta.report import PathLike, ReadReport, as_paths
 from protein_performer.data.storage.locations import ShardError
 from protein_performer.data.storage.manifest import claim_out_dir, write_manifest
 from protein_performer.data.storage.shards import (
@@ -129,7 +128,7 @@ def write_shards(
             f"shard_bytes and block_proteins must be >= 1, got {shard_bytes}, {block_proteins}"
         )
     t0 = time.perf_counter()
-    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
+    paths = as_paths(inputs)
     if not paths:
         raise ValueError("write_shards needs a prepared store or at least one FASTA file")
     report = ShardReport(str(out_dir))
