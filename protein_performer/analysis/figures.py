@@ -50,7 +50,8 @@ def _group_lines(ax, n: int = 20) -> None:
         ax.axvline(edge, color="k", lw=0.8)
 
 
-def _heatmap(ax, m: np.ndarray, title: str, cmap: str = "RdBu_r", center: bool = True):
+def _heatmap(ax, m: np.ndarray, title: str, cmap: str = "RdBu_r", center: bool = True) -> None:
+    """``m`` in the grouped order on ``ax``, with its title and colour bar."""
     g = reorder(m)
     # colour scale from the off-diagonal pairs (the compared ones); the diagonal saturates
     off = g[~np.eye(len(g), dtype=bool)]
@@ -63,7 +64,7 @@ def _heatmap(ax, m: np.ndarray, title: str, cmap: str = "RdBu_r", center: bool =
     ax.tick_params(labelsize=7)
     _group_lines(ax)
     ax.set_title(title, fontsize=10)
-    return im
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
 
 
 def plot_heatmaps(
@@ -76,10 +77,8 @@ def plot_heatmaps(
     """Side by side: the attention-derived matrix and the reference, same grouped order."""
     fig = Figure(figsize=(11, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
-    im = _heatmap(axes[0], symmetrise(matrix), title)
-    fig.colorbar(im, ax=axes[0], fraction=0.046)
-    im = _heatmap(axes[1], reference, reference_name)
-    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    _heatmap(axes[0], symmetrise(matrix), title)
+    _heatmap(axes[1], reference, reference_name)
     if r is not None and np.isfinite(r):
         fig.suptitle(
             f"Pearson r = {r:.2f} over the 190 off-diagonal pairs "
@@ -98,15 +97,13 @@ def plot_with_control(trained, control, mode: str = "vig") -> Figure:
     for ax, result, name in ((axes[0], trained, "trained"), (axes[1], control, "random init")):
         stats = result.overall[mode][ref_name]
         matrix = result.vig if mode == "vig" else result.direct
-        im = _heatmap(
+        _heatmap(
             ax,
             symmetrise(matrix),
             f"{name}: r = {_fmt(stats['pearson'])}, "
             f"perm. p = {_fmt(stats['permutation_p'], '.2g')}",
         )
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    im = _heatmap(axes[2], trained.references[ref_name], ref_name)
-    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    _heatmap(axes[2], trained.references[ref_name], ref_name)
     fig.suptitle(
         f"attention ({'Vig similarity' if mode == 'vig' else 'direct'}) vs {ref_name}: "
         f"the trained model beside the same model at random initialisation",

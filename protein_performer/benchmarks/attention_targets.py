@@ -35,33 +35,36 @@ def check_targets(df) -> list[str]:
     def verdict(ok):
         return "n/a " if ok is None else ("PASS" if ok else "FAIL")
 
-    out = ["targets (float32, this run):"]
     fb = "fwd+bwd"
+
+    def min_ratio(slow: str, fast: str, mode: str, shortest: int = 1024) -> float:
+        """min over L >= shortest of time(slow) / time(fast), fwd+bwd, where both were
+        measured (NaN where none was)."""
+        ls = sorted(set(df.L[df.L >= shortest]))
+        rs = [t(slow, mode, fb, x) / t(fast, mode, fb, x) for x in ls]
+        rs = [r for r in rs if r == r]
+        return min(rs) if rs else math.nan
+
+    out = ["targets (float32, this run):"]
     r = t("exact", "bidirectional", fb, 8192) / t("favor_softmax", "bidirectional", fb, 8192)
     out.append(
         f"  {verdict(None if r != r else r >= 6)} bidirectional favor_softmax fwd+bwd at L=8192 "
         f">= 6x faster than exact: {r:.1f}x"
     )
-    ls = sorted(set(df.L[df.L >= 1024]))
-    sp = [
-        t("exact", "bidirectional", fb, x) / t("favor_softmax", "bidirectional", fb, x) for x in ls
-    ]
-    sp = [s for s in sp if s == s]
+    r = min_ratio("exact", "favor_softmax", "bidirectional")
     out.append(
-        f"  {verdict(None if not sp else min(sp) > 1)} bidirectional favor faster than exact from "
-        f"L=1024: min speedup {min(sp) if sp else math.nan:.2f}x"
+        f"  {verdict(None if r != r else r > 1)} bidirectional favor faster than exact from "
+        f"L=1024: min speedup {r:.2f}x"
     )
     r = t("exact", "causal", fb, 8192) / t("favor_softmax", "causal", fb, 8192)
     out.append(
         f"  {verdict(None if r != r else r >= 3)} causal favor_softmax fwd+bwd at L=8192 "
         f">= 3x faster than causal exact: {r:.1f}x"
     )
-    ls = sorted(set(df.L[df.L >= 4096]))
-    sp = [t("exact", "causal", fb, x) / t("favor_softmax", "causal", fb, x) for x in ls]
-    sp = [s for s in sp if s == s]
+    r = min_ratio("exact", "favor_softmax", "causal", 4096)
     out.append(
-        f"  {verdict(None if not sp else min(sp) > 1)} causal favor faster than causal exact from "
-        f"L=4096: min speedup {min(sp) if sp else math.nan:.2f}x"
+        f"  {verdict(None if r != r else r > 1)} causal favor faster than causal exact from "
+        f"L=4096: min speedup {r:.2f}x"
     )
     r = t("favor_softmax", "causal", fb, 8192) / t("favor_softmax", "bidirectional", fb, 8192)
     out.append(
@@ -95,12 +98,6 @@ def check_targets(df) -> list[str]:
             if not beside.empty:
                 line += f" (of the rate measured beside each case: min {beside.min():.1f}%)"
             out.append(line)
-
-    def min_ratio(slow: str, fast: str, mode: str) -> float:
-        """min over L >= 1024 of time(slow) / time(fast), fwd+bwd, where both were measured."""
-        rs = [t(slow, mode, fb, x) / t(fast, mode, fb, x) for x in sorted(set(df.L[df.L >= 1024]))]
-        rs = [r for r in rs if r == r]
-        return min(rs) if rs else math.nan
 
     for mode in ("bidirectional", "causal"):
         r = min_ratio(PEER, "favor_softmax", mode)

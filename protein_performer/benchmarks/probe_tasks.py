@@ -30,7 +30,7 @@ from protein_performer.benchmarks.probes import (
 )
 from protein_performer.benchmarks.representations import hidden_states
 from protein_performer.benchmarks.structure_tasks import model_and_twin
-from protein_performer.benchmarks.tasks import Task, TaskError, TaskInputs
+from protein_performer.benchmarks.task_types import Task, TaskError, TaskInputs
 from protein_performer.errors import InputError
 from protein_performer.runner import Engine, load_model
 

@@ -111,20 +111,6 @@ def probe(
     )
 
 
-def majority_rows(
-    y_train: np.ndarray,
-    y_test: np.ndarray,
-    groups_test: np.ndarray | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The ``majority_class`` null: every test row gets the training set's commonest label."""
-    classes, counts = np.unique(y_train, return_counts=True)
-    proba = np.zeros((len(y_test), len(classes)))
-    proba[:, np.argmax(counts)] = 1.0
-    return metric_rows("majority_class", y_test, proba, classes, groups_test, n_boot, seed)
-
-
 def probe_table(
     features: Iterable[tuple[str, np.ndarray, np.ndarray]],
     y_train: np.ndarray,
@@ -135,10 +121,14 @@ def probe_table(
     seed: int = 0,
 ) -> pd.DataFrame:
     """One :func:`probe` per ``(predictor, x_train, x_test)`` of ``features`` (each drawn when
-    its turn comes), then the :func:`majority_rows` null, in one table."""
+    its turn comes), then the ``majority_class`` null (every test row gets the training
+    set's commonest label), in one table."""
     tables = [
         probe(name, x_train, y_train, x_test, y_test, groups_test, C, n_boot, seed)
         for name, x_train, x_test in features
     ]
-    tables.append(majority_rows(y_train, y_test, groups_test, n_boot, seed))
+    classes, counts = np.unique(y_train, return_counts=True)
+    proba = np.zeros((len(y_test), len(classes)))
+    proba[:, np.argmax(counts)] = 1.0
+    tables.append(metric_rows("majority_class", y_test, proba, classes, groups_test, n_boot, seed))
     return pd.concat(tables, ignore_index=True)

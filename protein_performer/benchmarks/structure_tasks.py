@@ -24,7 +24,7 @@ from protein_performer.benchmarks.contact_figures import plot_contact_maps, plot
 from protein_performer.benchmarks.probes import onehot_windows, probe_table
 from protein_performer.benchmarks.representations import attention_maps, hidden_states
 from protein_performer.benchmarks.structures import SS_STATES, Chain, load_chains
-from protein_performer.benchmarks.tasks import Task, TaskError, TaskInputs
+from protein_performer.benchmarks.task_types import Task, TaskError, TaskInputs
 from protein_performer.runner import Engine, LoadedLM, load_model
 
 log = logging.getLogger(__name__)

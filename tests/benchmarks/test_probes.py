@@ -12,6 +12,7 @@ from protein_performer.benchmarks.probes import (
     metric_rows,
     onehot_windows,
     probe,
+    probe_table,
     residue_indices,
 )
 from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
@@ -88,3 +89,17 @@ def test_three_class_metrics_and_a_chance_probe():
     got = rows.set_index("metric")["value"]
     assert abs(got["accuracy"] - 1 / 3) < 0.04 and abs(got["auroc"] - 0.5) < 0.03
     assert abs(got["mcc"]) < 0.05
+
+
+def test_probe_table_rows_each_predictor_then_the_majority_null():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 4))
+    y = (x[:, 0] > 0.5).astype(int)  # class 0 is the commoner (about 69%)
+    train, test = slice(0, 150), slice(150, 200)
+    features = [("a", x[train], x[test]), ("b", x[train, 1:], x[test, 1:])]
+    table = probe_table(iter(features), y[train], y[test], n_boot=20)
+    assert list(dict.fromkeys(table["predictor"])) == ["a", "b", "majority_class"]
+    first = probe("a", x[train], y[train], x[test], y[test], n_boot=20)
+    assert table[table.predictor == "a"].reset_index(drop=True).equals(first)
+    majority = table[table.predictor == "majority_class"].set_index("metric")["value"]
+    assert majority["accuracy"] == np.mean(y[test] == 0) and majority["auroc"] == 0.5

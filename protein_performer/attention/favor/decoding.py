@@ -49,6 +49,38 @@ def _with_ones(v: Tensor) -> Tensor:
     return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, H, n, Dv+1]
 
 
+def _softmax_terms(
+    q: Tensor, k: Tensor, v: Tensor, projection: Tensor, state: FavorState, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """In the state's dtype: phi(q) [B, H, n, m] (the query's |q'|^2/2 cancels with its own
+    row maximum), the key logits l [B, H, n, m] and [v, 1] [B, H, n, Dv+1]."""
+    dt = state.s.dtype
+    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
+    d = q.shape[-1]
+    qs, ks = q * d**-0.25, k * d**-0.25
+    lq = qs @ w.T
+    phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps
+    lk = ks @ w.T - (ks * ks).sum(-1, keepdim=True) / 2
+    return phi_q, lk, _with_ones(v)
+
+
+def _generalized_terms(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    projection: Tensor,
+    state: FavorState,
+    fn: Callable[[Tensor], Tensor],
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """In the state's dtype: phi(q), phi(k) [B, H, n, m] (f(x W^T / sqrt(m)) + eps) and
+    [v, 1] [B, H, n, Dv+1]."""
+    dt = state.s.dtype
+    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
+    m = w.shape[0]
+    return fn(q @ w.T * m**-0.5) + eps, fn(k @ w.T * m**-0.5) + eps, _with_ones(v)
+
+
 def favor_softmax_step(
     q: Tensor, k: Tensor, v: Tensor, projection: Tensor, state: FavorState, *, eps: float
 ) -> Tensor:
@@ -56,14 +88,7 @@ def favor_softmax_step(
 
     The features' common 1/sqrt(m) cancels in the ratio and is left out.
     """
-    dt = state.s.dtype
-    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
-    d = q.shape[-1]
-    v1 = _with_ones(v)  # [B, H, 1, Dv+1]
-    qs, ks = q * d**-0.25, k * d**-0.25
-    lq = qs @ w.T  # the query's |q'|^2/2 cancels with its own row maximum
-    phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps  # [B, H, 1, m]
-    lk = ks @ w.T - (ks * ks).sum(-1, keepdim=True) / 2  # [B, H, 1, m]
+    phi_q, lk, v1 = _softmax_terms(q, k, v, projection, state, eps)
     new_max = torch.maximum(state.run_max, lk.amax(-1, keepdim=True))
     state.s.mul_(torch.exp(state.run_max - new_max))  # older keys re-referenced to M_t
     state.s.add_(torch.exp(lk - new_max).transpose(-1, -2) @ v1)
@@ -86,12 +111,7 @@ def favor_generalized_step(
 ) -> Tensor:
     """One causal FAVOR+ token with generalized features f(x W^T / sqrt(m)) + eps (ReLU:
     f = torch.relu); arguments and result as :func:`favor_softmax_step`."""
-    dt = state.s.dtype
-    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
-    m = w.shape[0]
-    v1 = _with_ones(v)  # [B, H, 1, Dv+1]
-    phi_q = fn(q @ w.T * m**-0.5) + eps
-    phi_k = fn(k @ w.T * m**-0.5) + eps
+    phi_q, phi_k, v1 = _generalized_terms(q, k, v, projection, state, fn, eps)
     state.s.add_(phi_k.transpose(-1, -2) @ v1)
     num = phi_q @ state.s
     state.position += 1
@@ -109,14 +129,7 @@ def favor_softmax_suffix(
     [B, H, n, Dh] -> [B, H, n, Dv], the outputs :func:`favor_softmax_step` would give token by
     token (``state`` untouched). Query t sees the prefix sums re-referenced to its running
     maximum M_t, and the suffix keys j <= t through an [n, n] matrix."""
-    dt = state.s.dtype
-    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
-    d = q.shape[-1]
-    v1 = _with_ones(v)
-    qs, ks = q * d**-0.25, k * d**-0.25
-    lq = qs @ w.T
-    phi_q = torch.exp(lq - lq.amax(-1, keepdim=True)) + eps  # [B, H, n, m]
-    lk = ks @ w.T - (ks * ks).sum(-1, keepdim=True) / 2  # [B, H, n, m]
+    phi_q, lk, v1 = _softmax_terms(q, k, v, projection, state, eps)
     key_max = lk.amax(-1, keepdim=True)  # [B, H, n, 1]
     run_max = torch.maximum(state.run_max, torch.cummax(key_max, dim=-2).values)  # M_t
     num = (phi_q @ state.s) * torch.exp(state.run_max - run_max)
@@ -142,12 +155,7 @@ def favor_generalized_suffix(
     """n causal tokens with generalized features after the prefix in ``state`` at once;
     arguments and result as :func:`favor_softmax_suffix` (the steps of
     :func:`favor_generalized_step`)."""
-    dt = state.s.dtype
-    q, k, v, w = (t.to(dt) for t in (q, k, v, projection))
-    m = w.shape[0]
-    v1 = _with_ones(v)
-    phi_q = fn(q @ w.T * m**-0.5) + eps
-    phi_k = fn(k @ w.T * m**-0.5) + eps
+    phi_q, phi_k, v1 = _generalized_terms(q, k, v, projection, state, fn, eps)
     scores = (phi_q @ phi_k.transpose(-1, -2)).masked_fill(
         ~_causal_tril(q.shape[-2], q.device), 0.0
     )
