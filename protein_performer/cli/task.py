@@ -1,10 +1,13 @@
 """The one task runner of the entry points (lightning-hydra-template's ``task_wrapper``).
 
-Every command's ``main`` calls :func:`run_task`; a user's mistake (any
-:class:`~protein_performer.errors.InputError`: a bad file, checkpoint or option, the
-:class:`~protein_performer.cli.config.ConfigError` of a config value; an OmegaConf error; a
-missing file; a bad value rejected by an option's own check) becomes one line on stderr,
-``<prog>: error: <message>``, and exit status 2. ``HYDRA_FULL_ERROR=1`` shows the traceback.
+Every command's ``main`` calls :func:`run_task`; a user's mistake becomes one line on stderr,
+``<prog>: error: <message>``, and exit status 2 (``HYDRA_FULL_ERROR=1`` shows the traceback).
+A user's mistake is an :class:`~protein_performer.errors.InputError` (a bad file, checkpoint,
+sequence or option, the :class:`~protein_performer.cli.config.ConfigError` of a config value,
+a :class:`~protein_performer.errors.MissingInputError` for a path the user named), an
+OmegaConf error, or a failed download. Nothing else: a plain ``ValueError`` or ``OSError``
+raised inside a command is a bug and keeps its traceback, so a check a user can trip must
+raise an ``InputError`` subclass where the input is read.
 Also the small helpers the entry points share: :func:`require`, :func:`given`,
 :func:`input_paths`, :func:`options_from` (options through :func:`~.config.make`).
 """
@@ -27,17 +30,11 @@ from protein_performer.errors import InputError
 
 T = TypeVar("T")
 
-#: what the user can fix: one line and exit status 2 (ValueError: the options' own checks;
-#: the OS errors of paths the user gave; a download the URL or network broke)
+#: what the user can fix: one line and exit status 2 (a download the URL or network broke
+#: too); never plain ValueError/OSError, which would hide a bug's traceback
 USER_ERRORS: tuple[type[BaseException], ...] = (
     InputError,
     OmegaConfBaseException,
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
     DownloadError,
 )
 
