@@ -69,3 +69,18 @@ def test_a_missing_user_path_is_an_input_error_and_still_a_file_not_found(tmp_pa
         capsys.readouterr().err
         == f"prog: error: {missing}: no such FASTA file or store directory\n"
     )
+
+
+def test_a_path_that_cannot_be_used_is_exit_2_a_bare_os_error_is_not(tmp_path, capsys, monkeypatch):
+    """A folder opened as a file names its path: the user's to fix. The same error type
+    without a path (raised by code, not by the OS on a path) stays a bug."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        run_task("prog", lambda: open(tmp_path).read())
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        f"prog: error: [Errno 21] Is a directory: '{tmp_path}'"
+    )
+    with pytest.raises(PermissionError):
+        run_task("prog", _raise, PermissionError("no path named"))
+    assert capsys.readouterr().err == ""
