@@ -11,3 +11,11 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """A user input (file, checkpoint, option, sequence) that cannot be used as given."""
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """A file or folder the user named does not exist (still a :class:`FileNotFoundError`)."""
+
+
+class OutputExistsError(InputError, FileExistsError):
+    """An output path the user named is taken (still a :class:`FileExistsError`)."""

@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default=str(REPO / "outputs" / "demo_seeds"))
-    p.add_argument(
-        "--test-ood", default=str(TEST_OOD), help="a held-out FASTA scored beside valid"
-    )
+    p.add_argument("--test-ood", default=str(TEST_OOD), help="a held-out FASTA scored beside valid")
     p.add_argument(
         "--no-test-ood", action="store_true", help="do not score ../shared's test_ood split"
     )

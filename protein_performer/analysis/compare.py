@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from protein_performer.errors import MissingInputError
+
 COLUMNS = [
     "label",
     "pearson",
@@ -42,7 +44,7 @@ def read_metrics(path: str | Path, file: str | None = None) -> dict[str, float |
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"metrics file not found: {p} (the metrics.json written by protein-performer-eval)"
         )
     data = json.loads(p.read_text())
@@ -131,7 +133,7 @@ def load_runs(
         path = Path(d)
         path = path if path.suffix == ".json" else path / "blosum_comparison.json"
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"no analysis found: {path} (run protein-performer-analyze "
                 f"ckpt_path=... first, or give its run directory)"
             )

@@ -31,6 +31,7 @@ import torch
 from protein_performer.attention import ATTENTION_REGISTRY
 from protein_performer.benchmarks.attention_case import PEER, matmul_peak_gflops, run_case
 from protein_performer.benchmarks.attention_targets import check_targets, flops
+from protein_performer.errors import InputError
 
 DEFAULT_LENGTHS = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 
@@ -115,7 +116,7 @@ def bench_attention(args: AttentionBench) -> object:
     kinds = args.kinds or sorted(ATTENTION_REGISTRY)
     for kind in kinds:
         if kind not in ATTENTION_REGISTRY and kind != PEER:
-            raise ValueError(
+            raise InputError(
                 f"--kinds: unknown kind {kind!r}; registered: {sorted(ATTENTION_REGISTRY)}"
             )
     if args.peer and PEER not in kinds:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from protein_performer.data.alphabet import STANDARD_AMINO_ACIDS
+from protein_performer.errors import MissingInputError
 from protein_performer.inference.mutations import MutationError, parse_mutant
 
 PROTEINGYM_REFERENCE = "DMS_substitutions.csv"
@@ -315,7 +316,7 @@ def read_proteingym(data_dir: str | Path, assays: list[str] | None = None) -> li
     data_dir = Path(data_dir)
     ref_path = _proteingym_reference(data_dir)
     if ref_path is None:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{data_dir}: no {PROTEINGYM_REFERENCE} (ProteinGym's reference file)"
         )
     ref = _read_table(
@@ -335,7 +336,7 @@ def read_proteingym(data_dir: str | Path, assays: list[str] | None = None) -> li
             (f / row.DMS_filename for f in folders if (f / row.DMS_filename).is_file()), None
         )
         if found is None:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{row.DMS_filename} (assay {row.DMS_id} in {ref_path}) is in none of "
                 f"{[str(f) for f in folders]}; fix: put the assay CSVs there or choose assays="
             )
@@ -348,7 +349,7 @@ def load_assays(data_dir: str | Path, assays: list[str] | None = None) -> list[A
     (ProteinGym DMS_id or a mavenn assay name such as ``GB1_Olson2014``)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"data_dir not found: {data_dir} (fill it with protein-performer-data "
             "fetch-benchmarks --out DIR, or point it at a ProteinGym download)"
         )
@@ -357,7 +358,7 @@ def load_assays(data_dir: str | Path, assays: list[str] | None = None) -> list[A
     files = sorted((data_dir / "mavenn").glob("*_data.csv.gz"))
     files = [f for f in files if f.name.removesuffix("_data.csv.gz") in MAVENN_SETS]
     if not files:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{data_dir}: neither {PROTEINGYM_REFERENCE} (ProteinGym) nor mavenn/*_data.csv.gz; "
             f"fix: protein-performer-data fetch-benchmarks --out {data_dir}"
         )

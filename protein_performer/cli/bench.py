@@ -12,6 +12,7 @@ import dataclasses
 import sys
 
 from protein_performer.benchmarks.attention import PEER, AttentionBench, bench_attention
+from protein_performer.errors import InputError
 
 D = AttentionBench()  # the defaults
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "attention":
         try:
             bench_attention(settings(args))
-        except ValueError as exc:  # a bad flag value, named
+        except InputError as exc:  # a bad flag value, named
             raise SystemExit(str(exc)) from None
 
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from protein_performer.cli.config import CONF_DIR, user_path
 from protein_performer.cli.task import plain, require, run_task
+from protein_performer.errors import MissingInputError
 
 PROG = "protein-performer-benchmark"
 
@@ -36,7 +37,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     paths = [user_path(str(p)) for p in _list(cfg.ckpt_path)]
     for p in paths:
         if not p.exists():  # a .ckpt or an exported folder (runner.load_model reads both)
-            raise FileNotFoundError(f"ckpt_path: no such checkpoint or exported folder: {p}")
+            raise MissingInputError(f"ckpt_path: no such checkpoint or exported folder: {p}")
     tasks = [get_task(str(name)) for name in _list(cfg.tasks)]  # unknown names fail first
     options = {
         t.name: task_options(t, plain(cfg[t.name]) if t.name in cfg else None) for t in tasks

@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from protein_performer.cli.config import CONF_DIR, user_path
+from protein_performer.cli.config import CONF_DIR, ConfigError, user_path
 from protein_performer.cli.task import require, run_task
 
 PROG = "protein-performer-export"
@@ -28,7 +28,7 @@ def export(cfg: DictConfig) -> Path:
     ckpt = user_path(require(cfg, "ckpt_path", f"{PROG} {example}"))
     out = user_path(require(cfg, "out", f"{PROG} {example}"))
     if out.exists() and not out.is_dir():
-        raise ValueError(f"out={out} is a file: give a folder to write the export into")
+        raise ConfigError(f"out={out} is a file: give a folder to write the export into")
     folder = export_checkpoint(
         ckpt, out, license=str(cfg.license), name=cfg.get("name"), lora=str(cfg.lora)
     )

@@ -1,10 +1,15 @@
 """The one task runner of the entry points (lightning-hydra-template's ``task_wrapper``).
 
-Every command's ``main`` calls :func:`run_task`; a user's mistake (any
-:class:`~protein_performer.errors.InputError`: a bad file, checkpoint or option, the
-:class:`~protein_performer.cli.config.ConfigError` of a config value; an OmegaConf error; a
-missing file; a bad value rejected by an option's own check) becomes one line on stderr,
-``<prog>: error: <message>``, and exit status 2. ``HYDRA_FULL_ERROR=1`` shows the traceback.
+Every command's ``main`` calls :func:`run_task`; a user's mistake becomes one line on stderr,
+``<prog>: error: <message>``, and exit status 2 (``HYDRA_FULL_ERROR=1`` shows the traceback).
+A user's mistake is an :class:`~protein_performer.errors.InputError` (a bad file, checkpoint,
+sequence or option, the :class:`~protein_performer.cli.config.ConfigError` of a config value,
+a :class:`~protein_performer.errors.MissingInputError` for a path the user named), an
+OmegaConf error, a failed download, or a path that cannot be used as given (a
+``PermissionError``, ``IsADirectoryError`` or ``NotADirectoryError`` naming its path: an
+unwritable ``out=``, a folder given for a file). Nothing else: a plain ``ValueError`` or other
+``OSError`` raised inside a command is a bug and keeps its traceback, so a check a user can trip
+must raise an ``InputError`` subclass where the input is read.
 Also the small helpers the entry points share: :func:`require`, :func:`given`,
 :func:`input_paths`, :func:`options_from` (options through :func:`~.config.make`).
 """
@@ -27,19 +32,25 @@ from protein_performer.errors import InputError
 
 T = TypeVar("T")
 
-#: what the user can fix: one line and exit status 2 (ValueError: the options' own checks;
-#: the OS errors of paths the user gave; a download the URL or network broke)
+#: what the user can fix: one line and exit status 2 (a download the URL or network broke
+#: too); never plain ValueError/OSError, which would hide a bug's traceback
 USER_ERRORS: tuple[type[BaseException], ...] = (
     InputError,
     OmegaConfBaseException,
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
     DownloadError,
 )
+
+
+#: OS errors that, naming a path, mean the path given cannot be used as it is
+PATH_MISTAKES: tuple[type[OSError], ...] = (PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` is the user's to fix (:data:`USER_ERRORS`, or a :data:`PATH_MISTAKES`
+    error that names its path)."""
+    if isinstance(err, USER_ERRORS):
+        return True
+    return isinstance(err, PATH_MISTAKES) and err.filename is not None
 
 
 def report(prog: str, err: BaseException) -> int:
@@ -49,12 +60,12 @@ def report(prog: str, err: BaseException) -> int:
 
 
 def run_task(prog: str, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``; a :data:`USER_ERRORS` error -> :func:`report` and exit status 2
-    (``HYDRA_FULL_ERROR=1``: the traceback instead)."""
+    """``fn(*args)``; a user's error (:func:`is_user_error`) -> :func:`report` and exit
+    status 2 (``HYDRA_FULL_ERROR=1``: the traceback instead)."""
     try:
         return fn(*args)
-    except USER_ERRORS as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except (*USER_ERRORS, *PATH_MISTAKES) as err:
+        if not is_user_error(err) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         sys.exit(report(prog, err))
 

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from protein_performer.cli.cluster import slurm_plugins
 from protein_performer.cli.config import CONF_DIR, build_setup, register_resolvers
 from protein_performer.cli.task import run_task
+from protein_performer.errors import InputError
 from protein_performer.evaluation.unigram import corpus_perplexity
 from protein_performer.jsonsafe import finite
 
@@ -36,14 +38,20 @@ PROG = "protein-performer-train"
 
 
 def _instantiate_all(section: DictConfig | None, **extra: Any) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a group (callbacks, loggers); skip None."""
+    """Instantiate every ``_target_`` entry of a group (callbacks, loggers); skip None. A
+    target's :class:`InputError` (a bad option value) is raised as it is, not wrapped."""
     if not section:
         return []
     out = []
     for name, node in section.items():
         if isinstance(node, DictConfig) and "_target_" in node:
             kwargs = extra.get(name, {})
-            obj = hydra.utils.instantiate(node, **kwargs)
+            try:
+                obj = hydra.utils.instantiate(node, **kwargs)
+            except InstantiationException as err:  # the option's own check: its one line
+                if isinstance(err.__cause__, InputError):
+                    raise err.__cause__ from None
+                raise
             if obj is not None:
                 out.append(obj)
     return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from protein_performer.data.fasta.options import ON_INVALID, ReadOptions
 from protein_performer.data.storage.locations import is_url
-from protein_performer.errors import InputError
+from protein_performer.errors import InputError, MissingInputError
 
 MODES = ("protein", "concat")
 SPLITS = ("train", "valid", "test", "test_ood")
@@ -141,12 +141,12 @@ class DataConfig:
             for p in getattr(self, split):
                 # a URL is checked when it is opened (the manifest is read then)
                 if not is_url(p) and not Path(p).exists():
-                    raise FileNotFoundError(
+                    raise MissingInputError(
                         f"data.{split}: no such file {p!r} "
                         "(give a FASTA file or a prepared store directory)"
                     )
         if self.cluster_tsv is not None and not Path(self.cluster_tsv).exists():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"data.cluster_tsv: no such file {self.cluster_tsv!r} "
                 "(give a representative<TAB>member TSV, plain or .gz, or null)"
             )

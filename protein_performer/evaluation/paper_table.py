@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from protein_performer.errors import InputError
 from protein_performer.evaluation.checkpoint_eval import evaluate_checkpoint
 from protein_performer.evaluation.unigram import unigram_residue_metrics
 from protein_performer.runner import load_model, open_input
@@ -117,7 +118,7 @@ def evaluate_paper_table(
         kind = getattr(getattr(loaded.model_cfg, "attention", None), "kind", "model")
         label = label or default_label(str(kind), loaded.objective.causal)
         if label in results:
-            raise ValueError(f"two checkpoints share the label {label!r}; name them label=path")
+            raise InputError(f"two checkpoints share the label {label!r}; name them label=path")
         used[label] = str(ckpt)
         log.info("evaluating %s (%s)", label, ckpt)
         run = evaluate_checkpoint(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.errors import InputError
 from protein_performer.finetune.card import model_card
 from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
 from protein_performer.finetune.module import FinetuneModule, classifier_from_checkpoint
@@ -113,9 +114,9 @@ def export_checkpoint(
     path = Path(ckpt_path)
     out = Path(out)
     if lora not in LORA_EXPORTS:
-        raise ValueError(f"lora must be one of {list(LORA_EXPORTS)}, got {lora!r}")
+        raise InputError(f"lora must be one of {list(LORA_EXPORTS)}, got {lora!r}")
     if path.is_dir():
-        raise ValueError(
+        raise InputError(
             f"ckpt_path={path} is a folder: export takes a .ckpt (protein-performer-train or "
             "-finetune); an exported folder is already what export writes"
         )
@@ -123,7 +124,7 @@ def export_checkpoint(
     training = training_record(path, ckpt)
     hp = ckpt["hyper_parameters"]
     if lora == "adapters" and hp.get("mode") != "lora":
-        raise ValueError(
+        raise InputError(
             f"lora=adapters needs a LoRA fine-tune (protein-performer-finetune mode=lora); "
             f"{path} is {'mode=' + str(hp['mode']) if 'mode' in hp else 'a training checkpoint'}"
             ": export it with lora=merged"

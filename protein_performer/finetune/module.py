@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from protein_performer.finetune.heads import HeadConfig, PerformerClassifier
 from protein_performer.finetune.lora import MODES, LoraSettings, add_lora, merge_lora
 from protein_performer.masking import IGNORE
-from protein_performer.model.checkpoint import read_checkpoint
+from protein_performer.model.checkpoint import CheckpointError, read_checkpoint
 from protein_performer.model.config import ModelConfig
 from protein_performer.model.lm import PerformerLM
 from protein_performer.objective import Objective
@@ -235,7 +235,7 @@ def classifier_from_checkpoint(
     missing, unexpected = module.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("metrics.")]
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: weights do not match the fine-tuned model its hyper-parameters describe "
             f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
         )

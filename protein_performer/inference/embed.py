@@ -20,6 +20,7 @@ import numpy as np
 
 from protein_performer.data.alphabet import ALPHABET, tokens_to_letters
 from protein_performer.data.batching import Batch, BatchConverter
+from protein_performer.errors import InputError
 from protein_performer.model.lm import PerformerLM
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.progress import Progress
@@ -62,7 +63,7 @@ def embed_batch(
     limit = engine.model.cfg.max_length
     width = max(len(t) for t in rows)
     if width > limit:
-        raise ValueError(
+        raise InputError(
             f"a protein of {width - 2} residues exceeds model.max_length={limit} (with <cls>/<eos>)"
         )
     batch = BatchConverter()(rows).to(engine.device)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from protein_performer.errors import InputError
+
 INDEX_FIELDS = ["index", "accession", "length", "file", "mode"]
 
 
@@ -27,7 +29,7 @@ class EmbeddingStore:
         if meta.exists():
             old = json.loads(meta.read_text())
             if old != settings:
-                raise ValueError(
+                raise InputError(
                     f"{self.dir} holds embeddings made with other settings ({old}); give a new "
                     f"out= directory or rerun with those settings (now: {settings})"
                 )

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from protein_performer.data.alphabet import ALPHABET, InvalidResidueError
+from protein_performer.errors import InputError
 from protein_performer.inference.decoder import RecurrentDecoder
 from protein_performer.model.lm import PerformerLM
 
@@ -78,7 +79,7 @@ def encode_prompt(prompt: str) -> np.ndarray:
     try:
         return ALPHABET.encode(prompt).astype(np.int64)
     except InvalidResidueError as err:
-        raise ValueError(
+        raise InputError(
             f"prompt: {err}; a prompt is a run of one-letter amino-acid codes (e.g. prompt=MKT)"
         ) from None
 
@@ -104,11 +105,11 @@ def generate(
     Reproducible for a given (seed, batch_size, device). ``progress(k)`` is called with each
     finished batch's size."""
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise InputError(f"n must be >= 1, got {n}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if not model.cfg.causal:
-        raise ValueError(
+        raise InputError(
             "generation needs a causal model (trained with objective=clm); "
             "this checkpoint is a bidirectional masked LM"
         )
@@ -117,7 +118,7 @@ def generate(
     prefix = np.concatenate([[ALPHABET.cls_idx], encode_prompt(prompt)])
     room = model.cfg.max_length - len(prefix)  # tokens that still fit in max_length
     if room < 1:
-        raise ValueError(
+        raise InputError(
             f"prompt of {len(prefix) - 1} residues leaves no room: the model's "
             f"max_length is {model.cfg.max_length} (including <cls>)"
         )

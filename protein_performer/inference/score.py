@@ -17,6 +17,7 @@ from torch import Tensor
 
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.batching import Batch
+from protein_performer.errors import InputError
 from protein_performer.inference.mutations import Mutation, apply_mutant
 from protein_performer.model.outputs import ModelOutputs
 from protein_performer.objective import Objective
@@ -30,7 +31,7 @@ def _encode(sequence: str) -> np.ndarray:
 def _check_fits(engine: Engine, n_tokens: int, what: str) -> None:
     max_length = getattr(getattr(engine.model, "cfg", None), "max_length", None)
     if max_length is not None and n_tokens > max_length:
-        raise ValueError(
+        raise InputError(
             f"{what}: {n_tokens} tokens (with <cls>/<eos>) exceed model.max_length={max_length}; "
             "variant scoring runs the wild type in one window: crop it around the mutated region"
         )

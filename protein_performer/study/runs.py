@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from protein_performer.errors import MissingInputError
 from protein_performer.training.sweep_summary import find_runs, run_overrides
 
 
@@ -22,7 +23,7 @@ def find_study_runs(sweep_dir: str | Path) -> list[StudyRun]:
 
     runs = [r for r in find_runs(sweep_dir) if (r / "checkpoints" / "last.ckpt").is_file()]
     if not runs:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"sweep_dir: no trained runs in {sweep_dir} (no job directory holds "
             f"checkpoints/last.ckpt): give the multirun directory of a finished training sweep"
         )

@@ -16,6 +16,8 @@ import torch
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 
+from protein_performer.errors import InputError
+
 log = logging.getLogger("protein_performer.train")
 
 
@@ -77,7 +79,7 @@ class LogLinesProgress(ProgressBar):
     def __init__(self, every_n_steps: int = 50) -> None:
         super().__init__()
         if every_n_steps <= 0:
-            raise ValueError(f"callbacks.progress.every_n_steps must be > 0, got {every_n_steps}")
+            raise InputError(f"callbacks.progress.every_n_steps must be > 0, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self._enabled = True
         self._meter = _TokenMeter()
@@ -157,7 +159,7 @@ def progress_bar(mode: str = "auto", refresh_rate: int = 1, every_n_steps: int =
     """The progress callback: ``bar`` (tqdm), ``lines`` (log lines), or ``auto`` (a bar when
     stdout is a terminal, lines otherwise)."""
     if mode not in ("auto", "bar", "lines"):
-        raise ValueError(
+        raise InputError(
             f"callbacks.progress.mode must be one of ['auto', 'bar', 'lines'], got {mode!r}"
         )
     if mode == "auto":

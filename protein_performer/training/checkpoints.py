@@ -17,6 +17,8 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.trainer.states import TrainerFn
 
+from protein_performer.errors import InputError
+
 
 class LastCheckpoint(Checkpoint):
     """Writes ``dirpath/filename`` after every validation of a fit, every
@@ -35,7 +37,7 @@ class LastCheckpoint(Checkpoint):
     ) -> None:
         super().__init__()
         if every_n_train_steps is not None and every_n_train_steps <= 0:
-            raise ValueError(
+            raise InputError(
                 f"callbacks.last_checkpoint.every_n_train_steps must be > 0 or null, "
                 f"got {every_n_train_steps}"
             )

@@ -26,6 +26,8 @@ from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from protein_performer.errors import InputError
+
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "wandb_run_id"
@@ -36,7 +38,7 @@ def wandb_mode(explicit: str | None = None) -> str:
     """``online`` | ``offline`` | ``disabled``, as described in the module docstring."""
     if explicit:
         if explicit not in ("online", "offline", "disabled"):
-            raise ValueError(
+            raise InputError(
                 f"logger.wandb.mode must be one of ['disabled', 'offline', 'online'] "
                 f"or null, got {explicit!r}"
             )

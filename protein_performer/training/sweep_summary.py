@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from protein_performer.errors import MissingInputError
+
 METRICS_CSV = Path("csv") / "metrics.csv"
 PERPLEXITY = "valid/perplexity"
 
@@ -117,7 +119,7 @@ def summarize(
     out = Path(out_dir) if out_dir is not None else sweep
     runs = find_runs(sweep)
     if not runs:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no runs found in {sweep} (expected job directories with .hydra/ or {METRICS_CSV})"
         )
     overrides = {r.name: run_overrides(r) for r in runs}

@@ -137,3 +137,27 @@ def test_bf16_mixed_clm_steps_stay_finite(attention, impl, tmp_path):
     )
     losses = {k: v for k, v in metrics.items() if "loss" in k}
     assert losses and all(math.isfinite(v) for v in losses.values()), metrics
+
+
+@pytest.mark.parametrize(
+    "target,option,message",
+    [
+        ("training.callbacks.progress_bar", {"mode": "bogus"}, "callbacks.progress.mode must be"),
+        ("training.loggers.wandb_mode", {"explicit": "bogus"}, "logger.wandb.mode must be"),
+    ],
+)
+def test_a_bad_callback_or_logger_option_is_its_own_input_error(target, option, message):
+    """Hydra wraps a target's error in InstantiationException; the task runner gets the
+    InputError itself (its one line, exit 2), while any other error stays wrapped."""
+    from hydra.errors import InstantiationException
+    from omegaconf import OmegaConf
+
+    from protein_performer.cli.train import _instantiate_all
+    from protein_performer.errors import InputError
+
+    node = {"_target_": f"protein_performer.{target}", **option}
+    with pytest.raises(InputError, match=message):
+        _instantiate_all(OmegaConf.create({"x": node}))
+    broken = {"_target_": "protein_performer.training.callbacks.progress_bar", "nope": 1}
+    with pytest.raises(InstantiationException):  # a TypeError: not the user's option check
+        _instantiate_all(OmegaConf.create({"x": broken}))

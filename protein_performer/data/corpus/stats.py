@@ -16,6 +16,7 @@ from protein_performer.data.fasta.reading import iter_filtered_blocks
 from protein_performer.data.fasta.report import PathLike, ReadReport
 from protein_performer.data.source import ProteinSource
 from protein_performer.data.storage.store import ProteinStore, is_store
+from protein_performer.errors import InputError
 
 # 1-2-5 length bins: readable edges over five orders of magnitude.
 LENGTH_EDGES = np.array([1, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 20000, 50000, 10**9])
@@ -134,7 +135,7 @@ def corpus_stats(
     ):
         paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         if any(is_store(p) for p in paths):
-            raise ValueError("give one store directory, or FASTA files, not a mixture")
+            raise InputError("give one store directory, or FASTA files, not a mixture")
         report = ReadReport()
         counts = np.zeros(len(ALPHABET), np.int64)
         lens: list[np.ndarray] = []

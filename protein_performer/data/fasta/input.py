@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import IO
 
 from protein_performer.data.fasta.report import FastaFormatError, PathLike
+from protein_performer.errors import MissingInputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -24,7 +25,7 @@ class FastaInput:
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such FASTA file")
+            raise MissingInputError(f"{self.path}: no such FASTA file")
         if self.path.is_dir():
             raise FastaFormatError(
                 self.path,

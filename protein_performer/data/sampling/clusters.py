@@ -12,7 +12,7 @@ import numpy as np
 
 from protein_performer.data.fasta.input import is_gzip
 from protein_performer.data.fasta.report import PathLike
-from protein_performer.errors import InputError
+from protein_performer.errors import InputError, MissingInputError
 
 
 class ClusterTsvError(InputError):
@@ -26,7 +26,7 @@ def iter_cluster_pairs(path: PathLike) -> Iterator[tuple[str, str]]:
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such cluster TSV")
+        raise MissingInputError(f"{p}: no such cluster TSV")
     opener = gzip.open if is_gzip(p) else open
     with opener(p, "rt", encoding="utf-8", newline=None) as fh:
         for lineno, line in enumerate(fh, start=1):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from protein_performer.data.alphabet import ALPHABET
+from protein_performer.errors import OutputExistsError
 
 
 def claim_out_dir(
@@ -30,7 +31,7 @@ def claim_out_dir(
     ``overwrite`` and refused without; any other non-empty directory is refused.
     """
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a directory (choose another --out)")
+        raise OutputExistsError(f"{out}: exists and is not a directory (choose another --out)")
     if not out.exists():
         out.mkdir(parents=True)
         return True
@@ -41,18 +42,18 @@ def claim_out_dir(
         return False
     if len(ours) == len(entries) and not complete:
         if not overwrite:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{out}: holds a partial {kind} (no {manifest}: an interrupted {command}); "
                 "pass --overwrite (overwrite=True) to replace it, or choose another --out"
             )
     elif complete:
         if not overwrite:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{out}: a {kind} already exists (pass --overwrite (overwrite=True) to "
                 "replace it, or choose another --out)"
             )
     else:
-        raise FileExistsError(f"{out}: directory exists and is not empty (choose another --out)")
+        raise OutputExistsError(f"{out}: directory exists and is not empty (choose another --out)")
     for p in ours:
         p.unlink()
     return False

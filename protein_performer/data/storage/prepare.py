@@ -26,6 +26,7 @@ from protein_performer.data.fasta.report import PathLike, ReadReport, as_paths
 from protein_performer.data.storage.manifest import claim_out_dir, write_manifest
 from protein_performer.data.storage.npy import NpyAppender
 from protein_performer.data.storage.store import FILES, FORMAT, MANIFEST, VERSION, StoreError
+from protein_performer.errors import MissingInputError
 from protein_performer.progress import Progress
 
 
@@ -83,7 +84,7 @@ def prepare_store(
         raise ValueError("prepare_store needs at least one input FASTA file")
     for p in paths:
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such FASTA file")
+            raise MissingInputError(f"{p}: no such FASTA file")
     out = Path(out_dir)
     created_dir = claim_out_dir(
         out,

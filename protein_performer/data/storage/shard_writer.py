@@ -26,6 +26,7 @@ from protein_performer.data.storage.shards import (
     VERSION,
 )
 from protein_performer.data.storage.store import ProteinStore, is_store
+from protein_performer.errors import MissingInputError
 from protein_performer.progress import Progress
 
 
@@ -145,7 +146,7 @@ def write_shards(
                     "directory or FASTA files"
                 )
             if not p.is_file():
-                raise FileNotFoundError(f"{p}: no such FASTA file or store directory")
+                raise MissingInputError(f"{p}: no such FASTA file or store directory")
         report.read = ReadReport()
         chunks = _fasta_blocks(paths, report.read, options)
         counts = None

@@ -27,7 +27,7 @@ from protein_performer.data.fasta.reading import load_proteins
 from protein_performer.data.fasta.report import PathLike
 from protein_performer.data.source import InMemoryProteins, ProteinSource
 from protein_performer.data.storage.manifest import check_manifest
-from protein_performer.errors import InputError
+from protein_performer.errors import InputError, MissingInputError
 
 FORMAT = "protein-performer-store"
 
@@ -164,7 +164,7 @@ def open_source(path: PathLike, options: ReadOptions = DEFAULT_READ) -> ProteinS
     if p.is_dir():
         return ProteinStore(p)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such FASTA file or store directory")
+        raise MissingInputError(f"{p}: no such FASTA file or store directory")
     source: InMemoryProteins
     source, _ = load_proteins([p], options)
     return source

@@ -42,7 +42,9 @@ from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.datasets import protein_example
 from protein_performer.data.sampling.collate import Collate
 from protein_performer.data.sampling.samplers import EpochPosition
+from protein_performer.data.storage.locations import ShardError
 from protein_performer.data.storage.shards import ShardSet
+from protein_performer.errors import InputError
 from protein_performer.seeding import mix_seed
 
 _SALT_SHARDS = 11
@@ -128,7 +130,7 @@ class StreamingProteinDataset(EpochPosition, IterableDataset):
         self.collate = collate or Collate(ALPHABET.pad_idx)
         self.n = len(shards)
         if self.n == 0:
-            raise ValueError(f"{shards.location}: the shard set holds no proteins")
+            raise ShardError(f"{shards.location}: the shard set holds no proteins")
         n_workers = max(1, self.num_workers)
         if self.train:
             # equal ranges on every rank; the last rank's overflow wraps around
@@ -153,7 +155,7 @@ class StreamingProteinDataset(EpochPosition, IterableDataset):
     def _check_state(self, state: dict, consumed: int) -> None:
         saved = state.get("num_workers", self.num_workers)
         if consumed > 0 and saved != self.num_workers:
-            raise ValueError(
+            raise InputError(
                 f"cannot resume mid-epoch with data.num_workers={self.num_workers}: the checkpoint"
                 f" was written with {saved} (the workers' shares of a streamed epoch depend on it;"
                 f" set data.num_workers={saved} or resume from an end-of-epoch checkpoint)"
