@@ -156,6 +156,11 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def fmt_p(p: float) -> str:
+    """A permutation p-value to 3 decimals (1,000 permutations' floor 1/1001 reads 0.001)."""
+    return f"{p:.3f}" if p >= 0.0005 else f"{p:.2g}"
+
+
 def summary_text(n: DemoNumbers) -> str:
     """One screen: what was trained, how it scores against the unigram and BLOSUM62 nulls,
     FAVOR+'s error, and where every file is."""
@@ -188,8 +193,8 @@ def summary_text(n: DemoNumbers) -> str:
             f"{h.n_proteins} held-out proteins"
         )
     lines.append(
-        f"attention vs {n.reference} (Vig similarity): r {n.r:.3f}, permutation p {n.p:.3g}; "
-        f"the same model at random init (the null): r {n.control_r:.3f}, p {n.control_p:.3g}"
+        f"attention vs {n.reference} (Vig similarity): r {n.r:.3f}, permutation p {fmt_p(n.p)}; "
+        f"the same model at random init (the null): r {n.control_r:.3f}, p {fmt_p(n.control_p)}"
     )
     lines.append(
         f"  beats its control at p < {P_TARGET:g}: {_verdict(n.beats_control)}"
@@ -290,10 +295,10 @@ def summary_figure(n: DemoNumbers) -> Figure:
 
     analyze = n.root / "analyze"
     panels = (
-        (_matrix(analyze / "vig_similarity.csv"), f"trained: r {n.r:.3f}, p {n.p:.3g}"),
+        (_matrix(analyze / "vig_similarity.csv"), f"trained: r {n.r:.3f}, p {fmt_p(n.p)}"),
         (
             _matrix(analyze / "random_init" / "vig_similarity.csv"),
-            f"random init: r {n.control_r:.3f}, p {n.control_p:.3g}",
+            f"random init: r {n.control_r:.3f}, p {fmt_p(n.control_p)}",
         ),
         (_matrix(analyze / f"{n.reference}.csv"), n.reference),
     )
