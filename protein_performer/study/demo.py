@@ -304,8 +304,7 @@ def summary_figure(n: DemoNumbers) -> Figure:
     )
     for j, (matrix, title) in enumerate(panels):
         ax = fig.add_subplot(grid[1, j])
-        im = _heatmap(ax, symmetrise(matrix), title)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        _heatmap(ax, symmetrise(matrix), title)  # with its colour bar
     if bench:
         _abeta42_panel(fig.add_subplot(grid[0, 3]), bench["abeta42"])
         _contact_panel(fig.add_subplot(grid[1, 3]), n.root, bench["contacts"])

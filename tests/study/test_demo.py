@@ -124,6 +124,8 @@ def test_summary_text_names_every_number_the_figure_shows(demo_run):
     assert f"ratio {held.ratio:.3f}" in text
     assert set(numbers.favor_error) == {4, 8}
     fig = summary_figure(numbers)
+    # trained | random init | BLOSUM62: one colour bar each, no empty extra one
+    assert sum(ax.get_label() == "<colorbar>" for ax in fig.axes) == 3
     # the axes' scales (tick labels of every axis and colour bar) are not numbers it reports
     ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) for t in axis.findobj(Text)}
     # titles, legends, the suptitle: every text a reader sees apart from the axis scales
