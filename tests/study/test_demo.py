@@ -312,3 +312,27 @@ def test_training_speed_from_the_budget_record(tmp_path):
     assert driver.training_speed(record, 1.0) == pytest.approx(4.0)
     record.write_text(json.dumps({"steps_per_s": None}))
     assert driver.training_speed(record, 1.0) == 1.0
+
+
+def test_permutation_p_reads_to_three_decimals():
+    from protein_performer.study.demo import fmt_p
+
+    assert fmt_p(1 / 1001) == "0.001"  # the floor of 1,000 permutations
+    assert fmt_p(0.71) == "0.710"
+    assert fmt_p(1e-5) == "1e-05"
+
+
+def test_demo_seeds_passes_the_test_ood_file_and_tables_a_failed_seed(tmp_path, monkeypatch):
+    """scripts/demo_seeds.py: --test-ood reaches each demo's evaluation; a seed whose demo
+    wrote nothing is a 'failed' row, not a crash."""
+    import runpy
+
+    ood = tmp_path / "ood.fasta"
+    ood.write_text(">a\nMKV\n")
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append(cmd) or 1)
+    script = runpy.run_path(str(REPO / "scripts" / "demo_seeds.py"))
+    script["main"](["--seeds", "3", "--out", str(tmp_path / "o"), "--test-ood", str(ood)])
+    assert len(calls) == 1 and "--extra-eval" in calls[0] and str(ood) in calls[0]
+    assert "--seed" in calls[0] and "3" in calls[0]
+    assert "failed" in (tmp_path / "o" / "seeds.csv").read_text()
