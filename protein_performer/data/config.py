@@ -10,7 +10,7 @@ from protein_performer.data.fasta.options import ON_INVALID, ReadOptions
 from protein_performer.data.storage.locations import is_url
 from protein_performer.errors import InputError, MissingInputError
 
-MODES = ("protein", "concat")
+MODES = ("protein", "concat", "packed")
 SPLITS = ("train", "valid", "test", "test_ood")
 
 
@@ -42,12 +42,15 @@ class DataConfig:
     Splits are lists of FASTA files (plain or gzip) or prepared store directories; the
     files of one split are read as one corpus. ``mode="protein"``: one example per protein,
     ``[<cls>] + residues + [<eos>]`` cropped to ``max_length``; ``mode="concat"``: proteins
-    joined by ``<sep>`` and cut into windows of ``max_length`` tokens. ``max_tokens`` switches
-    to token-budget batching (protein mode). ``cluster_tsv`` (``representative<TAB>member``)
-    switches training to cluster-balanced sampling. ``min_length``/``max_protein_length``,
-    ``dedupe``, ``on_invalid`` and ``remove_gaps`` go to the FASTA reader. A split may instead
-    be one streamed shard set (a directory with ``shards.json`` or a URL such as
-    ``s3://bucket/prefix``, :mod:`~.shards`); its training order is shuffled through a buffer
+    joined by ``<sep>`` and cut into windows of ``max_length`` tokens; ``mode="packed"``: the
+    training proteins' examples ``<cls> p <eos>`` written one after another in a seeded order
+    per epoch and cut into windows (no padding), the other splits one example per protein.
+    ``max_tokens`` switches to token-budget batching (protein mode). ``cluster_tsv``
+    (``representative<TAB>member``) switches training to cluster-balanced sampling.
+    ``min_length``/``max_protein_length``, ``dedupe``, ``on_invalid`` and ``remove_gaps`` go
+    to the FASTA reader. A split may instead be one streamed shard set (a directory with
+    ``shards.json`` or a URL such as ``s3://bucket/prefix``, :mod:`~.shards`); its training
+    order is shuffled through a buffer
     of ``shuffle_buffer`` proteins per DataLoader worker.
     """
 
@@ -116,7 +119,7 @@ class DataConfig:
             if self.mode != "protein":
                 raise ValueError(
                     "data.max_tokens (token-budget batching) applies to mode=protein only; "
-                    "concat windows all have max_length tokens, use data.batch_size"
+                    f"{self.mode} windows all have max_length tokens, use data.batch_size"
                 )
             if self.max_tokens < self.max_length:
                 raise ValueError(

@@ -14,7 +14,10 @@ them into a batch.
 * :class:`ConcatenatedDataset` -- the paper's long-sequence mode: every protein followed by
   ``<sep>`` (``p0 <sep> p1 <sep> ... pN-1 <sep>``) forms one stream, cut into consecutive
   windows of exactly ``max_length`` tokens. Windows are located by binary search over the
-  cumulative stream offsets; the stream is never materialised.
+  cumulative stream offsets; the stream is never materialised. ``layout="example"`` (the
+  ``packed`` data mode) writes every protein as its own example, ``<cls> p <eos>``, in a fresh
+  seeded order each training epoch: windows without padding whose tokens read as
+  :class:`ProteinDataset`'s examples and the evaluation's windows do.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from torch.utils.data import Dataset
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.source import ProteinSource
 from protein_performer.seeding import mix_seed
+
+# ConcatenatedDataset: proteins followed by <sep> | each protein as its example <cls> p <eos>
+LAYOUTS = ("sep", "example")
 
 
 def crop_start(
@@ -211,14 +217,17 @@ class ProteinDataset(Dataset):
 
 
 class ConcatenatedDataset(Dataset):
-    """Proteins joined into one stream (each followed by ``<sep>``), cut into fixed windows.
+    """Proteins joined into one stream, cut into fixed windows of ``max_length`` tokens.
 
-    Window ``w`` is stream tokens ``[w * max_length, (w + 1) * max_length)``. The last
-    partial window (the stream's tail, ``n_tail_tokens`` tokens) is kept as a shorter
-    window when ``keep_tail`` (the default: no token is lost; collate pads that one
-    window), or dropped and counted in ``dropped_tokens`` when not. ``train``/``seed`` are
-    accepted for symmetry with :class:`ProteinDataset`: windows are fixed, their order is
-    the sampler's business.
+    ``layout="sep"``: every protein followed by ``<sep>``, in the source's order (the paper's
+    long-sequence mode). ``layout="example"``: every protein written as its own example,
+    ``<cls> residues <eos>``, in an order drawn from ``(seed, epoch)`` in training (call
+    :meth:`set_epoch`; the source's order in evaluation), so that an epoch's windows hold other
+    neighbours than the last one's. Window ``w`` is stream tokens
+    ``[w * max_length, (w + 1) * max_length)``. The last partial window (the stream's tail,
+    ``n_tail_tokens`` tokens) is kept as a shorter window when ``keep_tail`` (the default: no
+    token is lost; collate pads that one window), or dropped and counted in
+    ``dropped_tokens`` when not.
     """
 
     def __init__(
@@ -229,15 +238,19 @@ class ConcatenatedDataset(Dataset):
         train: bool = False,
         seed: int = 0,
         keep_tail: bool = True,
+        layout: str = "sep",
     ) -> None:
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.source = source
         self.max_length = int(max_length)
         self.train = bool(train)
         self.seed = int(seed)
         self.epoch = 0
         self.keep_tail = bool(keep_tail)
+        self.layout = layout
         self._derive()
         self.stream_length = int(self._starts[-1])
         self.n_full_windows = self.stream_length // self.max_length
@@ -246,17 +259,38 @@ class ConcatenatedDataset(Dataset):
         self.n_windows = self.n_full_windows + int(has_tail)
         self.dropped_tokens = 0 if self.keep_tail else self.n_tail_tokens
 
+    @property
+    def _shuffled(self) -> bool:
+        return self.layout == "example" and self.train
+
     def _derive(self) -> None:
         self._protein_lengths = np.asarray(self.source.lengths, dtype=np.int64)
-        # _starts[j]: stream position of protein j's first residue; _starts[-1]: stream length.
-        self._starts = np.zeros(len(self._protein_lengths) + 1, dtype=np.int64)
-        np.cumsum(self._protein_lengths + 1, out=self._starts[1:])
+        n = len(self._protein_lengths)
+        # _order[k]: the protein at stream place k (identity unless shuffled per epoch)
+        self._order = (
+            np.random.default_rng(mix_seed(self.seed, self.epoch)).permutation(n)
+            if self._shuffled
+            else np.arange(n, dtype=np.int64)
+        )
+        # _starts[k]: stream position of place k's block; _starts[-1]: the stream length
+        extra = 2 if self.layout == "example" else 1
+        self._starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(self._protein_lengths[self._order] + extra, out=self._starts[1:])
 
-    __getstate__ = _without_derived
+    def __getstate__(self) -> dict:
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if k not in ("_protein_lengths", "_starts", "_order")
+        }
+
     __setstate__ = _rederive
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        if int(epoch) != self.epoch:
+            self.epoch = int(epoch)
+            if self._shuffled:
+                self._derive()  # the same stream length: only the order moves
 
     def __len__(self) -> int:
         return self.n_windows
@@ -269,6 +303,15 @@ class ConcatenatedDataset(Dataset):
             out[-1] = self.n_tail_tokens
         return out
 
+    def _block(self, k: int) -> np.ndarray:
+        """uint8 tokens of stream place k: ``p <sep>`` or ``<cls> p <eos>``."""
+        residues = self.source[int(self._order[k])]
+        if self.layout == "sep":
+            return np.append(residues, np.uint8(ALPHABET.sep_idx))
+        out = np.empty(len(residues) + 2, dtype=np.uint8)
+        out[0], out[1:-1], out[-1] = ALPHABET.cls_idx, residues, ALPHABET.eos_idx
+        return out
+
     def window(self, w: int) -> np.ndarray:
         """uint8 tokens of window w."""
         if not 0 <= w < self.n_windows:
@@ -276,20 +319,14 @@ class ConcatenatedDataset(Dataset):
         start = w * self.max_length
         end = min(start + self.max_length, self.stream_length)
         out = np.empty(end - start, dtype=np.uint8)
-        j = int(np.searchsorted(self._starts, start, side="right")) - 1
+        k = int(np.searchsorted(self._starts, start, side="right")) - 1
         pos = start
         while pos < end:
-            p0 = int(self._starts[j])
-            n = int(self._protein_lengths[j])
-            # residues of protein j occupy [p0, p0 + n), its <sep> sits at p0 + n
-            if pos < p0 + n:
-                take = min(p0 + n, end) - pos
-                out[pos - start : pos - start + take] = self.source[j][pos - p0 : pos - p0 + take]
-                pos += take
-            if pos < end and pos == p0 + n:
-                out[pos - start] = ALPHABET.sep_idx
-                pos += 1
-            j += 1
+            p0, p1 = int(self._starts[k]), int(self._starts[k + 1])
+            take = min(p1, end) - pos
+            out[pos - start : pos - start + take] = self._block(k)[pos - p0 : pos - p0 + take]
+            pos += take
+            k += 1
         return out
 
     def __getitem__(self, w: int) -> dict:

@@ -93,8 +93,9 @@ def make_dataset(
     train = split == "train"
     if isinstance(source, ShardSet):
         return source  # the streaming dataset is built per dataloader (rank, workers)
-    if cfg.mode == "concat":
-        ds = ConcatenatedDataset(source, cfg.max_length, train=train, seed=cfg.seed)
+    if cfg.mode == "concat" or (cfg.mode == "packed" and train):
+        layout = "sep" if cfg.mode == "concat" else "example"
+        ds = ConcatenatedDataset(source, cfg.max_length, train=train, seed=cfg.seed, layout=layout)
         if ds.n_tail_tokens:
             log.info(
                 "data.%s: %d windows of %d tokens; the last window holds the %d-token tail",

@@ -12,6 +12,7 @@ import torch
 from protein_performer.data.alphabet import ALPHABET
 from protein_performer.data.config import DataConfig
 from protein_performer.data.datamodule import ProteinDataModule
+from protein_performer.data.datasets import ProteinDataset
 from protein_performer.data.source import InMemoryProteins
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def batches(loader) -> list[dict]:
             dict(max_length=1),
             "data.max_length must be > 2 (room for <cls>, <eos> and a residue), got 1",
         ),
-        (dict(mode="stream"), "data.mode must be one of protein, concat, got 'stream'"),
+        (dict(mode="stream"), "data.mode must be one of protein, concat, packed, got 'stream'"),
         (dict(batch_size=0), "data.batch_size must be >= 1, got 0"),
         (dict(on_invalid="warn"), "data.on_invalid must be one of error, skip"),
         (dict(max_tokens=10), "data.max_tokens must be >= data.max_length"),
@@ -249,6 +250,16 @@ def test_datamodule_on_embedded_sample() -> None:
     concat.setup("fit")
     ds = concat.datasets["train"]
     assert ds.stream_length == int(concat.sources["train"].lengths.sum()) + 5000
+    # packed: training windows of whole <cls> p <eos> examples, validation one per protein
+    packed = ProteinDataModule(
+        DataConfig(train=cfg.train, valid=cfg.valid, mode="packed", max_length=256)
+    )
+    packed.setup("fit")
+    train_ds, valid_ds = packed.datasets["train"], packed.datasets["valid"]
+    assert train_ds.layout == "example" and isinstance(valid_ds, ProteinDataset)
+    assert train_ds.stream_length == int(packed.sources["train"].lengths.sum()) + 2 * 5000
+    batch = next(iter(packed.train_dataloader()))
+    assert batch["tokens"].shape == (16, 256) and bool(batch["mask"].all())  # no padding
 
 
 def test_datamodule_on_prepared_store(tmp_path: Path) -> None:
@@ -416,7 +427,7 @@ def test_store_is_mapped_read_only_in_every_worker(tmp_path: Path) -> None:
     from protein_performer.data.storage.prepare import prepare_store
 
     prepare_store(SAMPLE / "train.fasta.gz", tmp_path / "store", progress=False)
-    for mode in ("protein", "concat"):
+    for mode in ("protein", "concat", "packed"):
         dm = ProteinDataModule(
             DataConfig(
                 train=[str(tmp_path / "store")],

@@ -140,6 +140,41 @@ def test_concat_8192_windows_span_many_proteins() -> None:
     assert (ds[0]["tokens"] == SEP).sum() > 50
 
 
+def _examples(stream: np.ndarray) -> list[list[int]]:
+    """A packed stream split back into its examples (<cls> starts each one)."""
+    starts = np.flatnonzero(stream == CLS).tolist() + [len(stream)]
+    return [stream[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])]
+
+
+@pytest.mark.parametrize("max_length", [1, 7, 64, 500])
+def test_packed_windows_hold_every_example_once_in_a_seeded_order(max_length: int) -> None:
+    src = toy_source(n=25)
+    examples = sorted([CLS, *src[i].tolist(), EOS] for i in range(len(src)))
+    ds = ConcatenatedDataset(src, max_length, train=True, seed=3, layout="example")
+
+    def stream(d) -> np.ndarray:
+        return np.concatenate([d[w]["tokens"].numpy() for w in range(len(d))])
+
+    first = stream(ds)
+    assert ds.stream_length == len(first) == sum(len(e) for e in examples)
+    assert all(len(ds[w]["tokens"]) == max_length for w in range(ds.n_full_windows))
+    assert sorted(_examples(first)) == examples  # each protein once, as <cls> p <eos>
+    again = ConcatenatedDataset(src, max_length, train=True, seed=3, layout="example")
+    np.testing.assert_array_equal(stream(again), first)  # a function of (seed, epoch)
+    ds.set_epoch(1)
+    second = stream(ds)
+    assert len(second) == len(first) and not np.array_equal(second, first)
+    assert sorted(_examples(second)) == examples
+    # evaluation keeps the source's order
+    ordered = ConcatenatedDataset(src, max_length, train=False, seed=3, layout="example")
+    assert _examples(stream(ordered)) == [[CLS, *src[i].tolist(), EOS] for i in range(len(src))]
+
+
+def test_concat_layout_validated() -> None:
+    with pytest.raises(ValueError, match="layout must be one of"):
+        ConcatenatedDataset(toy_source(n=3), 8, layout="cls")
+
+
 def test_chained_and_filtered_sources() -> None:
     a, b = toy_source(n=5, seed=1), toy_source(n=7, seed=2)
     chain = ChainedSources([a, b])
