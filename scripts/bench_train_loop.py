@@ -99,6 +99,15 @@ def run_lightning(
     return clock.rate()
 
 
+def bare_update(model, opt, sched, loss) -> None:
+    """The optimizer update of the bare loop: backward, clip at 1.0, AdamW and schedule step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+
+
 def run_bare(overrides: list[str], out: Path, steps: int, warmup: int, precision: str) -> float:
     from protein_performer.training.optim import build_optimizer, build_scheduler
 
@@ -117,14 +126,9 @@ def run_bare(overrides: list[str], out: Path, steps: int, warmup: int, precision
     step = 0
     while step < steps:
         for batch in dm.train_dataloader():
-            gen = torch.Generator().manual_seed(step)
             with autocast:
-                loss = module.compute_loss(batch, gen)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+                loss = module.compute_loss(batch, torch.Generator().manual_seed(step))["loss"]
+            bare_update(model, opt, sched, loss)
             step += 1
             clock.step_end(step, int(batch["mask"].sum()))
             if step >= steps:

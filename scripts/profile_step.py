@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train_loop import _module, _setup  # noqa: E402
+from bench_train_loop import _module, _setup, bare_update  # noqa: E402
 
 
 def _gemm_rate(m: int, k: int, n: int, repeats: int) -> tuple[float, float]:
@@ -66,11 +66,7 @@ def main() -> None:
 
     def step(i: int) -> None:
         loss = module.compute_loss(batches[i % n_batches], torch.Generator().manual_seed(i))
-        opt.zero_grad(set_to_none=True)
-        loss["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        bare_update(model, opt, sched, loss["loss"])
 
     for i in range(args.warmup):
         step(i)

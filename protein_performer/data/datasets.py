@@ -67,6 +67,10 @@ def protein_example(
     return {"tokens": torch.from_numpy(out), "index": int(index)}
 
 
+# what a dataset's _derive() rebuilds from its source (never pickled)
+_DERIVED = ("_protein_lengths", "_starts", "_order")
+
+
 def _without_derived(self) -> dict:
     """Pickle a dataset without the arrays it derives from its source.
 
@@ -74,7 +78,7 @@ def _without_derived(self) -> dict:
     source pickles by path, but an array derived from it (even a view of its memory map)
     would travel as a full copy, 8 bytes per protein per worker.
     """
-    return {k: v for k, v in self.__dict__.items() if k not in ("_protein_lengths", "_starts")}
+    return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
 
 def _rederive(self, state: dict) -> None:
@@ -277,13 +281,7 @@ class ConcatenatedDataset(Dataset):
         self._starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(self._protein_lengths[self._order] + extra, out=self._starts[1:])
 
-    def __getstate__(self) -> dict:
-        return {
-            k: v
-            for k, v in self.__dict__.items()
-            if k not in ("_protein_lengths", "_starts", "_order")
-        }
-
+    __getstate__ = _without_derived
     __setstate__ = _rederive
 
     def set_epoch(self, epoch: int) -> None:
@@ -303,15 +301,6 @@ class ConcatenatedDataset(Dataset):
             out[-1] = self.n_tail_tokens
         return out
 
-    def _block(self, k: int) -> np.ndarray:
-        """uint8 tokens of stream place k: ``p <sep>`` or ``<cls> p <eos>``."""
-        residues = self.source[int(self._order[k])]
-        if self.layout == "sep":
-            return np.append(residues, np.uint8(ALPHABET.sep_idx))
-        out = np.empty(len(residues) + 2, dtype=np.uint8)
-        out[0], out[1:-1], out[-1] = ALPHABET.cls_idx, residues, ALPHABET.eos_idx
-        return out
-
     def window(self, w: int) -> np.ndarray:
         """uint8 tokens of window w."""
         if not 0 <= w < self.n_windows:
@@ -319,13 +308,23 @@ class ConcatenatedDataset(Dataset):
         start = w * self.max_length
         end = min(start + self.max_length, self.stream_length)
         out = np.empty(end - start, dtype=np.uint8)
+        # a block is [<cls>] residues <sep | eos>: residues sit at block offsets [pre, pre + n)
+        pre, last = (1, ALPHABET.eos_idx) if self.layout == "example" else (0, ALPHABET.sep_idx)
         k = int(np.searchsorted(self._starts, start, side="right")) - 1
         pos = start
         while pos < end:
             p0, p1 = int(self._starts[k]), int(self._starts[k + 1])
-            take = min(p1, end) - pos
-            out[pos - start : pos - start + take] = self._block(k)[pos - p0 : pos - p0 + take]
-            pos += take
+            lo, hi = pos - p0, min(p1, end) - p0  # the block offsets this window holds
+            dst = out[pos - start : pos - start + hi - lo]
+            residues = self.source[int(self._order[k])]
+            r_lo, r_hi = max(lo, pre), min(hi, pre + len(residues))
+            if r_lo < r_hi:
+                dst[r_lo - lo : r_hi - lo] = residues[r_lo - pre : r_hi - pre]
+            if pre and lo == 0:
+                dst[0] = ALPHABET.cls_idx
+            if hi == p1 - p0:
+                dst[-1] = last
+            pos += hi - lo
             k += 1
         return out
 
