@@ -1,4 +1,5 @@
-"""AdamW with decoupled weight decay on weight matrices only, and a warm-up + decay schedule."""
+"""The optimizer (AdamW, or Muon on the blocks' hidden matrices beside AdamW) with decoupled
+weight decay on weight matrices only, and a warm-up + decay schedule."""
 
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from protein_performer.fields import check_fields
 
 SCHEDULES = ("cosine", "linear", "constant")
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass
 class OptimConfig:
-    """AdamW and learning-rate schedule (defaults: the Performer paper's protein runs).
+    """Optimizer and learning-rate schedule (defaults: the Performer paper's protein runs).
+
+    ``name``: ``adamw``, or ``muon``: :class:`Muon` (momentum ``muon_momentum``, Nesterov,
+    its update scaled to AdamW's RMS so that one ``lr`` and schedule serve both) on
+    the 2-D weights of the Linear layers inside the transformer blocks, AdamW on everything else
+    (embeddings, the output head, norms, biases, positions) - see :class:`MuonAdamW`.
 
     The learning rate rises linearly over ``warmup_steps`` optimizer steps to ``lr``, then
     decays to ``min_lr_ratio * lr`` at ``total_steps`` (cosine or linear) and stays there;
@@ -25,6 +32,7 @@ class OptimConfig:
     ``estimated_stepping_batches``.
     """
 
+    name: str = "adamw"
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-9
@@ -33,8 +41,13 @@ class OptimConfig:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
     total_steps: int | None = None
+    muon_momentum: float = 0.95
 
     def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optim.name must be one of {list(OPTIMIZERS)}, got {self.name!r}")
+        if not 0.0 <= self.muon_momentum < 1.0:
+            raise ValueError(f"optim.muon_momentum must be in [0, 1), got {self.muon_momentum}")
         if not self.lr > 0:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
         betas = tuple(float(b) for b in self.betas)
@@ -116,9 +129,176 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(
-        parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
+# Muon's quintic Newton-Schulz coefficients (Keller Jordan's, as torch.optim.Muon's defaults)
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
+
+
+def newton_schulz(g: Tensor, steps: int = 5, dtype: torch.dtype | None = None) -> Tensor:
+    """Muon's orthogonalisation of a 2-D ``g``: ~U V^T of its SVD (singular values pushed
+    into ~[0.7, 1.2]) by the quintic Newton-Schulz iteration, computed in ``dtype`` (None:
+    g's) and returned in g's dtype. The same ops as torch.optim.Muon's, which fixes bf16."""
+    a, b, c = NS_COEFFICIENTS
+    x = g.to(dtype or g.dtype)
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return (x.T if tall else x).to(g.dtype)
+
+
+def newton_schulz_dtype(p: Tensor) -> torch.dtype:
+    """bf16 on accelerators (the reference's choice); float32 on CPU, where torch.optim.Muon's
+    fixed bf16 matmuls are emulated without AVX512-BF16 (2.2x the demo's step measured)."""
+    return torch.float32 if p.device.type == "cpu" else torch.bfloat16
+
+
+def _evaluate(closure) -> Any:
+    """The loss of an optimizer's ``step(closure)`` (None without one), with gradients on."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon (Jordan et al. 2024) for 2-D parameters: Nesterov momentum, orthogonalised by
+    :func:`newton_schulz`, scaled to AdamW's update RMS (0.2 sqrt(max(rows, cols)), Liu et
+    al. 2025, "Muon is scalable for LLM training") so that AdamW's lr carries over, with
+    decoupled weight decay. Equal to ``torch.optim.Muon(adjust_lr_fn="match_rms_adamw")``
+    when its iteration runs in bf16 (tested); :func:`newton_schulz_dtype` picks the dtype."""
+
+    def __init__(
+        self,
+        params: list[nn.Parameter],
+        lr: float,
+        weight_decay: float,
+        momentum: float = 0.95,
+        ns_steps: int = 5,
+        ns_dtype: torch.dtype | None = None,
+    ) -> None:
+        for p in params:
+            if p.dim() != 2:
+                raise ValueError(f"Muon takes 2-D parameters, got shape {tuple(p.shape)}")
+        defaults = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum}
+        super().__init__(params, defaults)
+        self.ns_steps = ns_steps
+        self.ns_dtype = ns_dtype
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        loss = _evaluate(closure)
+        for group in self.param_groups:
+            lr, momentum = group["lr"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - momentum)
+                update = p.grad.lerp(buf, momentum)  # Nesterov
+                dtype = self.ns_dtype or newton_schulz_dtype(p)
+                update = newton_schulz(update, self.ns_steps, dtype)
+                p.mul_(1 - lr * group["weight_decay"])
+                p.add_(update, alpha=-lr * 0.2 * math.sqrt(max(p.shape)))
+        return loss
+
+
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The 2-D weights of the Linear layers inside ``model``'s transformer blocks (a module
+    path with ``blocks.<i>``): attention projections and FFN layers, Muon's share. Not the
+    embeddings, the output head or a task head outside the blocks."""
+    out: dict[int, nn.Parameter] = {}
+    for name, module in model.named_modules():
+        inside = "blocks" in name.split(".")[:-1]
+        if inside and isinstance(module, nn.Linear) and module.weight.requires_grad:
+            out[id(module.weight)] = module.weight
+    return list(out.values())
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """Muon on ``hidden`` (2-D matrices), AdamW on the other groups, stepped as one optimizer.
+
+    ``param_groups`` lists both optimizers' groups (the same dicts), so one LR scheduler and
+    Lightning's gradient clipping see every parameter; ``state_dict`` holds both states.
+    :class:`Muon`'s update is rescaled to AdamW's update RMS, so ``lr`` means the same for
+    both halves.
+    """
+
+    def __init__(
+        self,
+        hidden: list[nn.Parameter],
+        adamw_groups: list[dict[str, Any]],
+        *,
+        lr: float,
+        weight_decay: float,
+        betas: tuple[float, float],
+        eps: float,
+        momentum: float,
+    ) -> None:
+        if not hidden:
+            raise ValueError(
+                "optim.name=muon found no Linear weights inside the model's blocks; "
+                "use optim.name=adamw for this model"
+            )
+        self.muon = Muon(hidden, lr=lr, weight_decay=weight_decay, momentum=momentum)
+        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps)
+        self.defaults = {"lr": lr, "weight_decay": weight_decay, "betas": betas, "eps": eps}
+
+    @property  # type: ignore[override]
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.muon.param_groups + self.adamw.param_groups
+
+    @property  # type: ignore[override]
+    def state(self) -> dict[Any, Any]:
+        return {**self.muon.state, **self.adamw.state}
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        loss = _evaluate(closure)
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none)
+        self.adamw.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if set(state_dict) != {"muon", "adamw"}:
+            raise ValueError(
+                "this optimizer state is not optim.name=muon's (keys "
+                f"{sorted(state_dict)}); resume with the optimizer the checkpoint was trained with"
+            )
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
+
+    def __repr__(self) -> str:
+        return f"MuonAdamW(muon={self.muon!r}, adamw={self.adamw!r})"
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    hidden = hidden_matrices(model)
+    taken = {id(p) for p in hidden}
+    rest = [{**g, "params": [p for p in g["params"] if id(p) not in taken]} for g in groups]
+    return MuonAdamW(
+        hidden,
+        [g for g in rest if g["params"]],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        betas=cfg.betas,
+        eps=cfg.eps,
+        momentum=cfg.muon_momentum,
     )
 
 

@@ -43,15 +43,14 @@ def _train(overrides, out):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", ["mlm", "clm"])
-def test_resume_matches_uninterrupted(objective, tmp_path):
-    _train([f"objective={objective}", "trainer.max_steps=5"], tmp_path / "full")
-    _train([f"objective={objective}", "trainer.max_steps=2"], tmp_path / "first")
+@pytest.mark.parametrize("objective,optim", [("mlm", "adamw"), ("clm", "adamw"), ("clm", "muon")])
+def test_resume_matches_uninterrupted(objective, optim, tmp_path):
+    run = [f"objective={objective}", f"optim={optim}"]
+    _train([*run, "trainer.max_steps=5"], tmp_path / "full")
+    _train([*run, "trainer.max_steps=2"], tmp_path / "first")
     ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
-    _train(
-        [f"objective={objective}", "trainer.max_steps=5", f"ckpt_path={ckpt}"], tmp_path / "resumed"
-    )
+    _train([*run, "trainer.max_steps=5", f"ckpt_path={ckpt}"], tmp_path / "resumed")
     full, resumed = _losses(tmp_path / "full"), _losses(tmp_path / "resumed")
     after = [s for s in resumed.index if s in full.index]
     assert len(after) >= 3, (full, resumed)
