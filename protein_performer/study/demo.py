@@ -176,9 +176,10 @@ def summary_text(n: DemoNumbers) -> str:
     lines.append(f"{trained}: {root / 'train' / 'checkpoints' / 'last.ckpt'}")
     if n.max_steps and n.steps < n.max_steps:
         lines.append(
-            f"  note: this machine fit {n.steps} of the recipe's {n.max_steps} steps; the targets "
-            f"were measured at {n.max_steps} (docs/benchmarks.md), fewer steps score worse; "
-            "`python scripts/demo.py --train budget.minutes=null` trains them all, however long"
+            f"  note: this machine fit {n.steps} of the recipe's {n.max_steps} steps (a faster "
+            "machine trains more and scores better; docs/benchmarks.md has the step counts "
+            "measured); `python scripts/demo.py --train budget.minutes=null` trains them all, "
+            "however long"
         )
     if len(n.curve):
         last = n.curve.iloc[-1]

@@ -4,6 +4,7 @@ tiny pre-filled benchmark folder; the closing summary's figure and text
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -134,6 +135,10 @@ def test_summary_text_names_every_number_the_figure_shows(demo_run):
     assert len(found) >= 8, shown  # ratio, perplexity, unigram, target, r/p twice, steps
     missing = [n for n in found if n not in text]
     assert not missing, (missing, shown)
+    # a machine that fit fewer steps than the recipe's cap is told so, with both counts
+    short = summary_text(dataclasses.replace(numbers, steps=1, max_steps=3000))
+    assert "this machine fit 1 of the recipe's 3000 steps" in short
+    assert "this machine fit" not in text
 
 
 @pytest.mark.slow
