@@ -271,7 +271,7 @@ def build_setup(cfg: DictConfig) -> TrainSetup:
         from protein_performer.training.resume import ResumeError, check_resume
 
         try:  # before Lightning opens it: one line naming what differs, not a traceback
-            resume_step = check_resume(ckpt_path, model, objective)
+            resume_step = check_resume(ckpt_path, model, objective, optim.name)
         except ResumeError as err:
             raise ConfigError(str(err)) from None
     from protein_performer.devices import resolve_precision

@@ -4,7 +4,8 @@ Lightning reads a bad ``ckpt_path`` deep inside ``Trainer.fit``: a truncated fil
 ``PytorchStreamReader`` traceback, another model size in a size-mismatch traceback, and another
 objective trains on silently. :func:`check_resume` reads the file with the project's own reader
 (:func:`protein_performer.model.checkpoint.read_checkpoint`) and compares its hyper-parameters
-with the run's config, so each case is one line naming what differs and the fix.
+with the run's config (model, objective, optimizer), so each case is one line naming what
+differs and the fix.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def differences(
-    hparams: dict[str, Any], model: ModelConfig, objective: Objective
+    hparams: dict[str, Any], model: ModelConfig, objective: Objective, optim: str = "adamw"
 ) -> list[tuple[str, Any, Any]]:
     """``(setting, checkpoint's value, this run's value)`` where a checkpoint's
-    hyper-parameters and this run disagree: the objective first, then the attention kind and
-    the model's fields (:data:`MAY_DIFFER` aside)."""
+    hyper-parameters and this run disagree: the optimizer (``optim.name``: its state has
+    another layout), the objective, then the attention kind and the model's fields
+    (:data:`MAY_DIFFER` aside)."""
     diffs = []
+    theirs_optim = (hparams.get("optim") or {}).get("name", "adamw")  # older runs: AdamW
+    if theirs_optim != optim:
+        diffs.append(("optim", theirs_optim, optim))
     theirs = Objective.from_hparams(hparams)
     if theirs.name != objective.name:
         diffs.append(("objective", theirs.name, objective.name))
@@ -74,9 +79,12 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def check_resume(path: str | Path, model: ModelConfig, objective: Objective) -> int:
-    """Raise :class:`ResumeError` unless ``path`` is a readable checkpoint of this model and
-    objective; returns its ``global_step`` (where the resumed run continues)."""
+def check_resume(
+    path: str | Path, model: ModelConfig, objective: Objective, optim: str = "adamw"
+) -> int:
+    """Raise :class:`ResumeError` unless ``path`` is a readable checkpoint of this model,
+    objective and optimizer (``optim.name``); returns its ``global_step`` (where the resumed
+    run continues)."""
     p = Path(path)
     try:
         ckpt = read_checkpoint(p)
@@ -93,7 +101,7 @@ def check_resume(path: str | Path, model: ModelConfig, objective: Objective) -> 
             f"resumes only its own runs; use it with the other commands (eval, embed, score, "
             f"generate, analyze read its language model) or export it"
         )
-    diffs = differences(ckpt["hyper_parameters"], model, objective)
+    diffs = differences(ckpt["hyper_parameters"], model, objective, optim)
     if diffs:
         theirs = [f"{name}={_value(a)}" for name, a, _ in diffs]
         ours = [f"{name}={_value(b)}" for name, _, b in diffs]

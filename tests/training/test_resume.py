@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from common import TINY_RUN
 
-from protein_performer.cli.config import compose_train
+from protein_performer.cli.config import ConfigError, compose_train
 
 TINY = [
     *TINY_RUN,
@@ -64,6 +64,17 @@ def test_resume_matches_uninterrupted(objective, optim, tmp_path):
     first = _losses(tmp_path / "first")
     for step in first.index:
         assert math.isclose(first[step], full[step], rel_tol=1e-5, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("first,second", [("adamw", "muon"), ("muon", "adamw")])
+def test_resume_with_another_optimizer_is_one_clear_error(first, second, tmp_path):
+    _train(["objective=clm", f"optim={first}", "trainer.max_steps=2"], tmp_path / "first")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match=rf"trained with optim={first}, this run asks for "):
+        _train(
+            ["objective=clm", f"optim={second}", "trainer.max_steps=4", f"ckpt_path={ckpt}"],
+            tmp_path / "resumed",
+        )
 
 
 def test_wandb_resume_finds_the_old_run_id(tmp_path, monkeypatch):
