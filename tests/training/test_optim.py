@@ -231,3 +231,18 @@ def test_newton_schulz_orthogonalises_in_float32(shape):
     assert cosine > 0.97
     with pytest.raises(ValueError, match="2-D parameters"):
         Muon([torch.nn.Parameter(torch.zeros(3))], lr=0.1, weight_decay=0.0)
+
+
+def test_muon_on_cpu_iterates_in_float32_not_torchs_bf16():
+    """On CPU the default iteration is float32 (torch's bf16 is emulated without AVX512-BF16):
+    the step equals an explicit float32 one and differs from the bf16 one."""
+    torch.manual_seed(0)
+    start, grad = torch.randn(32, 48), torch.randn(32, 48)
+    moved = {}
+    for name, dtype in (("default", None), ("float32", torch.float32), ("bf16", torch.bfloat16)):
+        p = torch.nn.Parameter(start.clone())
+        p.grad = grad.clone()
+        Muon([p], lr=0.01, weight_decay=0.0, ns_dtype=dtype).step()
+        moved[name] = p.detach()
+    torch.testing.assert_close(moved["default"], moved["float32"], rtol=0, atol=0)
+    assert not torch.allclose(moved["default"], moved["bf16"], rtol=0, atol=1e-6)
